@@ -1,0 +1,244 @@
+"""The contract between the gateway core and an object store.
+
+A backend stores two kinds of things (DESIGN.md §2):
+
+* **streams** — bytes that arrive in order at increasing offsets over many
+  requests (a tus upload, a Qiniu block or v2 part). The backend keeps whatever
+  private bookkeeping it needs (an S3 UploadId, a FastDFS appender file id, a
+  list of Swift segments) in ``StreamInfo.state``, a JSON-able dict that the core
+  persists in the state store and hands back on every call. The backend never
+  keeps it anywhere else, so any gateway instance can continue any stream.
+* **objects** — finished, readable bytes under a key, made from one stream
+  (``commit``) or from several (``assemble``).
+
+Rules every implementation follows:
+
+* Write new, let the core commit, then delete old: ``write`` never destroys a
+  piece the *current* ``StreamInfo.state`` refers to. What it superseded is
+  deleted in ``WriteResult.after_commit``, after the core saved the new state;
+  what it wrote is discarded by ``WriteResult.rollback`` if the core refuses
+  the write (a checksum mismatch). Names of pieces derive from offsets, so a
+  repeated write after a crash overwrites instead of duplicating.
+* ``WriteResult.offset`` is only ever an offset the store durably holds.
+* Errors leave the backend as the exceptions of ``backends.errors``; no SDK
+  exception crosses this boundary.
+* Nothing here knows of HTTP, tus or Qiniu.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+JSON = dict[str, Any]
+
+
+class Capability(enum.Enum):
+    """What a backend can do; declared once per backend class, read by the core.
+
+    The core derives both what it advertises (tus ``Tus-Extension``) and what it
+    enforces from these, so a capability is never a free-form string.
+    """
+
+    #: a stream's length may be unknown at creation (tus creation-defer-length)
+    DEFERRED_LENGTH = "deferred-length"
+    #: bytes written but not yet committed can be discarded (tus checksum)
+    ROLLBACK = "rollback"
+    #: the bytes of a body cut short by a disconnect are kept (up to the cut)
+    KEEP_INTERRUPTED = "keep-interrupted"
+    #: finished streams can be assembled into one object (tus concatenation,
+    #: Qiniu mkfile / v2 complete)
+    ASSEMBLE = "assemble"
+    #: assembly moves no bytes through the gateway in the common case
+    #: (S3 UploadPartCopy, Swift SLO, copy_file_range)
+    ZERO_COPY_ASSEMBLE = "zero-copy-assemble"
+    #: a stream can be terminated and its bytes deleted (tus termination, expiry)
+    TERMINATE = "terminate"
+    #: finished objects can be read back (tus GET, gateway URLs)
+    READ = "read"
+    #: objects can be read from a byte offset (HTTP Range)
+    RANGE_READ = "range-read"
+    #: the store itself issues URLs that business services can fetch
+    #: (S3 presigned / public, Swift temp URL, FastDFS HTTP); without it the
+    #: gateway's own download URL is used
+    OBJECT_URLS = "object-urls"
+    #: objects can be given a lifetime in the store (Qiniu deleteAfterDays)
+    OBJECT_EXPIRY = "object-expiry"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Sizes the core and protocols must respect for this store."""
+
+    #: every piece of a multi-piece object but the last must be at least this
+    min_part_size: int = 0
+    #: the most pieces one object may have (S3: 10,000; Swift s3api: 1,000)
+    max_parts: int = 0  # 0 = unlimited
+    #: the largest object the store accepts
+    max_object_size: int = 0  # 0 = unlimited
+
+
+@dataclass
+class StreamInfo:
+    """A stream as the core knows it; ``state`` is the backend's own."""
+
+    id: str
+    #: the key the stream is meant to end up under, when known (a plain tus
+    #: upload); a backend may write straight towards it so that ``commit``
+    #: to the same key moves no bytes
+    key: str | None
+    length: int | None
+    offset: int
+    state: JSON = field(default_factory=dict)
+
+
+@dataclass
+class WriteResult:
+    """The outcome of ``Backend.write``: the new durable offset and state."""
+
+    offset: int
+    state: JSON
+    #: deletes pieces the new state no longer refers to; called after commit
+    after_commit: Callable[[], Awaitable[None]] | None = None
+    #: discards what this write added; called if the core does not commit
+    rollback: Callable[[], Awaitable[None]] | None = None
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    content_type: str | None = None
+    etag: str | None = None
+
+
+class KeyValue(Protocol):
+    """Namespaced shared storage a backend may use for mappings it cannot
+    keep in the store itself (FastDFS chooses its own file ids)."""
+
+    async def kv_get(self, namespace: str, key: str) -> str | None: ...
+
+    async def kv_set(self, namespace: str, key: str, value: str) -> None: ...
+
+    async def kv_delete(self, namespace: str, key: str) -> None: ...
+
+
+class MemoryBudget(Protocol):
+    """The global budget for part buffers (DESIGN.md §4)."""
+
+    async def acquire(self, size: int) -> None: ...
+
+    def release(self, size: int) -> None: ...
+
+
+@dataclass
+class BackendContext:
+    """What the gateway lends every backend: shared KV and the memory budget."""
+
+    kv: KeyValue
+    budget: MemoryBudget
+    #: the gateway's public base URL (for backends that serve via the gateway)
+    public_url: str = ""
+
+
+class BackendConfig(BaseModel):
+    """Base of every backend's configuration model: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    type: str
+
+
+class Backend(abc.ABC):
+    """An object store. Subclasses set ``type_name``, ``config_model``,
+    ``capabilities`` and implement every abstract method; there are no silent
+    no-op defaults."""
+
+    type_name: ClassVar[str]
+    config_model: ClassVar[type[BackendConfig]]
+    capabilities: ClassVar[frozenset[Capability]]
+
+    def __init__(self, name: str, config: BackendConfig, context: BackendContext) -> None:
+        self.name = name
+        self.config = config
+        self.context = context
+
+    @property
+    def limits(self) -> Limits:
+        return Limits()
+
+    def supports(self, capability: Capability) -> bool:
+        return capability in self.capabilities
+
+    # -- lifecycle ---------------------------------------------------------
+    async def start(self) -> None:
+        """Connect and verify (bucket exists, credentials work); raise
+        ``BackendConfigError`` with a clear message otherwise."""
+
+    async def close(self) -> None:
+        """Release connections and thread pools."""
+
+    @abc.abstractmethod
+    async def ping(self) -> None:
+        """Raise ``BackendUnavailable`` unless the store answers now."""
+
+    # -- streams -----------------------------------------------------------
+    @abc.abstractmethod
+    async def create_stream(self, stream: StreamInfo) -> JSON:
+        """Prepare storage for a new, empty stream; return its private state."""
+
+    @abc.abstractmethod
+    async def write(self, stream: StreamInfo, body: AsyncIterator[bytes]) -> WriteResult:
+        """Append ``body`` at ``stream.offset``.
+
+        If the body ends early (a disconnect) the result holds what is stored.
+        If the store fails part-way, raise ``BackendUnavailable`` whose
+        ``partial`` is the ``WriteResult`` of what is durably stored, if any.
+        """
+
+    @abc.abstractmethod
+    async def finish_stream(self, stream: StreamInfo) -> JSON:
+        """Seal a stream whose bytes are all written (``offset == length``):
+        flush tails, make it durable. Return the new private state. It may
+        then be committed or assembled."""
+
+    @abc.abstractmethod
+    async def commit(self, stream: StreamInfo, key: str) -> ObjectInfo:
+        """Turn one finished stream into the object ``key`` (replacing any
+        object there). The stream's storage is consumed."""
+
+    @abc.abstractmethod
+    async def assemble(self, streams: Sequence[StreamInfo], key: str) -> ObjectInfo:
+        """Make the object ``key`` from finished streams, in order. The
+        streams stay until ``discard_stream`` is called on them."""
+
+    @abc.abstractmethod
+    async def discard_stream(self, stream: StreamInfo) -> None:
+        """Delete everything a stream holds (terminate, expiry, after
+        assembly). Idempotent: a missing piece is not an error."""
+
+    # -- objects -----------------------------------------------------------
+    @abc.abstractmethod
+    async def stat(self, key: str) -> ObjectInfo | None:
+        """Describe the object at ``key``, or None."""
+
+    @abc.abstractmethod
+    def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        """Yield bytes ``[start, end)`` of the object (``end`` None = to EOF).
+        Raise ``NotFound`` if it does not exist."""
+
+    @abc.abstractmethod
+    async def delete_object(self, key: str) -> None:
+        """Delete the object; a missing object is not an error."""
+
+    async def object_url(self, key: str, ttl: int) -> str | None:
+        """A URL the store serves ``key`` at, or None to use the gateway's."""
+        return None
+
+
+def capabilities_of(backend: Backend) -> Mapping[Capability, bool]:
+    return {cap: cap in backend.capabilities for cap in Capability}

@@ -1,0 +1,104 @@
+"""The aiohttp application: wires config → state, locks, backends, service,
+sweeper, and mounts the protocol front-ends."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from backends.base import Backend, BackendContext
+from backends.registry import backend_class
+from gateway import objects
+from gateway.app_keys import CONFIG, SERVICE
+from gateway.config import GatewayConfig
+from gateway.core.budget import Budget
+from gateway.core.events import Events
+from gateway.core.expiry import run_sweeper
+from gateway.core.locks import LockManager, MemoryLocks
+from gateway.core.service import UploadService
+from gateway.core.state.base import StateStore
+from gateway.core.state.sqlite import SQLiteStateStore
+
+log = logging.getLogger(__name__)
+
+
+def make_state(config: GatewayConfig) -> StateStore:
+    if config.state.type == "redis":
+        from gateway.core.state.redis import RedisStateStore
+
+        return RedisStateStore(config.state.url)
+    return SQLiteStateStore(config.state.path)
+
+
+def make_locks(config: GatewayConfig) -> LockManager:
+    if config.locks.type == "redis":
+        from gateway.core.redis_locks import RedisLocks
+
+        return RedisLocks(config.locks.url, config.locks.acquire_timeout, config.locks.lease)
+    return MemoryLocks(config.locks.acquire_timeout)
+
+
+def make_backends(config: GatewayConfig, context: BackendContext) -> dict[str, Backend]:
+    backends: dict[str, Backend] = {}
+    for name in config.backends:
+        typed = config.backend_config(name)
+        backends[name] = backend_class(typed.type)(name, typed, context)
+    return backends
+
+
+async def open_service(config: GatewayConfig) -> UploadService:
+    """Open state, locks and backends; raise on any start-up failure."""
+    state = make_state(config)
+    await state.open()
+    locks = make_locks(config)
+    await locks.open()
+    context = BackendContext(
+        kv=state, budget=Budget(config.uploads.memory_budget), public_url=config.server.public_url
+    )
+    backends = make_backends(config, context)
+    for backend in backends.values():
+        await backend.start()
+    return UploadService(config, state, locks, backends, Events(config.hooks))
+
+
+async def close_service(service: UploadService) -> None:
+    await service.events.close()
+    for backend in service.backends.values():
+        with contextlib.suppress(Exception):
+            await backend.close()
+    await service.locks.close()
+    await service.state.close()
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    service = await open_service(config)
+    app[SERVICE] = service
+    sweeper = asyncio.get_running_loop().create_task(
+        run_sweeper(service, config.uploads.sweep_interval)
+    )
+    yield
+    sweeper.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await sweeper
+    await close_service(service)
+
+
+def create_app(config: GatewayConfig) -> web.Application:
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app[CONFIG] = config
+    app.cleanup_ctx.append(_lifecycle)
+    if config.tus.enabled:
+        from gateway.protocols import tus
+
+        tus.setup(app, config.tus.path)
+    if config.qiniu.enabled:
+        from gateway.protocols import qiniu
+
+        qiniu.setup(app, config)
+    objects.setup(app)
+    return app

@@ -1,0 +1,90 @@
+"""``upload-gateway`` command line: serve, check-config, token."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from aiohttp import web
+
+from gateway.config import ConfigError, GatewayConfig, load_config_file
+
+
+def _load(path: str | None) -> GatewayConfig:
+    try:
+        return load_config_file(path)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from exc
+
+
+def serve(args: argparse.Namespace) -> int:
+    from gateway.app import create_app
+
+    config = _load(args.config)
+    server = config.server.model_copy(
+        update={k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    )
+    config = config.model_copy(update={"server": server})
+    logging.basicConfig(
+        level=getattr(logging, args.log_level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    app = create_app(config)
+    try:
+        web.run_app(
+            app,
+            host=server.host,
+            port=server.port,
+            access_log=None if not args.access_log else logging.getLogger("aiohttp.access"),
+            print=lambda msg: print(msg, flush=True),
+            shutdown_timeout=5,
+        )
+    except Exception as exc:  # start-up failures: a clear message, not a traceback
+        from backends.errors import BackendError
+
+        if isinstance(exc, BackendError):
+            print(f"start-up failed: {exc}", file=sys.stderr)
+            return 1
+        raise
+    return 0
+
+
+def check_config(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    names = ", ".join(f"{n} ({c['type']})" for n, c in config.backends.items())
+    print(f"{args.config or '(embedded default)'}: OK — backends: {names}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="upload-gateway", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="run the gateway")
+    p.add_argument("-c", "--config", help="config.yaml (default: the embedded default)")
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.add_argument("--log-level", default="info")
+    p.add_argument("--access-log", action="store_true", help="log every request")
+    p.set_defaults(func=serve)
+
+    p = sub.add_parser("check-config", help="validate a config file and exit")
+    p.add_argument("-c", "--config", required=True)
+    p.set_defaults(func=check_config)
+
+    try:
+        from gateway.protocols.qiniu.cli import add_token_command
+    except ImportError:
+        pass
+    else:
+        add_token_command(sub, _load)
+
+    args = parser.parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

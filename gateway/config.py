@@ -1,0 +1,260 @@
+"""Typed, validated configuration (``config.yaml``; DESIGN.md §5).
+
+Unknown keys, wrong types and impossible combinations are rejected at
+start-up with a message naming the key. ``${ENV_VAR}`` (or
+``${ENV_VAR:-default}``) anywhere in a string value is replaced from the
+environment before validation.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from backends.base import BackendConfig
+from backends.errors import BackendConfigError
+from backends.registry import backend_class
+from gateway.units import parse_duration, parse_size
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the key."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _size(value: Any) -> int:
+    return parse_size(value)
+
+
+def _duration(value: Any) -> float:
+    return parse_duration(value)
+
+
+class ServerConfig(_Model):
+    host: str = "127.0.0.1"
+    port: int = Field(1080, ge=0, le=65535)
+    #: what clients and business services see; empty = derived per request
+    public_url: str = ""
+    #: bytes; 0 = unlimited
+    max_upload_size: int = 0
+    #: honour X-Forwarded-* / Forwarded (behind a trusted proxy)
+    trust_forwarded: bool = True
+    cors_allow_origin: str = "*"
+
+    _v_size = field_validator("max_upload_size", mode="before")(_size)
+
+    @field_validator("public_url")
+    @classmethod
+    def _strip(cls, v: str) -> str:
+        if v and not re.match(r"^https?://", v):
+            raise ValueError("must start with http:// or https://")
+        return v.rstrip("/")
+
+
+class BucketConfig(_Model):
+    backend: str
+    prefix: str = ""
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, v: str) -> str:
+        if v.startswith("/"):
+            raise ValueError("must not start with '/'")
+        return v
+
+
+class TusConfig(_Model):
+    enabled: bool = True
+    path: str = "/files/"
+    bucket: str = "default"
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, v: str) -> str:
+        if not v.startswith("/"):
+            raise ValueError("must start with '/'")
+        return v if v.endswith("/") else v + "/"
+
+
+class QiniuKey(_Model):
+    access_key: str
+    secret_key: str
+
+
+class QiniuConfig(_Model):
+    enabled: bool = False
+    keys: list[QiniuKey] = []
+    #: how long a v1 ctx / v2 uploadId stays valid
+    context_ttl: float = 7 * 86400
+
+    _v_ttl = field_validator("context_ttl", mode="before")(_duration)
+
+    @model_validator(mode="after")
+    def _keys_when_enabled(self) -> QiniuConfig:
+        if self.enabled and not self.keys:
+            raise ValueError("qiniu.enabled needs at least one entry in qiniu.keys")
+        return self
+
+
+class StateConfig(_Model):
+    type: Literal["sqlite", "redis"] = "sqlite"
+    path: str = "./data/state.db"
+    url: str = ""
+
+    @model_validator(mode="after")
+    def _url_for_redis(self) -> StateConfig:
+        if self.type == "redis" and not self.url:
+            raise ValueError("state.type redis needs state.url")
+        return self
+
+
+class LocksConfig(_Model):
+    type: Literal["memory", "redis"] = "memory"
+    url: str = ""
+    #: how long a request waits for another request on the same upload
+    acquire_timeout: float = 20.0
+    #: lease length of a distributed lock (renewed while held)
+    lease: float = 30.0
+
+    _v_t = field_validator("acquire_timeout", "lease", mode="before")(_duration)
+
+    @model_validator(mode="after")
+    def _url_for_redis(self) -> LocksConfig:
+        if self.type == "redis" and not self.url:
+            raise ValueError("locks.type redis needs locks.url")
+        return self
+
+
+class UploadsConfig(_Model):
+    #: unfinished uploads expire this long after their last write
+    expire_after: float = 86400.0
+    #: how often the sweeper looks for expired uploads
+    sweep_interval: float = 60.0
+    #: how long a terminated or expired id keeps answering 410 before 404
+    tombstone_ttl: float = 86400.0
+    #: global budget for part buffers held in memory
+    memory_budget: int = 256 * 1024 * 1024
+    #: how long object URLs issued by the store stay valid
+    url_ttl: float = 3600.0
+
+    _v_d = field_validator(
+        "expire_after", "sweep_interval", "tombstone_ttl", "url_ttl", mode="before"
+    )(_duration)
+    _v_s = field_validator("memory_budget", mode="before")(_size)
+
+
+class HookConfig(_Model):
+    url: str
+    events: list[Literal["post-create", "post-finish", "post-terminate"]] = ["post-finish"]
+    timeout: float = 10.0
+    retries: int = 5
+
+
+class GatewayConfig(_Model):
+    server: ServerConfig = ServerConfig()
+    backends: dict[str, dict[str, Any]] = {"default": {"type": "local", "root": "./data"}}
+    buckets: dict[str, BucketConfig] = {"default": BucketConfig(backend="default")}
+    tus: TusConfig = TusConfig()
+    qiniu: QiniuConfig = QiniuConfig()
+    state: StateConfig = StateConfig()
+    locks: LocksConfig = LocksConfig()
+    uploads: UploadsConfig = UploadsConfig()
+    hooks: list[HookConfig] = []
+
+    @model_validator(mode="after")
+    def _references(self) -> GatewayConfig:
+        for name, bucket in self.buckets.items():
+            if bucket.backend not in self.backends:
+                raise ValueError(f"buckets.{name}.backend: no backend named {bucket.backend!r}")
+        if self.tus.enabled and self.tus.bucket not in self.buckets:
+            raise ValueError(f"tus.bucket: no bucket named {self.tus.bucket!r}")
+        if self.state.type == "sqlite" and self.locks.type == "redis":
+            raise ValueError("locks.type redis needs state.type redis (shared state)")
+        if self.state.type == "redis" and self.locks.type == "memory":
+            raise ValueError(
+                "state.type redis with locks.type memory is unsafe across instances; "
+                "use locks.type redis"
+            )
+        return self
+
+    def backend_config(self, name: str) -> BackendConfig:
+        """The validated, typed config of backend ``name``."""
+        raw = self.backends[name]
+        cls = backend_class(str(raw.get("type", "")))
+        return cls.config_model.model_validate(raw)
+
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _substitute(value: Any, where: str) -> Any:
+    if isinstance(value, str):
+
+        def repl(m: re.Match[str]) -> str:
+            name, default = m.group(1), m.group(2)
+            if name in os.environ:
+                return os.environ[name]
+            if default is not None:
+                return default
+            raise ConfigError(f"{where}: environment variable {name} is not set")
+
+        return _ENV.sub(repl, value)
+    if isinstance(value, dict):
+        return {k: _substitute(v, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+def _describe(exc: ValidationError, prefix: str = "") -> str:
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
+        key = f"{prefix}{loc}" if loc else prefix.rstrip(".") or "(top level)"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        lines.append(f"{key}: {msg}")
+    return "; ".join(lines)
+
+
+def load_config(data: dict[str, Any] | None) -> GatewayConfig:
+    """Validate a config mapping (already parsed from YAML)."""
+    data = _substitute(data or {}, "")
+    if not isinstance(data, dict):
+        raise ConfigError("the configuration must be a mapping")
+    try:
+        config = GatewayConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from exc
+    for name in config.backends:
+        try:
+            config.backend_config(name)
+        except BackendConfigError as exc:
+            raise ConfigError(f"backends.{name}.type: {exc}") from exc
+        except ValidationError as exc:
+            raise ConfigError(_describe(exc, f"backends.{name}.")) from exc
+    return config
+
+
+def load_config_file(path: str | Path | None) -> GatewayConfig:
+    """Load ``path``, or the embedded default when None."""
+    if path is None:
+        return load_config({})
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
+    return load_config(data)

@@ -1,0 +1,69 @@
+"""Upload checksums (tus checksum extension): algorithm registry and checks."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from gateway.core.errors import BadRequest, UnsupportedChecksum
+
+
+class _Crc32:
+    def __init__(self) -> None:
+        self.value = 0
+
+    def update(self, data: bytes, /) -> None:
+        self.value = zlib.crc32(data, self.value)
+
+    def digest(self) -> bytes:
+        return self.value.to_bytes(4, "big")
+
+
+class _Hash:
+    """The common face of hashlib objects and the CRC."""
+
+    def update(self, data: bytes, /) -> None: ...
+
+    def digest(self) -> bytes: ...
+
+
+ALGORITHMS: dict[str, Callable[[], _Hash]] = {
+    "sha1": hashlib.sha1,
+    "md5": hashlib.md5,
+    "sha256": hashlib.sha256,
+    "sha512": hashlib.sha512,
+    "crc32": _Crc32,
+}
+
+
+@dataclass
+class Checksum:
+    algorithm: str
+    expected: bytes
+    hasher: _Hash = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.hasher = ALGORITHMS[self.algorithm]()
+
+    def matches(self) -> bool:
+        return self.hasher.digest() == self.expected
+
+    @classmethod
+    def parse(cls, header: str) -> Checksum:
+        """``sha1 <base64 digest>`` → Checksum; 400 when malformed or unknown."""
+        try:
+            algorithm, encoded = header.strip().split(" ", 1)
+        except ValueError:
+            raise BadRequest("Upload-Checksum must be '<algorithm> <base64 digest>'") from None
+        algorithm = algorithm.lower()
+        if algorithm not in ALGORITHMS:
+            raise UnsupportedChecksum(f"unsupported checksum algorithm {algorithm!r}")
+        try:
+            expected = base64.b64decode(encoded.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            raise BadRequest("the checksum is not valid base64") from None
+        return cls(algorithm, expected)

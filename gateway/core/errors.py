@@ -1,0 +1,90 @@
+"""The one error catalogue of the core. Protocols render these their own way
+(tus: status + text; Qiniu: status + ``{"error"}``); anything else that
+escapes a handler is an internal error.
+
+    UploadError
+    ├── BadRequest            400  malformed or contradictory request
+    ├── Forbidden             403  operation not allowed on this upload (PATCH on a final)
+    ├── UploadNotFound        404  no such upload
+    ├── OffsetMismatch        409  the client's offset is not the upload's (``current``)
+    ├── UploadGone            410  terminated or expired
+    ├── TooLarge              413  past the declared length or the size limit
+    ├── UnsupportedMediaType  415  a body of the wrong Content-Type
+    ├── RangeNotSatisfiable   416  a Range outside the object
+    ├── ChecksumMismatch      460  the body does not match its checksum
+    ├── UnsupportedChecksum   400  an algorithm the gateway does not offer
+    ├── Locked                423  another request holds the upload for too long
+    ├── NotReady              409  the upload is not finished (download, assembly)
+    └── ServiceUnavailable    503  the backend or state store is down (``retry_after``)
+"""
+
+from __future__ import annotations
+
+
+class UploadError(Exception):
+    status = 500
+    code = "internal"
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message or self.code.replace("-", " "))
+        self.message = message or self.code.replace("-", " ")
+
+
+class BadRequest(UploadError):
+    status, code = 400, "bad-request"
+
+
+class UnsupportedChecksum(UploadError):
+    status, code = 400, "unsupported-checksum-algorithm"
+
+
+class Forbidden(UploadError):
+    status, code = 403, "forbidden"
+
+
+class UploadNotFound(UploadError):
+    status, code = 404, "upload-not-found"
+
+
+class OffsetMismatch(UploadError):
+    status, code = 409, "offset-mismatch"
+
+    def __init__(self, current: int) -> None:
+        super().__init__(f"offset mismatch: the upload is at {current}")
+        self.current = current
+
+
+class NotReady(UploadError):
+    status, code = 409, "upload-not-finished"
+
+
+class UploadGone(UploadError):
+    status, code = 410, "upload-gone"
+
+
+class TooLarge(UploadError):
+    status, code = 413, "too-large"
+
+
+class UnsupportedMediaType(UploadError):
+    status, code = 415, "unsupported-media-type"
+
+
+class RangeNotSatisfiable(UploadError):
+    status, code = 416, "range-not-satisfiable"
+
+
+class ChecksumMismatch(UploadError):
+    status, code = 460, "checksum-mismatch"
+
+
+class Locked(UploadError):
+    status, code = 423, "upload-locked"
+
+
+class ServiceUnavailable(UploadError):
+    status, code = 503, "service-unavailable"
+
+    def __init__(self, message: str = "", retry_after: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -1,0 +1,92 @@
+"""Events and webhooks (DESIGN.md §6).
+
+``post-*`` events are delivered asynchronously to the configured hook URLs
+with retries and exponential backoff; a slow or failing hook never delays an
+upload. ``post-finish`` is emitted exactly once per object, by the request
+that saved the finished state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+
+from gateway.config import HookConfig
+from gateway.core.records import UploadRecord
+
+log = logging.getLogger(__name__)
+
+Listener = Callable[[str, UploadRecord], None]
+
+
+def event_payload(event: str, record: UploadRecord) -> dict[str, Any]:
+    return {
+        "event": event,
+        "id": record.id,
+        "protocol": record.protocol,
+        "bucket": record.bucket,
+        "key": record.key,
+        "size": record.length,
+        "offset": record.offset,
+        "metadata": record.metadata,
+        "hash": record.extra.get("hash"),
+        "url": record.extra.get("url"),
+    }
+
+
+class Events:
+    def __init__(self, hooks: list[HookConfig]) -> None:
+        self.hooks = hooks
+        self.listeners: list[Listener] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._session: aiohttp.ClientSession | None = None
+
+    def emit(self, event: str, record: UploadRecord) -> None:
+        for listener in self.listeners:
+            try:
+                listener(event, record)
+            except Exception:
+                log.exception("event listener failed")
+        for hook in self.hooks:
+            if event in hook.events:
+                task = asyncio.get_running_loop().create_task(
+                    self._deliver(hook, event_payload(event, record))
+                )
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    async def _deliver(self, hook: HookConfig, payload: dict[str, Any]) -> None:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        delay = 0.5
+        for attempt in range(hook.retries + 1):
+            try:
+                async with self._session.post(
+                    hook.url,
+                    json=payload,
+                    headers={"Hook-Name": payload["event"]},
+                    timeout=aiohttp.ClientTimeout(total=hook.timeout),
+                ) as resp:
+                    if resp.status < 500:
+                        if resp.status >= 400:
+                            log.warning(
+                                "hook %s refused %s: %s", hook.url, payload["event"], resp.status
+                            )
+                        return
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                log.info("hook %s attempt %d failed: %s", hook.url, attempt + 1, exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30)
+        log.error("hook %s gave up on %s for %s", hook.url, payload["event"], payload["id"])
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._session is not None:
+            await self._session.close()

@@ -1,0 +1,1 @@
+"""State stores: where upload records and small shared mappings live."""

@@ -1,0 +1,54 @@
+"""The state-store interface (SQLite for one machine, Redis for many)."""
+
+from __future__ import annotations
+
+import abc
+
+from gateway.core.records import UploadRecord
+
+
+class StateStore(abc.ABC):
+    """Upload records with compare-and-set saves, plus a namespaced KV.
+
+    Implementations raise ``gateway.core.errors.ServiceUnavailable`` when the
+    store cannot be reached."""
+
+    async def open(self) -> None:
+        """Connect / create schema."""
+
+    async def close(self) -> None:
+        """Release connections."""
+
+    @abc.abstractmethod
+    async def ping(self) -> None:
+        """Raise ``ServiceUnavailable`` unless the store answers."""
+
+    @abc.abstractmethod
+    async def create(self, record: UploadRecord) -> None:
+        """Insert a new record (``record.version`` is 0 → stored as 1)."""
+
+    @abc.abstractmethod
+    async def get(self, upload_id: str) -> UploadRecord | None: ...
+
+    @abc.abstractmethod
+    async def save(self, record: UploadRecord) -> bool:
+        """Store ``record`` if the stored version is still ``record.version``;
+        on success bump ``record.version`` and return True. False means
+        another writer got there first (nothing changed)."""
+
+    @abc.abstractmethod
+    async def delete(self, upload_id: str) -> None: ...
+
+    @abc.abstractmethod
+    async def expired(self, now: float, limit: int = 100) -> list[str]:
+        """Ids whose ``expires_at`` is before ``now``."""
+
+    # -- small shared mappings (Qiniu ids, FastDFS file ids, concat waiters) --
+    @abc.abstractmethod
+    async def kv_get(self, namespace: str, key: str) -> str | None: ...
+
+    @abc.abstractmethod
+    async def kv_set(self, namespace: str, key: str, value: str) -> None: ...
+
+    @abc.abstractmethod
+    async def kv_delete(self, namespace: str, key: str) -> None: ...

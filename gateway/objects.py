@@ -1,0 +1,65 @@
+"""The gateway's own object URLs (``GET /objects/{bucket}/{key}``) — the URL
+business services get when the backend issues none (local disk) — and the
+health endpoints."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.app_keys import SERVICE
+from gateway.core.errors import ServiceUnavailable, UploadError
+from gateway.protocols.tus.download import stream_object
+
+
+async def get_object(request: web.Request) -> web.StreamResponse:
+    service = request.app[SERVICE]
+    bucket, key = request.match_info["bucket"], request.match_info["key"]
+    try:
+        info = await service.stat_object(bucket, key)
+        if info is None:
+            raise web.HTTPNotFound(text="no such object\n")
+        headers = {
+            "Content-Type": info.content_type or "application/octet-stream",
+            "X-Content-Type-Options": "nosniff",
+        }
+        return await stream_object(request, service, bucket, key, info.size, headers)
+    except UploadError as exc:
+        headers = (
+            {"Retry-After": str(exc.retry_after)} if isinstance(exc, ServiceUnavailable) else {}
+        )
+        return web.Response(status=exc.status, text=exc.message + "\n", headers=headers)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    service = request.app[SERVICE]
+    checks: dict[str, str] = {}
+    try:
+        await service.state.ping()
+        checks["state"] = "ok"
+    except Exception as exc:
+        checks["state"] = f"error: {exc}"
+    try:
+        await service.locks.ping()
+        checks["locks"] = "ok"
+    except Exception as exc:
+        checks["locks"] = f"error: {exc}"
+    for name, backend in service.backends.items():
+        try:
+            await backend.ping()
+            checks[f"backend:{name}"] = "ok"
+        except Exception as exc:
+            checks[f"backend:{name}"] = f"error: {exc}"
+    ok = all(v == "ok" for v in checks.values())
+    return web.json_response(
+        {"status": "ok" if ok else "unavailable", "checks": checks}, status=200 if ok else 503
+    )
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/objects/{bucket}/{key:.+}", get_object)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)

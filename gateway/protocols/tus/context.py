@@ -1,0 +1,62 @@
+"""What every tus handler needs: the service, the config, URLs, the body."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import aiohttp
+from aiohttp import web
+
+from gateway.config import GatewayConfig
+from gateway.core.body import BodyInterrupted
+from gateway.core.records import UploadRecord
+from gateway.core.service import UploadService
+from gateway.protocols.tus.headers import OBJECT_URL_HEADER
+from gateway.urls import base_url
+
+
+@dataclass
+class TusContext:
+    request: web.Request
+    service: UploadService
+    config: GatewayConfig
+
+    @property
+    def bucket(self) -> str:
+        return self.config.tus.bucket
+
+    @property
+    def base(self) -> str:
+        return base_url(self.request, self.config.server)
+
+    def upload_url(self, upload_id: str) -> str:
+        return f"{self.base}{self.config.tus.path}{upload_id}"
+
+    def id_from_url(self, url: str) -> str | None:
+        """The upload id in an absolute or relative upload URL, if it is ours."""
+        path = url
+        if "://" in url:
+            rest = url.split("://", 1)[1]
+            path = "/" + rest.split("/", 1)[1] if "/" in rest else "/"
+        path = path.split("?", 1)[0]
+        prefix = self.config.tus.path
+        if not path.startswith(prefix):
+            return None
+        upload_id = path[len(prefix) :]
+        return upload_id if upload_id and "/" not in upload_id else None
+
+    async def add_object_url(self, headers: dict[str, str], record: UploadRecord) -> None:
+        if record.key is not None:
+            headers[OBJECT_URL_HEADER] = await self.service.object_url(
+                record.bucket, record.key, self.base
+            )
+
+
+async def request_body(request: web.Request) -> AsyncIterator[bytes]:
+    """The request body as chunks; a client disconnect becomes BodyInterrupted."""
+    try:
+        async for chunk, _ in request.content.iter_chunks():
+            yield chunk
+    except (aiohttp.ClientPayloadError, ConnectionError, aiohttp.ClientConnectionError) as exc:
+        raise BodyInterrupted(str(exc)) from exc

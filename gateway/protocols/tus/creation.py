@@ -1,0 +1,116 @@
+"""tus POST: creation, creation-with-upload, creation-defer-length and the
+concatenation extension's partial and final uploads."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.core.checksums import Checksum
+from gateway.core.errors import BadRequest, UnsupportedMediaType
+from gateway.core.records import Kind, UploadRecord, new_upload_id
+from gateway.protocols.tus.context import TusContext, request_body
+from gateway.protocols.tus.extensions import extensions_for
+from gateway.protocols.tus.headers import (
+    OFFSET_CONTENT_TYPE,
+    http_date,
+    parse_metadata,
+    parse_non_negative,
+)
+
+
+def _require(ctx: TusContext, extension: str) -> None:
+    if extension not in extensions_for(ctx.service.capabilities(ctx.bucket)):
+        raise BadRequest(f"the {extension} extension is not available on this storage")
+
+
+async def create(ctx: TusContext) -> web.Response:
+    headers = ctx.request.headers
+    metadata = parse_metadata(headers.get("Upload-Metadata"))
+    concat = headers.get("Upload-Concat")
+    if concat is not None and concat.strip().startswith("final"):
+        record = await _create_final(ctx, concat.strip(), metadata)
+        return await _created(ctx, record, with_offset=False)
+
+    length = parse_non_negative(headers.get("Upload-Length"), "Upload-Length")
+    defer = headers.get("Upload-Defer-Length")
+    if defer is not None:
+        if defer.strip() != "1":
+            raise BadRequest("Upload-Defer-Length must be 1")
+        if length is not None:
+            raise BadRequest("send either Upload-Length or Upload-Defer-Length, not both")
+        _require(ctx, "creation-defer-length")
+    elif length is None:
+        raise BadRequest("Upload-Length or Upload-Defer-Length: 1 is required")
+
+    kind = Kind.UPLOAD
+    if concat is not None:
+        if concat.strip() != "partial":
+            raise BadRequest("Upload-Concat must be 'partial' or 'final;<urls>'")
+        _require(ctx, "concatenation")
+        kind = Kind.PART
+    upload_id = new_upload_id()
+    record = await ctx.service.create(
+        protocol="tus",
+        bucket=ctx.bucket,
+        key=upload_id if kind is Kind.UPLOAD else None,
+        length=length,
+        kind=kind,
+        metadata=metadata,
+        concat="partial" if kind is Kind.PART else None,
+        upload_id=upload_id,
+    )
+    if _has_body(ctx):
+        if ctx.request.content_type != OFFSET_CONTENT_TYPE:
+            raise UnsupportedMediaType(f"a creation body must be {OFFSET_CONTENT_TYPE}")
+        checksum_header = headers.get("Upload-Checksum")
+        record = await ctx.service.write(
+            record.id,
+            0,
+            request_body(ctx.request),
+            checksum=Checksum.parse(checksum_header) if checksum_header else None,
+            content_length=ctx.request.content_length,
+        )
+    return await _created(ctx, record, with_offset=True)
+
+
+def _has_body(ctx: TusContext) -> bool:
+    length = ctx.request.content_length
+    if length is not None:
+        return length > 0
+    return "chunked" in ctx.request.headers.get("Transfer-Encoding", "").lower()
+
+
+async def _create_final(ctx: TusContext, concat: str, metadata: dict[str, str]) -> UploadRecord:
+    _require(ctx, "concatenation")
+    if "Upload-Length" in ctx.request.headers:
+        raise BadRequest("a final upload must not carry Upload-Length")
+    _, _, urls = concat.partition(";")
+    parts: list[str] = []
+    for url in urls.split():
+        part_id = ctx.id_from_url(url)
+        if part_id is None:
+            raise BadRequest(f"{url!r} is not an upload of this server")
+        parts.append(part_id)
+    if not parts:
+        raise BadRequest("Upload-Concat: final needs at least one upload URL")
+    upload_id = new_upload_id()
+    return await ctx.service.create_assembly(
+        protocol="tus",
+        bucket=ctx.bucket,
+        key=upload_id,
+        parts=parts,
+        metadata=metadata,
+        concat="final",
+        upload_id=upload_id,
+    )
+
+
+async def _created(ctx: TusContext, record: UploadRecord, *, with_offset: bool) -> web.Response:
+    headers = {"Location": ctx.upload_url(record.id)}
+    if with_offset:
+        headers["Upload-Offset"] = str(record.offset)
+    if record.expires_at is not None:
+        headers["Upload-Expires"] = http_date(record.expires_at)
+    if record.key is not None and record.is_complete and record.kind is not Kind.PART:
+        await ctx.add_object_url(headers, record)
+    return web.Response(status=201, headers=headers)

@@ -1,0 +1,86 @@
+"""tus GET: download a finished upload (tusd's extension), with one Range."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import quote
+
+from aiohttp import web
+
+from gateway.core.errors import NotReady, RangeNotSatisfiable
+from gateway.core.records import Status
+from gateway.core.service import UploadService
+from gateway.protocols.tus.context import TusContext
+
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_MIME = re.compile(r"^[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+$")
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """``[start, end)`` of a single ``bytes=`` range; None = whole object."""
+    if not header:
+        return None
+    m = _RANGE.match(header.strip())
+    if not m or (not m.group(1) and not m.group(2)):
+        return None  # unsupported forms (multiple ranges) get the whole object
+    first, last = m.group(1), m.group(2)
+    if first:
+        start = int(first)
+        end = min(int(last) + 1, size) if last else size
+        if start >= size or (last and int(last) < start):
+            raise RangeNotSatisfiable(f"bytes */{size}")
+    else:
+        suffix = int(last)
+        if suffix == 0:
+            raise RangeNotSatisfiable(f"bytes */{size}")
+        start, end = max(size - suffix, 0), size
+    return start, end
+
+
+def content_headers(metadata: dict[str, str]) -> dict[str, str]:
+    filetype = metadata.get("filetype") or metadata.get("mimeType") or ""
+    headers = {
+        "Content-Type": filetype if _MIME.match(filetype) else "application/octet-stream",
+        "X-Content-Type-Options": "nosniff",
+    }
+    filename = metadata.get("filename") or metadata.get("name")
+    if filename:
+        ascii_name = re.sub(r"[^A-Za-z0-9 ._()-]", "_", filename)
+        headers["Content-Disposition"] = (
+            f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"
+        )
+    return headers
+
+
+async def stream_object(
+    request: web.Request,
+    service: UploadService,
+    bucket: str,
+    key: str,
+    size: int,
+    headers: dict[str, str],
+) -> web.StreamResponse:
+    """Send ``key`` (or the requested range of it) as the response."""
+    rng = parse_range(request.headers.get("Range"), size)
+    start, end = rng if rng else (0, size)
+    response = web.StreamResponse(status=206 if rng else 200, headers=headers)
+    response.headers["Accept-Ranges"] = "bytes"
+    if rng:
+        response.headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+    response.content_length = end - start
+    await response.prepare(request)
+    if request.method != "HEAD" and end > start:
+        async for chunk in service.read(bucket, key, start, end):
+            await response.write(chunk)
+    await response.write_eof()
+    return response
+
+
+async def get(ctx: TusContext, upload_id: str) -> web.StreamResponse:
+    record = await ctx.service.status(upload_id)
+    if record.status is not Status.FINISHED or record.key is None:
+        raise NotReady("the upload is not finished")
+    headers = content_headers(record.metadata)
+    return await stream_object(
+        ctx.request, ctx.service, record.bucket, record.key, record.offset, headers
+    )

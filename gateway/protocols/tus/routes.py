@@ -1,0 +1,120 @@
+"""tus routes: version check, method override, CORS, dispatch, error rendering."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from gateway.app_keys import CONFIG, SERVICE
+from gateway.core.errors import ServiceUnavailable, UploadError
+from gateway.protocols.tus import creation, download, upload
+from gateway.protocols.tus.context import TusContext
+from gateway.protocols.tus.extensions import checksum_algorithms, extensions_for
+from gateway.protocols.tus.headers import ALLOWED, EXPOSED, METHODS, TUS_VERSION
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[TusContext, str], Awaitable[web.StreamResponse]]
+
+_UPLOAD_METHODS: dict[str, Handler] = {
+    "HEAD": upload.head,
+    "PATCH": upload.patch,
+    "DELETE": upload.delete,
+    "GET": download.get,
+}
+
+
+def _method(request: web.Request) -> str:
+    override = request.headers.get("X-HTTP-Method-Override")
+    if request.method == "POST" and override:
+        return override.strip().upper()
+    return request.method
+
+
+def _cors(request: web.Request, response: web.StreamResponse, allow_origin: str) -> None:
+    origin = request.headers.get("Origin")
+    if not origin:
+        return
+    response.headers["Access-Control-Allow-Origin"] = (
+        origin if allow_origin == "*" else allow_origin
+    )
+    response.headers["Access-Control-Expose-Headers"] = ", ".join(EXPOSED)
+    response.headers["Vary"] = "Origin"
+    if request.method == "OPTIONS":
+        response.headers["Access-Control-Allow-Methods"] = METHODS
+        response.headers["Access-Control-Allow-Headers"] = ", ".join(ALLOWED)
+        response.headers["Access-Control-Max-Age"] = "86400"
+
+
+def _options(ctx: TusContext) -> web.Response:
+    headers = {
+        "Tus-Version": TUS_VERSION,
+        "Tus-Extension": ",".join(extensions_for(ctx.service.capabilities(ctx.bucket))),
+        "Tus-Checksum-Algorithm": checksum_algorithms(),
+    }
+    if ctx.config.server.max_upload_size:
+        headers["Tus-Max-Size"] = str(ctx.config.server.max_upload_size)
+    return web.Response(status=204, headers=headers)
+
+
+def _error(exc: UploadError) -> web.Response:
+    headers = {"Content-Type": "text/plain; charset=utf-8"}
+    if isinstance(exc, ServiceUnavailable):
+        headers["Retry-After"] = str(exc.retry_after)
+    if exc.status == 412:
+        headers["Tus-Version"] = TUS_VERSION
+    return web.Response(status=exc.status, text=exc.message + "\n", headers=headers)
+
+
+async def _dispatch(request: web.Request, upload_id: str | None) -> web.StreamResponse:
+    ctx = TusContext(request, request.app[SERVICE], request.app[CONFIG])
+    method = _method(request)
+    if method == "OPTIONS":
+        return _options(ctx)
+    if method != "GET" and request.headers.get("Tus-Resumable") != TUS_VERSION:
+        return web.Response(
+            status=412,
+            text="unsupported Tus-Resumable version\n",
+            headers={"Tus-Version": TUS_VERSION},
+        )
+    if upload_id is None:
+        if method != "POST":
+            raise web.HTTPMethodNotAllowed(method, ["POST", "OPTIONS"])
+        return await creation.create(ctx)
+    handler = _UPLOAD_METHODS.get(method)
+    if handler is None:
+        raise web.HTTPMethodNotAllowed(method, list(_UPLOAD_METHODS) + ["OPTIONS"])
+    return await handler(ctx, upload_id)
+
+
+async def _handle(request: web.Request, upload_id: str | None) -> web.StreamResponse:
+    try:
+        response = await _dispatch(request, upload_id)
+    except UploadError as exc:
+        response = _error(exc)
+    except web.HTTPException as exc:
+        response = exc
+    except Exception:
+        log.exception("tus %s %s failed", request.method, request.path)
+        response = web.Response(status=500, text="internal error\n")
+    if not response.prepared:
+        response.headers["Tus-Resumable"] = TUS_VERSION
+        _cors(request, response, request.app[CONFIG].server.cors_allow_origin)
+    return response
+
+
+async def collection(request: web.Request) -> web.StreamResponse:
+    return await _handle(request, None)
+
+
+async def member(request: web.Request) -> web.StreamResponse:
+    return await _handle(request, request.match_info["upload_id"])
+
+
+def setup(app: web.Application, path: str) -> None:
+    base = path.rstrip("/")
+    app.router.add_route("*", base, collection)
+    app.router.add_route("*", base + "/", collection)
+    app.router.add_route("*", base + "/{upload_id:[A-Za-z0-9_-]+}", member)

@@ -1,0 +1,78 @@
+"""tus HEAD, PATCH and DELETE on an upload URL."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.core.checksums import Checksum
+from gateway.core.errors import BadRequest, Forbidden, UnsupportedMediaType
+from gateway.core.records import Kind, Status, UploadRecord
+from gateway.protocols.tus.context import TusContext, request_body
+from gateway.protocols.tus.headers import (
+    OFFSET_CONTENT_TYPE,
+    encode_metadata,
+    http_date,
+    parse_non_negative,
+)
+
+
+async def head(ctx: TusContext, upload_id: str) -> web.Response:
+    record = await ctx.service.status(upload_id)
+    headers = {"Cache-Control": "no-store"}
+    final_pending = record.kind is Kind.ASSEMBLY and record.status is not Status.FINISHED
+    if not final_pending:
+        headers["Upload-Offset"] = str(record.offset)
+    if record.length is not None:
+        headers["Upload-Length"] = str(record.length)
+    elif record.kind is not Kind.ASSEMBLY:
+        headers["Upload-Defer-Length"] = "1"
+    if record.metadata:
+        headers["Upload-Metadata"] = encode_metadata(record.metadata)
+    if record.concat == "partial":
+        headers["Upload-Concat"] = "partial"
+    elif record.concat == "final":
+        urls = " ".join(f"{ctx.config.tus.path}{p}" for p in record.parts)
+        headers["Upload-Concat"] = f"final;{urls}"
+    if record.expires_at is not None and record.status is Status.ACTIVE:
+        headers["Upload-Expires"] = http_date(record.expires_at)
+    if record.status is Status.FINISHED:
+        await ctx.add_object_url(headers, record)
+    return web.Response(status=200, headers=headers)
+
+
+async def patch(ctx: TusContext, upload_id: str) -> web.Response:
+    request = ctx.request
+    if request.content_type != OFFSET_CONTENT_TYPE:
+        raise UnsupportedMediaType(f"PATCH needs Content-Type: {OFFSET_CONTENT_TYPE}")
+    offset = parse_non_negative(request.headers.get("Upload-Offset"), "Upload-Offset")
+    if offset is None:
+        raise BadRequest("Upload-Offset is required")
+    length = parse_non_negative(request.headers.get("Upload-Length"), "Upload-Length")
+    checksum_header = request.headers.get("Upload-Checksum")
+    checksum = Checksum.parse(checksum_header) if checksum_header else None
+    record = await ctx.service.get(upload_id)
+    if record.kind is Kind.ASSEMBLY:
+        raise Forbidden("a final upload cannot be patched")
+    record = await ctx.service.write(
+        upload_id,
+        offset,
+        request_body(request),
+        checksum=checksum,
+        declare_length=length,
+        content_length=request.content_length,
+    )
+    return await _written(ctx, record)
+
+
+async def _written(ctx: TusContext, record: UploadRecord) -> web.Response:
+    headers = {"Upload-Offset": str(record.offset)}
+    if record.expires_at is not None:
+        headers["Upload-Expires"] = http_date(record.expires_at)
+    if record.status is Status.FINISHED:
+        await ctx.add_object_url(headers, record)
+    return web.Response(status=204, headers=headers)
+
+
+async def delete(ctx: TusContext, upload_id: str) -> web.Response:
+    await ctx.service.terminate(upload_id)
+    return web.Response(status=204)
