@@ -1,0 +1,286 @@
+"""The backend conformance suite: every backend of ``tests/support/targets.py``
+must pass it. It drives the ``backends.base.Backend`` contract directly, the
+way the core does (commit the returned state, then ``after_commit``)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
+
+import pytest
+
+from backends.base import Backend, BackendContext, Capability, StreamInfo, WriteResult
+from backends.errors import NotFound
+from backends.registry import backend_class
+from gateway.core.budget import Budget
+from tests.support.memkv import MemoryKV
+from tests.support.targets import Target
+
+T = TypeVar("T")
+MiB = 1024 * 1024
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+async def open_backend(target: Target) -> Backend:
+    raw = target.backend_config()
+    cls = backend_class(raw["type"])
+    backend = cls("conformance", cls.config_model.model_validate(raw), BackendContext(
+        kv=MemoryKV(), budget=Budget(256 * MiB)
+    ))
+    await backend.start()
+    return backend
+
+
+async def chunks_of(data: bytes, size: int) -> AsyncIterator[bytes]:
+    for i in range(0, len(data), size):
+        yield data[i : i + size]
+
+
+async def new_stream(backend: Backend, length: int | None, key: str | None = None) -> StreamInfo:
+    stream = StreamInfo(id=secrets.token_hex(16), key=key, length=length, offset=0)
+    stream.state = await backend.create_stream(stream)
+    return stream
+
+
+async def write(backend: Backend, stream: StreamInfo, data: bytes, chunk: int = 256 * 1024) -> WriteResult:
+    """Write and commit as the core does."""
+    result = await backend.write(stream, chunks_of(data, chunk))
+    stream.offset, stream.state = result.offset, result.state
+    if result.after_commit:
+        await result.after_commit()
+    return result
+
+
+async def read_all(backend: Backend, key: str, start: int = 0, end: int | None = None) -> bytes:
+    return b"".join([c async for c in backend.read(key, start, end)])
+
+
+async def upload(backend: Backend, data: bytes, key: str, writes: list[int]) -> StreamInfo:
+    """Write ``data`` in requests of the given sizes, finish, commit to ``key``."""
+    stream = await new_stream(backend, len(data), key)
+    pos = 0
+    for size in writes:
+        await write(backend, stream, data[pos : pos + size])
+        pos += size
+    assert pos == len(data) and stream.offset == len(data)
+    stream.state = await backend.finish_stream(stream)
+    info = await backend.commit(stream, key)
+    assert info.size == len(data)
+    return stream
+
+
+def key_for(name: str) -> str:
+    return f"conformance/{secrets.token_hex(4)}/{name}"
+
+
+def with_backend(target: Target, fn: Callable[[Backend], Awaitable[None]]) -> None:
+    async def main() -> None:
+        backend = await open_backend(target)
+        try:
+            await fn(backend)
+        finally:
+            await backend.close()
+
+    run(main())
+    assert target.leftovers() == []
+
+
+def test_one_write_round_trip(target: Target) -> None:
+    data = os.urandom(3 * MiB + 17)
+
+    async def check(backend: Backend) -> None:
+        key = key_for("one.bin")
+        await upload(backend, data, key, [len(data)])
+        info = await backend.stat(key)
+        assert info is not None and info.size == len(data)
+        got = await read_all(backend, key)
+        assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
+        await backend.delete_object(key)
+        assert await backend.stat(key) is None
+
+    with_backend(target, check)
+
+
+def test_many_small_writes_are_packed(target: Target) -> None:
+    # small client chunks (tuspy / Uppy style) across the 5 MiB S3 minimum
+    data = os.urandom(11 * MiB + 5)
+    writes = [256 * 1024] * 44 + [len(data) - 44 * 256 * 1024]
+
+    async def check(backend: Backend) -> None:
+        key = key_for("small.bin")
+        await upload(backend, data, key, writes)
+        assert await read_all(backend, key) == data
+        await backend.delete_object(key)
+
+    with_backend(target, check)
+
+
+def test_odd_write_sizes(target: Target) -> None:
+    data = os.urandom(13 * MiB + 3)
+    writes = [1, 100_000, 6 * MiB, 3, 5 * MiB - 1, len(data) - (1 + 100_000 + 6 * MiB + 3 + 5 * MiB - 1)]
+
+    async def check(backend: Backend) -> None:
+        key = key_for("odd.bin")
+        await upload(backend, data, key, writes)
+        assert await read_all(backend, key) == data
+        await backend.delete_object(key)
+
+    with_backend(target, check)
+
+
+def test_zero_byte_object(target: Target) -> None:
+    async def check(backend: Backend) -> None:
+        key = key_for("empty")
+        await upload(backend, b"", key, [])
+        info = await backend.stat(key)
+        assert info is not None and info.size == 0
+        assert await read_all(backend, key) == b""
+        await backend.delete_object(key)
+
+    with_backend(target, check)
+
+
+def test_commit_to_another_key(target: Target) -> None:
+    data = os.urandom(MiB + 1)
+
+    async def check(backend: Backend) -> None:
+        stream = await new_stream(backend, len(data), None)
+        await write(backend, stream, data)
+        stream.state = await backend.finish_stream(stream)
+        key = key_for("elsewhere.bin")
+        await backend.commit(stream, key)
+        assert await read_all(backend, key) == data
+        await backend.delete_object(key)
+
+    with_backend(target, check)
+
+
+def test_range_reads(target: Target) -> None:
+    data = os.urandom(2 * MiB + 10)
+
+    async def check(backend: Backend) -> None:
+        key = key_for("range.bin")
+        await upload(backend, data, key, [len(data)])
+        if Capability.RANGE_READ in backend.capabilities:
+            assert await read_all(backend, key, 5, 15) == data[5:15]
+            assert await read_all(backend, key, MiB - 3, None) == data[MiB - 3 :]
+        await backend.delete_object(key)
+
+    with_backend(target, check)
+
+
+def test_interrupted_body_keeps_what_arrived(target: Target) -> None:
+    data = os.urandom(7 * MiB)
+
+    async def check(backend: Backend) -> None:
+        stream = await new_stream(backend, len(data) * 2, None)
+        await write(backend, stream, data[: 3 * MiB])  # the body ended early
+        if Capability.KEEP_INTERRUPTED in backend.capabilities:
+            assert stream.offset == 3 * MiB
+        else:
+            assert 0 <= stream.offset <= 3 * MiB
+        rest = data[stream.offset :]
+        await write(backend, stream, rest)
+        assert stream.offset == len(data)
+        await backend.discard_stream(stream)
+        await backend.discard_stream(stream)  # idempotent
+
+    with_backend(target, check)
+
+
+def test_rollback_discards_an_uncommitted_write(target: Target) -> None:
+    good, bad = os.urandom(6 * MiB), os.urandom(2 * MiB)
+
+    async def check(backend: Backend) -> None:
+        if Capability.ROLLBACK not in backend.capabilities:
+            pytest.skip("backend cannot roll back")
+        key = key_for("rollback.bin")
+        stream = await new_stream(backend, len(good) + len(bad), key)
+        await write(backend, stream, good[: 3 * MiB])
+        before = (stream.offset, dict(stream.state))
+        result = await backend.write(stream, chunks_of(bad, 65536))
+        assert result.rollback is not None
+        await result.rollback()  # the core refused it (checksum mismatch)
+        assert (stream.offset, stream.state) == before
+        await write(backend, stream, good[3 * MiB :])
+        await write(backend, stream, bad)
+        stream.state = await backend.finish_stream(stream)
+        await backend.commit(stream, key)
+        assert await read_all(backend, key) == good + bad
+        await backend.delete_object(key)
+
+    with_backend(target, check)
+
+
+def test_repeated_write_after_crash_is_not_duplicated(target: Target) -> None:
+    # The backend stored a write but the gateway died before saving the state:
+    # the client resends from the old offset; the object must not contain it twice.
+    data = os.urandom(9 * MiB + 7)
+
+    async def check(backend: Backend) -> None:
+        key = key_for("crash.bin")
+        stream = await new_stream(backend, len(data), key)
+        await write(backend, stream, data[: 2 * MiB])
+        saved = StreamInfo(stream.id, stream.key, stream.length, stream.offset, dict(stream.state))
+        await backend.write(stream, chunks_of(data[2 * MiB : 8 * MiB], 65536))  # never committed
+        stream = saved
+        await write(backend, stream, data[2 * MiB :])
+        stream.state = await backend.finish_stream(stream)
+        await backend.commit(stream, key)
+        assert await read_all(backend, key) == data
+        await backend.delete_object(key)
+
+    with_backend(target, check)
+
+
+def test_assemble_small_and_large_streams(target: Target) -> None:
+    # tus-js-client parallel partials and Qiniu 4 MiB blocks are below S3's minimum
+    pieces = [os.urandom(4_000_000), os.urandom(4_000_000), os.urandom(4_000_000 - 7)]
+    big = [os.urandom(6 * MiB), os.urandom(5 * MiB), os.urandom(10)]
+
+    async def check(backend: Backend) -> None:
+        for case in (pieces, big, [b"only one"]):
+            streams = []
+            for piece in case:
+                s = await new_stream(backend, len(piece))
+                await write(backend, s, piece, chunk=MiB)
+                s.state = await backend.finish_stream(s)
+                streams.append(s)
+            key = key_for("assembled.bin")
+            info = await backend.assemble(streams, key)
+            assert info.size == sum(len(p) for p in case)
+            assert await read_all(backend, key) == b"".join(case)
+            for s in streams:
+                await backend.discard_stream(s)
+            await backend.delete_object(key)
+
+    with_backend(target, check)
+
+
+def test_missing_things(target: Target) -> None:
+    async def check(backend: Backend) -> None:
+        key = key_for("never")
+        assert await backend.stat(key) is None
+        await backend.delete_object(key)  # not an error
+        with pytest.raises(NotFound):
+            await read_all(backend, key)
+
+    with_backend(target, check)
+
+
+@pytest.mark.parametrize("name", ["a b/ü.txt", "x/../y", "../../etc/passwd", "dir/", "./.", "q?=&%2F"])
+def test_awkward_keys_stay_distinct_and_safe(target: Target, name: str) -> None:
+    async def check(backend: Backend) -> None:
+        key = f"conformance/{secrets.token_hex(4)}/{name}"
+        await upload(backend, name.encode(), key, [len(name.encode())])
+        assert await read_all(backend, key) == name.encode()
+        await backend.delete_object(key)
+
+    with_backend(target, check)

@@ -1,0 +1,93 @@
+"""A real gateway process on a free loopback port, for tests that go over HTTP."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.support.ports import free_port, wait_http
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class GatewayProcess:
+    """``python -m gateway serve`` with the given config mapping.
+
+    ``workdir`` holds config.yaml, the log and (for local backends) the data;
+    the process is stopped by PID."""
+
+    def __init__(self, config: dict[str, Any], workdir: Path | None = None) -> None:
+        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="gw-"))
+        self.port = free_port()
+        self.config = config
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = self.workdir / "gateway.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def files_url(self) -> str:
+        return f"{self.url}{self.config.get('tus', {}).get('path', '/files/')}"
+
+    def start(self) -> GatewayProcess:
+        config = dict(self.config)
+        config.setdefault("state", {"type": "sqlite", "path": str(self.workdir / "state.db")})
+        (self.workdir / "config.yaml").write_text(yaml.safe_dump(config))
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable, "-m", "gateway", "serve",
+                "-c", str(self.workdir / "config.yaml"),
+                "--host", "127.0.0.1", "--port", str(self.port),
+            ],
+            cwd=self.workdir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        log.close()
+        try:
+            wait_http(f"{self.url}/healthz", timeout=30, proc_alive=lambda: self.proc.poll() is None)
+        except Exception as exc:
+            self.stop()
+            raise RuntimeError(f"gateway did not start: {exc}\n{self.log()}") from exc
+        return self
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-5000:]
+        except OSError:
+            return ""
+
+    def kill(self) -> None:
+        """SIGKILL: no clean-up at all, as in a crash."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def __enter__(self) -> GatewayProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
