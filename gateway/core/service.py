@@ -11,7 +11,9 @@ Protocols translate requests into these calls and render the results:
   parts, now or as soon as its parts finish (tus concatenation-unfinished).
 * ``commit_part(...)`` — one finished part becomes an object under a key
   (Qiniu form upload, single-block mkfile).
-* ``terminate(id)``, ``get(id)``, ``read(...)``, ``object_url(...)``.
+* ``annotate(id, extra)`` — protocol bookkeeping merged into a record.
+* ``terminate(id)``, ``get(id)``, ``read(...)``, ``read_stream(...)``,
+  ``object_url(...)``.
 
 Errors are those of ``gateway.core.errors``; backend errors are translated
 here (``BackendUnavailable`` → ``ServiceUnavailable``).
@@ -48,7 +50,7 @@ from gateway.core.errors import (
     UploadNotFound,
 )
 from gateway.core.events import Events
-from gateway.core.locks import LockManager
+from gateway.core.locks import Lease, LockManager
 from gateway.core.records import Kind, Status, UploadRecord, new_upload_id
 from gateway.core.state.base import StateStore
 
@@ -136,6 +138,7 @@ class UploadService:
                 record = await self.get(upload_id)
                 if record.status is Status.ACTIVE and record.is_complete:
                     record = await self._finish(record)
+            record = await self._after_unlock(record)
         return record
 
     def _expiry(self) -> float:
@@ -180,6 +183,7 @@ class UploadService:
         if record.length == 0:
             async with self.locks.hold(record.id):
                 record = await self._finish(record)
+            record = await self._after_unlock(record)
         return record
 
     def _check_length(self, length: int | None, b: Bucket) -> None:
@@ -223,42 +227,60 @@ class UploadService:
         read. ``require_complete_body`` (Qiniu chunks) discards a body cut short
         instead of keeping its bytes."""
         async with self.locks.hold(upload_id) as lease:
-            record = await self.get(upload_id)
-            if record.kind is Kind.ASSEMBLY:
-                raise Forbidden("an assembled upload cannot be written to")
-            if offset != record.offset:
-                raise OffsetMismatch(record.offset)
-            if record.status is not Status.ACTIVE:  # complete: nothing more fits
-                if content_length == 0:
-                    return record
-                raise TooLarge("the upload is already complete")
-            b = self.bucket(record.bucket)
-            if declare_length is not None:
-                if record.length is not None and record.length != declare_length:
-                    raise BadRequest("the upload length cannot change")
-                if declare_length < record.offset:
-                    raise BadRequest("the declared length is below the current offset")
-                self._check_length(declare_length, b)
-                record.length = declare_length
-            limit = self._remaining(record)
-            if content_length is not None and limit is not None and content_length > limit:
-                raise TooLarge("the body would exceed the upload length")
-            if record.status is Status.ACTIVE and record.is_complete:
-                return await self._finish(record)
-            if checksum is not None and Capability.ROLLBACK not in b.backend.capabilities:
-                raise BadRequest("checksums are not supported by this storage")
-            all_hashers: list[Hasher] = list(hashers or [])
-            if checksum is not None:
-                all_hashers.append(checksum.hasher)
-            guarded = GuardedBody(body, limit=limit, lease=lease, hashers=all_hashers)
-            result = await self._write_backend(b.backend, record, guarded)
-            refuse = self._refusal(guarded, checksum, require_complete_body)
-            if refuse is not None:
-                if result.rollback is not None and result.offset > record.offset:
-                    with _backend_errors():
-                        await result.rollback()
-                raise refuse
-            return await self._commit_write(record, result)
+            record = await self._write_locked(
+                upload_id, offset, body, lease, checksum, declare_length, content_length,
+                hashers, require_complete_body,
+            )
+        return await self._after_unlock(record)
+
+    async def _write_locked(
+        self,
+        upload_id: str,
+        offset: int,
+        body: AsyncIterator[bytes],
+        lease: Lease,
+        checksum: Checksum | None,
+        declare_length: int | None,
+        content_length: int | None,
+        hashers: list[Hasher] | None,
+        require_complete_body: bool,
+    ) -> UploadRecord:
+        record = await self.get(upload_id)
+        if record.kind is Kind.ASSEMBLY:
+            raise Forbidden("an assembled upload cannot be written to")
+        if offset != record.offset:
+            raise OffsetMismatch(record.offset)
+        if record.status is not Status.ACTIVE:  # complete: nothing more fits
+            if content_length == 0:
+                return record
+            raise TooLarge("the upload is already complete")
+        b = self.bucket(record.bucket)
+        if declare_length is not None:
+            if record.length is not None and record.length != declare_length:
+                raise BadRequest("the upload length cannot change")
+            if declare_length < record.offset:
+                raise BadRequest("the declared length is below the current offset")
+            self._check_length(declare_length, b)
+            record.length = declare_length
+        limit = self._remaining(record)
+        if content_length is not None and limit is not None and content_length > limit:
+            raise TooLarge("the body would exceed the upload length")
+        if record.status is Status.ACTIVE and record.is_complete:
+            return await self._finish(record)
+        if checksum is not None and Capability.ROLLBACK not in b.backend.capabilities:
+            raise BadRequest("checksums are not supported by this storage")
+        all_hashers: list[Hasher] = list(hashers or [])
+        if checksum is not None:
+            all_hashers.append(checksum.hasher)
+        guarded = GuardedBody(body, limit=limit, lease=lease, hashers=all_hashers)
+        result = await self._write_backend(b.backend, record, guarded)
+        refuse = self._refusal(guarded, checksum, require_complete_body)
+        if refuse is not None:
+            if result.rollback is not None and result.offset > record.offset:
+                with _backend_errors():
+                    await result.rollback()
+            raise refuse
+        return await self._commit_write(record, result)
 
     def _remaining(self, record: UploadRecord) -> int | None:
         if record.length is not None:
@@ -336,7 +358,11 @@ class UploadService:
             raise ServiceUnavailable("the upload changed under this request; retry")
         if record.status is Status.FINISHED:
             self.events.emit("post-finish", record)
-        else:
+        return record
+
+    async def _after_unlock(self, record: UploadRecord) -> UploadRecord:
+        """Work that needs other uploads' locks, done once this one is released."""
+        if record.kind is Kind.PART and record.status is Status.COMPLETE:
             await self._wake_assemblies(record.id)
         return record
 
@@ -432,19 +458,41 @@ class UploadService:
                 await self._consume(part)
         return record
 
-    async def commit_part(self, part_id: str, key: str) -> ObjectInfo:
-        """Make one complete part the object ``key`` (its storage is consumed)."""
+    async def commit_part(
+        self,
+        part_id: str,
+        key: str,
+        *,
+        bucket: str | None = None,
+        metadata: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> UploadRecord:
+        """Make one complete part the object ``key`` (its storage is consumed).
+
+        ``bucket`` may name another bucket on the same backend (a Qiniu form
+        file stored before its token named the bucket). The part's record
+        becomes the object's (FINISHED, ``key``, ``metadata``, ``extra``
+        merged) and ``post-finish`` is emitted, as for an assembly."""
         async with self.locks.hold(part_id):
             record = await self.get(part_id)
             if record.status is not Status.COMPLETE:
                 raise NotReady("the part is not complete")
-            b = self.bucket(record.bucket)
+            target = self.bucket(bucket or record.bucket)
+            if target.backend is not self.bucket(record.bucket).backend:
+                raise BadRequest(f"bucket {target.name!r} is on another backend")
             with _backend_errors():
-                await self._commit_stream(b, record, b.backend_key(key))
-            record.status = Status.EXPIRED
-            record.expires_at = time.time() + self.config.uploads.tombstone_ttl
-            await self.state.save(record)
-        return ObjectInfo(key=key, size=record.offset)
+                await self._commit_stream(target, record, target.backend_key(key))
+            record.bucket = target.name
+            record.key = key
+            record.metadata.update(metadata or {})
+            record.extra.update(extra or {})
+            record.status = Status.FINISHED
+            record.expires_at = None
+            record.updated_at = time.time()
+            if not await self.state.save(record):
+                raise ServiceUnavailable("the upload changed under this request; retry")
+        self.events.emit("post-finish", record)
+        return record
 
     async def _consume(self, part: UploadRecord) -> None:
         """Discard an assembled part's storage; its id then answers 410."""
@@ -481,6 +529,17 @@ class UploadService:
                 await self.assemble_now(assembly_id)
             except Exception:
                 log.warning("assembly %s failed", assembly_id, exc_info=True)
+
+    async def annotate(self, upload_id: str, extra: dict[str, Any]) -> UploadRecord:
+        """Merge protocol bookkeeping into a record's ``extra`` (under its lock);
+        e.g. the digests of a Qiniu v2 part, known once its bytes have passed."""
+        async with self.locks.hold(upload_id):
+            record = await self.get(upload_id)
+            record.extra.update(extra)
+            record.updated_at = time.time()
+            if not await self.state.save(record):
+                raise ServiceUnavailable("the upload changed under this request; retry")
+        return record
 
     # -- termination ---------------------------------------------------------------------
     async def terminate(self, upload_id: str) -> None:
@@ -530,6 +589,22 @@ class UploadService:
                 yield chunk
         except BackendNotFound as exc:
             raise UploadNotFound("no such object") from exc
+        except BackendError as exc:
+            raise ServiceUnavailable(f"storage error: {exc}") from exc
+
+    async def read_stream(
+        self, upload_id: str, start: int = 0, end: int | None = None
+    ) -> AsyncIterator[bytes]:
+        """Bytes ``[start, end)`` a stream holds so far (``Capability.READ_STREAM``)."""
+        record = await self.get(upload_id)
+        b = self.bucket(record.bucket)
+        if Capability.READ_STREAM not in b.backend.capabilities:
+            raise BadRequest("this storage cannot read unfinished uploads back")
+        try:
+            async for chunk in b.backend.read_stream(self._stream(record), start, end):
+                yield chunk
+        except BackendNotFound as exc:
+            raise UploadGone(f"the stored data is gone: {exc}") from exc
         except BackendError as exc:
             raise ServiceUnavailable(f"storage error: {exc}") from exc
 

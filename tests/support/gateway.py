@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from tests.support.ports import free_port, wait_http
+from tests.servers.ports import free_port, wait_for_http
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -56,7 +56,7 @@ class GatewayProcess:
         )
         log.close()
         try:
-            wait_http(f"{self.url}/healthz", timeout=30, proc_alive=lambda: self.proc.poll() is None)
+            wait_for_http(f"{self.url}/healthz", timeout=30, procs=[self.proc])
         except Exception as exc:
             self.stop()
             raise RuntimeError(f"gateway did not start: {exc}\n{self.log()}") from exc

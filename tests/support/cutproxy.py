@@ -1,0 +1,86 @@
+"""A loopback TCP proxy that can cut a connection after N client bytes —
+to drop a client mid-request, as a flaky network does."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+from tests.servers.ports import free_port
+
+
+class CutProxy:
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.port = free_port()
+        self._cut_after: int | None = None
+        self.cuts = 0
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._server: asyncio.Server | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def cut_next_after(self, nbytes: int) -> None:
+        """The next connection carrying more than ``nbytes`` client bytes is cut there."""
+        self._cut_after = nbytes
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._server = self._loop.run_until_complete(
+            asyncio.start_server(self._handle, "127.0.0.1", self.port)
+        )
+        self._ready.set()
+        self._loop.run_forever()
+
+    async def _handle(self, creader: asyncio.StreamReader, cwriter: asyncio.StreamWriter) -> None:
+        sreader, swriter = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+
+        async def upstream() -> None:
+            sent = 0
+            try:
+                while data := await creader.read(65536):
+                    limit = self._cut_after
+                    if limit is not None and sent + len(data) > limit:
+                        self._cut_after = None
+                        self.cuts += 1
+                        swriter.write(data[: limit - sent])
+                        await swriter.drain()
+                        await asyncio.sleep(0.2)  # let the server read what arrived
+                        swriter.transport.abort()
+                        cwriter.transport.abort()
+                        return
+                    sent += len(data)
+                    swriter.write(data)
+                    await swriter.drain()
+                swriter.write_eof()
+            except (ConnectionError, OSError):
+                swriter.transport.abort()
+
+        async def downstream() -> None:
+            try:
+                while data := await sreader.read(65536):
+                    cwriter.write(data)
+                    await cwriter.drain()
+            except (ConnectionError, OSError):
+                pass
+            cwriter.transport.abort()
+
+        await asyncio.gather(upstream(), downstream())
+
+    def __enter__(self) -> CutProxy:
+        self._thread.start()
+        self._ready.wait(5)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        def shutdown() -> None:
+            if self._server is not None:
+                self._server.close()
+            self._loop.stop()
+
+        self._loop.call_soon_threadsafe(shutdown)
+        self._thread.join(5)

@@ -1,0 +1,56 @@
+"""Small helpers for driving a gateway with raw tus requests."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from typing import Any
+
+import requests
+
+TUS = {"Tus-Resumable": "1.0.0"}
+OCTET = {"Content-Type": "application/offset+octet-stream"}
+
+
+def create(
+    files_url: str, length: int | None, metadata: dict[str, str] | None = None, **headers: str
+) -> str:
+    h = dict(TUS)
+    if length is None:
+        h["Upload-Defer-Length"] = "1"
+    else:
+        h["Upload-Length"] = str(length)
+    if metadata:
+        h["Upload-Metadata"] = ",".join(
+            f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in metadata.items()
+        )
+    h.update({k.replace("_", "-"): v for k, v in headers.items()})
+    r = requests.post(files_url, headers=h, timeout=30)
+    assert r.status_code == 201, (r.status_code, r.text)
+    return str(r.headers["Location"])
+
+
+def patch(url: str, offset: int, data: bytes, **headers: Any) -> requests.Response:
+    h = {**TUS, **OCTET, "Upload-Offset": str(offset)}
+    h.update(headers)
+    return requests.patch(url, data=data, headers=h, timeout=60)
+
+
+def head(url: str) -> requests.Response:
+    return requests.head(url, headers=TUS, timeout=30)
+
+
+def offset_of(url: str) -> int:
+    r = head(url)
+    assert r.status_code == 200, r.status_code
+    return int(r.headers["Upload-Offset"])
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def download(url: str) -> bytes:
+    r = requests.get(url, timeout=120)
+    assert r.status_code == 200, (r.status_code, r.text)
+    return r.content
