@@ -92,10 +92,18 @@ class QiniuKey(_Model):
 class QiniuConfig(_Model):
     enabled: bool = False
     keys: list[QiniuKey] = []
-    #: how long a v1 ctx / v2 uploadId stays valid
+    #: how long a v1 ctx / v2 uploadId stays valid (at most uploads.expire_after)
     context_ttl: float = 7 * 86400
+    #: signs v1 ctx tokens; empty = derived from the secret keys (every
+    #: instance with the same keys derives the same secret)
+    ctx_secret: str = ""
+    #: where a form file is stored when it arrives before its token (which
+    #: names the bucket); empty = the first bucket
+    staging_bucket: str = ""
+    #: per callbackUrl attempt
+    callback_timeout: float = 10.0
 
-    _v_ttl = field_validator("context_ttl", mode="before")(_duration)
+    _v_ttl = field_validator("context_ttl", "callback_timeout", mode="before")(_duration)
 
     @model_validator(mode="after")
     def _keys_when_enabled(self) -> QiniuConfig:
@@ -176,6 +184,9 @@ class GatewayConfig(_Model):
                 raise ValueError(f"buckets.{name}.backend: no backend named {bucket.backend!r}")
         if self.tus.enabled and self.tus.bucket not in self.buckets:
             raise ValueError(f"tus.bucket: no bucket named {self.tus.bucket!r}")
+        staging = self.qiniu.staging_bucket
+        if staging and staging not in self.buckets:
+            raise ValueError(f"qiniu.staging_bucket: no bucket named {staging!r}")
         if self.state.type == "sqlite" and self.locks.type == "redis":
             raise ValueError("locks.type redis needs state.type redis (shared state)")
         if self.state.type == "redis" and self.locks.type == "memory":
@@ -218,11 +229,12 @@ def _describe(exc: ValidationError, prefix: str = "") -> str:
     lines = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
-        key = f"{prefix}{loc}" if loc else prefix.rstrip(".") or "(top level)"
-        msg = err["msg"]
+        msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
-        lines.append(f"{key}: {msg}")
+        key = f"{prefix}{loc}" if loc else prefix.rstrip(".")
+        # cross-field checks name their own keys in the message
+        lines.append(f"{key}: {msg}" if key else msg)
     return "; ".join(lines)
 
 

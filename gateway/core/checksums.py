@@ -8,6 +8,7 @@ import hashlib
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from gateway.core.errors import BadRequest, UnsupportedChecksum
 
@@ -23,7 +24,7 @@ class _Crc32:
         return self.value.to_bytes(4, "big")
 
 
-class _Hash:
+class _Hash(Protocol):
     """The common face of hashlib objects and the CRC."""
 
     def update(self, data: bytes, /) -> None: ...

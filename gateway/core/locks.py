@@ -15,7 +15,7 @@ from __future__ import annotations
 import abc
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 
 from gateway.core.errors import Locked
@@ -44,7 +44,7 @@ class LockManager(abc.ABC):
         """Raise ``ServiceUnavailable`` unless the lock service answers."""
 
     @abc.abstractmethod
-    def hold(self, key: str, timeout: float | None = None) -> AsyncIterator[Lease]:
+    def hold(self, key: str, timeout: float | None = None) -> AbstractAsyncContextManager[Lease]:
         """``async with locks.hold(id) as lease:`` — raise ``Locked`` after
         ``timeout`` (default ``acquire_timeout``)."""
 

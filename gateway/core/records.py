@@ -11,7 +11,7 @@ from typing import Any
 from backends.base import StreamInfo
 
 
-class Status(str, enum.Enum):
+class Status(enum.StrEnum):
     ACTIVE = "active"  # receiving bytes (or, for an assembly, waiting for its parts)
     COMPLETE = "complete"  # a stream with all its bytes, sealed, not an object of its own
     FINISHED = "finished"  # an object exists at ``key``
@@ -19,7 +19,7 @@ class Status(str, enum.Enum):
     EXPIRED = "expired"
 
 
-class Kind(str, enum.Enum):
+class Kind(enum.StrEnum):
     UPLOAD = "upload"  # one stream that becomes the object at ``key`` when complete
     PART = "part"  # one stream that waits to be assembled (tus partial, Qiniu block/part)
     ASSEMBLY = "assembly"  # an object made of finished parts (tus final, mkfile)

@@ -228,8 +228,15 @@ class UploadService:
         instead of keeping its bytes."""
         async with self.locks.hold(upload_id) as lease:
             record = await self._write_locked(
-                upload_id, offset, body, lease, checksum, declare_length, content_length,
-                hashers, require_complete_body,
+                upload_id,
+                offset,
+                body,
+                lease,
+                checksum,
+                declare_length,
+                content_length,
+                hashers,
+                require_complete_body,
             )
         return await self._after_unlock(record)
 
@@ -292,7 +299,7 @@ class UploadService:
         self, backend: Backend, record: UploadRecord, body: GuardedBody
     ) -> WriteResult:
         try:
-            return await backend.write(self._stream(record), body)
+            return await backend.write(self._stream(record), aiter(body))
         except BackendUnavailable as exc:
             if exc.partial is not None and exc.partial.offset > record.offset:
                 # keep what the store acknowledged before it failed

@@ -42,19 +42,25 @@ class GatewayProcess:
         config = dict(self.config)
         config.setdefault("state", {"type": "sqlite", "path": str(self.workdir / "state.db")})
         (self.workdir / "config.yaml").write_text(yaml.safe_dump(config))
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [
-                sys.executable, "-m", "gateway", "serve",
-                "-c", str(self.workdir / "config.yaml"),
-                "--host", "127.0.0.1", "--port", str(self.port),
-            ],
-            cwd=self.workdir,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-        )
-        log.close()
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "gateway",
+                    "serve",
+                    "-c",
+                    str(self.workdir / "config.yaml"),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                ],
+                cwd=self.workdir,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "PYTHONPATH": str(ROOT)},
+            )
         try:
             wait_for_http(f"{self.url}/healthz", timeout=30, procs=[self.proc])
         except Exception as exc:

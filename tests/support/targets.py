@@ -82,5 +82,7 @@ def selected_targets() -> list[str]:
     names = [n.strip() for n in wanted.split(",") if n.strip()]
     unknown = [n for n in names if n not in TARGETS]
     if unknown:
-        raise ValueError(f"unknown GATEWAY_TEST_BACKENDS entries: {unknown}; known: {list(TARGETS)}")
+        raise ValueError(
+            f"unknown GATEWAY_TEST_BACKENDS entries: {unknown}; known: {list(TARGETS)}"
+        )
     return names

@@ -60,7 +60,7 @@ class SQLiteStateStore(StateStore):
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA busy_timeout=5000")
-            db.isolation_level = ""  # ``with db`` opens/commits transactions
+            db.isolation_level = "DEFERRED"  # ``with db`` opens/commits transactions
             db.executescript(_SCHEMA)
             self._db = db
 

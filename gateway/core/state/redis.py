@@ -1,0 +1,160 @@
+"""Redis state store: upload records shared by several gateway instances.
+
+Layout (``prefix`` defaults to ``ugw:``)::
+
+    <prefix>upload:<id>        hash {version, data}: data is the record's JSON
+    <prefix>expiry             sorted set: upload id scored by expires_at
+    <prefix>kv:<ns>:<key>      string: the small shared mappings (``kv_*``)
+
+``create`` and ``save`` are Lua scripts, so a record and its expiry entry
+change together, and ``save`` is a compare-and-set on ``version``. Use
+Redis with persistence (AOF) if uploads must survive a Redis restart.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.core.records import UploadRecord
+from gateway.core.redis_conn import DEFAULT_PREFIX, connect, unavailable_on_error
+from gateway.core.state.base import StateStore
+
+# KEYS: record, expiry index. ARGV: id, version, data, expires_at ("" = none).
+# Idempotent: re-sending the same create (a retried command) succeeds.
+_CREATE = """
+local data = redis.call('HGET', KEYS[1], 'data')
+if data then return data == ARGV[3] and 1 or 0 end
+redis.call('HSET', KEYS[1], 'version', ARGV[2], 'data', ARGV[3])
+if ARGV[4] ~= '' then redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1]) end
+return 1
+"""
+
+# KEYS: record, expiry index. ARGV: id, old version, new version, data, expires_at.
+_SAVE = """
+local v = redis.call('HGET', KEYS[1], 'version')
+if v ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], 'version', ARGV[3], 'data', ARGV[4])
+if ARGV[5] == '' then
+  redis.call('ZREM', KEYS[2], ARGV[1])
+else
+  redis.call('ZADD', KEYS[2], ARGV[5], ARGV[1])
+end
+return 1
+"""
+
+
+class RecordExists(Exception):
+    """``create`` with an id that is already taken."""
+
+
+def _score(expires_at: float | None) -> str:
+    return "" if expires_at is None else repr(float(expires_at))
+
+
+class RedisStateStore(StateStore):
+    def __init__(self, url: str, *, prefix: str = DEFAULT_PREFIX) -> None:
+        self.url = url
+        self.prefix = prefix
+        self._redis: Any = None
+        self._create: Any = None
+        self._save: Any = None
+
+    # -- keys ------------------------------------------------------------------
+    def _record_key(self, upload_id: str) -> str:
+        return f"{self.prefix}upload:{upload_id}"
+
+    @property
+    def _expiry_key(self) -> str:
+        return f"{self.prefix}expiry"
+
+    def _kv_key(self, namespace: str, key: str) -> str:
+        return f"{self.prefix}kv:{namespace}:{key}"
+
+    @property
+    def redis(self) -> Any:
+        assert self._redis is not None, "state store is not open"
+        return self._redis
+
+    # -- lifecycle ---------------------------------------------------------------
+    async def open(self) -> None:
+        """Connect lazily: an instance may start before Redis answers
+        (``/readyz`` says so meanwhile)."""
+        self._redis = connect(self.url)
+        self._create = self._redis.register_script(_CREATE)
+        self._save = self._redis.register_script(_SAVE)
+
+    async def close(self) -> None:
+        if self._redis is not None:
+            redis, self._redis = self._redis, None
+            await redis.aclose()
+
+    async def ping(self) -> None:
+        with unavailable_on_error("state store"):
+            await self.redis.ping()
+
+    # -- records -----------------------------------------------------------------
+    async def create(self, record: UploadRecord) -> None:
+        record.version = 1
+        with unavailable_on_error("state store"):
+            created = await self._create(
+                keys=[self._record_key(record.id), self._expiry_key],
+                args=[record.id, record.version, record.to_json(), _score(record.expires_at)],
+            )
+        if not created:
+            record.version = 0
+            raise RecordExists(f"upload {record.id} exists")
+
+    async def get(self, upload_id: str) -> UploadRecord | None:
+        with unavailable_on_error("state store"):
+            data = await self.redis.hget(self._record_key(upload_id), "data")
+        return UploadRecord.from_json(data) if data is not None else None
+
+    async def save(self, record: UploadRecord) -> bool:
+        old = record.version
+        record.version = old + 1
+        try:
+            with unavailable_on_error("state store"):
+                saved = await self._save(
+                    keys=[self._record_key(record.id), self._expiry_key],
+                    args=[
+                        record.id,
+                        old,
+                        record.version,
+                        record.to_json(),
+                        _score(record.expires_at),
+                    ],
+                )
+        except BaseException:
+            record.version = old
+            raise
+        if not saved:
+            record.version = old
+        return bool(saved)
+
+    async def delete(self, upload_id: str) -> None:
+        with unavailable_on_error("state store"):
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.delete(self._record_key(upload_id))
+                pipe.zrem(self._expiry_key, upload_id)
+                await pipe.execute()
+
+    async def expired(self, now: float, limit: int = 100) -> list[str]:
+        with unavailable_on_error("state store"):
+            ids = await self.redis.zrangebyscore(
+                self._expiry_key, "-inf", f"({now!r}", start=0, num=limit
+            )
+        return [i.decode() for i in ids]
+
+    # -- shared mappings -----------------------------------------------------------
+    async def kv_get(self, namespace: str, key: str) -> str | None:
+        with unavailable_on_error("state store"):
+            value = await self.redis.get(self._kv_key(namespace, key))
+        return value.decode() if value is not None else None
+
+    async def kv_set(self, namespace: str, key: str, value: str) -> None:
+        with unavailable_on_error("state store"):
+            await self.redis.set(self._kv_key(namespace, key), value)
+
+    async def kv_delete(self, namespace: str, key: str) -> None:
+        with unavailable_on_error("state store"):
+            await self.redis.delete(self._kv_key(namespace, key))
