@@ -31,9 +31,11 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 async def open_backend(target: Target) -> Backend:
     raw = target.backend_config()
     cls = backend_class(raw["type"])
-    backend = cls("conformance", cls.config_model.model_validate(raw), BackendContext(
-        kv=MemoryKV(), budget=Budget(256 * MiB)
-    ))
+    backend = cls(
+        "conformance",
+        cls.config_model.model_validate(raw),
+        BackendContext(kv=MemoryKV(), budget=Budget(256 * MiB)),
+    )
     await backend.start()
     return backend
 
@@ -49,7 +51,9 @@ async def new_stream(backend: Backend, length: int | None, key: str | None = Non
     return stream
 
 
-async def write(backend: Backend, stream: StreamInfo, data: bytes, chunk: int = 256 * 1024) -> WriteResult:
+async def write(
+    backend: Backend, stream: StreamInfo, data: bytes, chunk: int = 256 * 1024
+) -> WriteResult:
     """Write and commit as the core does."""
     result = await backend.write(stream, chunks_of(data, chunk))
     stream.offset, stream.state = result.offset, result.state
@@ -124,7 +128,14 @@ def test_many_small_writes_are_packed(target: Target) -> None:
 
 def test_odd_write_sizes(target: Target) -> None:
     data = os.urandom(13 * MiB + 3)
-    writes = [1, 100_000, 6 * MiB, 3, 5 * MiB - 1, len(data) - (1 + 100_000 + 6 * MiB + 3 + 5 * MiB - 1)]
+    writes = [
+        1,
+        100_000,
+        6 * MiB,
+        3,
+        5 * MiB - 1,
+        len(data) - (1 + 100_000 + 6 * MiB + 3 + 5 * MiB - 1),
+    ]
 
     async def check(backend: Backend) -> None:
         key = key_for("odd.bin")
@@ -275,7 +286,9 @@ def test_missing_things(target: Target) -> None:
     with_backend(target, check)
 
 
-@pytest.mark.parametrize("name", ["a b/ü.txt", "x/../y", "../../etc/passwd", "dir/", "./.", "q?=&%2F"])
+@pytest.mark.parametrize(
+    "name", ["a b/ü.txt", "x/../y", "../../etc/passwd", "dir/", "./.", "q?=&%2F"]
+)
 def test_awkward_keys_stay_distinct_and_safe(target: Target, name: str) -> None:
     async def check(backend: Backend) -> None:
         key = f"conformance/{secrets.token_hex(4)}/{name}"

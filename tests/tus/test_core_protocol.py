@@ -162,9 +162,7 @@ def test_patch_past_length_without_content_length_is_413(gateway: GatewayProcess
         yield b"ab"
         yield b"cdefgh"
 
-    r = requests.patch(
-        url, data=body(), headers={**TUS, **OCTET, "Upload-Offset": "0"}, timeout=10
-    )
+    r = requests.patch(url, data=body(), headers={**TUS, **OCTET, "Upload-Offset": "0"}, timeout=10)
     assert r.status_code == 413
     assert offset_of(url) == 0
 
@@ -207,7 +205,9 @@ def test_finished_upload_carries_the_object_url(gateway: GatewayProcess) -> None
 
 def test_get_download_headers_and_range(gateway: GatewayProcess) -> None:
     data = os.urandom(10_000)
-    url = create(gateway.files_url, len(data), {"filename": "report 1.pdf", "filetype": "application/pdf"})
+    url = create(
+        gateway.files_url, len(data), {"filename": "report 1.pdf", "filetype": "application/pdf"}
+    )
     assert patch(url, 0, data).status_code == 204
     r = requests.get(url, timeout=10)
     assert r.status_code == 200
@@ -333,7 +333,11 @@ def test_location_uses_forwarded_headers(gateway: GatewayProcess) -> None:
     assert r.headers["Location"].startswith("https://uploads.example.com/files/")
     r = requests.post(
         gateway.files_url,
-        headers={**TUS, "Upload-Length": "1", "Forwarded": 'for=1.2.3.4;host="cdn.example.org";proto=https'},
+        headers={
+            **TUS,
+            "Upload-Length": "1",
+            "Forwarded": 'for=1.2.3.4;host="cdn.example.org";proto=https',
+        },
         timeout=10,
     )
     assert r.headers["Location"].startswith("https://cdn.example.org/files/")
@@ -353,7 +357,13 @@ def test_cors_preflight_and_exposed_headers(gateway: GatewayProcess) -> None:
     assert r.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
     assert "PATCH" in r.headers["Access-Control-Allow-Methods"]
     allowed = r.headers["Access-Control-Allow-Headers"].lower()
-    for name in ("tus-resumable", "upload-offset", "upload-length", "upload-metadata", "upload-concat"):
+    for name in (
+        "tus-resumable",
+        "upload-offset",
+        "upload-length",
+        "upload-metadata",
+        "upload-concat",
+    ):
         assert name in allowed
     r = requests.post(
         gateway.files_url,
@@ -361,5 +371,12 @@ def test_cors_preflight_and_exposed_headers(gateway: GatewayProcess) -> None:
         timeout=10,
     )
     exposed = r.headers["Access-Control-Expose-Headers"].lower()
-    for name in ("location", "upload-offset", "upload-length", "tus-resumable", "upload-expires", "x-object-url"):
+    for name in (
+        "location",
+        "upload-offset",
+        "upload-length",
+        "tus-resumable",
+        "upload-expires",
+        "x-object-url",
+    ):
         assert name in exposed

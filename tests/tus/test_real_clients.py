@@ -13,14 +13,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 from tusclient import client as tus
 
 from tests.conftest import gateway_config
 from tests.support.cutproxy import CutProxy
 from tests.support.gateway import GatewayProcess
 from tests.support.targets import Target
-from tests.tus.helpers import OCTET, TUS, create, download, offset_of, patch
+from tests.tus.helpers import create, download, offset_of, patch
 
 MiB = 1024 * 1024
 

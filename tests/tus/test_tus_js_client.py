@@ -56,7 +56,11 @@ def test_override_patch_method_and_upload_during_creation(
     url = run_tus_js(
         gateway.files_url,
         twelve_mb,
-        {"overridePatchMethod": True, "chunkSize": 5 * 1024 * 1024, "uploadDataDuringCreation": True},
+        {
+            "overridePatchMethod": True,
+            "chunkSize": 5 * 1024 * 1024,
+            "uploadDataDuringCreation": True,
+        },
     )
     got = download(url)
     assert hashlib.sha256(got).digest() == hashlib.sha256(twelve_mb.read_bytes()).digest()

@@ -85,7 +85,7 @@ async def _dispatch(request: web.Request, upload_id: str | None) -> web.StreamRe
         return await creation.create(ctx)
     handler = _UPLOAD_METHODS.get(method)
     if handler is None:
-        raise web.HTTPMethodNotAllowed(method, list(_UPLOAD_METHODS) + ["OPTIONS"])
+        raise web.HTTPMethodNotAllowed(method, [*list(_UPLOAD_METHODS), "OPTIONS"])
     return await handler(ctx, upload_id)
 
 
