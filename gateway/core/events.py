@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -21,6 +21,7 @@ from gateway.core.records import UploadRecord
 log = logging.getLogger(__name__)
 
 Listener = Callable[[str, UploadRecord], None]
+UrlResolver = Callable[[UploadRecord], Awaitable[str | None]]
 
 
 def event_payload(event: str, record: UploadRecord) -> dict[str, Any]:
@@ -44,6 +45,8 @@ class Events:
         self.listeners: list[Listener] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._session: aiohttp.ClientSession | None = None
+        #: gives the object URL for a payload (set by the service)
+        self.url_for: UrlResolver | None = None
 
     def emit(self, event: str, record: UploadRecord) -> None:
         for listener in self.listeners:
@@ -53,13 +56,17 @@ class Events:
                 log.exception("event listener failed")
         for hook in self.hooks:
             if event in hook.events:
-                task = asyncio.get_running_loop().create_task(
-                    self._deliver(hook, event_payload(event, record))
-                )
+                task = asyncio.get_running_loop().create_task(self._deliver(hook, event, record))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
 
-    async def _deliver(self, hook: HookConfig, payload: dict[str, Any]) -> None:
+    async def _deliver(self, hook: HookConfig, event: str, record: UploadRecord) -> None:
+        payload = event_payload(event, record)
+        if payload["url"] is None and event == "post-finish" and self.url_for is not None:
+            try:
+                payload["url"] = await self.url_for(record)
+            except Exception:
+                log.warning("no object URL for %s", record.id, exc_info=True)
         if self._session is None:
             self._session = aiohttp.ClientSession()
         delay = 0.5

@@ -99,6 +99,14 @@ class UploadService:
         self.buckets = {
             name: Bucket(name, backends[b.backend], b.prefix) for name, b in config.buckets.items()
         }
+        events.url_for = self._hook_url
+
+    async def _hook_url(self, record: UploadRecord) -> str | None:
+        if record.key is None:
+            return None
+        server = self.config.server
+        base = server.public_url or f"http://{server.host}:{server.port}"
+        return await self.object_url(record.bucket, record.key, base)
 
     # -- lookup ----------------------------------------------------------------
     def bucket(self, name: str) -> Bucket:
