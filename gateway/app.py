@@ -93,8 +93,10 @@ def create_app(config: GatewayConfig) -> web.Application:
     app[CONFIG] = config
     app.cleanup_ctx.append(_lifecycle)
     if config.tus.enabled:
+        from gateway import http_trailers
         from gateway.protocols import tus
 
+        http_trailers.install()
         tus.setup(app, config.tus.path)
     if config.qiniu.enabled:
         from gateway.protocols import qiniu

@@ -68,3 +68,37 @@ class Checksum:
         except (binascii.Error, ValueError):
             raise BadRequest("the checksum is not valid base64") from None
         return cls(algorithm, expected)
+
+
+class _AllHashes:
+    """Feeds every algorithm at once, for a checksum named only at the end."""
+
+    def __init__(self) -> None:
+        self.hashes = {name: make() for name, make in ALGORITHMS.items()}
+
+    def update(self, data: bytes, /) -> None:
+        for h in self.hashes.values():
+            h.update(data)
+
+    def digest(self) -> bytes:
+        raise NotImplementedError("ask for one algorithm's digest")
+
+
+class TrailerChecksum(Checksum):
+    """An ``Upload-Checksum`` that arrives as an HTTP trailer (tus
+    checksum-trailer): every algorithm is computed while the bytes pass and
+    the trailer, read once the body has ended, picks one."""
+
+    def __init__(self, read_trailer: Callable[[], str | None]) -> None:
+        self.algorithm = ""
+        self.expected = b""
+        self.hasher = _AllHashes()
+        self._read_trailer = read_trailer
+
+    def matches(self) -> bool:
+        value = self._read_trailer()
+        if value is None:
+            raise BadRequest("the announced Upload-Checksum trailer is missing")
+        parsed = Checksum.parse(value)
+        assert isinstance(self.hasher, _AllHashes)
+        return self.hasher.hashes[parsed.algorithm].digest() == parsed.expected

@@ -40,10 +40,17 @@ def event_payload(event: str, record: UploadRecord) -> dict[str, Any]:
 
 
 class Events:
+    """Emits events to in-process listeners and, in order, to each hook URL
+    (one delivery worker per hook, so a business service sees an upload's
+    ``post-create`` before its ``post-finish``)."""
+
+    QUEUE_LIMIT = 10_000
+
     def __init__(self, hooks: list[HookConfig]) -> None:
         self.hooks = hooks
         self.listeners: list[Listener] = []
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._queues: list[asyncio.Queue[tuple[str, UploadRecord]]] = []
+        self._workers: list[asyncio.Task[None]] = []
         self._session: aiohttp.ClientSession | None = None
         #: gives the object URL for a payload (set by the service)
         self.url_for: UrlResolver | None = None
@@ -54,11 +61,30 @@ class Events:
                 listener(event, record)
             except Exception:
                 log.exception("event listener failed")
+        if self.hooks and not self._workers:
+            self._start_workers()
+        for hook, queue in zip(self.hooks, self._queues, strict=True):
+            if event not in hook.events:
+                continue
+            try:
+                queue.put_nowait((event, record))
+            except asyncio.QueueFull:
+                log.error("hook %s is backed up; dropped %s for %s", hook.url, event, record.id)
+
+    def _start_workers(self) -> None:
+        loop = asyncio.get_running_loop()
         for hook in self.hooks:
-            if event in hook.events:
-                task = asyncio.get_running_loop().create_task(self._deliver(hook, event, record))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+            queue: asyncio.Queue[tuple[str, UploadRecord]] = asyncio.Queue(self.QUEUE_LIMIT)
+            self._queues.append(queue)
+            self._workers.append(loop.create_task(self._work(hook, queue)))
+
+    async def _work(self, hook: HookConfig, queue: asyncio.Queue[tuple[str, UploadRecord]]) -> None:
+        while True:
+            event, record = await queue.get()
+            try:
+                await self._deliver(hook, event, record)
+            except Exception:
+                log.exception("hook %s failed on %s", hook.url, event)
 
     async def _deliver(self, hook: HookConfig, event: str, record: UploadRecord) -> None:
         payload = event_payload(event, record)
@@ -75,25 +101,23 @@ class Events:
                 async with self._session.post(
                     hook.url,
                     json=payload,
-                    headers={"Hook-Name": payload["event"]},
+                    headers={"Hook-Name": event},
                     timeout=aiohttp.ClientTimeout(total=hook.timeout),
                 ) as resp:
                     if resp.status < 500:
                         if resp.status >= 400:
-                            log.warning(
-                                "hook %s refused %s: %s", hook.url, payload["event"], resp.status
-                            )
+                            log.warning("hook %s refused %s: %s", hook.url, event, resp.status)
                         return
             except (aiohttp.ClientError, TimeoutError) as exc:
                 log.info("hook %s attempt %d failed: %s", hook.url, attempt + 1, exc)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30)
-        log.error("hook %s gave up on %s for %s", hook.url, payload["event"], payload["id"])
+        log.error("hook %s gave up on %s for %s", hook.url, event, record.id)
 
     async def close(self) -> None:
-        for task in list(self._tasks):
+        for task in self._workers:
             task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._workers:
+            await asyncio.gather(*self._workers, return_exceptions=True)
         if self._session is not None:
             await self._session.close()

@@ -46,6 +46,7 @@ from gateway.core.errors import (
     OffsetMismatch,
     ServiceUnavailable,
     TooLarge,
+    UploadError,
     UploadGone,
     UploadNotFound,
 )
@@ -330,8 +331,11 @@ class UploadService:
                 return Locked("interrupted by another request for this upload")
             if body.interrupted:
                 return BadRequest("the body was cut short")
-            if checksum is not None and not checksum.matches():
-                return ChecksumMismatch("checksum mismatch")
+            try:
+                if checksum is not None and not checksum.matches():
+                    return ChecksumMismatch("checksum mismatch")
+            except UploadError as exc:  # a malformed or missing trailer
+                return exc
         return None
 
     async def _save_write(self, record: UploadRecord, result: WriteResult) -> None:

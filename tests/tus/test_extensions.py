@@ -196,3 +196,45 @@ def test_expired_upload_is_gone_and_swept(limited_gateway: GatewayProcess, targe
             time.sleep(0.2)
         assert not stream_file.exists(), "the sweeper did not delete the expired data"
     assert target.leftovers() == []
+
+
+def _chunked_patch_with_trailer(
+    gw: GatewayProcess, url: str, offset: int, data: bytes, trailer: str | None
+) -> int:
+    import socket
+
+    path = url.replace(gw.url, "")
+    with socket.create_connection(("127.0.0.1", gw.port), timeout=30) as s:
+        head = (
+            f"PATCH {path} HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\n"
+            f"Content-Type: application/offset+octet-stream\r\nUpload-Offset: {offset}\r\n"
+            "Transfer-Encoding: chunked\r\nTrailer: Upload-Checksum\r\nConnection: close\r\n\r\n"
+        )
+        body = b""
+        for i in range(0, len(data), 7000):
+            piece = data[i : i + 7000]
+            body += f"{len(piece):x}\r\n".encode() + piece + b"\r\n"
+        body += (
+            b"0\r\n" + (f"Upload-Checksum: {trailer}\r\n".encode() if trailer else b"") + b"\r\n"
+        )
+        s.sendall(head.encode() + body)
+        reply = s.recv(4096).decode("latin-1")
+    return int(reply.split(" ", 2)[1])
+
+
+def test_checksum_trailer(gateway: GatewayProcess) -> None:
+    r = requests.options(gateway.files_url, timeout=10)
+    assert "checksum-trailer" in r.headers["Tus-Extension"].split(",")
+    data = os.urandom(50_000)
+    url = create(gateway.files_url, len(data))
+    bad = f"sha1 {_digest('sha1', b'nope')}"
+    assert _chunked_patch_with_trailer(gateway, url, 0, data[:20_000], bad) == 460
+    assert offset_of(url) == 0
+    assert _chunked_patch_with_trailer(gateway, url, 0, data[:20_000], None) == 400
+    assert offset_of(url) == 0
+    good = f"sha256 {_digest('sha256', data[:20_000])}"
+    assert _chunked_patch_with_trailer(gateway, url, 0, data[:20_000], good) == 204
+    assert offset_of(url) == 20_000
+    crc = f"crc32 {_digest('crc32', data[20_000:])}"
+    assert _chunked_patch_with_trailer(gateway, url, 20_000, data[20_000:], crc) == 204
+    assert download(url) == data

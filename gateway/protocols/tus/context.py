@@ -8,8 +8,11 @@ from dataclasses import dataclass
 import aiohttp
 from aiohttp import web
 
+from gateway import http_trailers
 from gateway.config import GatewayConfig
 from gateway.core.body import BodyInterrupted
+from gateway.core.checksums import Checksum, TrailerChecksum
+from gateway.core.errors import BadRequest
 from gateway.core.records import UploadRecord
 from gateway.core.service import UploadService
 from gateway.protocols.tus.headers import OBJECT_URL_HEADER
@@ -60,3 +63,22 @@ async def request_body(request: web.Request) -> AsyncIterator[bytes]:
             yield chunk
     except (aiohttp.ClientPayloadError, ConnectionError, aiohttp.ClientConnectionError) as exc:
         raise BodyInterrupted(str(exc)) from exc
+
+
+def request_checksum(request: web.Request) -> Checksum | None:
+    """The body's checksum: the ``Upload-Checksum`` header, or the trailer of
+    that name when the request announces it (``Trailer: Upload-Checksum``)."""
+    header = request.headers.get("Upload-Checksum")
+    if header:
+        return Checksum.parse(header)
+    announced = {t.strip().lower() for t in request.headers.get("Trailer", "").split(",")}
+    if "upload-checksum" not in announced:
+        return None
+    if not http_trailers.available():
+        raise BadRequest("checksum trailers are not supported by this server")
+
+    def read() -> str | None:
+        trailers = http_trailers.trailers_of(request)
+        return trailers.get("Upload-Checksum") if trailers else None
+
+    return TrailerChecksum(read)

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.core.checksums import Checksum
 from gateway.core.errors import BadRequest, UnsupportedMediaType
 from gateway.core.records import Kind, UploadRecord, new_upload_id
-from gateway.protocols.tus.context import TusContext, request_body
+from gateway.protocols.tus.context import TusContext, request_body, request_checksum
 from gateway.protocols.tus.extensions import extensions_for
 from gateway.protocols.tus.headers import (
     OFFSET_CONTENT_TYPE,
@@ -62,12 +61,11 @@ async def create(ctx: TusContext) -> web.Response:
     if _has_body(ctx):
         if ctx.request.content_type != OFFSET_CONTENT_TYPE:
             raise UnsupportedMediaType(f"a creation body must be {OFFSET_CONTENT_TYPE}")
-        checksum_header = headers.get("Upload-Checksum")
         record = await ctx.service.write(
             record.id,
             0,
             request_body(ctx.request),
-            checksum=Checksum.parse(checksum_header) if checksum_header else None,
+            checksum=request_checksum(ctx.request),
             content_length=ctx.request.content_length,
         )
     return await _created(ctx, record, with_offset=True)

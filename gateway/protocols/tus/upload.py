@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.core.checksums import Checksum
 from gateway.core.errors import BadRequest, Forbidden, UnsupportedMediaType
 from gateway.core.records import Kind, Status, UploadRecord
-from gateway.protocols.tus.context import TusContext, request_body
+from gateway.protocols.tus.context import TusContext, request_body, request_checksum
 from gateway.protocols.tus.headers import (
     OFFSET_CONTENT_TYPE,
     encode_metadata,
@@ -48,8 +47,7 @@ async def patch(ctx: TusContext, upload_id: str) -> web.Response:
     if offset is None:
         raise BadRequest("Upload-Offset is required")
     length = parse_non_negative(request.headers.get("Upload-Length"), "Upload-Length")
-    checksum_header = request.headers.get("Upload-Checksum")
-    checksum = Checksum.parse(checksum_header) if checksum_header else None
+    checksum = request_checksum(request)
     record = await ctx.service.get(upload_id)
     if record.kind is Kind.ASSEMBLY:
         raise Forbidden("a final upload cannot be patched")
