@@ -69,6 +69,9 @@ class Capability(enum.Enum):
     OBJECT_URLS = "object-urls"
     #: objects can be given a lifetime in the store (Qiniu deleteAfterDays)
     OBJECT_EXPIRY = "object-expiry"
+    #: the bytes of an unfinished stream can be read back (``read_stream``):
+    #: another instance recomputes a Qiniu block's SHA-1 after a restart
+    READ_STREAM = "read-stream"
 
 
 @dataclass(frozen=True)
@@ -234,6 +237,13 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     async def delete_object(self, key: str) -> None:
         """Delete the object; a missing object is not an error."""
+
+    def read_stream(
+        self, stream: StreamInfo, start: int = 0, end: int | None = None
+    ) -> AsyncIterator[bytes]:
+        """Yield bytes ``[start, end)`` of a stream (``end`` None = its offset).
+        Only for backends with ``Capability.READ_STREAM``; others raise."""
+        raise NotImplementedError(f"{self.type_name} backend cannot read streams back")
 
     async def object_url(self, key: str, ttl: int) -> str | None:
         """A URL the store serves ``key`` at, or None to use the gateway's."""

@@ -3,6 +3,7 @@
 Layout under ``root``::
 
     streams/<stream id>         bytes of an unfinished stream, written at their offset
+                                (readable back: ``read_stream``)
     objects/<encoded key>       finished objects
     objects/.tmp-<random>       an assembly being built (renamed into place when done)
 
@@ -21,6 +22,7 @@ Blocking file calls run in the default thread pool, batched to about 1 MiB.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import secrets
@@ -85,6 +87,7 @@ class LocalBackend(Backend):
             Capability.TERMINATE,
             Capability.READ,
             Capability.RANGE_READ,
+            Capability.READ_STREAM,
         }
     )
 
@@ -194,22 +197,15 @@ class LocalBackend(Backend):
         return ObjectInfo(key=key, size=st.st_size)
 
     async def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
-        path = self._object_path(key)
-        try:
-            fd = await asyncio.to_thread(os.open, path, os.O_RDONLY)
-        except (FileNotFoundError, NotADirectoryError) as exc:
-            raise NotFound(key) from exc
-        try:
-            position = start
-            while end is None or position < end:
-                size = _READ_CHUNK if end is None else min(_READ_CHUNK, end - position)
-                data = await asyncio.to_thread(os.pread, fd, size, position)
-                if not data:
-                    break
-                position += len(data)
-                yield data
-        finally:
-            os.close(fd)
+        async for chunk in _read_file(self._object_path(key), key, start, end):
+            yield chunk
+
+    async def read_stream(
+        self, stream: StreamInfo, start: int = 0, end: int | None = None
+    ) -> AsyncIterator[bytes]:
+        stop = stream.offset if end is None else min(end, stream.offset)
+        async for chunk in _read_file(self._stream_path(stream), stream.id, start, stop):
+            yield chunk
 
     async def delete_object(self, key: str) -> None:
         try:
@@ -217,6 +213,24 @@ class LocalBackend(Backend):
         except NotFound:
             return
         await asyncio.to_thread(_unlink_quietly, path)
+
+
+async def _read_file(path: Path, name: str, start: int, end: int | None) -> AsyncIterator[bytes]:
+    try:
+        fd = await asyncio.to_thread(os.open, path, os.O_RDONLY)
+    except (FileNotFoundError, NotADirectoryError) as exc:
+        raise NotFound(name) from exc
+    try:
+        position = start
+        while end is None or position < end:
+            size = _READ_CHUNK if end is None else min(_READ_CHUNK, end - position)
+            data = await asyncio.to_thread(os.pread, fd, size, position)
+            if not data:
+                break
+            position += len(data)
+            yield data
+    finally:
+        os.close(fd)
 
 
 def _create_empty(path: Path) -> None:
@@ -294,7 +308,5 @@ def _concatenate(sources: list[Path], target: Path, tmp_dir: Path, fsync: bool) 
 
 
 def _unlink_quietly(path: Path) -> None:
-    try:
+    with contextlib.suppress(FileNotFoundError):
         path.unlink()
-    except FileNotFoundError:
-        pass

@@ -48,7 +48,7 @@ class _RecordingHeadersParser(http_parser.HeadersParser):
         return result
 
 
-class _TrailerRequestParser(http_parser.HttpRequestParserPy):  # type: ignore[misc]
+class _TrailerRequestParser(http_parser.HttpRequestParserPy):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._headers_parser = _RecordingHeadersParser(self, self._headers_parser)
@@ -67,7 +67,7 @@ def install() -> bool:
     ):
         log.warning("this aiohttp version hides request trailers; checksum-trailer is off")
         return False
-    web_protocol.HttpRequestParser = _TrailerRequestParser  # type: ignore[misc]
+    web_protocol.HttpRequestParser = _TrailerRequestParser
     _installed = True
     return True
 

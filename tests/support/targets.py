@@ -68,10 +68,145 @@ class FastDFSTarget(Target):
         self.server.stop()
 
 
+class S3Target(Target):
+    """An S3 server from ``tests/servers``. Every ``backend_config()`` names a
+    fresh bucket (created by the backend), so a test's ``leftovers()`` — the
+    incomplete multipart uploads and temporaries in the bucket it was given
+    last — never sees other suites' unfinished uploads."""
+
+    max_parts = 10_000
+    temp_prefix = ".upload-gateway/"
+
+    def __init__(self) -> None:
+        self.server = self._start()
+        self.bucket = ""
+        self._count = 0
+
+    def _start(self) -> Any:
+        raise NotImplementedError
+
+    @property
+    def endpoint(self) -> str:
+        return str(self.server.endpoint_url)
+
+    def backend_config(self) -> dict[str, Any]:
+        self._count += 1
+        self.bucket = f"gw-test-{os.getpid()}-{self._count}"
+        return {
+            "type": "s3",
+            "endpoint_url": self.endpoint,
+            "bucket": self.bucket,
+            "access_key": self.server.access_key,
+            "secret_key": self.server.secret_key,
+            "addressing_style": "path",
+            "max_parts": self.max_parts,
+            "temp_prefix": self.temp_prefix,
+            "create_bucket": True,
+        }
+
+    def client(self) -> Any:
+        import boto3
+        from botocore.config import Config
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id=self.server.access_key,
+            aws_secret_access_key=self.server.secret_key,
+            region_name="us-east-1",
+            config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2}),
+        )
+
+    def leftovers(self, bucket: str | None = None) -> list[str]:
+        bucket = bucket or self.bucket
+        s3 = self.client()
+        if not bucket or bucket not in {b["Name"] for b in s3.list_buckets()["Buckets"]}:
+            return []
+        found = [
+            f"multipart upload {u['Key']}"
+            for u in s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+        ]
+        listing = s3.list_objects_v2(Bucket=bucket, Prefix=self.temp_prefix)
+        found += [f"temporary {o['Key']}" for o in listing.get("Contents", [])]
+        return found
+
+    def stop(self) -> None:
+        self.server.close()
+
+
+class MotoTarget(S3Target):
+    name = "s3-moto"
+
+    def _start(self) -> Any:
+        from tests.servers.moto import MotoServer
+
+        return MotoServer().start()
+
+
+class SwiftS3Target(S3Target):
+    """Swift's s3api: checks signatures and presigned-URL expiry; 1,000 parts."""
+
+    name = "s3-swift"
+    max_parts = 1000
+
+    def _start(self) -> Any:
+        from tests.servers.swift import SwiftServer
+
+        # synchronous SLO deletes (no object-expirer runs here), so that
+        # deleted objects leave no segments behind
+        return SwiftServer(filter_options={"slo": {"allow_async_delete": "false"}}).start()
+
+    @property
+    def endpoint(self) -> str:
+        return str(self.server.s3_endpoint)
+
+
+class SwiftTarget(Target):
+    """An all-in-one Swift (tests/servers/swift.py). Every ``backend_config()``
+    gets fresh containers, and ``leftovers()`` looks at the latest pair: pieces
+    no object references (live streams of earlier gateway suites are not counted)."""
+
+    name = "swift"
+
+    def __init__(self) -> None:
+        from tests.servers.swift import SwiftServer
+        from tests.swift.account import SwiftAccount
+
+        self.server = SwiftServer()
+        self.account = SwiftAccount(self.server)
+        self.issued = 0
+        self.containers = ("", "")
+
+    def backend_config(self) -> dict[str, Any]:
+        self.issued += 1
+        container = f"uploads-{self.issued}"
+        self.containers = (container, f"{container}_segments")
+        return {
+            "type": "swift",
+            "auth_url": self.server.auth_url,
+            "user": self.server.user,
+            "key": self.server.key,
+            "container": container,
+            "create_containers": True,
+            "max_segment_size": "4MiB",
+            "temp_url_key": "gateway-tests",
+            "set_temp_url_key": True,
+        }
+
+    def leftovers(self) -> list[str]:
+        return self.account.orphans(*self.containers) if self.issued else []
+
+    def stop(self) -> None:
+        self.server.close()
+
+
 #: name → factory; factories are called at most once per session
 TARGETS: dict[str, Callable[[], Target]] = {
     "local": LocalTarget,
     "fastdfs": FastDFSTarget,
+    "s3-moto": MotoTarget,
+    "s3-swift": SwiftS3Target,
+    "swift": SwiftTarget,
 }
 
 

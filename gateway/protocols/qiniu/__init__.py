@@ -1,3 +1,14 @@
 """Qiniu (Kodo) upload API on the gateway core: upload tokens and put
 policies, form upload, resumable v1 (mkblk/bput/mkfile) and v2 (multipart).
-See docs/qiniu-protocol.md for what the official SDKs require."""
+See docs/qiniu-protocol.md for what the official SDKs require.
+
+Modules: ``tokens``/``policy``/``magic``/``qetag``/``ctx``/``errors``/
+``callback``/``mime`` are protocol-pure; ``form``, ``v1``, ``v2`` (with
+``sessions``) are the endpoints; ``placing`` is their shared last step;
+``responses`` renders errors, ``X-Reqid`` and CORS; ``cli`` adds
+``upload-gateway token``.
+"""
+
+from gateway.protocols.qiniu.routes import setup
+
+__all__ = ["setup"]

@@ -29,6 +29,9 @@ class BlockContext:
     bucket: str
     offset: int
     expires_at: int
+    #: SHA-1 of the whole block, carried by the ctx of its last chunk so that
+    #: ``mkfile`` needs no state to name the file's qetag
+    block_sha1: bytes | None = None
 
 
 def derive_secret(secrets: Iterable[str], label: str = "qiniu-ctx") -> bytes:
@@ -51,7 +54,14 @@ class CtxSigner:
         return hmac.new(self._secret, payload.encode(), hashlib.sha256).digest()[:_SIG_BYTES]
 
     def encode(self, ctx: BlockContext) -> str:
-        body = {"s": ctx.stream_id, "b": ctx.bucket, "o": ctx.offset, "e": ctx.expires_at}
+        body: dict[str, str | int] = {
+            "s": ctx.stream_id,
+            "b": ctx.bucket,
+            "o": ctx.offset,
+            "e": ctx.expires_at,
+        }
+        if ctx.block_sha1 is not None:
+            body["h"] = _b64(ctx.block_sha1)
         payload = _b64(json.dumps(body, separators=(",", ":")).encode())
         return f"{payload}.{_b64(self._sign(payload))}"
 
@@ -74,6 +84,7 @@ class CtxSigner:
                 bucket=str(data["b"]),
                 offset=int(data["o"]),
                 expires_at=int(data["e"]),
+                block_sha1=b64decode(data["h"]) if "h" in data else None,
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise INVALID_CTX.error() from exc
