@@ -122,7 +122,8 @@ class RedisLocks(LockManager):
         self._listener = asyncio.get_running_loop().create_task(self._listen())
         # not fatal: waiters poll anyway; holders hear requests once subscribed
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._subscribed.wait(), 2.0)
+            async with asyncio.timeout(2.0):
+                await self._subscribed.wait()
 
     async def close(self) -> None:
         if self._listener is not None:
@@ -182,8 +183,10 @@ class RedisLocks(LockManager):
                 if now - asked_at >= _REQUEST_EVERY:
                     asked_at = now
                     await self._ask_release(key)
+                # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancel
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), min(poll, deadline - now))
+                    async with asyncio.timeout(min(poll, deadline - now)):
+                        await wake.wait()
                 poll = min(poll * 2, _POLL_MAX)
         except asyncio.CancelledError:
             # the acquire script may have run before the cancellation
@@ -232,10 +235,10 @@ class RedisLocks(LockManager):
             while True:
                 sent = time.monotonic()
                 try:
-                    ok = await asyncio.wait_for(
-                        self._scripts["renew"](keys=[key], args=[held.token, self._lease_ms]),
-                        max(0.01, deadline - sent),
-                    )
+                    async with asyncio.timeout(max(0.01, deadline - sent)):
+                        ok = await self._scripts["renew"](
+                            keys=[key], args=[held.token, self._lease_ms]
+                        )
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
