@@ -98,6 +98,9 @@ class StreamInfo:
     length: int | None
     offset: int
     state: JSON = field(default_factory=dict)
+    #: during ``write``: the size the body announces (a request's
+    #: Content-Length), if known — a hint only; the body may end early
+    incoming: int | None = None
 
 
 @dataclass

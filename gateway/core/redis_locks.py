@@ -24,14 +24,14 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.core.errors import Locked, ServiceUnavailable
 from gateway.core.locks import Lease, LockManager
-from gateway.core.redis_conn import DEFAULT_PREFIX, connect, unavailable_on_error
+from gateway.core.redis_conn import CALL_TIMEOUT, DEFAULT_PREFIX, connect, guard
 
 log = logging.getLogger(__name__)
 
@@ -69,18 +69,17 @@ _POLL_MIN = 0.02
 _POLL_MAX = 0.25
 #: a waiter repeats its release request this often (a new holder may have won)
 _REQUEST_EVERY = 1.0
+#: the lock channel is pinged after this much silence (a dead connection shows)
+_LISTEN_PING = 10.0
 
 
 @dataclass
 class _Held:
     lease: Lease
     token: str
+    #: set when the holder leaves; stops the renewal task
+    done: asyncio.Event = field(default_factory=asyncio.Event)
     renewal: asyncio.Task[None] | None = None
-
-
-@dataclass
-class _Waiters:
-    events: set[asyncio.Event] = field(default_factory=set)
 
 
 class RedisLocks(LockManager):
@@ -102,8 +101,9 @@ class RedisLocks(LockManager):
         self._redis: Any = None
         self._scripts: dict[str, Any] = {}
         self._held: dict[str, dict[str, _Held]] = {}  # key → token → held
-        self._waiters: dict[str, _Waiters] = {}
+        self._waiters: dict[str, set[asyncio.Event]] = {}  # key → wake-ups of local waiters
         self._listener: asyncio.Task[None] | None = None
+        self._closing = False
         self._subscribed = asyncio.Event()
         self._background: set[asyncio.Task[None]] = set()
 
@@ -111,12 +111,16 @@ class RedisLocks(LockManager):
     def _lease_ms(self) -> int:
         return max(1, int(self.lease * 1000))
 
+    @property
+    def _call_timeout(self) -> float:
+        return min(CALL_TIMEOUT, max(0.5, self.lease / 3))
+
     def _lock_key(self, key: str) -> str:
         return f"{self.prefix}lock:{key}"
 
     # -- lifecycle ---------------------------------------------------------------
     async def open(self) -> None:
-        self._redis = connect(self.url, socket_timeout=max(1.0, min(5.0, self.lease / 3)))
+        self._redis = connect(self.url)
         for name, script in (("acquire", _ACQUIRE), ("renew", _RENEW), ("release", _RELEASE)):
             self._scripts[name] = self._redis.register_script(script)
         self._listener = asyncio.get_running_loop().create_task(self._listen())
@@ -126,17 +130,17 @@ class RedisLocks(LockManager):
                 await self._subscribed.wait()
 
     async def close(self) -> None:
+        self._closing = True
         if self._listener is not None:
             self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
+            await asyncio.wait({self._listener}, timeout=2.0)
             self._listener = None
         if self._redis is not None:
             redis, self._redis = self._redis, None
             await redis.aclose()
 
     async def ping(self) -> None:
-        with unavailable_on_error("locks"):
+        async with guard("locks", self._call_timeout):
             await self._redis.ping()
         if not self._subscribed.is_set():
             raise ServiceUnavailable("locks: not subscribed to release requests yet")
@@ -152,9 +156,7 @@ class RedisLocks(LockManager):
         try:
             yield held.lease
         finally:
-            held.renewal.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await held.renewal
+            held.done.set()
             tokens = self._held.get(key, {})
             tokens.pop(token, None)
             if not tokens:
@@ -165,110 +167,124 @@ class RedisLocks(LockManager):
         """Wait for the lock; return when the winning attempt was sent."""
         deadline = time.monotonic() + timeout
         wake = asyncio.Event()
-        waiters = self._waiters.setdefault(key, _Waiters())
-        waiters.events.add(wake)
+        self._waiters.setdefault(key, set()).add(wake)
         poll, asked_at = _POLL_MIN, float("-inf")
         try:
             while True:
                 wake.clear()
                 sent = time.monotonic()
-                with unavailable_on_error("locks"):
-                    if await self._scripts["acquire"](
+                async with guard("locks", self._call_timeout):
+                    won = await self._scripts["acquire"](
                         keys=[self._lock_key(key)], args=[token, self._lease_ms]
-                    ):
-                        return sent
+                    )
+                if won:
+                    return sent
                 now = time.monotonic()
                 if now >= deadline:
                     raise Locked("the upload is busy with another request")
                 if now - asked_at >= _REQUEST_EVERY:
                     asked_at = now
                     await self._ask_release(key)
-                # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancel
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(min(poll, deadline - now)):
                         await wake.wait()
                 poll = min(poll * 2, _POLL_MAX)
-        except asyncio.CancelledError:
-            # the acquire script may have run before the cancellation
-            task = asyncio.get_running_loop().create_task(self._release_quietly(key, token))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+        except (asyncio.CancelledError, ServiceUnavailable):
+            # the acquire script may have run before a cancellation or a timeout
+            self._spawn(self._release_quietly(key, token))
             raise
         finally:
-            waiters.events.discard(wake)
-            if not waiters.events:
+            events = self._waiters.get(key, set())
+            events.discard(wake)
+            if not events:
                 self._waiters.pop(key, None)
 
     async def _ask_release(self, key: str) -> None:
         for held in self._held.get(key, {}).values():  # holder in this process
             held.lease.release_requested.set()
-        with unavailable_on_error("locks"):
-            async with self._redis.pipeline(transaction=False) as pipe:
-                wanted_ttl = int(2 * max(_REQUEST_EVERY, self.acquire_timeout) * 1000)
-                pipe.set(f"{self._lock_key(key)}:wanted", 1, px=wanted_ttl)
-                pipe.publish(self.channel, f"req {key}")
-                await pipe.execute()
+        wanted_ttl = int(2 * max(_REQUEST_EVERY, self.acquire_timeout) * 1000)
+        async with (
+            guard("locks", self._call_timeout),
+            self._redis.pipeline(transaction=False) as pipe,
+        ):
+            pipe.set(f"{self._lock_key(key)}:wanted", 1, px=wanted_ttl)
+            pipe.publish(self.channel, f"req {key}")
+            await pipe.execute()
 
     async def _release_quietly(self, key: str, token: str) -> None:
+        """Token-checked release; a failure only leaves the lease to expire."""
         lock = self._lock_key(key)
-        try:
-            await asyncio.shield(
-                self._scripts["release"](
+
+        async def release() -> None:
+            async with guard("locks", self._call_timeout):
+                await self._scripts["release"](
                     keys=[lock, f"{lock}:wanted"], args=[token, self.channel, f"rel {key}"]
                 )
-            )
-        except Exception as exc:  # the lease expires by itself
+
+        try:
+            await asyncio.shield(release())
+        except Exception as exc:
             log.warning("could not release lock %s: %s", key, exc)
 
-    async def _renew(self, held: _Held, confirmed: float) -> None:
-        """Extend the lease every lease/3; set ``lost`` if it cannot be kept.
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
-        ``confirmed``: when the last successful acquire/renew was sent; the
-        lease is valid until ``confirmed + lease``."""
+    async def _renew(self, held: _Held, confirmed: float) -> None:
+        """Extend the lease every lease/3 until ``done``; set ``lost`` if it
+        cannot be kept. ``confirmed``: when the last successful acquire or
+        renewal was sent (the lease is valid until ``confirmed + lease``)."""
         key = self._lock_key(held.lease.key)
         interval = self.lease / 3
+        delay = interval
         while True:
-            next_try = confirmed + interval
-            await asyncio.sleep(max(0.0, next_try - time.monotonic()))
-            # stop writing a little before the lease could run out
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(0.0, confirmed + delay - time.monotonic())):
+                    await held.done.wait()
+            if held.done.is_set():
+                return
+            # stop the writer a little before the lease could run out
             deadline = confirmed + self.lease * 0.8
-            while True:
-                sent = time.monotonic()
-                try:
-                    async with asyncio.timeout(max(0.01, deadline - sent)):
-                        ok = await self._scripts["renew"](
-                            keys=[key], args=[held.token, self._lease_ms]
-                        )
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:
-                    if time.monotonic() >= deadline:
-                        log.warning("lock %s: lease lost (renewal failed: %s)", held.lease.key, exc)
-                        held.lease.lost.set()
-                        return
-                    await asyncio.sleep(min(0.1, interval / 4))
-                    continue
-                if not ok:
-                    log.warning("lock %s: lease lost (taken over)", held.lease.key)
+            sent = time.monotonic()
+            try:
+                async with guard("locks", max(0.01, deadline - sent)):
+                    ok = await self._scripts["renew"](keys=[key], args=[held.token, self._lease_ms])
+            except ServiceUnavailable as exc:
+                if time.monotonic() >= deadline:
+                    log.warning("lock %s: lease lost (%s)", held.lease.key, exc)
                     held.lease.lost.set()
                     return
-                confirmed = sent
-                break
+                delay = time.monotonic() - confirmed + min(0.1, interval / 4)  # retry soon
+                continue
+            if not ok:
+                log.warning("lock %s: lease lost (taken over)", held.lease.key)
+                held.lease.lost.set()
+                return
+            confirmed, delay = sent, interval
 
     # -- release requests --------------------------------------------------------
     async def _listen(self) -> None:
         """Follow the lock channel, resubscribing after Redis comes back."""
         backoff = 0.05
-        while True:
+        while not self._closing:
             pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.subscribe(self.channel)
+                async with guard("locks", self._call_timeout):
+                    await pubsub.subscribe(self.channel)
                 self._subscribed.set()
                 backoff = 0.05
-                while True:
-                    message = await pubsub.get_message(timeout=30.0)
+                quiet_since = time.monotonic()
+                while not self._closing:
+                    message = await pubsub.get_message(timeout=1.0)
                     if message is not None:
-                        self._dispatch(message.get("data"))
+                        quiet_since = time.monotonic()
+                        if message.get("type") == "message":
+                            self._dispatch(message.get("data"))
+                    elif time.monotonic() - quiet_since > _LISTEN_PING:
+                        quiet_since = time.monotonic()
+                        async with guard("locks", self._call_timeout):
+                            await pubsub.ping()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -289,6 +305,5 @@ class RedisLocks(LockManager):
             for held in self._held.get(key, {}).values():
                 held.lease.release_requested.set()
         elif kind == "rel":
-            waiters = self._waiters.get(key)
-            for event in list(waiters.events if waiters else ()):
+            for event in list(self._waiters.get(key, ())):
                 event.set()

@@ -289,7 +289,7 @@ class UploadService:
         if checksum is not None:
             all_hashers.append(checksum.hasher)
         guarded = GuardedBody(body, limit=limit, lease=lease, hashers=all_hashers)
-        result = await self._write_backend(b.backend, record, guarded)
+        result = await self._write_backend(b.backend, record, guarded, content_length)
         refuse = self._refusal(guarded, checksum, require_complete_body)
         if refuse is not None:
             if result.rollback is not None and result.offset > record.offset:
@@ -305,10 +305,12 @@ class UploadService:
         return max_size - record.offset if max_size else None
 
     async def _write_backend(
-        self, backend: Backend, record: UploadRecord, body: GuardedBody
+        self, backend: Backend, record: UploadRecord, body: GuardedBody, incoming: int | None
     ) -> WriteResult:
+        stream = self._stream(record)
+        stream.incoming = incoming
         try:
-            return await backend.write(self._stream(record), aiter(body))
+            return await backend.write(stream, aiter(body))
         except BackendUnavailable as exc:
             if exc.partial is not None and exc.partial.offset > record.offset:
                 # keep what the store acknowledged before it failed

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.core.records import UploadRecord
-from gateway.core.redis_conn import DEFAULT_PREFIX, connect, unavailable_on_error
+from gateway.core.redis_conn import DEFAULT_PREFIX, connect, guard
 from gateway.core.state.base import StateStore
 
 # KEYS: record, expiry index. ARGV: id, version, data, expires_at ("" = none).
@@ -89,13 +89,13 @@ class RedisStateStore(StateStore):
             await redis.aclose()
 
     async def ping(self) -> None:
-        with unavailable_on_error("state store"):
+        async with guard("state store"):
             await self.redis.ping()
 
     # -- records -----------------------------------------------------------------
     async def create(self, record: UploadRecord) -> None:
         record.version = 1
-        with unavailable_on_error("state store"):
+        async with guard("state store"):
             created = await self._create(
                 keys=[self._record_key(record.id), self._expiry_key],
                 args=[record.id, record.version, record.to_json(), _score(record.expires_at)],
@@ -105,7 +105,7 @@ class RedisStateStore(StateStore):
             raise RecordExists(f"upload {record.id} exists")
 
     async def get(self, upload_id: str) -> UploadRecord | None:
-        with unavailable_on_error("state store"):
+        async with guard("state store"):
             data = await self.redis.hget(self._record_key(upload_id), "data")
         return UploadRecord.from_json(data) if data is not None else None
 
@@ -113,7 +113,7 @@ class RedisStateStore(StateStore):
         old = record.version
         record.version = old + 1
         try:
-            with unavailable_on_error("state store"):
+            async with guard("state store"):
                 saved = await self._save(
                     keys=[self._record_key(record.id), self._expiry_key],
                     args=[
@@ -132,14 +132,13 @@ class RedisStateStore(StateStore):
         return bool(saved)
 
     async def delete(self, upload_id: str) -> None:
-        with unavailable_on_error("state store"):
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.delete(self._record_key(upload_id))
-                pipe.zrem(self._expiry_key, upload_id)
-                await pipe.execute()
+        async with guard("state store"), self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(self._record_key(upload_id))
+            pipe.zrem(self._expiry_key, upload_id)
+            await pipe.execute()
 
     async def expired(self, now: float, limit: int = 100) -> list[str]:
-        with unavailable_on_error("state store"):
+        async with guard("state store"):
             ids = await self.redis.zrangebyscore(
                 self._expiry_key, "-inf", f"({now!r}", start=0, num=limit
             )
@@ -147,14 +146,14 @@ class RedisStateStore(StateStore):
 
     # -- shared mappings -----------------------------------------------------------
     async def kv_get(self, namespace: str, key: str) -> str | None:
-        with unavailable_on_error("state store"):
+        async with guard("state store"):
             value = await self.redis.get(self._kv_key(namespace, key))
         return value.decode() if value is not None else None
 
     async def kv_set(self, namespace: str, key: str, value: str) -> None:
-        with unavailable_on_error("state store"):
+        async with guard("state store"):
             await self.redis.set(self._kv_key(namespace, key), value)
 
     async def kv_delete(self, namespace: str, key: str) -> None:
-        with unavailable_on_error("state store"):
+        async with guard("state store"):
             await self.redis.delete(self._kv_key(namespace, key))

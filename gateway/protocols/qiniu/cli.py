@@ -1,0 +1,57 @@
+"""``upload-gateway token``: print an upload token for business services and tests."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from gateway.config import GatewayConfig
+from gateway.units import parse_duration
+
+from .tokens import KeyPair, make_policy, mint
+
+
+def _token(args: argparse.Namespace, load: Callable[[str | None], GatewayConfig]) -> int:
+    try:
+        extra: dict[str, Any] = json.loads(args.policy) if args.policy else {}
+    except ValueError as exc:
+        print(f"--policy is not JSON: {exc}", file=sys.stderr)
+        return 2
+    if not isinstance(extra, dict):
+        print("--policy must be a JSON object", file=sys.stderr)
+        return 2
+    if args.access_key and args.secret_key:
+        pair = KeyPair(args.access_key, args.secret_key)
+    else:
+        keys = load(args.config).qiniu.keys
+        chosen = [k for k in keys if not args.access_key or k.access_key == args.access_key]
+        if not chosen:
+            print("no matching key pair in qiniu.keys", file=sys.stderr)
+            return 2
+        pair = KeyPair(chosen[0].access_key, chosen[0].secret_key)
+    try:
+        expires = parse_duration(args.expires)
+    except ValueError as exc:
+        print(f"--expires: {exc}", file=sys.stderr)
+        return 2
+    print(mint(pair, make_policy(args.bucket, args.key, expires, extra)))
+    return 0
+
+
+def add_token_command(
+    subparsers: Any, load: Callable[[str | None], GatewayConfig]
+) -> argparse.ArgumentParser:
+    """Register ``token`` on the CLI's subparsers; ``load`` reads the config."""
+    p: argparse.ArgumentParser = subparsers.add_parser("token", help="print a Qiniu upload token")
+    p.add_argument("-c", "--config", help="config.yaml holding qiniu.keys")
+    p.add_argument("--bucket", required=True)
+    p.add_argument("--key", help="restrict to this key (scope bucket:key)")
+    p.add_argument("--expires", default="1h", help="lifetime, e.g. 3600, 30m, 1h (default 1h)")
+    p.add_argument("--policy", help="extra put-policy fields as a JSON object")
+    p.add_argument("--access-key", help="which configured key pair (default: the first)")
+    p.add_argument("--secret-key", help="sign with this secret instead of the config's")
+    p.set_defaults(func=lambda args: _token(args, load))
+    return p

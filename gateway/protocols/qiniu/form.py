@@ -1,0 +1,277 @@
+"""Form upload: ``POST /`` as ``multipart/form-data`` (protocol doc §2).
+
+The multipart body is parsed as it streams, whatever the field order: the
+``file`` part goes straight into a core stream while it arrives — into the
+token's bucket if the token came first (Python, Node), else into the staging
+bucket (qiniu-js sends the file first). Once every field is in, the token is
+checked; if it fails (or ``crc32``, size, MIME, scope…), the stored bytes are
+deleted. Nothing is held in memory beyond a chunk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from aiohttp import BodyPartReader, web
+
+from backends.base import Capability, MemoryBudget
+from gateway.core import errors as core
+from gateway.core.body import BodyInterrupted
+from gateway.core.records import Kind
+
+from . import mime, qetag
+from .errors import BAD_REQUEST, CRC32_MISMATCH, TOO_LARGE
+from .placing import NewFile, place
+from .runtime import Call
+from .tokens import UploadToken
+from .v1 import Crc32
+
+_CHUNK = 256 * 1024
+_READ_AHEAD = 4 * 1024 * 1024
+_MAX_FIELD = 64 * 1024
+_MAX_FIELDS = 1000
+FORM = "form"
+
+
+class _Head:
+    """Keeps the first bytes of the file, for MIME sniffing."""
+
+    def __init__(self, size: int = mime.SNIFF_BYTES) -> None:
+        self.size = size
+        self.data = bytearray()
+
+    def update(self, data: bytes, /) -> None:
+        if len(self.data) < self.size:
+            self.data += data[: self.size - len(self.data)]
+
+
+@dataclass
+class StoredFile:
+    stream_id: str
+    bucket: str
+    size: int
+    etag: str
+    crc32: int
+    head: bytes
+    filename: str | None
+    content_type: str | None
+    #: the stream became the object: never delete it as an abandoned upload
+    committed: bool = False
+
+
+class _FilePart:
+    """The ``file`` part's bytes as an async iterator, stopping (and flagging)
+    once more than ``limit`` bytes arrived.
+
+    A reader task keeps up to ``_READ_AHEAD`` bytes (from the global memory
+    budget) ahead of the backend, so that a backend pausing between pieces
+    (Swift's ``100-continue``, an S3 part upload) does not push back on the
+    client at once: the Node SDK's multipart stream can stop for good after
+    its socket pushed back, never sending the fields that follow the file."""
+
+    def __init__(self, part: BodyPartReader, limit: int | None, budget: MemoryBudget) -> None:
+        self.part = part
+        self.limit = limit
+        self.budget = budget
+        self.received = 0
+        self.too_large = False
+
+    async def _fill(self, queue: asyncio.Queue[bytes | BaseException | None]) -> None:
+        try:
+            while chunk := await self.part.read_chunk(_CHUNK):
+                self.received += len(chunk)
+                if self.limit is not None and self.received > self.limit:
+                    self.too_large = True
+                    break
+                await self.budget.acquire(len(chunk))
+                try:
+                    await queue.put(chunk)
+                except BaseException:
+                    self.budget.release(len(chunk))
+                    raise
+            await queue.put(None)
+        except (aiohttp.ClientPayloadError, ConnectionError, aiohttp.ClientConnectionError) as exc:
+            await queue.put(BodyInterrupted(str(exc)))
+        except Exception as exc:
+            await queue.put(exc)
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        queue: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue(
+            maxsize=_READ_AHEAD // _CHUNK
+        )
+        reader = asyncio.get_running_loop().create_task(self._fill(queue))
+        try:
+            while (item := await queue.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                self.budget.release(len(item))
+                yield item
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+            while not queue.empty():
+                item = queue.get_nowait()
+                if isinstance(item, bytes):
+                    self.budget.release(len(item))
+
+
+async def _empty() -> AsyncIterator[bytes]:
+    return
+    yield b""  # pragma: no cover
+
+
+async def _read_field(part: BodyPartReader) -> str:
+    data = bytearray()
+    while chunk := await part.read_chunk(_CHUNK):
+        data += chunk
+        if len(data) > _MAX_FIELD:
+            raise BAD_REQUEST.error(f"form field {part.name!r} is too large")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BAD_REQUEST.error(f"form field {part.name!r} is not UTF-8") from None
+
+
+async def _store_file(call: Call, part: BodyPartReader, token: UploadToken | None) -> StoredFile:
+    bucket = call.check_bucket(token.policy.bucket) if token else call.runtime.staging_bucket()
+    limit = token.policy.fsize_limit if token and token.policy.fsize_limit else None
+    if Capability.DEFERRED_LENGTH not in call.service.capabilities(bucket):
+        raise BAD_REQUEST.error("this storage needs the file size up front")
+    record = await call.service.create(
+        protocol="qiniu",
+        bucket=bucket,
+        key=None,
+        length=None,
+        kind=Kind.PART,
+        extra={"qiniu": FORM},
+    )
+    hasher, crc, head = qetag.BlockHasher(), Crc32(), _Head()
+    source = _FilePart(part, limit, call.service.bucket(bucket).backend.context.budget)
+    try:
+        record = await call.service.write(
+            record.id, 0, source.chunks(), hashers=[hasher, crc, head], require_complete_body=True
+        )
+        if source.too_large:
+            raise TOO_LARGE.error()
+        record = await call.service.write(
+            record.id, record.offset, _empty(), declare_length=record.offset
+        )
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await call.service.terminate(record.id)
+        raise
+    return StoredFile(
+        stream_id=record.id,
+        bucket=bucket,
+        size=record.offset,
+        etag=qetag.v1(hasher.digests()),
+        crc32=crc.value,
+        head=bytes(head.data),
+        filename=part.filename,
+        content_type=part.headers.get(aiohttp.hdrs.CONTENT_TYPE),
+    )
+
+
+async def upload(request: web.Request) -> web.Response:
+    call = Call.of(request)
+    if not request.content_type.startswith("multipart/"):
+        raise BAD_REQUEST.error("invalid multipart format")
+    fields: dict[str, str] = {}
+    stored: StoredFile | None = None
+    early_token: UploadToken | None = None
+    try:
+        try:
+            reader = await request.multipart()
+            while (part := await reader.next()) is not None:
+                if not isinstance(part, BodyPartReader):
+                    raise BAD_REQUEST.error("nested multipart is not supported")
+                if part.name == "file":
+                    if stored is not None:
+                        raise BAD_REQUEST.error("more than one file")
+                    if "token" in fields:
+                        early_token = call.runtime.verifier.verify(fields["token"])
+                    stored = await _store_file(call, part, early_token)
+                elif part.name:
+                    if len(fields) >= _MAX_FIELDS:
+                        raise BAD_REQUEST.error("too many form fields")
+                    fields[part.name] = await _read_field(part)
+        except (ValueError, AssertionError, aiohttp.ClientPayloadError) as exc:
+            raise BAD_REQUEST.error("invalid multipart format") from exc
+        token = early_token or call.runtime.verifier.verify(fields.get("token"))
+        if stored is None:
+            raise BAD_REQUEST.error("file is missing")
+        return await _finish(call, token, fields, stored)
+    except BaseException:
+        if stored is not None and not stored.committed:
+            with contextlib.suppress(Exception):
+                await call.service.terminate(stored.stream_id)
+        raise
+
+
+async def _finish(
+    call: Call, token: UploadToken, fields: dict[str, str], stored: StoredFile
+) -> web.Response:
+    bucket = call.check_bucket(token.policy.bucket)
+    if "crc32" in fields:
+        try:
+            expected = int(fields["crc32"])
+        except ValueError:
+            raise BAD_REQUEST.error("invalid crc32") from None
+        if expected != stored.crc32:
+            raise CRC32_MISMATCH.error()
+    metadata = {k: v for k, v in fields.items() if k.lower().startswith("x-qn-meta-")}
+
+    async def head() -> bytes:
+        return stored.head
+
+    async def store(key: str, extra: dict[str, Any]) -> None:
+        part_id = stored.stream_id
+        if call.service.bucket(bucket).backend is not call.service.bucket(stored.bucket).backend:
+            part_id = await _relocate(call, stored, bucket)
+        await call.service.commit_part(part_id, key, bucket=bucket, metadata=metadata, extra=extra)
+        stored.committed = True
+
+    async def discard() -> None:
+        with contextlib.suppress(core.UploadError):
+            await call.service.terminate(stored.stream_id)
+
+    new = NewFile(
+        bucket=bucket,
+        size=stored.size,
+        etag=stored.etag,
+        client_key=fields.get("key"),
+        fname=fields.get("fname") or stored.filename,
+        client_mime=stored.content_type,
+        custom={k: v for k, v in fields.items() if k.startswith("x:")},
+        metadata=metadata,
+        head=head,
+    )
+    return await place(call, token, new, store, discard, accept=fields.get("accept"))
+
+
+async def _relocate(call: Call, stored: StoredFile, bucket: str) -> str:
+    """Copy a staged file into ``bucket`` on another backend (the rare case
+    of a file sent before its token, for a bucket off the staging backend)."""
+    if Capability.READ_STREAM not in call.service.capabilities(stored.bucket):
+        raise BAD_REQUEST.error("send the token before the file for this bucket")
+    record = await call.service.create(
+        protocol="qiniu",
+        bucket=bucket,
+        key=None,
+        length=stored.size,
+        kind=Kind.PART,
+        extra={"qiniu": FORM},
+    )
+    await call.service.write(
+        record.id, 0, call.service.read_stream(stored.stream_id), require_complete_body=True
+    )
+    with contextlib.suppress(core.UploadError):
+        await call.service.terminate(stored.stream_id)
+    stored.stream_id, stored.bucket = record.id, bucket
+    return record.id

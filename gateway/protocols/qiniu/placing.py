@@ -1,0 +1,184 @@
+"""The last step shared by form upload, ``mkfile`` and v2 complete: the bytes
+are stored as finished streams; now name the object, apply the put policy,
+make the object, and answer as the policy asks.
+
+Order: deadline → size → MIME → key (client key / saveKey / hash) → scope →
+insert-only (614 unless the existing object has the same content) → store →
+callback (579) / ``returnUrl`` (303) / ``returnBody`` / ``{hash, key, url}``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+
+from . import callback, mime, qetag
+from .codec import b64encode
+from .errors import BAD_REQUEST, FILE_EXISTS
+from .magic import Mode, Value, build_vars, render
+from .responses import json_response, raw_json_response
+from .runtime import Call
+from .tokens import UploadToken
+
+#: store the object at ``key``, with ``extra`` for the record (hash, url…)
+Store = Callable[[str, dict[str, Any]], Awaitable[None]]
+Discard = Callable[[], Awaitable[None]]
+
+
+@dataclass
+class NewFile:
+    bucket: str
+    size: int
+    etag: str
+    #: sizes of the pieces the etag was computed over (v2 parts); empty = v1
+    layout: Sequence[int] = ()
+    client_key: str | None = None
+    fname: str | None = None
+    client_mime: str | None = None
+    custom: dict[str, str] = field(default_factory=dict)
+    metadata: dict[str, str] = field(default_factory=dict)
+    #: the first bytes of the content, fetched only when the MIME type needs them
+    head: Callable[[], Awaitable[bytes]] | None = None
+
+
+def _needs_sniff(new: NewFile, from_content: bool) -> bool:
+    given = (new.client_mime or "").strip().lower()
+    if from_content:
+        return True
+    if given and given != mime.OCTET_STREAM:
+        return False
+    return mime.by_name(new.fname) is None and mime.by_name(new.client_key) is None
+
+
+async def place(
+    call: Call,
+    token: UploadToken,
+    new: NewFile,
+    store: Store,
+    discard: Discard,
+    accept: str | None = None,
+) -> web.Response:
+    """Make the object and answer. ``discard`` drops the new bytes when they
+    are not needed (identical content exists, or 614)."""
+    policy = token.policy
+    policy.check_deadline()
+    policy.check_size(new.size)
+    head = b""
+    if new.head is not None and _needs_sniff(new, policy.sniff_content):
+        head = await new.head()
+    mime_type = mime.decide(new.client_mime, new.fname, new.client_key, head, policy.sniff_content)
+    policy.check_mime(mime_type)
+
+    now = datetime.now().astimezone()
+    upload_uuid = str(uuid.uuid4())
+
+    def variables(key: str | None, url: str | None) -> dict[str, Value]:
+        return build_vars(
+            bucket=new.bucket,
+            key=key,
+            etag=new.etag,
+            fsize=new.size,
+            mime_type=mime_type,
+            fname=new.fname,
+            end_user=policy.end_user,
+            url=url,
+            deadline=policy.deadline or None,
+            custom=new.custom,
+            now=now,
+            uuid=upload_uuid,
+        )
+
+    key = policy.resolve_key(
+        new.client_key, lambda template: render(template, variables(None, None), Mode.RAW)
+    )
+    if key is None:
+        key = new.etag
+    if not key:
+        raise BAD_REQUEST.error("invalid key")
+    policy.check_key(key)
+
+    url = await call.service.object_url(new.bucket, key, call.base_url)
+    extra: dict[str, Any] = {"hash": new.etag, "url": url, "mimeType": mime_type}
+    if new.fname:
+        extra["fname"] = new.fname
+    if new.custom:
+        extra["customVars"] = dict(new.custom)
+    async with call.service.locks.hold(f"qiniu-key:{new.bucket}/{key}"):
+        existing = await call.service.stat_object(new.bucket, key)
+        if existing is not None and not policy.may_overwrite:
+            if existing.size != new.size or await _etag_of_object(call, new, key) != new.etag:
+                await discard()
+                raise FILE_EXISTS.error()
+            await discard()  # the same content is there already: nothing to write
+        else:
+            await store(key, extra)
+    return await respond(call, token, variables(key, url), accept)
+
+
+async def _etag_of_object(call: Call, new: NewFile, key: str) -> str:
+    """The etag of the stored object, computed over ``new``'s piece layout so
+    that identical content compares equal in either etag form. (Called only
+    when the sizes match.)"""
+    ends = list(itertools.accumulate(new.layout or [new.size]))
+    pieces: list[qetag.Piece] = []
+    hasher = qetag.BlockHasher()
+    position = 0
+    async for chunk in call.service.read(new.bucket, key):
+        view = memoryview(chunk)
+        while view:
+            piece_end = ends[len(pieces)] if len(pieces) < len(ends) - 1 else None
+            take = len(view) if piece_end is None else min(len(view), piece_end - position)
+            hasher.update(view[:take])
+            position += take
+            view = view[take:]
+            if piece_end is not None and position == piece_end:
+                pieces.append(qetag.Piece(hasher.size, tuple(hasher.digests())))
+                hasher = qetag.BlockHasher()
+    pieces.append(qetag.Piece(hasher.size, tuple(hasher.digests())))
+    return qetag.of_pieces(pieces, multipart=bool(new.layout))
+
+
+def _content_type(accept: str | None) -> str:
+    if accept:
+        for choice in ("application/json", "text/plain", "text/html"):
+            if choice in accept.lower():
+                return choice
+    return "application/json"
+
+
+async def respond(
+    call: Call, token: UploadToken, values: dict[str, Value], accept: str | None = None
+) -> web.Response:
+    policy = token.policy
+    content_type = _content_type(accept)
+    if policy.has_callback:
+        body_type = policy.callback_body_type or callback.FORM_TYPE
+        body = render(
+            policy.callback_body or callback.DEFAULT_BODY, values, callback.body_mode(body_type)
+        )
+        pair = call.runtime.verifier.pair(token.access_key)
+        assert pair is not None  # the token was verified with it
+        answer = await callback.send(
+            call.runtime.http(),
+            callback.Callback(policy.callback_urls, body, body_type, policy.callback_host),
+            pair,
+            timeout=call.config.qiniu.callback_timeout,
+        )
+        return raw_json_response(answer, content_type=content_type)
+    body_text = render(policy.return_body, values, Mode.JSON) if policy.return_body else None
+    default = {"hash": values["etag"], "key": values["key"], "url": values["url"]}
+    if policy.return_url:
+        ret = body_text if body_text is not None else json.dumps(default, separators=(",", ":"))
+        sep = "&" if "?" in policy.return_url else "?"
+        location = f"{policy.return_url}{sep}upload_ret={b64encode(ret)}"
+        return web.Response(status=303, headers={"Location": location})
+    if body_text is not None:
+        return raw_json_response(body_text.encode(), content_type=content_type)
+    return json_response(default, content_type=content_type)

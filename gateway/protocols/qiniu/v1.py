@@ -1,0 +1,262 @@
+"""Resumable v1: ``mkblk`` / ``bput`` / ``mkfile`` (protocol doc §3).
+
+A block is a core stream (``Kind.PART``, length = block size). Its ctx
+(``ctx.py``) names the stream and the offset reached; the ctx of a block's
+last chunk also carries the block's SHA-1, so ``mkfile`` names the qetag
+from the ctx list alone. The running SHA-1 of a block written over several
+``bput`` requests lives in this process (``HasherCache``); on another
+instance, or after a restart, it is rebuilt from the stored bytes
+(``Capability.READ_STREAM``) — or, where the store cannot read them back,
+the ctx is answered ``701`` and the SDK restarts the block.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import zlib
+
+from aiohttp import web
+
+from backends.base import Capability
+from gateway.core import errors as core
+from gateway.core.records import Kind, UploadRecord
+
+from . import mime, qetag
+from .codec import b64decode_text, b64encode
+from .ctx import BlockContext
+from .errors import BAD_REQUEST, INVALID_CTX
+from .placing import NewFile, place
+from .responses import json_response, request_body
+from .runtime import Call
+from .tokens import UploadToken
+
+_MAX_CTX_LIST = 16 * 1024 * 1024
+V1 = "v1"
+
+
+class Crc32:
+    def __init__(self) -> None:
+        self.value = 0
+
+    def update(self, data: bytes, /) -> None:
+        self.value = zlib.crc32(data, self.value)
+
+
+def parse_size(text: str, what: str, minimum: int = 0, maximum: int | None = None) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise BAD_REQUEST.error(f"invalid {what}") from None
+    if value < minimum or (maximum is not None and value > maximum):
+        raise BAD_REQUEST.error(f"invalid {what}")
+    return value
+
+
+def _authorize(call: Call) -> tuple[UploadToken, str]:
+    token = call.runtime.verify_header(call.request)
+    return token, call.check_bucket(token.policy.bucket)
+
+
+async def mkblk(request: web.Request) -> web.Response:
+    call = Call.of(request)
+    _, bucket = _authorize(call)
+    size = parse_size(request.match_info["size"], "block size", 1, qetag.BLOCK_SIZE)
+    record = await call.service.create(
+        protocol="qiniu",
+        bucket=bucket,
+        key=None,
+        length=size,
+        kind=Kind.PART,
+        extra={"qiniu": V1},
+    )
+    return await _write_chunk(call, bucket, record.id, 0, qetag.BlockHasher())
+
+
+async def bput(request: web.Request) -> web.Response:
+    call = Call.of(request)
+    _, bucket = _authorize(call)
+    ctx = call.runtime.signer.decode(request.match_info["ctx"])
+    offset = parse_size(request.match_info["offset"], "offset")
+    if ctx.bucket != bucket or ctx.offset != offset:
+        raise INVALID_CTX.error()
+    record = await _block(call, ctx)
+    hasher = call.runtime.hashers.get(record.id, record.offset) or await _rehash(call, record)
+    return await _write_chunk(call, bucket, record.id, offset, hasher)
+
+
+async def _block(call: Call, ctx: BlockContext) -> UploadRecord:
+    """The block a ctx names, if the ctx is still its latest; else 701."""
+    try:
+        record = await call.service.get(ctx.stream_id)
+    except (core.UploadNotFound, core.UploadGone):
+        raise INVALID_CTX.error() from None
+    if (
+        record.kind is not Kind.PART
+        or record.extra.get("qiniu") != V1
+        or record.bucket != ctx.bucket
+        or record.offset != ctx.offset
+    ):
+        raise INVALID_CTX.error()
+    return record
+
+
+async def _rehash(call: Call, record: UploadRecord) -> qetag.BlockHasher:
+    """The block's running SHA-1, rebuilt from the bytes the store holds."""
+    if Capability.READ_STREAM not in call.service.capabilities(record.bucket):
+        raise INVALID_CTX.error()
+    hasher = qetag.BlockHasher()
+    try:
+        async for chunk in call.service.read_stream(record.id, 0, record.offset):
+            hasher.update(chunk)
+    except (core.UploadNotFound, core.UploadGone):
+        raise INVALID_CTX.error() from None
+    if hasher.size != record.offset:
+        raise INVALID_CTX.error()
+    return hasher
+
+
+async def _write_chunk(
+    call: Call, bucket: str, stream_id: str, offset: int, hasher: qetag.BlockHasher
+) -> web.Response:
+    crc = Crc32()
+    try:
+        record = await call.service.write(
+            stream_id,
+            offset,
+            request_body(call.request),
+            hashers=[hasher, crc],
+            content_length=call.request.content_length,
+            require_complete_body=True,
+        )
+    except (core.UploadNotFound, core.UploadGone, core.OffsetMismatch):
+        raise INVALID_CTX.error() from None
+    except core.TooLarge:
+        raise BAD_REQUEST.error("the chunk exceeds the block size") from None
+    complete = record.length is not None and record.offset >= record.length
+    if complete:
+        call.runtime.hashers.drop(stream_id)
+    else:
+        call.runtime.hashers.put(stream_id, hasher)
+    sha1 = hasher.current_block_sha1()
+    expires = call.runtime.expiry(record.expires_at)
+    ctx = call.runtime.signer.encode(
+        BlockContext(stream_id, bucket, record.offset, expires, sha1 if complete else None)
+    )
+    return json_response(
+        {
+            "ctx": ctx,
+            "checksum": b64encode(sha1),
+            "crc32": crc.value,
+            "offset": record.offset,
+            "host": call.base_url,
+            "expired_at": expires,
+        }
+    )
+
+
+def parse_pairs(path: str) -> dict[str, str]:
+    """``key/<b64>/fname/<b64>/x:foo/<b64>…`` in any order → decoded values."""
+    segments = [s for s in path.split("/") if s]
+    if len(segments) % 2:
+        raise BAD_REQUEST.error("invalid mkfile parameters")
+    pairs: dict[str, str] = {}
+    for name, value in zip(segments[::2], segments[1::2], strict=True):
+        pairs[name] = b64decode_text(value, name)
+    return pairs
+
+
+async def mkfile(request: web.Request) -> web.Response:
+    call = Call.of(request)
+    token, bucket = _authorize(call)
+    size = parse_size(request.match_info["size"], "file size")
+    params = parse_pairs(request.match_info.get("params", ""))
+    if (request.content_length or 0) > _MAX_CTX_LIST:
+        raise BAD_REQUEST.error("ctx list too long")
+    text = (await request.read()).decode("ascii", errors="replace")
+    contexts = [call.runtime.signer.decode(c) for c in text.split(",") if c.strip()]
+    ids = [c.stream_id for c in contexts]
+    if len(set(ids)) != len(ids):
+        raise INVALID_CTX.error()
+    records: list[UploadRecord] = []
+    for ctx in contexts:
+        record = await _block(call, ctx)
+        if ctx.bucket != bucket or ctx.block_sha1 is None or record.offset != record.length:
+            raise INVALID_CTX.error()
+        records.append(record)
+    if sum(r.offset for r in records) != size:
+        raise BAD_REQUEST.error("the blocks do not add up to the file size")
+    pieces = [
+        qetag.Piece(r.offset, (c.block_sha1,))
+        for r, c in zip(records, contexts, strict=True)
+        if c.block_sha1
+    ]
+    etag = qetag.of_pieces(pieces) if pieces else qetag.of_bytes(b"")
+
+    async def head() -> bytes:
+        if not ids or Capability.READ_STREAM not in call.service.capabilities(bucket):
+            return b""
+        data = b""
+        async for chunk in call.service.read_stream(ids[0], 0, mime.SNIFF_BYTES):
+            data += chunk
+        return data
+
+    metadata = {k: v for k, v in params.items() if k.lower().startswith("x-qn-meta-")}
+
+    async def store(key: str, extra: dict[str, object]) -> None:
+        await store_streams(call, bucket, ids, key, metadata, dict(extra))
+
+    async def discard() -> None:
+        await discard_streams(call, ids)
+
+    new = NewFile(
+        bucket=bucket,
+        size=size,
+        etag=etag,
+        client_key=params.get("key"),
+        fname=params.get("fname"),
+        client_mime=params.get("mimeType"),
+        custom={k: v for k, v in params.items() if k.startswith("x:")},
+        metadata=metadata,
+        head=head,
+    )
+    return await place(call, token, new, store, discard)
+
+
+async def store_streams(
+    call: Call,
+    bucket: str,
+    ids: list[str],
+    key: str,
+    metadata: dict[str, str],
+    extra: dict[str, object],
+) -> None:
+    """The object ``key`` from complete streams: one is committed (no bytes
+    move), several assembled; none makes an empty object."""
+    if not ids:
+        empty = await call.service.create(
+            protocol="qiniu",
+            bucket=bucket,
+            key=None,
+            length=0,
+            kind=Kind.PART,
+            extra={"qiniu": V1},
+        )
+        ids = [empty.id]
+    if len(ids) == 1:
+        await call.service.commit_part(ids[0], key, metadata=metadata, extra=extra)
+        return
+    await call.service.create_assembly(
+        protocol="qiniu",
+        bucket=bucket,
+        key=key,
+        parts=ids,
+        metadata=metadata,
+        allow_unfinished=False,
+        extra=extra,
+    )
+
+
+async def discard_streams(call: Call, ids: list[str]) -> None:
+    for stream_id in ids:
+        with contextlib.suppress(core.UploadError):
+            await call.service.terminate(stream_id)
