@@ -48,6 +48,8 @@ async def run_sweeper(service: UploadService, interval: float) -> None:
                 log.info("sweeper handled %d expired uploads", n)
         except asyncio.CancelledError:
             raise
+        except UploadError as exc:  # state store or backend down: try next round
+            log.warning("sweeper pass skipped: %s", exc)
         except Exception:
             log.exception("sweeper pass failed")
         await asyncio.sleep(interval)
