@@ -53,6 +53,15 @@ class _TrailerRequestParser(http_parser.HttpRequestParserPy):
         super().__init__(*args, **kwargs)
         self._headers_parser = _RecordingHeadersParser(self, self._headers_parser)
 
+    def feed_data(self, data: bytes, *args: Any, **kwargs: Any) -> Any:
+        # feed_data(b"") is the protocol resuming reading. A pause requested
+        # while the last chunk was being fed is over: aiohttp's Python parser
+        # keeps that flag, then stashes the next bytes (the end of a chunked
+        # body) with nothing left to feed them again, and the body never ends.
+        if not data and self._payload_parser is not None:
+            self._payload_parser._paused = False
+        return super().feed_data(data, *args, **kwargs)
+
 
 def install() -> bool:
     """Switch aiohttp's server to the trailer-keeping parser (idempotent)."""

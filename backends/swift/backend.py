@@ -1,0 +1,349 @@
+"""The Swift backend (``type: swift``); the layout and ownership rules are in
+the package docstring (``backends/swift/__init__.py``)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import mimetypes
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import ClassVar
+from urllib.parse import quote, unquote, urlsplit
+
+from backends.base import (
+    JSON,
+    Backend,
+    BackendConfig,
+    BackendContext,
+    Capability,
+    Limits,
+    ObjectInfo,
+    StreamInfo,
+    WriteResult,
+)
+from backends.errors import BackendConfigError, BackendUnavailable, InvalidState, NotFound
+from backends.swift.client import AuthRejected, SwiftClient, etag_of, quote_name
+from backends.swift.config import SwiftConfig, UrlMode
+from backends.swift.layout import (
+    Segment,
+    bounded,
+    dump_segments,
+    load_segments,
+    owner_name,
+    stream_of,
+    stream_prefix,
+)
+from backends.swift.manifests import Manifests, Tree
+from backends.swift.writer import SegmentWriter
+
+_READ_CHUNK = 256 * 1024
+log = logging.getLogger(__name__)
+
+
+class SwiftBackend(Backend):
+    type_name: ClassVar[str] = "swift"
+    config_model: ClassVar[type[BackendConfig]] = SwiftConfig
+    #: OBJECT_URLS: ``object_url`` answers None in ``url.mode: gateway``
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {
+            Capability.DEFERRED_LENGTH,
+            Capability.ROLLBACK,
+            Capability.KEEP_INTERRUPTED,
+            Capability.ASSEMBLE,
+            Capability.ZERO_COPY_ASSEMBLE,
+            Capability.TERMINATE,
+            Capability.READ,
+            Capability.RANGE_READ,
+            Capability.READ_STREAM,
+            Capability.OBJECT_URLS,
+        }
+    )
+
+    def __init__(self, name: str, config: BackendConfig, context: BackendContext) -> None:
+        super().__init__(name, config, context)
+        assert isinstance(config, SwiftConfig)
+        self.cfg = config
+        self.container = config.container
+        self.segments = config.segments
+        self.client = SwiftClient(config)
+        self.manifests = Manifests(self.client, self.segments)
+        self.writer = SegmentWriter(self.client, self.segments)
+        self._temp_url_key = config.temp_url_key.get_secret_value() if config.temp_url_key else ""
+
+    @property
+    def limits(self) -> Limits:
+        return Limits()  # SLO segments may be any size; nesting lifts the count limit
+
+    # -- lifecycle -------------------------------------------------------------
+    async def start(self) -> None:
+        try:
+            await self._start()
+        except BaseException:
+            await self.client.close()
+            raise
+
+    async def _start(self) -> None:
+        where = f"swift backend {self.name!r}"
+        try:
+            await self.client.credentials()
+        except AuthRejected as exc:
+            raise BackendConfigError(f"{where}: authentication failed: {exc}") from exc
+        except BackendUnavailable as exc:
+            exc.args = (f"{where}: {exc}",)
+            raise
+        for container in (self.container, self.segments):
+            await self._check_container(container, where)
+        slo = (await self.client.cluster_info()).get("slo", {})
+        cluster_limit = slo.get("max_manifest_segments") if isinstance(slo, dict) else None
+        if isinstance(cluster_limit, int) and 2 <= cluster_limit < self.manifests.limit:
+            log.info("%s: the cluster allows %d entries per manifest", where, cluster_limit)
+            self.manifests.limit = cluster_limit
+        if self.cfg.set_temp_url_key:
+            reply = await self.client.call(
+                "POST", headers={"X-Account-Meta-Temp-URL-Key": self._temp_url_key}, ok=(403,)
+            )
+            if reply.status == 403:
+                raise BackendConfigError(
+                    f"{where}: not allowed to set the account's Temp-URL-Key "
+                    "(needs an account admin); set it once by hand and drop set_temp_url_key"
+                )
+        elif self.cfg.url.mode is UrlMode.TEMPURL and not self._temp_url_key:
+            reply = await self.client.call("HEAD")
+            self._temp_url_key = reply.headers.get("X-Account-Meta-Temp-Url-Key", "")
+            if not self._temp_url_key:
+                raise BackendConfigError(
+                    f"{where}: url.mode tempurl needs temp_url_key (the account has no "
+                    "Temp-URL-Key; set one, or set_temp_url_key: true)"
+                )
+
+    async def _check_container(self, container: str, where: str) -> None:
+        reply = await self.client.call("HEAD", container, ok=(403, 404))
+        if reply.status == 403:
+            raise BackendConfigError(f"{where}: no access to container {container!r} (403)")
+        if reply.status != 404:
+            return
+        if not self.cfg.create_containers:
+            raise BackendConfigError(
+                f"{where}: container {container!r} does not exist; create it "
+                "or set create_containers: true"
+            )
+        headers = {}
+        if self.cfg.url.mode is UrlMode.PUBLIC:  # SLO reads segments as the reader
+            headers["X-Container-Read"] = ".r:*"
+        reply = await self.client.call("PUT", container, headers=headers, ok=(403,))
+        if reply.status == 403:
+            raise BackendConfigError(f"{where}: not allowed to create container {container!r}")
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    async def ping(self) -> None:
+        await self.client.call("HEAD")
+
+    # -- streams ---------------------------------------------------------------
+    async def create_stream(self, stream: StreamInfo) -> JSON:
+        return dump_segments([])  # segments appear with the first bytes
+
+    async def write(self, stream: StreamInfo, body: AsyncIterator[bytes]) -> WriteResult:
+        return await self.writer.write(stream, body)
+
+    async def finish_stream(self, stream: StreamInfo) -> JSON:
+        load_segments(stream.state, stream.offset)  # sealed as it is: a short tail is fine
+        return stream.state
+
+    async def commit(self, stream: StreamInfo, key: str) -> ObjectInfo:
+        segments = load_segments(stream.state, stream.offset)
+        info, referenced = await self._make_object(key, [(stream, segments)])
+        # pieces of writes that were never committed (a crash, a failed segment)
+        prefix = stream_prefix(stream.id)
+        leftovers = set(await self._list(prefix)) - referenced - {owner_name(stream.id)}
+        await self._delete_names(leftovers)
+        return info
+
+    async def assemble(self, streams: Sequence[StreamInfo], key: str) -> ObjectInfo:
+        parts = [(s, load_segments(s.state, s.offset)) for s in streams]
+        await bounded(parts, lambda p: self._check_unowned(p[0], p[1], key), self.cfg.concurrency)
+        info, _ = await self._make_object(key, parts)
+        return info
+
+    async def _check_unowned(self, stream: StreamInfo, segments: list[Segment], key: str) -> None:
+        """Refuse to reference a stream that another object's manifest references
+        (deleting either object would break the other)."""
+        owner = await self._owner(stream.id)
+        if owner is None or owner == key or not segments:
+            return
+        tree = await self.manifests.tree(self.container, owner)
+        if tree is not None and segments[0].name in tree.names:
+            raise InvalidState(f"stream {stream.id} already belongs to object {owner!r}")
+
+    async def _make_object(
+        self, key: str, parts: list[tuple[StreamInfo, list[Segment]]]
+    ) -> tuple[ObjectInfo, set[str]]:
+        """Write new (markers, sub-manifests, manifest), then delete what the
+        replaced object referenced and the new one does not."""
+        old = await self.manifests.tree(self.container, key)
+        content_type = mimetypes.guess_type(key)[0] or "application/octet-stream"
+        size = sum(s.size for _, segs in parts for s in segs)
+        owners = {stream_prefix(s.id): s for s, segs in parts if segs}
+        segments = [seg for _, segs in parts for seg in segs]
+        referenced: set[str] = set()
+        if not segments:
+            reply = await self.client.call(
+                "PUT", self.container, key, data=b"", headers={"Content-Type": content_type}
+            )
+            etag = etag_of(reply.headers)
+        else:
+            body = key.encode()
+            await bounded(
+                owners.values(),
+                lambda s: self.client.call("PUT", self.segments, owner_name(s.id), data=body),
+                self.cfg.concurrency,
+            )
+            first = next(iter(owners.values()))
+            top, written = await self.manifests.nest(segments, first.id)
+            etag = await self.manifests.put(self.container, key, top, content_type)
+            referenced = {s.name for s in segments} | written
+        if old is not None and old.slo:
+            await self._drop_replaced(old, referenced, set(owners))
+        return ObjectInfo(key=key, size=size, content_type=content_type, etag=etag), referenced
+
+    async def _drop_replaced(self, old: Tree, referenced: set[str], owners: set[str]) -> None:
+        gone = old.names - referenced
+        markers = {stream_of(n) + "owner" for n in old.names} - {p + "owner" for p in owners}
+        await self._delete_names(gone)
+        await self._delete_names(markers)
+
+    async def discard_stream(self, stream: StreamInfo) -> None:
+        prefix = stream_prefix(stream.id)
+        names = set(await self._list(prefix))
+        names |= {s.name for s in load_segments(stream.state, stream.offset)}
+        keep: set[str] = set()
+        owner = await self._owner(stream.id)
+        if owner is not None:
+            tree = await self.manifests.tree(self.container, owner)
+            if tree is not None:
+                keep = {n for n in tree.names if n.startswith(prefix)}
+        marker = owner_name(stream.id)
+        await self._delete_names(names - keep - {marker})
+        if not keep:
+            await self._delete_names({marker})
+
+    async def _owner(self, stream_id: str) -> str | None:
+        reply = await self.client.call("GET", self.segments, owner_name(stream_id), ok=(404,))
+        return None if reply.status == 404 else reply.body.decode()
+
+    async def read_stream(
+        self, stream: StreamInfo, start: int = 0, end: int | None = None
+    ) -> AsyncIterator[bytes]:
+        stop = stream.offset if end is None else min(end, stream.offset)
+        position = 0
+        for seg in load_segments(stream.state, stream.offset):
+            first, position = position, position + seg.size
+            if position <= start:
+                continue
+            if first >= stop:
+                break
+            lo, hi = max(start, first) - first, min(stop, position) - first
+            async for chunk in self._get(self.segments, seg.name, lo, hi):
+                yield chunk
+
+    # -- objects ---------------------------------------------------------------
+    async def stat(self, key: str) -> ObjectInfo | None:
+        reply = await self.client.call("HEAD", self.container, key, ok=(404,))
+        if reply.status == 404:
+            return None
+        return ObjectInfo(
+            key=key,
+            size=int(reply.headers.get("Content-Length", "0")),
+            content_type=reply.headers.get("Content-Type"),
+            etag=etag_of(reply.headers) or None,
+        )
+
+    async def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        if end is not None and end <= start:
+            if await self.stat(key) is None:
+                raise NotFound(key)
+            return
+        async for chunk in self._get(self.container, key, start, end):
+            yield chunk
+
+    async def _get(
+        self, container: str, name: str, start: int, end: int | None
+    ) -> AsyncIterator[bytes]:
+        headers = {}
+        if start > 0 or end is not None:
+            headers["Range"] = f"bytes={start}-{'' if end is None else end - 1}"
+        async with self.client.request("GET", container, name, headers=headers) as resp:
+            if resp.status == 404:
+                raise NotFound(f"{container}/{name}")
+            if resp.status == 416:
+                return
+            if resp.status not in (200, 206):
+                raise self.client.unavailable(f"GET {container}/{name} answered {resp.status}")
+            async for chunk in resp.content.iter_chunked(_READ_CHUNK):
+                yield chunk
+
+    async def delete_object(self, key: str) -> None:
+        tree = await self.manifests.tree(self.container, key)
+        if tree is None:
+            return
+        if not tree.slo:
+            await self.client.call("DELETE", self.container, key, ok=(404,))
+            return
+        reply = await self.client.call(
+            "DELETE",
+            self.container,
+            key,
+            query={"multipart-manifest": "delete"},
+            headers={"Accept": "application/json"},
+            ok=(404,),
+        )
+        if reply.status != 404:
+            result = json.loads(reply.body or b"{}")
+            errors = [e for e in result.get("Errors", []) if "404" not in str(e)]
+            if errors:
+                raise self.client.unavailable(f"deleting {key} left pieces behind: {errors}")
+        await self._delete_names({stream_of(n) + "owner" for n in tree.names})
+
+    async def object_url(self, key: str, ttl: int) -> str | None:
+        mode = self.cfg.url.mode
+        if mode is UrlMode.GATEWAY:
+            return None
+        try:
+            creds = await self.client.credentials()
+        except AuthRejected as exc:
+            raise self.client.unavailable(f"re-authentication failed: {exc}") from exc
+        base = self.cfg.url.base_url or creds.storage_url
+        url = f"{base}/{quote(self.container, safe='')}/{quote_name(key)}"
+        if mode is UrlMode.PUBLIC:
+            return url
+        expires = int(time.time() + (self.cfg.url.ttl or ttl))
+        path = f"{unquote(urlsplit(creds.storage_url).path)}/{self.container}/{key}"
+        message = f"GET\n{expires}\n{path}".encode()
+        sig = hmac.new(self._temp_url_key.encode(), message, hashlib.sha256).hexdigest()
+        return f"{url}?temp_url_sig={sig}&temp_url_expires={expires}"
+
+    # -- helpers ---------------------------------------------------------------
+    async def _list(self, prefix: str) -> list[str]:
+        """Names in the segments container under ``prefix`` (all pages)."""
+        names: list[str] = []
+        marker = ""
+        while True:
+            query = {"prefix": prefix, "format": "json", "limit": "10000"}
+            if marker:
+                query["marker"] = marker
+            reply = await self.client.call("GET", self.segments, query=query, ok=(404,))
+            page = [] if reply.status in (204, 404) else reply.json()
+            if not page:
+                return names
+            names.extend(str(item["name"]) for item in page)
+            marker = names[-1]
+
+    async def _delete_names(self, names: set[str]) -> None:
+        async def delete(name: str) -> None:
+            await self.client.call("DELETE", self.segments, name, ok=(404, 409))
+
+        await bounded(sorted(names), delete, self.cfg.concurrency)

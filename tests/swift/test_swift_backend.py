@@ -1,0 +1,334 @@
+"""The Swift backend driven directly: layout, ownership, auth, start-up errors."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import os
+import secrets
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from backends.base import BackendContext, StreamInfo
+from backends.errors import BackendConfigError, BackendUnavailable, InvalidState
+from backends.swift import SwiftBackend, SwiftConfig
+from backends.swift.client import object_store_url
+from gateway.core.budget import Budget
+from tests.servers.ports import free_port
+from tests.support.memkv import MemoryKV
+from tests.swift.account import SwiftAccount
+
+MiB = 1024 * 1024
+
+
+@contextlib.asynccontextmanager
+async def opened(config: dict[str, Any]) -> AsyncIterator[SwiftBackend]:
+    backend = SwiftBackend(
+        "test",
+        SwiftConfig.model_validate(config),
+        BackendContext(kv=MemoryKV(), budget=Budget(64 * MiB)),
+    )
+    await backend.start()
+    try:
+        yield backend
+    finally:
+        await backend.close()
+
+
+async def chunks(data: bytes, size: int = 64 * 1024) -> AsyncIterator[bytes]:
+    for i in range(0, len(data), size):
+        yield data[i : i + size]
+
+
+async def write(backend: SwiftBackend, stream: StreamInfo, data: bytes) -> None:
+    """Write and commit as the core does."""
+    result = await backend.write(stream, chunks(data))
+    stream.offset, stream.state = result.offset, result.state
+    if result.after_commit:
+        await result.after_commit()
+
+
+async def finished(backend: SwiftBackend, *pieces: bytes) -> StreamInfo:
+    stream = StreamInfo(secrets.token_hex(16), None, sum(map(len, pieces)), 0)
+    stream.state = await backend.create_stream(stream)
+    for piece in pieces:
+        await write(backend, stream, piece)
+    stream.state = await backend.finish_stream(stream)
+    return stream
+
+
+async def read_all(backend: SwiftBackend, key: str) -> bytes:
+    return b"".join([c async for c in backend.read(key)])
+
+
+def names(stream: StreamInfo) -> list[str]:
+    return [n for n, _, _ in stream.state["segments"]]
+
+
+def test_segments_are_cut_named_by_offset_and_tails_are_packed(
+    swift_config: dict[str, Any], account: SwiftAccount
+) -> None:
+    seg = swift_config["container"] + "_segments"
+    config = {**swift_config, "min_segment_size": MiB, "max_segment_size": 4 * MiB}
+    data = os.urandom(13 * MiB + 5)
+
+    async def main() -> None:
+        async with opened(config) as backend:
+            stream = StreamInfo(secrets.token_hex(16), None, None, 0)
+            stream.state = await backend.create_stream(stream)
+            await write(backend, stream, data[:300_000])
+            await write(backend, stream, data[300_000:600_000])  # rewrites the tail
+            assert names(stream) == [f"{stream.id}/{0:016x}-{300_000:016x}"]
+            await write(backend, stream, data[600_000:])
+            sizes = [s for _, s, _ in stream.state["segments"]]
+            assert sizes == [4 * MiB, 4 * MiB, 4 * MiB, len(data) - 12 * MiB]
+            assert names(stream)[1] == f"{stream.id}/{4 * MiB:016x}-{600_000:016x}"
+            # only the live segments are stored: the superseded tails are gone
+            assert sorted(account.names(seg, stream.id)) == sorted(names(stream))
+            got = b"".join([c async for c in backend.read_stream(stream, 5, 9 * MiB)])
+            assert got == data[5 : 9 * MiB]
+            await backend.discard_stream(stream)
+            assert account.names(seg) == []
+
+    asyncio.run(main())
+
+
+def test_rollback_and_interrupted_bodies(
+    swift_config: dict[str, Any], account: SwiftAccount
+) -> None:
+    seg = swift_config["container"] + "_segments"
+    good, bad = os.urandom(500_000), os.urandom(3 * MiB)
+
+    async def main() -> None:
+        async with opened(swift_config) as backend:
+            stream = StreamInfo(secrets.token_hex(16), None, None, 0)
+            stream.state = await backend.create_stream(stream)
+            await write(backend, stream, good)
+            result = await backend.write(stream, chunks(bad))
+            assert result.offset == len(good) + len(bad) and result.rollback is not None
+            await result.rollback()  # the old tail stays, the new segment goes
+            assert account.names(seg, stream.id) == names(stream)
+            await backend.discard_stream(stream)
+            assert account.names(seg) == []
+
+    asyncio.run(main())
+
+
+def test_assembled_parts_belong_to_the_object(
+    swift_config: dict[str, Any], account: SwiftAccount
+) -> None:
+    container, seg = swift_config["container"], swift_config["container"] + "_segments"
+    pieces = [os.urandom(2 * MiB + 1), os.urandom(700_000), os.urandom(5 * MiB)]
+
+    async def main() -> None:
+        async with opened(swift_config) as backend:
+            streams = [await finished(backend, p) for p in pieces]
+            info = await backend.assemble(streams, "joined.bin")
+            assert info.size == sum(map(len, pieces))
+            for s in streams:
+                await backend.discard_stream(s)
+                await backend.discard_stream(s)  # twice: still nothing in use goes
+            assert await read_all(backend, "joined.bin") == b"".join(pieces)
+            leaves = account.segments_of(container, "joined.bin")
+            assert [n for _, n, _ in leaves] == [n for s in streams for n in names(s)]
+            assert account.orphans(container, seg) == []
+            # another object may not take the same segments
+            with pytest.raises(InvalidState):
+                await backend.assemble(streams[:1], "again.bin")
+            await backend.delete_object("joined.bin")
+            assert account.names(seg) == [] and account.names(container) == []
+
+    asyncio.run(main())
+
+
+def test_replacing_an_object_deletes_the_old_segments(
+    swift_config: dict[str, Any], account: SwiftAccount
+) -> None:
+    container, seg = swift_config["container"], swift_config["container"] + "_segments"
+    first, second = os.urandom(3 * MiB), os.urandom(MiB + 3)
+
+    async def main() -> None:
+        async with opened(swift_config) as backend:
+            old = await finished(backend, first)
+            await backend.commit(old, "same-key")
+            await backend.commit(old, "same-key")  # a repeated commit changes nothing
+            assert sorted(account.names(seg)) == sorted([*names(old), f"{old.id}/owner"])
+            new = await finished(backend, second)
+            await backend.commit(new, "same-key")
+            assert await read_all(backend, "same-key") == second
+            assert sorted(account.names(seg)) == sorted([*names(new), f"{new.id}/owner"])
+            await backend.delete_object("same-key")
+            assert account.names(seg) == [] and account.names(container) == []
+
+    asyncio.run(main())
+
+
+def test_a_committed_stream_survives_a_late_discard(
+    swift_config: dict[str, Any], account: SwiftAccount
+) -> None:
+    # the gateway died after commit, before saving; the upload then expired
+    data = os.urandom(2 * MiB)
+
+    async def main() -> None:
+        async with opened(swift_config) as backend:
+            stream = await finished(backend, data)
+            await backend.commit(stream, "kept")
+            await backend.discard_stream(stream)
+            assert await read_all(backend, "kept") == data
+            await backend.delete_object("kept")
+            assert account.names(swift_config["container"] + "_segments") == []
+
+    asyncio.run(main())
+
+
+def test_reauthenticates_when_the_token_is_refused(swift_config: dict[str, Any]) -> None:
+    async def main() -> None:
+        async with opened(swift_config) as backend:
+            creds = await backend.client.credentials()
+            backend.client._creds = type(creds)(creds.storage_url, "AUTH_tkbogus", None)
+            stream = await finished(backend, b"hello")
+            await backend.commit(stream, "hello.txt")
+            assert await read_all(backend, "hello.txt") == b"hello"
+            assert backend.client._creds.token != "AUTH_tkbogus"
+            await backend.delete_object("hello.txt")
+
+    asyncio.run(main())
+
+
+def test_start_up_errors_are_clear(swift_config: dict[str, Any]) -> None:
+    async def fails(config: dict[str, Any], error: type[Exception], words: str) -> None:
+        with pytest.raises(error) as info:
+            async with opened(config):
+                pass
+        assert words in str(info.value), str(info.value)
+
+    async def main() -> None:
+        await fails({**swift_config, "key": "wrong"}, BackendConfigError, "authentication failed")
+        missing = {**swift_config, "container": "nope", "create_containers": False}
+        await fails(missing, BackendConfigError, "container 'nope' does not exist")
+        down = {**swift_config, "auth_url": f"http://127.0.0.1:{free_port()}/auth/v1.0"}
+        await fails(down, BackendUnavailable, "swift backend 'test'")
+
+    asyncio.run(main())
+
+
+def test_public_urls(swift_config: dict[str, Any]) -> None:
+    import requests
+
+    config = {**swift_config, "url": {"mode": "public"}}
+
+    async def main() -> str:
+        async with opened(config) as backend:
+            stream = await finished(backend, b"public bytes")
+            await backend.commit(stream, "dir/pub lic.txt")
+            url = await backend.object_url("dir/pub lic.txt", 60)
+            assert url is not None and "temp_url_sig" not in url
+            return url
+
+    url = asyncio.run(main())
+    r = requests.get(url, proxies={"http": "", "https": ""}, timeout=30)
+    assert r.status_code == 200 and r.content == b"public bytes"
+    assert r.headers["Content-Type"] == "text/plain"
+
+
+def test_catalog_lookup() -> None:
+    catalog = [
+        {"type": "identity", "endpoints": [{"interface": "public", "url": "http://k"}]},
+        {
+            "type": "object-store",
+            "endpoints": [
+                {"interface": "internal", "region": "R1", "url": "http://internal/v1/AUTH_p"},
+                {"interface": "public", "region": "R2", "url": "http://r2/v1/AUTH_p/"},
+                {"interface": "public", "region": "R1", "url": "http://r1/v1/AUTH_p"},
+            ],
+        },
+    ]
+    assert object_store_url(catalog, "public", "") == "http://r2/v1/AUTH_p"
+    assert object_store_url(catalog, "public", "R1") == "http://r1/v1/AUTH_p"
+    assert object_store_url(catalog, "internal", "") == "http://internal/v1/AUTH_p"
+    assert object_store_url(catalog, "admin", "") is None
+
+
+def test_keystone_v3(swift_target: Any, swift_config: dict[str, Any]) -> None:
+    """A stand-in Keystone (password auth, project scope) whose catalog points
+    at the test Swift; its tokens are tempauth tokens, which Swift accepts."""
+    server = swift_target.server
+    seen: list[dict[str, Any]] = []
+
+    async def tokens(request: web.Request) -> web.Response:
+        body = await request.json()
+        seen.append(body)
+        user = body["auth"]["identity"]["password"]["user"]
+        if user["password"] != "s3cret":
+            return web.json_response({"error": {"code": 401}}, status=401)
+        catalog = [
+            {
+                "type": "object-store",
+                "endpoints": [
+                    {"interface": "public", "region": "RegionOne", "url": server.storage_url}
+                ],
+            }
+        ]
+        token = {"expires_at": "2999-01-01T00:00:00.000000Z", "catalog": catalog}
+        return web.json_response(
+            {"token": token}, status=201, headers={"X-Subject-Token": server.auth_token()}
+        )
+
+    async def main() -> None:
+        app = web.Application()
+        app.router.add_post("/v3/auth/tokens", tokens)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        config = {
+            **swift_config,
+            "auth_version": 3,
+            "auth_url": f"http://127.0.0.1:{port}/v3",
+            "user": "demo",
+            "key": "s3cret",
+            "project_name": "demo",
+            "region_name": "RegionOne",
+        }
+        try:
+            async with opened(config) as backend:
+                data = os.urandom(MiB)
+                stream = await finished(backend, data)
+                await backend.commit(stream, "k.bin")
+                assert hashlib.sha256(await read_all(backend, "k.bin")).digest() == (
+                    hashlib.sha256(data).digest()
+                )
+                await backend.delete_object("k.bin")
+            scope = seen[0]["auth"]["scope"]["project"]
+            assert scope == {"name": "demo", "domain": {"name": "Default"}}
+            with pytest.raises(BackendConfigError, match="Keystone"):
+                async with opened({**config, "key": "wrong"}):
+                    pass
+        finally:
+            await runner.cleanup()
+
+    asyncio.run(main())
+
+
+def test_config_is_checked() -> None:
+    base = {"type": "swift", "auth_url": "http://x/auth/v1.0", "user": "a:b", "key": "k"}
+    ok = SwiftConfig.model_validate(
+        {**base, "container": "c", "min_segment_size": "2MiB", "url": {"ttl": "1h"}}
+    )
+    assert ok.min_segment_size == 2 * MiB and ok.segments == "c_segments"
+    assert ok.url.ttl == 3600
+    assert "**" in json.dumps(ok.model_dump(mode="json")["key"])  # never shown
+    for bad in (
+        {"container": "a/b"},
+        {"container": "c", "min_segment_size": "8MiB", "max_segment_size": "4MiB"},
+        {"container": "c", "set_temp_url_key": True},
+        {"container": "c", "auth_version": 3},
+        {"container": "c", "surprise": 1},
+    ):
+        with pytest.raises(ValueError):
+            SwiftConfig.model_validate({**base, **bad})
