@@ -147,6 +147,7 @@ class FastDFSBackend(Backend):
             Capability.READ,
             Capability.RANGE_READ,
             Capability.OBJECT_URLS,
+            Capability.READ_STREAM,
         }
     )
 
@@ -356,15 +357,27 @@ class FastDFSBackend(Backend):
         entry = await self._lookup(key)
         if entry is None:
             raise NotFound(key)
-        file_id = entry["file_id"]
+        async for chunk in self._download(entry["file_id"], key, start, end):
+            yield chunk
+
+    async def read_stream(
+        self, stream: StreamInfo, start: int = 0, end: int | None = None
+    ) -> AsyncIterator[bytes]:
+        stop = stream.offset if end is None else min(end, stream.offset)
+        async for chunk in self._download(_file_id(stream), stream.id, start, stop):
+            yield chunk
+
+    async def _download(
+        self, file_id: str, name: str, start: int, end: int | None
+    ) -> AsyncIterator[bytes]:
         try:
             storage = (await self.client.query_fetch(file_id)).addr
             size = (await self.client.file_info(file_id, storage=storage)).size
         except NotFound as exc:
-            raise NotFound(key) from exc
+            raise NotFound(name) from exc
         stop = size if end is None else min(end, size)
         if start >= stop:
-            return  # includes an empty object, which FastDFS cannot serve
+            return  # includes an empty file, which FastDFS cannot serve
         async with self.client.open_download(file_id, start, stop - start, storage=storage) as dl:
             async for chunk in dl:
                 yield chunk
