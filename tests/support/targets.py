@@ -70,17 +70,16 @@ class FastDFSTarget(Target):
 
 class S3Target(Target):
     """An S3 server from ``tests/servers``. Every ``backend_config()`` names a
-    fresh bucket (created by the backend), so a test's ``leftovers()`` — the
-    incomplete multipart uploads and temporaries in the bucket it was given
-    last — never sees other suites' unfinished uploads."""
+    fresh bucket (created when a backend starts on it), so ``leftovers()`` —
+    the incomplete multipart uploads and temporaries of the newest bucket
+    that exists — never sees other suites' unfinished uploads."""
 
     max_parts = 10_000
     temp_prefix = ".upload-gateway/"
 
     def __init__(self) -> None:
         self.server = self._start()
-        self.bucket = ""
-        self._count = 0
+        self.buckets: list[str] = []
 
     def _start(self) -> Any:
         raise NotImplementedError
@@ -90,12 +89,11 @@ class S3Target(Target):
         return str(self.server.endpoint_url)
 
     def backend_config(self) -> dict[str, Any]:
-        self._count += 1
-        self.bucket = f"gw-test-{os.getpid()}-{self._count}"
+        self.buckets.append(f"gw-test-{os.getpid()}-{len(self.buckets) + 1}")
         return {
             "type": "s3",
             "endpoint_url": self.endpoint,
-            "bucket": self.bucket,
+            "bucket": self.buckets[-1],
             "access_key": self.server.access_key,
             "secret_key": self.server.secret_key,
             "addressing_style": "path",
@@ -118,9 +116,11 @@ class S3Target(Target):
         )
 
     def leftovers(self, bucket: str | None = None) -> list[str]:
-        bucket = bucket or self.bucket
         s3 = self.client()
-        if not bucket or bucket not in {b["Name"] for b in s3.list_buckets()["Buckets"]}:
+        existing = {b["Name"] for b in s3.list_buckets()["Buckets"]}
+        if bucket is None:
+            bucket = next((b for b in reversed(self.buckets) if b in existing), None)
+        if bucket not in existing:
             return []
         found = [
             f"multipart upload {u['Key']}"

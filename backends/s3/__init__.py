@@ -1,0 +1,61 @@
+"""S3-compatible object stores (AWS, MinIO, Ceph RGW, Swift's s3api): ``type: s3``.
+
+How bytes become an object
+--------------------------
+A stream is a multipart upload. Part *n* always holds the stream's bytes
+``[(n-1)·P, n·P)`` for the stream's part size *P* (``part_size``, grown so
+that no object needs more than ``max_parts``; never below ``min_part_size``),
+so a write repeated after a crash overwrites the same parts. Bytes past the
+last full part — a small client chunk, a body cut short — are kept as small
+temporary *tail pieces*, each a new object named by its byte range, and go
+into the next part once it is full (fetched then, never re-sent on every
+write). When a request announces enough bytes to fill a part
+(``StreamInfo.incoming``, its Content-Length), the part is forwarded to the
+store while its bytes arrive instead of after (``backends/s3/parts.py``).
+Finishing copies the tail into the last part (``UploadPartCopy``: no bytes
+through the gateway) and completes the upload. The state the core persists
+per stream is the UploadId, the parts' ETags and the tail pieces
+(``backends/s3/state.py``); nothing else is kept anywhere. A stream's tail,
+and a finished stream, can be read back (``Capability.READ_STREAM``: a
+Qiniu block, always below the part size, is all tail); bytes already in
+parts cannot, until the stream finishes.
+
+Layout in the bucket
+--------------------
+``<key>``
+    finished objects. A plain upload's multipart upload is opened on its
+    final key, so finishing it moves no bytes (CompleteMultipartUpload).
+``<temp_prefix>streams/<stream id>``
+    a stream without a final key (tus partial upload, Qiniu block): its
+    multipart upload, then the finished object until it is assembled
+    (``UploadPartCopy`` of each stream when all but the last are at least
+    ``min_part_size``, else a bounded copy-through) or discarded.
+``<temp_prefix>tails/<stream id>/<start>-<end>``
+    tail pieces (offsets zero-padded to 15 digits). Deleted once a saved
+    state no longer refers to them ("write new, commit, delete old").
+
+``temp_prefix`` defaults to ``.upload-gateway/``. Terminate and expiry abort
+the multipart upload and delete the stream's temporaries. A crash in the
+middle of an assembly can leave an incomplete multipart upload on the target
+key: add a lifecycle rule ``AbortIncompleteMultipartUpload`` (a few days) to
+the bucket to reap such leftovers.
+
+Permissions (IAM policy on the bucket)
+--------------------------------------
+``s3:ListBucket`` (HeadBucket, ListObjectsV2 on the tails prefix),
+``s3:GetObject``, ``s3:PutObject`` (covers multipart uploads and
+UploadPartCopy), ``s3:DeleteObject``, ``s3:AbortMultipartUpload``; for
+``create_bucket: true`` also ``s3:CreateBucket``. Presigned URLs carry the
+gateway's own ``s3:GetObject`` right.
+
+URLs for business services
+--------------------------
+``url: {mode: presigned, ttl: 1h}`` (0 = the gateway's ``uploads.url_ttl``),
+``{mode: public, base_url: https://cdn.example/bucket}``, or
+``{mode: gateway}`` (default: the gateway's own ``/objects/...``).
+"""
+
+from backends.s3.backend import S3Backend
+from backends.s3.config import S3Config
+
+__all__ = ["S3Backend", "S3Config"]

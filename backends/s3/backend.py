@@ -1,0 +1,320 @@
+"""``S3Backend``: streams as multipart uploads, objects as S3 objects.
+
+See the package docstring (``backends/s3/__init__.py``) for the layout in
+the bucket and the permissions needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from typing import ClassVar
+from urllib.parse import quote
+
+from backends.base import (
+    JSON,
+    Backend,
+    BackendConfig,
+    BackendContext,
+    Capability,
+    Limits,
+    ObjectInfo,
+    StreamInfo,
+    WriteResult,
+)
+from backends.errors import BackendError, BackendUnavailable, InvalidState
+from backends.s3.config import PresignedUrls, PublicUrls, S3Config
+from backends.s3.copy import Copier, Source
+from backends.s3.parts import PartPipe, fetch_pieces
+from backends.s3.state import Piece, StreamState
+from backends.s3.store import Store
+
+_MAX_PRESIGN_TTL = 7 * 86400  # SigV4 presigned URLs live at most a week
+
+
+class S3Backend(Backend):
+    type_name: ClassVar[str] = "s3"
+    config_model: ClassVar[type[BackendConfig]] = S3Config
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {
+            Capability.DEFERRED_LENGTH,
+            Capability.ROLLBACK,
+            Capability.KEEP_INTERRUPTED,
+            Capability.ASSEMBLE,
+            Capability.ZERO_COPY_ASSEMBLE,
+            Capability.TERMINATE,
+            Capability.READ,
+            Capability.RANGE_READ,
+            Capability.OBJECT_URLS,
+            # finished streams, and the tail of unfinished ones (a Qiniu block,
+            # always below the part size, is all tail); see ``read_stream``
+            Capability.READ_STREAM,
+        }
+    )
+
+    def __init__(self, name: str, config: BackendConfig, context: BackendContext) -> None:
+        super().__init__(name, config, context)
+        assert isinstance(config, S3Config)
+        self.cfg = config
+        self.store = Store(config)
+        self.copier = Copier(self.store, config, context.budget)
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(
+            min_part_size=self.cfg.min_part_size,
+            max_parts=self.cfg.max_parts,
+            max_object_size=self.cfg.object_limit,
+        )
+
+    # -- lifecycle ---------------------------------------------------------------
+    async def start(self) -> None:
+        await self.store.open()
+        try:
+            await self.store.check_bucket(self.cfg.create_bucket)
+        except BaseException:
+            await self.store.close()
+            raise
+
+    async def close(self) -> None:
+        await self.store.close()
+
+    async def ping(self) -> None:
+        await self.store.ping()
+
+    # -- names -------------------------------------------------------------------
+    def _stream_key(self, stream_id: str) -> str:
+        return f"{self.cfg.temp_prefix}streams/{stream_id}"
+
+    def _tail_prefix(self, stream_id: str) -> str:
+        return f"{self.cfg.temp_prefix}tails/{stream_id}/"
+
+    def _piece(self, stream_id: str, start: int, end: int) -> Piece:
+        return Piece(f"{self._tail_prefix(stream_id)}{start:015d}-{end:015d}", start, end)
+
+    # -- streams -------------------------------------------------------------------
+    async def create_stream(self, stream: StreamInfo) -> JSON:
+        key = stream.key or self._stream_key(stream.id)
+        upload_id = await self.store.create_multipart(key)
+        part_size = self.cfg.part_size_for(stream.length)
+        return StreamState(upload_id, key, part_size, temporary=stream.key is None).to_json()
+
+    async def write(self, stream: StreamInfo, body: AsyncIterator[bytes]) -> WriteResult:
+        old = StreamState.from_json(stream.state)
+        old.check_offset(stream.offset)
+        st = old.copy()
+        if not st.parts and stream.length is not None:  # a length declared late
+            st.part_size = max(st.part_size, self.cfg.part_size_for(stream.length))
+        announced = stream.incoming if self.store.can_forward else None
+        pipe = PartPipe(
+            self.store, st.key, st.upload_id, st.part_size,
+            first_number=len(st.parts) + 1, concurrency=self.cfg.max_concurrency,
+            budget=self.context.budget, prefix=st.tail, hashing=self.cfg.content_md5,
+            expected_end=None if announced is None else stream.offset + announced,
+        )  # fmt: skip
+        received = 0
+        try:
+            async for chunk in body:
+                if pipe.failure is not None:
+                    break  # the store failed: stop reading, keep what it holds
+                await pipe.feed(chunk)
+                received += len(chunk)
+            etags, failure = await pipe.results()
+            leftover, md5 = await pipe.take_leftover()
+        except BaseException:
+            await pipe.cancel()
+            raise
+        try:
+            if received == 0:
+                return WriteResult(offset=stream.offset, state=stream.state)
+            st.parts.extend(etags)
+            if etags:
+                st.tail = []
+            if failure is not None:
+                raise failure
+            if leftover:
+                end = stream.offset + received
+                kept = pipe.pending_prefix
+                st.tail = await self._store_tail(stream.id, kept, leftover, md5, end)
+        except BackendUnavailable as exc:
+            if etags:
+                exc.partial = self._result(stream.id, old, st)
+            raise
+        finally:
+            await pipe.close()
+        return self._result(stream.id, old, st)
+
+    async def _store_tail(
+        self,
+        stream_id: str,
+        kept: list[Piece],
+        leftover: list[bytes | memoryview],
+        md5: bytes | None,
+        end: int,
+    ) -> list[Piece]:
+        """Store the bytes past the last part as a new piece after ``kept``
+        (merging them all into one piece when there would be too many)."""
+        size = sum(len(c) for c in leftover)
+        chunks: list[bytes | memoryview] = list(leftover)
+        if len(kept) + 1 > self.cfg.max_tail_pieces:
+            chunks = [*await fetch_pieces(self.store, kept, self.cfg.max_concurrency), *chunks]
+            size += sum(p.size for p in kept)
+            kept, md5 = [], None
+        piece = self._piece(stream_id, end - size, end)
+        await self.store.put(piece.key, b"".join(chunks), md5)
+        return [*kept, piece]
+
+    def _result(self, stream_id: str, old: StreamState, new: StreamState) -> WriteResult:
+        stale = [p for p in old.tail if p not in new.tail]
+        added = [p for p in new.tail if p not in old.tail]
+
+        async def after_commit() -> None:
+            await self._delete_keys([p.key for p in stale])
+
+        async def rollback() -> None:
+            await self._delete_keys([p.key for p in added])
+
+        return WriteResult(
+            offset=new.parts_end + new.tail_size,
+            state=new.to_json(),
+            after_commit=after_commit if stale else None,
+            rollback=rollback,
+        )
+
+    async def finish_stream(self, stream: StreamInfo) -> JSON:
+        st = StreamState.from_json(stream.state)
+        if st.sealed:
+            return stream.state
+        st.check_offset(stream.offset)
+        sealed = st.copy(sealed=True, size=stream.offset)
+        try:
+            if stream.offset == 0:  # S3 wants at least one part: a plain empty object
+                await self.store.abort(st.key, st.upload_id)
+                await self.store.put(st.key, b"")
+                return sealed.to_json()
+            if st.tail:
+                sealed.parts.append(await self._last_part(st))
+            await self.store.complete(st.key, st.upload_id, sealed.parts)
+        except BackendError:
+            if not await self._completed_before(st, stream.offset):
+                raise
+        return sealed.to_json()
+
+    async def _completed_before(self, st: StreamState, size: int) -> bool:
+        """Did an earlier ``finish_stream`` complete this upload (the gateway
+        then died before saving the state)? The upload is gone and its object
+        has the stream's size."""
+        try:
+            if await self.store.upload_exists(st.key, st.upload_id):
+                return False
+            info = await self.store.head(st.key)
+        except BackendError:
+            return False
+        return info is not None and info.size == size
+
+    async def _last_part(self, st: StreamState) -> str:
+        number = len(st.parts) + 1
+        if len(st.tail) == 1:  # the store copies it: no bytes through the gateway
+            piece = st.tail[0]
+            return await self.store.upload_part_copy(
+                st.key, st.upload_id, number, piece.key, 0, None
+            )
+        size = st.tail_size
+        await self.context.budget.acquire(size)
+        try:
+            data = b"".join(await fetch_pieces(self.store, st.tail, self.cfg.max_concurrency))
+            return await self.store.upload_part(st.key, st.upload_id, number, data)
+        finally:
+            self.context.budget.release(size)
+
+    def _sealed(self, stream: StreamInfo) -> StreamState:
+        st = StreamState.from_json(stream.state)
+        if not st.sealed:
+            raise InvalidState(f"stream {stream.id} is not finished")
+        return st
+
+    async def commit(self, stream: StreamInfo, key: str) -> ObjectInfo:
+        st = self._sealed(stream)
+        if key != st.key:
+            await self.copier.make([Source(st.key, st.size)] if st.size else [], key)
+            await self.store.delete(st.key)
+        await self._delete_tails(stream.id, st)
+        return ObjectInfo(key=key, size=st.size)
+
+    async def assemble(self, streams: Sequence[StreamInfo], key: str) -> ObjectInfo:
+        sources = []
+        for stream in streams:
+            st = self._sealed(stream)
+            if st.size:
+                sources.append(Source(st.key, st.size))
+        await self.copier.make(sources, key)
+        return ObjectInfo(key=key, size=sum(s.size for s in sources))
+
+    async def discard_stream(self, stream: StreamInfo) -> None:
+        st = StreamState.from_json(stream.state) if stream.state else None
+        if st is not None:
+            if not st.sealed:
+                await self.store.abort(st.key, st.upload_id)
+            elif st.temporary:
+                await self.store.delete(st.key)
+        await self._delete_tails(stream.id, st)
+
+    async def _delete_tails(self, stream_id: str, st: StreamState | None) -> None:
+        keys = set(await self.store.list_keys(self._tail_prefix(stream_id)))
+        if st is not None:
+            keys.update(p.key for p in st.tail)
+        await self._delete_keys(sorted(keys))
+
+    async def _delete_keys(self, keys: list[str]) -> None:
+        gate = asyncio.Semaphore(self.cfg.max_concurrency)
+
+        async def one(key: str) -> None:
+            async with gate:
+                await self.store.delete(key)
+
+        await asyncio.gather(*(one(k) for k in keys))
+
+    # -- objects -------------------------------------------------------------------
+    async def stat(self, key: str) -> ObjectInfo | None:
+        return await self.store.head(key)
+
+    async def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        async with contextlib.aclosing(self.store.read(key, start, end)) as chunks:
+            async for chunk in chunks:
+                yield chunk
+
+    async def read_stream(
+        self, stream: StreamInfo, start: int = 0, end: int | None = None
+    ) -> AsyncIterator[bytes]:
+        """Bytes of a finished stream, or of an unfinished one's tail: bytes
+        already sent as multipart parts cannot be read before it finishes."""
+        st = StreamState.from_json(stream.state)
+        end = stream.offset if end is None else min(end, stream.offset)
+        if st.sealed:
+            async with contextlib.aclosing(self.store.read(st.key, start, end)) as chunks:
+                async for chunk in chunks:
+                    yield chunk
+            return
+        if start < st.parts_end and start < end:
+            raise InvalidState("bytes in multipart parts are readable once the stream finishes")
+        for piece in st.tail:
+            first, last = max(start, piece.start), min(end, piece.end)
+            if first >= last:
+                continue
+            ranged = self.store.read(piece.key, first - piece.start, last - piece.start)
+            async with contextlib.aclosing(ranged) as chunks:
+                async for chunk in chunks:
+                    yield chunk
+
+    async def delete_object(self, key: str) -> None:
+        await self.store.delete(key)
+
+    async def object_url(self, key: str, ttl: int) -> str | None:
+        url = self.cfg.url
+        if isinstance(url, PresignedUrls):
+            seconds = int(url.ttl) if url.ttl else ttl
+            return await self.store.presign(key, max(1, min(seconds, _MAX_PRESIGN_TTL)))
+        if isinstance(url, PublicUrls):
+            return f"{url.base_url.rstrip('/')}/{quote(key, safe='/~')}"
+        return None

@@ -1,0 +1,153 @@
+"""Configuration of the S3 backend (``type: s3`` in ``config.yaml``).
+
+Sizes accept integers or strings such as ``8MiB`` / ``5MB``; durations accept
+seconds or ``90s`` / ``15m`` / ``1h`` / ``7d``. (``backends`` must not import
+``gateway``, so the two small parsers live here.)
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from backends.base import BackendConfig
+
+KiB = 1024
+MiB = 1024 * KiB
+GiB = 1024 * MiB
+TiB = 1024 * GiB
+
+_NUMBER = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2,
+               "g": 1000**3, "gb": 1000**3, "t": 1000**4, "tb": 1000**4,
+               "ki": KiB, "kib": KiB, "mi": MiB, "mib": MiB, "gi": GiB, "gib": GiB,
+               "ti": TiB, "tib": TiB}  # fmt: skip
+_DURATION_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def _parse(value: Any, units: dict[str, Any], what: str, examples: str) -> Any:
+    if isinstance(value, bool):
+        raise ValueError(f"expected a {what}, got a boolean")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError(f"a {what} cannot be negative")
+        return value
+    m = _NUMBER.match(str(value))
+    if not m or m.group(2).lower() not in units:
+        raise ValueError(f"invalid {what} {value!r} (examples: {examples})")
+    return float(m.group(1)) * units[m.group(2).lower()]
+
+
+def parse_size(value: Any) -> int:
+    return int(_parse(value, _SIZE_UNITS, "size", "5242880, 8MiB, 5MB"))
+
+
+def parse_duration(value: Any) -> float:
+    return float(_parse(value, _DURATION_UNITS, "duration", "3600, 90s, 15m, 1h"))
+
+
+Size = Annotated[int, BeforeValidator(parse_size)]
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PresignedUrls(_Model):
+    """Presigned GET URLs (the store checks signature and expiry)."""
+
+    mode: Literal["presigned"]
+    #: lifetime of a URL; 0 = the gateway's ``uploads.url_ttl``
+    ttl: Duration = 0.0
+
+
+class PublicUrls(_Model):
+    """``base_url/<key>``: a public bucket or a CDN in front of it."""
+
+    mode: Literal["public"]
+    base_url: str
+
+
+class GatewayUrls(_Model):
+    """The gateway's own ``GET /objects/...`` (the store issues no URL)."""
+
+    mode: Literal["gateway"] = "gateway"
+
+
+UrlConfig = Annotated[PresignedUrls | PublicUrls | GatewayUrls, Field(discriminator="mode")]
+
+
+class S3Config(BackendConfig):
+    type: str = "s3"
+    #: None = AWS for ``region``; otherwise MinIO / Ceph RGW / Swift s3api ...
+    endpoint_url: str | None = None
+    bucket: str
+    region: str = "us-east-1"
+    #: None = the SDK's default chain (environment, instance profile, ...)
+    access_key: str | None = None
+    secret_key: str | None = None
+    session_token: str | None = None
+    addressing_style: Literal["auto", "path", "virtual"] = "auto"
+    #: preferred part size (grown so an object never needs more than max_parts)
+    part_size: Size = 8 * MiB
+    #: the store's minimum size of every part but the last
+    min_part_size: Size = 5 * MiB
+    #: the store's part-count limit (AWS 10,000; Swift s3api 1,000)
+    max_parts: int = Field(10_000, ge=1)
+    #: the largest part the store accepts (and the largest single CopyObject)
+    max_part_size: Size = 5 * GiB
+    #: 0 = the smaller of 5 TiB and max_parts × max_part_size
+    max_object_size: Size = 0
+    #: part uploads (or copies) in flight for one stream
+    max_concurrency: int = Field(4, ge=1, le=64)
+    #: a stream's short tail may be kept as this many small objects before
+    #: they are merged into one (each write adds at most one)
+    max_tail_pieces: int = Field(32, ge=1, le=1000)
+    #: where temporaries live (tails, unassembled streams); see the module docs
+    temp_prefix: str = ".upload-gateway/"
+    url: UrlConfig = GatewayUrls()
+    #: create the bucket at start-up when missing (tests, development)
+    create_bucket: bool = False
+    #: send Content-MD5 with every upload (the store verifies the bytes) and
+    #: check the ETags of forwarded parts; turn off for stores whose ETags are
+    #: not MD5s (SSE-KMS)
+    content_md5: bool = True
+    #: send a part while its bytes arrive when the request announces enough
+    #: bytes to fill it (Content-MD5 is then replaced by checking the ETag)
+    forward_parts: bool = True
+    #: SigV4-sign payloads (hashes every byte in the event loop; TLS plus
+    #: Content-MD5 already protect the bytes, so it is off by default)
+    payload_signing: bool = False
+    connect_timeout: Duration = 5.0
+    read_timeout: Duration = 60.0
+    #: attempts per request, including the first
+    max_attempts: int = Field(3, ge=1, le=10)
+    max_pool_connections: int = Field(32, ge=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> S3Config:
+        if self.min_part_size > self.part_size:
+            raise ValueError("part_size must be at least min_part_size")
+        if self.part_size > self.max_part_size:
+            raise ValueError("part_size must not exceed max_part_size")
+        if not self.temp_prefix or self.temp_prefix.startswith("/"):
+            raise ValueError("temp_prefix must be non-empty and not start with '/'")
+        if (self.access_key is None) != (self.secret_key is None):
+            raise ValueError("access_key and secret_key go together")
+        if self.max_object_size > self.max_parts * self.max_part_size:
+            raise ValueError("max_object_size exceeds max_parts × max_part_size")
+        return self
+
+    @property
+    def object_limit(self) -> int:
+        return self.max_object_size or min(5 * TiB, self.max_parts * self.max_part_size)
+
+    def part_size_for(self, length: int | None) -> int:
+        """The part size of a stream: preferred, grown to fit max_parts."""
+        size = self.part_size
+        if length is not None and length > size * self.max_parts:
+            size = -(-length // self.max_parts)
+        return min(size, self.max_part_size)

@@ -1,0 +1,134 @@
+"""Making one object from whole objects already in the bucket.
+
+* ``UploadPartCopy`` when every source but the last is at least the minimum
+  part size: the store copies, no byte passes through the gateway (sources
+  over ``max_part_size`` are copied in several ranges);
+* otherwise copy-through: the sources are read in order and cut into parts
+  by a ``PartPipe`` (bounded memory, several parts in flight).
+
+A multipart upload that fails half-way is aborted before the error leaves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from backends.base import MemoryBudget
+from backends.errors import BackendError
+from backends.s3.config import S3Config
+from backends.s3.parts import PartPipe
+from backends.s3.store import Store
+
+
+@dataclass(frozen=True)
+class Source:
+    key: str
+    size: int
+
+
+@dataclass(frozen=True)
+class CopyRange:
+    source: str
+    first: int
+    last: int  # inclusive
+
+
+def copy_plan(sources: Sequence[Source], config: S3Config) -> list[CopyRange] | None:
+    """The parts of a server-side copy, or None if the store cannot do it."""
+    plan: list[CopyRange] = []
+    for index, src in enumerate(sources):
+        is_last = index == len(sources) - 1
+        if src.size < config.min_part_size and not is_last:
+            return None
+        pieces = max(1, -(-src.size // config.max_part_size))
+        step = -(-src.size // pieces)  # even ranges, each ≥ half of max_part_size
+        for first in range(0, src.size, step):
+            plan.append(CopyRange(src.key, first, min(first + step, src.size) - 1))
+    if len(plan) > config.max_parts:
+        return None
+    return plan
+
+
+class Copier:
+    def __init__(self, store: Store, config: S3Config, budget: MemoryBudget) -> None:
+        self.store = store
+        self.config = config
+        self.budget = budget
+
+    async def make(self, sources: Sequence[Source], key: str) -> None:
+        """Write ``key`` as the concatenation of ``sources`` (none may be empty)."""
+        if not sources:
+            await self.store.put(key, b"")
+            return
+        if len(sources) == 1 and sources[0].size <= self.config.max_part_size:
+            await self.store.copy(sources[0].key, key)
+            return
+        plan = copy_plan(sources, self.config)
+        upload_id = await self.store.create_multipart(key)
+        try:
+            if plan is not None:
+                etags = await self._copy_parts(plan, key, upload_id)
+            else:
+                etags = await self._copy_through(sources, key, upload_id)
+            await self.store.complete(key, upload_id, etags)
+        except BaseException:
+            await asyncio.shield(self._abort_quietly(key, upload_id))
+            raise
+
+    async def _abort_quietly(self, key: str, upload_id: str) -> None:
+        # if the store is failing, a bucket lifecycle rule reaps the upload
+        with contextlib.suppress(BackendError):
+            await self.store.abort(key, upload_id)
+
+    async def _copy_parts(self, plan: list[CopyRange], key: str, upload_id: str) -> list[str]:
+        gate = asyncio.Semaphore(self.config.max_concurrency)
+
+        async def one(number: int, part: CopyRange) -> str:
+            async with gate:
+                return await self.store.upload_part_copy(
+                    key, upload_id, number, part.source, part.first, part.last
+                )
+
+        tasks = [asyncio.ensure_future(one(n, p)) for n, p in enumerate(plan, start=1)]
+        try:
+            return list(await asyncio.gather(*tasks))
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+
+    async def _copy_through(self, sources: Sequence[Source], key: str, upload_id: str) -> list[str]:
+        total = sum(s.size for s in sources)
+        pipe = PartPipe(
+            self.store,
+            key,
+            upload_id,
+            self.config.part_size_for(total),
+            first_number=1,
+            concurrency=self.config.max_concurrency,
+            budget=self.budget,
+            hashing=self.config.content_md5,
+            expected_end=total if self.store.can_forward else None,
+        )
+        try:
+            for src in sources:
+                async with contextlib.aclosing(self.store.read(src.key, 0, None)) as chunks:
+                    async for chunk in chunks:
+                        if pipe.failure is not None:
+                            break
+                        await pipe.feed(chunk)
+            if pipe.failure is None and pipe.buffered:
+                await pipe.send()  # the last, short part
+            etags, failure = await pipe.results()
+        except BaseException:
+            await pipe.cancel()
+            raise
+        finally:
+            await pipe.close()
+        if failure is not None:
+            raise failure
+        return etags

@@ -1,0 +1,292 @@
+"""Cutting a byte stream into numbered parts of a multipart upload.
+
+``PartPipe`` fills one part at a time. When the caller announces how far the
+bytes will go (``expected_end``: a request's Content-Length) and a part will
+certainly be filled, its UploadPart starts with the first byte and the bytes
+are forwarded as they arrive (the part is stored when its last byte is in);
+otherwise the part is buffered and uploaded once full. Either way the bytes
+stay buffered until the part is stored: a forwarded part that fails is sent
+again from the buffer, and one cut short by the body's end is cancelled and
+left to the caller as a tail. Finished parts upload in tasks while more
+bytes arrive, at most ``concurrency`` at a time; every part buffer is
+reserved from the gateway's memory budget before it fills, so memory stays
+below ``part_size × (concurrency + 1)`` per stream and below the budget
+overall. The first part may start with stored tail pieces, fetched once the
+part is full. A buffered part's MD5 is computed while its bytes arrive and
+sent as Content-MD5; a forwarded part's is computed in a thread while the
+store takes its last bytes, and compared with the ETag the store returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from backends.base import MemoryBudget
+from backends.errors import BackendError
+from backends.s3.state import Piece
+from backends.s3.store import Store
+
+Chunk = bytes | memoryview
+
+
+async def fetch_pieces(store: Store, pieces: Sequence[Piece], concurrency: int) -> list[bytes]:
+    """The bytes of ``pieces``, in order (fetched a few at a time)."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(piece: Piece) -> bytes:
+        async with gate:
+            return await store.get_bytes(piece.key, piece.size)
+
+    return list(await asyncio.gather(*(one(p) for p in pieces)))
+
+
+class ForwardedBody:
+    """The body of a forwarded UploadPart: chunks as they arrive. ``read``
+    exists only to pass the SDK's type check; it is never called."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[Chunk | None] = asyncio.Queue()
+
+    def read(self, amount: int = -1) -> bytes:
+        raise RuntimeError("a forwarded part body is read asynchronously")
+
+    def __aiter__(self) -> AsyncIterator[Chunk]:
+        return self._chunks()
+
+    async def _chunks(self) -> AsyncIterator[Chunk]:
+        while (chunk := await self.queue.get()) is not None:
+            yield chunk
+
+
+def _md5_of(chunks: list[Chunk]) -> bytes:
+    md5 = hashlib.md5()
+    for chunk in chunks:
+        md5.update(chunk)
+    return md5.digest()
+
+
+class _Hold:
+    """Budget held by one part until it is stored; released exactly once."""
+
+    def __init__(self, budget: MemoryBudget, size: int) -> None:
+        self.budget, self.size = budget, size
+
+    def release(self) -> None:
+        if self.size:
+            self.budget.release(self.size)
+            self.size = 0
+
+
+class PartPipe:
+    def __init__(
+        self,
+        store: Store,
+        key: str,
+        upload_id: str,
+        part_size: int,
+        *,
+        first_number: int,
+        concurrency: int,
+        budget: MemoryBudget,
+        prefix: Sequence[Piece] = (),
+        hashing: bool = True,
+        expected_end: int | None = None,
+    ) -> None:
+        self.store = store
+        self.key = key
+        self.upload_id = upload_id
+        self.part_size = part_size
+        self.first_number = first_number
+        self.concurrency = concurrency
+        #: the number of the part being filled
+        self.number = first_number
+        self._budget = budget
+        self._hashing = hashing
+        #: where the bytes are announced to end (offsets count from part 1's start)
+        self._expected_end = expected_end
+        self._slots = asyncio.Semaphore(concurrency)
+        self._tasks: dict[int, asyncio.Task[str]] = {}
+        #: the first failure of a part upload, if any (feeding is pointless then)
+        self.failure: BaseException | None = None
+        # the part being filled
+        self._prefix = list(prefix)
+        self._chunks: list[Chunk] = []
+        self._filled = sum(p.size for p in self._prefix)
+        self._reserved = False
+        self._md5: Any = None  # running MD5; None while unfetched pieces lead
+        self._forward: tuple[ForwardedBody, asyncio.Task[str]] | None = None
+        self._reset_part(keep_prefix=True)
+
+    def _reset_part(self, keep_prefix: bool = False) -> None:
+        if not keep_prefix:
+            self._prefix, self._filled = [], 0
+        self._chunks, self._reserved, self._forward = [], False, None
+        self._md5 = hashlib.md5() if self._hashing and not self._prefix else None
+
+    # -- feeding -----------------------------------------------------------------
+    async def feed(self, data: Chunk) -> None:
+        view = memoryview(data)
+        while len(view):
+            if not self._reserved:
+                await self._budget.acquire(self.part_size)
+                self._reserved = True
+            if self._filled == 0 and self._will_fill():
+                await self._start_forward()
+            take = min(len(view), self.part_size - self._filled)
+            piece = view[:take]
+            self._chunks.append(piece)
+            if self._md5 is not None:
+                self._md5.update(piece)
+            if self._forward is not None:
+                self._forward[0].queue.put_nowait(piece)
+            self._filled += take
+            view = view[take:]
+            if self._filled == self.part_size:
+                await self.send()
+
+    def _will_fill(self) -> bool:
+        end = self.number * self.part_size
+        return self._expected_end is not None and end <= self._expected_end
+
+    async def _start_forward(self) -> None:
+        await self._slots.acquire()
+        self._md5 = None  # hashed in a thread while the store takes the last bytes
+        body = ForwardedBody()
+        upload = self.store.upload_part_streaming(
+            self.key, self.upload_id, self.number, body, self.part_size
+        )
+        self._forward = (body, asyncio.get_running_loop().create_task(upload))
+
+    async def _drop_forward(self) -> None:
+        """Cancel the forwarded upload of a part the body did not fill."""
+        if self._forward is None:
+            return
+        _, task = self._forward
+        self._forward = None
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
+        self._slots.release()
+
+    async def send(self) -> None:
+        """Store the current part (short only if it is the last)."""
+        if self._forward is not None and self._filled < self.part_size:
+            await self._drop_forward()
+        if self._forward is None:
+            await self._slots.acquire()
+        prefix, chunks, forward = self._prefix, self._chunks, self._forward
+        reserved = self._reserved
+        md5 = self._md5.digest() if self._md5 is not None else None
+        number = self.number
+        self.number += 1
+        self._reset_part()
+        if forward is not None:
+            forward[0].queue.put_nowait(None)
+        hold = _Hold(self._budget, self.part_size if reserved else 0)
+        task = asyncio.get_running_loop().create_task(
+            self._store_part(number, prefix, chunks, md5, forward, hold)
+        )
+        task.add_done_callback(lambda t: self._note_failure(t, hold))
+        self._tasks[number] = task
+
+    async def _store_part(
+        self,
+        number: int,
+        prefix: list[Piece],
+        chunks: list[Chunk],
+        md5: bytes | None,
+        forward: tuple[ForwardedBody, asyncio.Task[str]] | None,
+        hold: _Hold,
+    ) -> str:
+        try:
+            if forward is not None:
+                etag, md5 = await self._forwarded(forward[1], chunks)
+                if etag is not None:
+                    return etag
+                # failed or garbled: send it again from the buffer (with retries)
+            head = await fetch_pieces(self.store, prefix, self.concurrency) if prefix else []
+            data = b"".join([*head, *chunks])
+            del head
+            return await self.store.upload_part(self.key, self.upload_id, number, data, md5)
+        finally:
+            chunks.clear()
+            hold.release()  # before the slot, so a new buffer never overlaps it
+            self._slots.release()
+
+    async def _forwarded(
+        self, upload: asyncio.Task[str], chunks: list[Chunk]
+    ) -> tuple[str | None, bytes | None]:
+        """The ETag of a forwarded part if it was stored intact, and its MD5."""
+        digest = None
+        if self._hashing:  # hashlib releases the GIL: the loop keeps moving bytes
+            digest = asyncio.ensure_future(asyncio.to_thread(_md5_of, list(chunks)))
+        try:
+            try:
+                etag: str | None = await upload
+            except BackendError:
+                etag = None
+            md5 = await digest if digest is not None else None
+        finally:
+            if digest is not None:
+                digest.cancel()
+        if etag is not None and md5 is not None and etag.strip('"') != md5.hex():
+            etag = None
+        return etag, md5
+
+    def _note_failure(self, task: asyncio.Task[str], hold: _Hold) -> None:
+        hold.release()  # if the task never ran
+        if not task.cancelled() and task.exception() is not None and self.failure is None:
+            self.failure = task.exception()
+
+    # -- what is left --------------------------------------------------------------
+    @property
+    def buffered(self) -> int:
+        """Bytes of the part being filled (prefix pieces included)."""
+        return self._filled
+
+    @property
+    def pending_prefix(self) -> list[Piece]:
+        """Tail pieces not consumed by a part (all of them if no part was sent)."""
+        return self._prefix
+
+    async def take_leftover(self) -> tuple[list[Chunk], bytes | None]:
+        """The bytes fed after the last sent part (excluding prefix pieces)
+        and, when known, their MD5."""
+        await self._drop_forward()
+        chunks, self._chunks = self._chunks, []
+        md5 = self._md5.digest() if self._md5 is not None and not self._prefix else None
+        return chunks, md5
+
+    async def close(self) -> None:
+        """Stop forwarding an unsent part; give back its buffer's budget."""
+        await self._drop_forward()
+        if self._reserved:
+            self._reserved = False
+            self._budget.release(self.part_size)
+
+    async def results(self) -> tuple[list[str], BaseException | None]:
+        """Wait for every sent part; the ETags of the parts stored contiguously
+        from the first one, and the failure that ended that run (if any)."""
+        if self._tasks:
+            await asyncio.wait(self._tasks.values())
+        etags: list[str] = []
+        for number in range(self.first_number, self.number):
+            task = self._tasks[number]
+            exc = task.exception() if not task.cancelled() else asyncio.CancelledError()
+            if exc is not None:
+                return etags, exc
+            etags.append(task.result())
+        return etags, None
+
+    async def cancel(self) -> None:
+        """Abandon everything (the caller is failing)."""
+        for task in self._tasks.values():
+            task.cancel()
+        for task in self._tasks.values():
+            with contextlib.suppress(BaseException):
+                await task
+        await self.close()

@@ -1,0 +1,336 @@
+"""The S3 calls the backend makes, over aiobotocore, with SDK errors
+translated into ``backends.errors`` right here (the only module that sees
+botocore exceptions).
+
+* a missing object / upload / part → ``NotFound``
+* connection failures, timeouts, 5xx, throttling → ``BackendUnavailable``
+* anything else → ``BackendError`` naming the S3 error code
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+from collections.abc import AsyncGenerator, Iterator
+from contextlib import AsyncExitStack
+from typing import Any
+
+import aiohttp
+from aiobotocore.config import AioConfig
+from aiobotocore.session import get_session
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionError,
+    HTTPClientError,
+    NoCredentialsError,
+    PartialCredentialsError,
+)
+
+from backends.base import ObjectInfo
+from backends.errors import BackendConfigError, BackendError, BackendUnavailable, NotFound
+from backends.s3.config import S3Config
+
+_NOT_FOUND = {"NoSuchKey", "NoSuchUpload", "NotFound", "404", "InvalidPart"}
+_UNAVAILABLE = {
+    "SlowDown",
+    "ServiceUnavailable",
+    "InternalError",
+    "RequestTimeout",
+    "RequestTimeTooSkewed",
+    "OperationAborted",
+    "503",
+    "500",
+}
+_HASH_INLINE = 256 * 1024  # hash smaller bodies in the loop, larger in a thread
+_READ_CHUNK = 1024 * 1024
+
+
+def error_code(exc: ClientError) -> tuple[str, int]:
+    error = exc.response.get("Error", {})
+    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    return str(error.get("Code", status)), status
+
+
+def translate(exc: BaseException, what: str) -> BackendError:
+    """The ``backends.errors`` equivalent of an SDK or transport failure."""
+    if isinstance(exc, ClientError):
+        code, status = error_code(exc)
+        message = exc.response.get("Error", {}).get("Message", "") or code
+        text = f"S3 {what}: {code}: {message}"
+        if code in _NOT_FOUND or status == 404:
+            return NotFound(text)
+        if code in _UNAVAILABLE or status >= 500:
+            return BackendUnavailable(text)
+        return BackendError(text)
+    if isinstance(exc, NoCredentialsError | PartialCredentialsError):
+        return BackendConfigError(f"S3 {what}: {exc}")
+    if isinstance(exc, HTTPClientError | ConnectionError | aiohttp.ClientError | OSError):
+        return BackendUnavailable(f"S3 {what}: the store did not answer: {exc}")
+    return BackendError(f"S3 {what}: {exc}")
+
+
+@contextlib.contextmanager
+def s3_errors(what: str) -> Iterator[None]:
+    try:
+        yield
+    except (BotoCoreError, ClientError, aiohttp.ClientError, OSError) as exc:  # OSError ⊃ timeouts
+        raise translate(exc, what) from exc
+
+
+async def content_md5(data: bytes | memoryview, known: bytes | None = None) -> str:
+    if known is not None:
+        digest = known
+    elif len(data) <= _HASH_INLINE:
+        digest = hashlib.md5(data).digest()
+    else:  # hashlib releases the GIL on large buffers
+        digest = await asyncio.to_thread(lambda: hashlib.md5(data).digest())
+    return base64.b64encode(digest).decode()
+
+
+class Store:
+    """One bucket through one aiobotocore client."""
+
+    def __init__(self, config: S3Config) -> None:
+        self.config = config
+        self.bucket = config.bucket
+        self._stack = AsyncExitStack()
+        self._client: Any = None
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            raise BackendError("the S3 backend is not started")
+        return self._client
+
+    async def open(self) -> None:
+        c = self.config
+        s3_options: dict[str, Any] = {"addressing_style": c.addressing_style}
+        if not c.payload_signing:
+            s3_options["payload_signing_enabled"] = False
+        boto_config = AioConfig(
+            region_name=c.region,
+            signature_version="s3v4",
+            connect_timeout=c.connect_timeout,
+            read_timeout=c.read_timeout,
+            retries={"max_attempts": c.max_attempts, "mode": "standard"},
+            max_pool_connections=c.max_pool_connections,
+            s3=s3_options,
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        )
+        session = get_session()
+        creator = session.create_client(
+            "s3",
+            endpoint_url=c.endpoint_url,
+            aws_access_key_id=c.access_key,
+            aws_secret_access_key=c.secret_key,
+            aws_session_token=c.session_token,
+            config=boto_config,
+        )
+        with s3_errors("client"):
+            self._client = await self._stack.enter_async_context(creator)
+
+    async def close(self) -> None:
+        self._client = None
+        await self._stack.aclose()
+
+    # -- bucket ----------------------------------------------------------------
+    async def check_bucket(self, create: bool) -> None:
+        """Raise ``BackendConfigError`` unless the bucket exists and is ours."""
+        where = f"bucket {self.bucket!r} at {self.config.endpoint_url or 'AWS'}"
+        try:
+            await self.client.head_bucket(Bucket=self.bucket)
+            return
+        except ClientError as exc:
+            code, status = error_code(exc)
+            if status in (401, 403):
+                raise BackendConfigError(
+                    f"S3 {where}: access denied ({code}); check access_key / secret_key "
+                    "and the permissions listed in backends/s3's documentation"
+                ) from exc
+            if status != 404:
+                raise translate(exc, "HeadBucket") from exc
+        except (BotoCoreError, aiohttp.ClientError, OSError) as exc:
+            raise translate(exc, f"HeadBucket {where}") from exc
+        if not create:
+            raise BackendConfigError(
+                f"S3 {where} does not exist; create it or set create_bucket: true"
+            )
+        with s3_errors("CreateBucket"):
+            try:
+                await self.client.create_bucket(Bucket=self.bucket)
+            except ClientError as exc:
+                if error_code(exc)[0] not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                    raise
+
+    async def ping(self) -> None:
+        with s3_errors("HeadBucket"):
+            await self.client.head_bucket(Bucket=self.bucket)
+
+    # -- multipart uploads ----------------------------------------------------
+    async def create_multipart(self, key: str) -> str:
+        with s3_errors("CreateMultipartUpload"):
+            resp = await self.client.create_multipart_upload(Bucket=self.bucket, Key=key)
+        return str(resp["UploadId"])
+
+    async def upload_part(
+        self,
+        key: str,
+        upload_id: str,
+        number: int,
+        data: bytes | memoryview,
+        md5: bytes | None = None,
+    ) -> str:
+        """Upload part ``number``; ``md5`` is the data's digest if already known."""
+        extra = await self._md5(data, md5)
+        with s3_errors(f"UploadPart {number}"):
+            resp = await self.client.upload_part(
+                Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number,
+                Body=data, **extra,
+            )  # fmt: skip
+        return str(resp["ETag"])
+
+    @property
+    def can_forward(self) -> bool:
+        """Parts may be sent while their bytes arrive (needs unsigned payloads)."""
+        return self.config.forward_parts and not self.config.payload_signing
+
+    async def upload_part_streaming(
+        self, key: str, upload_id: str, number: int, body: Any, length: int
+    ) -> str:
+        """Upload part ``number`` from an async iterable of ``length`` bytes
+        (no Content-MD5: the caller compares the ETag with the bytes' MD5)."""
+        with s3_errors(f"UploadPart {number}"):
+            resp = await self.client.upload_part(
+                Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number,
+                Body=body, ContentLength=length,
+            )  # fmt: skip
+        return str(resp["ETag"])
+
+    async def upload_part_copy(
+        self, key: str, upload_id: str, number: int, source: str, first: int, last: int | None
+    ) -> str:
+        """Part ``number`` = bytes ``[first, last]`` of ``source`` (all if last is None)."""
+        extra: dict[str, str] = {}
+        if last is not None:
+            extra["CopySourceRange"] = f"bytes={first}-{last}"
+        with s3_errors(f"UploadPartCopy {number}"):
+            resp = await self.client.upload_part_copy(
+                Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number,
+                CopySource={"Bucket": self.bucket, "Key": source}, **extra,
+            )  # fmt: skip
+        return str(resp["CopyPartResult"]["ETag"])
+
+    async def complete(self, key: str, upload_id: str, etags: list[str]) -> None:
+        parts = [{"PartNumber": n, "ETag": e} for n, e in enumerate(etags, start=1)]
+        with s3_errors("CompleteMultipartUpload"):
+            await self.client.complete_multipart_upload(
+                Bucket=self.bucket, Key=key, UploadId=upload_id,
+                MultipartUpload={"Parts": parts},
+            )  # fmt: skip
+
+    async def upload_exists(self, key: str, upload_id: str) -> bool:
+        try:
+            with s3_errors("ListParts"):
+                await self.client.list_parts(
+                    Bucket=self.bucket, Key=key, UploadId=upload_id, MaxParts=1
+                )
+        except NotFound:
+            return False
+        return True
+
+    async def abort(self, key: str, upload_id: str) -> None:
+        """Abort; an upload already gone is not an error."""
+        with contextlib.suppress(NotFound), s3_errors("AbortMultipartUpload"):
+            await self.client.abort_multipart_upload(
+                Bucket=self.bucket, Key=key, UploadId=upload_id
+            )
+
+    # -- objects ----------------------------------------------------------------
+    async def put(self, key: str, data: bytes | memoryview, md5: bytes | None = None) -> str:
+        extra = await self._md5(data, md5)
+        with s3_errors("PutObject"):
+            resp = await self.client.put_object(Bucket=self.bucket, Key=key, Body=data, **extra)
+        return str(resp.get("ETag", ""))
+
+    async def get_bytes(self, key: str, expected: int) -> bytes:
+        """The whole (small) object; ``InvalidState``-worthy mismatches raise NotFound."""
+        with s3_errors(f"GetObject {key}"):
+            resp = await self.client.get_object(Bucket=self.bucket, Key=key)
+            async with resp["Body"] as body:
+                data: bytes = await body.read()
+        if len(data) != expected:
+            raise NotFound(f"S3 object {key} has {len(data)} bytes, expected {expected}")
+        return data
+
+    async def read(self, key: str, start: int, end: int | None) -> AsyncGenerator[bytes, None]:
+        """Bytes ``[start, end)``; ``NotFound`` if the object is missing."""
+        if end is not None and end <= start:
+            if await self.head(key) is None:
+                raise NotFound(f"S3 object {key} does not exist")
+            return
+        extra: dict[str, str] = {}
+        if start > 0 or end is not None:
+            extra["Range"] = f"bytes={start}-{'' if end is None else end - 1}"
+        try:
+            with s3_errors(f"GetObject {key}"):
+                resp = await self.client.get_object(Bucket=self.bucket, Key=key, **extra)
+        except BackendError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, ClientError) and error_code(cause)[1] == 416:
+                return  # the range starts at or past the end (e.g. an empty object)
+            raise
+        async with resp["Body"] as body:
+            while True:
+                with s3_errors(f"GetObject {key}"):
+                    chunk = await body.read(_READ_CHUNK)
+                if not chunk:
+                    return
+                yield chunk
+
+    async def head(self, key: str) -> ObjectInfo | None:
+        try:
+            with s3_errors("HeadObject"):
+                resp = await self.client.head_object(Bucket=self.bucket, Key=key)
+        except NotFound:
+            return None
+        return ObjectInfo(
+            key=key,
+            size=int(resp["ContentLength"]),
+            content_type=resp.get("ContentType"),
+            etag=str(resp.get("ETag", "")).strip('"') or None,
+        )
+
+    async def copy(self, source: str, key: str) -> None:
+        """Server-side copy of a whole object (up to ``max_part_size``)."""
+        with s3_errors("CopyObject"):
+            await self.client.copy_object(
+                Bucket=self.bucket, Key=key, CopySource={"Bucket": self.bucket, "Key": source}
+            )
+
+    async def delete(self, key: str) -> None:
+        with contextlib.suppress(NotFound), s3_errors("DeleteObject"):
+            await self.client.delete_object(Bucket=self.bucket, Key=key)
+
+    async def list_keys(self, prefix: str) -> list[str]:
+        keys: list[str] = []
+        with s3_errors("ListObjectsV2"):
+            paginator = self.client.get_paginator("list_objects_v2")
+            async for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                keys.extend(str(o["Key"]) for o in page.get("Contents", []))
+        return keys
+
+    async def presign(self, key: str, ttl: int) -> str:
+        with s3_errors("presign"):
+            url: str = await self.client.generate_presigned_url(
+                "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=ttl
+            )
+        return url
+
+    async def _md5(self, data: bytes | memoryview, known: bytes | None) -> dict[str, str]:
+        if not self.config.content_md5:
+            return {}
+        return {"ContentMD5": await content_md5(data, known)}

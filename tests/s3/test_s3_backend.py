@@ -1,0 +1,397 @@
+"""S3 quirks below the conformance suite: start-up errors, configuration,
+part sizes, memory bounds, the two assembly paths, tail merging, recovery
+of an interrupted finish, and (Swift) no orphaned segments."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any, TypeVar
+
+import pytest
+import requests
+from pydantic import ValidationError
+
+from backends.base import BackendContext, StreamInfo
+from backends.errors import BackendConfigError, BackendUnavailable, InvalidState
+from backends.s3 import S3Backend, S3Config
+from backends.s3.state import StreamState
+from gateway.core.budget import Budget
+from tests.support.memkv import MemoryKV
+from tests.support.targets import S3Target
+
+T = TypeVar("T")
+MiB = 1024 * 1024
+
+
+class PeakBudget(Budget):
+    """A budget that remembers its highest use."""
+
+    def __init__(self, total: int) -> None:
+        super().__init__(total)
+        self.peak = 0
+
+    async def acquire(self, size: int) -> None:
+        await super().acquire(size)
+        self.peak = max(self.peak, self.used)
+
+
+def backend_for(target: S3Target, budget: Budget | None = None, **options: Any) -> S3Backend:
+    raw = {**target.backend_config(), **options}
+    context = BackendContext(kv=MemoryKV(), budget=budget or Budget(256 * MiB))
+    return S3Backend("quirks", S3Config.model_validate(raw), context)
+
+
+def run_with(backend: S3Backend, fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    async def main() -> T:
+        await backend.start()
+        try:
+            return await fn()
+        finally:
+            await backend.close()
+
+    return asyncio.run(main())
+
+
+async def chunks(data: bytes, size: int = 64 * 1024) -> AsyncIterator[bytes]:
+    for i in range(0, len(data), size):
+        yield data[i : i + size]
+
+
+async def write_all(backend: S3Backend, stream: StreamInfo, data: bytes, size: int) -> None:
+    result = await backend.write(stream, chunks(data, size))
+    stream.offset, stream.state = result.offset, result.state
+    if result.after_commit:
+        await result.after_commit()
+
+
+async def finished_stream(backend: S3Backend, data: bytes, key: str | None = None) -> StreamInfo:
+    stream = StreamInfo(os.urandom(16).hex(), key, len(data), 0)
+    stream.state = await backend.create_stream(stream)
+    await write_all(backend, stream, data, MiB)
+    stream.state = await backend.finish_stream(stream)
+    return stream
+
+
+async def nothing() -> None:
+    pass
+
+
+async def read_all(backend: S3Backend, key: str) -> bytes:
+    return b"".join([c async for c in backend.read(key)])
+
+
+# -- configuration ---------------------------------------------------------------
+
+
+def test_config_sizes_durations_and_checks() -> None:
+    c = S3Config.model_validate(
+        {
+            "bucket": "b",
+            "part_size": "16MiB",
+            "min_part_size": "5MB",
+            "url": {"mode": "presigned", "ttl": "1h"},
+        }
+    )
+    assert (c.part_size, c.min_part_size) == (16 * MiB, 5_000_000)
+    assert c.url.mode == "presigned" and c.url.ttl == 3600
+    for bad in (
+        {"part_size": "1MiB"},  # below min_part_size
+        {"part_size": "8 parsecs"},
+        {"url": {"mode": "public"}},  # needs base_url
+        {"colour": "blue"},
+        {"access_key": "only-half"},
+    ):
+        with pytest.raises(ValidationError):
+            S3Config.model_validate({"bucket": "b", **bad})
+
+
+def test_part_size_grows_to_fit_max_parts() -> None:
+    c = S3Config.model_validate({"bucket": "b", "max_parts": 1000})
+    assert c.part_size_for(None) == 8 * MiB
+    assert c.part_size_for(8000 * MiB) == 8 * MiB
+    grown = c.part_size_for(20_000 * MiB)
+    assert grown * 1000 >= 20_000 * MiB and grown > 8 * MiB
+    assert c.object_limit == 1000 * 5 * 1024 * MiB
+
+
+# -- start-up ------------------------------------------------------------------------
+
+
+def test_missing_bucket_is_a_config_error(s3_target: S3Target) -> None:
+    backend = backend_for(s3_target, create_bucket=False, bucket=f"absent-{os.getpid()}")
+    with pytest.raises(BackendConfigError, match=r"does not exist.*create_bucket"):
+        run_with(backend, nothing)
+
+
+def test_bad_credentials_are_a_config_error(swift_target: S3Target) -> None:
+    backend = backend_for(swift_target, secret_key="not-the-secret")
+    with pytest.raises(BackendConfigError, match="access denied"):
+        run_with(backend, nothing)
+
+
+def test_unreachable_store_is_unavailable(s3_target: S3Target) -> None:
+    from tests.servers.ports import free_port
+
+    backend = backend_for(s3_target, endpoint_url=f"http://127.0.0.1:{free_port()}", max_attempts=1)
+    with pytest.raises(BackendUnavailable, match="did not answer"):
+        run_with(backend, nothing)
+
+
+# -- writing ---------------------------------------------------------------------------
+
+
+def test_memory_stays_within_parts_in_flight(s3_target: S3Target) -> None:
+    budget = PeakBudget(256 * MiB)
+    backend = backend_for(s3_target, budget, part_size="5MiB", max_concurrency=2)
+    data = os.urandom(41 * MiB)
+
+    async def check() -> None:
+        key = f"quirks/{os.urandom(4).hex()}"
+        stream = await finished_stream(backend, data, key)
+        assert len(StreamState.from_json(stream.state).parts) == 9
+        await backend.commit(stream, key)
+        assert await read_all(backend, key) == data
+        await backend.delete_object(key)
+
+    run_with(backend, check)
+    assert 0 < budget.peak <= 5 * MiB * (2 + 1)
+    assert budget.used == 0
+    assert s3_target.leftovers() == []
+
+
+def test_tail_pieces_are_merged_past_the_limit(s3_target: S3Target) -> None:
+    backend = backend_for(s3_target, max_tail_pieces=3)
+    data = os.urandom(10 * MiB + 77)
+
+    async def check() -> None:
+        key = f"quirks/{os.urandom(4).hex()}"
+        stream = StreamInfo(os.urandom(16).hex(), key, len(data), 0)
+        stream.state = await backend.create_stream(stream)
+        pos = 0
+        for size in [100_000] * 12 + [len(data) - 1_200_000]:
+            await write_all(backend, stream, data[pos : pos + size], 64 * 1024)
+            pos += size
+            assert len(StreamState.from_json(stream.state).tail) <= 3
+        stream.state = await backend.finish_stream(stream)
+        await backend.commit(stream, key)
+        assert await read_all(backend, key) == data
+        await backend.delete_object(key)
+
+    run_with(backend, check)
+    assert s3_target.leftovers() == []
+
+
+def test_finish_interrupted_before_the_state_was_saved(s3_target: S3Target) -> None:
+    backend = backend_for(s3_target)
+    data = os.urandom(9 * MiB + 5)  # one part and a tail
+
+    async def check() -> None:
+        key = f"quirks/{os.urandom(4).hex()}"
+        stream = StreamInfo(os.urandom(16).hex(), key, len(data), 0)
+        stream.state = await backend.create_stream(stream)
+        await write_all(backend, stream, data, MiB)
+        unsaved = dict(stream.state)
+        await backend.finish_stream(stream)  # then the gateway died
+        stream.state = await backend.finish_stream(stream)  # the next request repeats it
+        assert stream.state != unsaved
+        await backend.commit(stream, key)
+        assert await read_all(backend, key) == data
+        await backend.delete_object(key)
+
+    run_with(backend, check)
+    assert s3_target.leftovers() == []
+
+
+# -- assembly --------------------------------------------------------------------------
+
+
+def test_large_pieces_are_copied_by_the_store(
+    s3_target: S3Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend = backend_for(s3_target)
+    pieces = [os.urandom(5 * MiB), os.urandom(6 * MiB + 1), os.urandom(3)]
+    reads: list[str] = []
+    real_read = backend.store.read
+
+    def counting_read(key: str, start: int, end: int | None) -> Any:
+        reads.append(key)
+        return real_read(key, start, end)
+
+    monkeypatch.setattr(backend.store, "read", counting_read)
+
+    async def check() -> None:
+        for case, through_gateway in ((pieces, False), ([b"tiny", *pieces], True)):
+            reads.clear()
+            streams = [await finished_stream(backend, p) for p in case]
+            key = f"quirks/{os.urandom(4).hex()}"
+            info = await backend.assemble(streams, key)
+            assert info.size == sum(map(len, case))
+            assert bool(reads) is through_gateway
+            assert await read_all(backend, key) == b"".join(case)
+            for s in streams:
+                await backend.discard_stream(s)
+            await backend.delete_object(key)
+
+    run_with(backend, check)
+    assert s3_target.leftovers() == []
+
+
+# -- Swift: parts overwritten or orphaned would stay as segments -------------------------
+
+
+def test_no_orphaned_swift_segments(swift_target: S3Target) -> None:
+    backend = backend_for(swift_target)
+    data = os.urandom(17 * MiB)
+
+    async def check() -> None:
+        key = f"quirks/{os.urandom(4).hex()}"
+        stream = StreamInfo(os.urandom(16).hex(), key, len(data), 0)
+        stream.state = await backend.create_stream(stream)
+        await write_all(backend, stream, data[: 3 * MiB], MiB)
+        saved = StreamInfo(stream.id, key, len(data), stream.offset, dict(stream.state))
+        await backend.write(stream, chunks(data[3 * MiB : 12 * MiB]))  # never committed
+        stream = saved
+        await write_all(backend, stream, data[3 * MiB :], MiB)
+        stream.state = await backend.finish_stream(stream)
+        await backend.commit(stream, key)
+        assert await read_all(backend, key) == data
+        await backend.delete_object(key)
+
+    run_with(backend, check)
+    server = swift_target.server
+    listing = requests.get(
+        f"{server.storage_url}/{backend.cfg.bucket}+segments?format=json",
+        headers={"X-Auth-Token": server.auth_token()},
+        timeout=30,
+    )
+    assert listing.status_code in (200, 204, 404)
+    assert (listing.json() if listing.status_code == 200 else []) == []
+    assert swift_target.leftovers() == []
+
+
+# -- parts forwarded while their bytes arrive ------------------------------------------
+
+
+def _count_calls(monkeypatch: pytest.MonkeyPatch, obj: Any, name: str) -> list[int]:
+    calls: list[int] = []
+    real = getattr(obj, name)
+
+    async def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args[2])  # the part number
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(obj, name, counting)
+    return calls
+
+
+def test_announced_parts_are_forwarded_within_the_budget(
+    s3_target: S3Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    budget = PeakBudget(256 * MiB)
+    backend = backend_for(s3_target, budget, part_size="5MiB", max_concurrency=2)
+    forwarded = _count_calls(monkeypatch, backend.store, "upload_part_streaming")
+    buffered = _count_calls(monkeypatch, backend.store, "upload_part")
+    data = os.urandom(23 * MiB + 9)
+
+    async def check() -> None:
+        key = f"quirks/{os.urandom(4).hex()}"
+        stream = StreamInfo(os.urandom(16).hex(), key, len(data), 0)
+        stream.state = await backend.create_stream(stream)
+        stream.incoming = len(data)
+        await write_all(backend, stream, data, 64 * 1024)
+        assert stream.offset == len(data)
+        stream.state = await backend.finish_stream(stream)
+        await backend.commit(stream, key)
+        assert await read_all(backend, key) == data
+        await backend.delete_object(key)
+
+    run_with(backend, check)
+    assert forwarded == [1, 2, 3, 4] and buffered == []  # the 3 MiB rest is a tail
+    assert 0 < budget.peak <= 5 * MiB * (2 + 1)
+    assert budget.used == 0
+    assert s3_target.leftovers() == []
+
+
+def test_a_body_ending_early_cancels_the_forwarded_part(s3_target: S3Target) -> None:
+    backend = backend_for(s3_target)
+    data = os.urandom(20 * MiB)
+
+    async def check() -> None:
+        key = f"quirks/{os.urandom(4).hex()}"
+        stream = StreamInfo(os.urandom(16).hex(), key, len(data), 0)
+        stream.state = await backend.create_stream(stream)
+        stream.incoming = len(data)  # announced, but only 11 MiB arrive
+        await write_all(backend, stream, data[: 11 * MiB], 64 * 1024)
+        assert stream.offset == 11 * MiB
+        st = StreamState.from_json(stream.state)
+        assert len(st.parts) == 1 and st.tail_size == 3 * MiB
+        stream.incoming = len(data) - stream.offset
+        await write_all(backend, stream, data[stream.offset :], 64 * 1024)
+        stream.state = await backend.finish_stream(stream)
+        await backend.commit(stream, key)
+        assert await read_all(backend, key) == data
+        await backend.delete_object(key)
+
+    run_with(backend, check)
+    assert s3_target.leftovers() == []
+
+
+@pytest.mark.parametrize("fault", ["store error", "wrong etag"])
+def test_a_failed_forwarded_part_is_sent_again(
+    s3_target: S3Target, monkeypatch: pytest.MonkeyPatch, fault: str
+) -> None:
+    backend = backend_for(s3_target)
+    real = backend.store.upload_part_streaming
+
+    async def faulty(*args: Any) -> str:
+        await real(*args)
+        if fault == "store error":
+            raise BackendUnavailable("injected")
+        return '"0123456789abcdef0123456789abcdef"'
+
+    monkeypatch.setattr(backend.store, "upload_part_streaming", faulty)
+    resent = _count_calls(monkeypatch, backend.store, "upload_part")
+    data = os.urandom(17 * MiB)
+
+    async def check() -> None:
+        key = f"quirks/{os.urandom(4).hex()}"
+        stream = StreamInfo(os.urandom(16).hex(), key, len(data), 0, incoming=len(data))
+        stream.state = await backend.create_stream(stream)
+        await write_all(backend, stream, data, 64 * 1024)
+        stream.state = await backend.finish_stream(stream)
+        await backend.commit(stream, key)
+        assert await read_all(backend, key) == data
+        await backend.delete_object(key)
+
+    run_with(backend, check)
+    assert sorted(resent) == [1, 2]
+    assert s3_target.leftovers() == []
+
+
+def test_read_stream_serves_tails_and_finished_streams(s3_target: S3Target) -> None:
+    backend = backend_for(s3_target)
+    data = os.urandom(10 * MiB + 3)
+
+    async def read(stream: StreamInfo, start: int, end: int | None) -> bytes:
+        return b"".join([c async for c in backend.read_stream(stream, start, end)])
+
+    async def check() -> None:
+        stream = StreamInfo(os.urandom(16).hex(), None, len(data), 0)
+        stream.state = await backend.create_stream(stream)
+        for first, last in ((0, MiB), (MiB, 3 * MiB + 1), (3 * MiB + 1, 4 * MiB)):
+            await write_all(backend, stream, data[first:last], 64 * 1024)
+        assert len(StreamState.from_json(stream.state).tail) == 3  # a Qiniu block so far
+        assert await read(stream, 0, None) == data[: 4 * MiB]
+        assert await read(stream, MiB - 5, 3 * MiB + 7) == data[MiB - 5 : 3 * MiB + 7]
+        await write_all(backend, stream, data[4 * MiB :], 64 * 1024)  # now a part
+        with pytest.raises(InvalidState):
+            await read(stream, 0, 10)
+        assert await read(stream, 8 * MiB, None) == data[8 * MiB :]
+        stream.state = await backend.finish_stream(stream)
+        assert await read(stream, 5, 6 * MiB) == data[5 : 6 * MiB]
+        await backend.discard_stream(stream)
+
+    run_with(backend, check)
+    assert s3_target.leftovers() == []
