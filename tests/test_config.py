@@ -135,3 +135,21 @@ def test_start_up_failure_is_a_clear_message(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "local backend root" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_every_commented_backend_example_validates(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The commented backends in config.yaml are real, valid configurations."""
+    import yaml
+
+    for var in ("S3_ACCESS_KEY", "S3_SECRET_KEY", "SWIFT_KEY", "SWIFT_TEMP_URL_KEY"):
+        monkeypatch.setenv(var, "secret")
+    text = (ROOT / "config.yaml").read_text()
+    lines = text.split("backends:\n", 1)[1].split("\n# Logical buckets", 1)[0].splitlines()
+    uncommented = "\n".join(
+        line.replace("  # ", "  ", 1) if line.startswith("  # ") else line for line in lines
+    )
+    backends = yaml.safe_load(uncommented)
+    assert set(backends) == {"default", "minio", "swift", "fdfs"}
+    config = load_config({"backends": backends})
+    for name in backends:
+        assert config.backend_config(name).type == backends[name]["type"]
