@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from backends.base import BackendConfig
 from backends.errors import BackendConfigError
 from backends.registry import backend_class
-from gateway.units import parse_duration, parse_size
+from backends.units import parse_duration, parse_size
 
 
 class ConfigError(Exception):

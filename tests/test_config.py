@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from backends.units import parse_duration, parse_size
 from gateway.config import ConfigError, load_config
-from gateway.units import parse_duration, parse_size
 from tests.servers.ports import free_port, wait_for_http
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,55 +1,22 @@
 """Configuration of the S3 backend (``type: s3`` in ``config.yaml``).
 
 Sizes accept integers or strings such as ``8MiB`` / ``5MB``; durations accept
-seconds or ``90s`` / ``15m`` / ``1h`` / ``7d``. (``backends`` must not import
-``gateway``, so the two small parsers live here.)
+seconds or ``90s`` / ``15m`` / ``1h`` / ``7d`` (``backends.units``).
 """
 
 from __future__ import annotations
 
-import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from backends.base import BackendConfig
+from backends.units import Duration, Size
 
 KiB = 1024
 MiB = 1024 * KiB
 GiB = 1024 * MiB
 TiB = 1024 * GiB
-
-_NUMBER = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
-_SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2,
-               "g": 1000**3, "gb": 1000**3, "t": 1000**4, "tb": 1000**4,
-               "ki": KiB, "kib": KiB, "mi": MiB, "mib": MiB, "gi": GiB, "gib": GiB,
-               "ti": TiB, "tib": TiB}  # fmt: skip
-_DURATION_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
-
-
-def _parse(value: Any, units: dict[str, Any], what: str, examples: str) -> Any:
-    if isinstance(value, bool):
-        raise ValueError(f"expected a {what}, got a boolean")
-    if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError(f"a {what} cannot be negative")
-        return value
-    m = _NUMBER.match(str(value))
-    if not m or m.group(2).lower() not in units:
-        raise ValueError(f"invalid {what} {value!r} (examples: {examples})")
-    return float(m.group(1)) * units[m.group(2).lower()]
-
-
-def parse_size(value: Any) -> int:
-    return int(_parse(value, _SIZE_UNITS, "size", "5242880, 8MiB, 5MB"))
-
-
-def parse_duration(value: Any) -> float:
-    return float(_parse(value, _DURATION_UNITS, "duration", "3600, 90s, 15m, 1h"))
-
-
-Size = Annotated[int, BeforeValidator(parse_size)]
-Duration = Annotated[float, BeforeValidator(parse_duration)]
 
 
 class _Model(BaseModel):

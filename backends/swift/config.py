@@ -3,58 +3,18 @@
 from __future__ import annotations
 
 import enum
-import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from backends.base import BackendConfig
+from backends.units import parse_duration, parse_size
 
 KiB = 1024
 MiB = 1024 * KiB
 GiB = 1024 * MiB
 #: Swift's default ``max_file_size``: no single segment may be larger
 SWIFT_MAX_OBJECT = 5 * GiB
-
-_NUMBER = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
-_SIZES: dict[str, float] = {
-    "": 1,
-    "b": 1,
-    "k": 1000,
-    "kb": 1000,
-    "m": 1000**2,
-    "mb": 1000**2,
-    "g": 1000**3,
-    "gb": 1000**3,
-    "ki": KiB,
-    "kib": KiB,
-    "mi": MiB,
-    "mib": MiB,
-    "gi": GiB,
-    "gib": GiB,
-}
-_DURATIONS = {"": 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
-
-
-def _parse(value: Any, units: dict[str, float], what: str) -> float:
-    if isinstance(value, bool):
-        raise ValueError(f"expected a {what}, got a boolean")
-    if isinstance(value, int | float):
-        return float(value)
-    m = _NUMBER.match(str(value))
-    if not m or m.group(2).lower() not in units:
-        raise ValueError(f"invalid {what} {value!r}")
-    return float(m.group(1)) * units[m.group(2).lower()]
-
-
-def parse_size(value: Any) -> int:
-    """``8MiB`` → 8388608 (the same units as the gateway's own sizes)."""
-    return int(_parse(value, _SIZES, "size (examples: 1048576, 8MiB, 5MB)"))
-
-
-def parse_duration(value: Any) -> float:
-    """``1h`` → 3600.0; plain numbers are seconds."""
-    return _parse(value, _DURATIONS, "duration (examples: 30, 90s, 15m, 1h)")
 
 
 class UrlMode(enum.Enum):

@@ -8,8 +8,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from backends.units import parse_duration
 from gateway.config import GatewayConfig
-from gateway.units import parse_duration
 
 from .tokens import KeyPair, make_policy, mint
 

@@ -1,9 +1,13 @@
-"""Human-friendly sizes (``8MiB``) and durations (``24h``) in configuration."""
+"""Human-friendly sizes (``8MiB``) and durations (``24h``) in configuration,
+for the gateway's own settings and every backend's (it lives in ``backends``,
+the lower layer, so both can use it)."""
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator
 
 _SIZE_UNITS = {
     "": 1,
@@ -55,3 +59,9 @@ def parse_duration(value: Any) -> float:
     if not m or m.group(2).lower() not in _DURATION_UNITS:
         raise ValueError(f"invalid duration {value!r} (examples: 30, 90s, 15m, 24h, 7d)")
     return float(m.group(1)) * _DURATION_UNITS[m.group(2).lower()]
+
+
+#: a pydantic field type: bytes, given as an int or a string such as ``8MiB``
+Size = Annotated[int, BeforeValidator(parse_size)]
+#: a pydantic field type: seconds, given as a number or a string such as ``1h``
+Duration = Annotated[float, BeforeValidator(parse_duration)]
