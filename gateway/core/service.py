@@ -150,6 +150,16 @@ class UploadService:
             record = await self._after_unlock(record)
         return record
 
+    async def _save(self, record: UploadRecord) -> None:
+        """Compare-and-set save; a lost race is a retryable 503, never a silent overwrite."""
+        record.updated_at = time.time()
+        if not await self.state.save(record):
+            raise ServiceUnavailable("the upload changed under this request; retry")
+
+    def _mark_finished(self, record: UploadRecord) -> None:
+        record.status = Status.FINISHED
+        record.expires_at = None
+
     def _expiry(self) -> float:
         return time.time() + self.config.uploads.expire_after
 
@@ -343,10 +353,8 @@ class UploadService:
     async def _save_write(self, record: UploadRecord, result: WriteResult) -> None:
         record.offset = result.offset
         record.backend_state = result.state
-        record.updated_at = time.time()
         record.expires_at = self._expiry()
-        if not await self.state.save(record):
-            raise ServiceUnavailable("the upload changed under this request; retry")
+        await self._save(record)
         if result.after_commit is not None:
             try:
                 await result.after_commit()
@@ -370,13 +378,10 @@ class UploadService:
                 assert record.key is not None
                 await self._commit_stream(b, record, b.backend_key(record.key))
         if record.kind is Kind.UPLOAD:
-            record.status = Status.FINISHED
-            record.expires_at = None
+            self._mark_finished(record)
         else:
             record.status = Status.COMPLETE
-        record.updated_at = time.time()
-        if not await self.state.save(record):
-            raise ServiceUnavailable("the upload changed under this request; retry")
+        await self._save(record)
         if record.status is Status.FINISHED:
             self.events.emit("post-finish", record)
         return record
@@ -468,11 +473,8 @@ class UploadService:
                     [self._stream(p) for p in parts], b.backend_key(record.key)
                 )
             record.length = record.offset = info.size
-            record.status = Status.FINISHED
-            record.expires_at = None
-            record.updated_at = time.time()
-            if not await self.state.save(record):
-                raise ServiceUnavailable("the upload changed under this request; retry")
+            self._mark_finished(record)
+            await self._save(record)
         self.events.emit("post-finish", record)
         if consume_parts:
             for part in parts:
@@ -507,11 +509,8 @@ class UploadService:
             record.key = key
             record.metadata.update(metadata or {})
             record.extra.update(extra or {})
-            record.status = Status.FINISHED
-            record.expires_at = None
-            record.updated_at = time.time()
-            if not await self.state.save(record):
-                raise ServiceUnavailable("the upload changed under this request; retry")
+            self._mark_finished(record)
+            await self._save(record)
         self.events.emit("post-finish", record)
         return record
 
@@ -557,9 +556,7 @@ class UploadService:
         async with self.locks.hold(upload_id):
             record = await self.get(upload_id)
             record.extra.update(extra)
-            record.updated_at = time.time()
-            if not await self.state.save(record):
-                raise ServiceUnavailable("the upload changed under this request; retry")
+            await self._save(record)
         return record
 
     # -- termination ---------------------------------------------------------------------
