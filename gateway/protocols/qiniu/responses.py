@@ -13,15 +13,13 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 
 from gateway.app_keys import CONFIG
 from gateway.core import errors as core
-from gateway.core.body import BodyInterrupted
 
 from .errors import (
     BAD_REQUEST,
@@ -140,12 +138,3 @@ def qiniu_handler(handler: Handler) -> Handler:
 
 async def preflight(request: web.Request) -> web.Response:
     return web.Response(status=200)
-
-
-async def request_body(request: web.Request) -> AsyncIterator[bytes]:
-    """The request body as chunks; a client disconnect becomes BodyInterrupted."""
-    try:
-        async for chunk, _ in request.content.iter_chunks():
-            yield chunk
-    except (aiohttp.ClientPayloadError, ConnectionError, aiohttp.ClientConnectionError) as exc:
-        raise BodyInterrupted(str(exc)) from exc

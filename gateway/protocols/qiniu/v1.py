@@ -20,13 +20,14 @@ from aiohttp import web
 from backends.base import Capability
 from gateway.core import errors as core
 from gateway.core.records import Kind, UploadRecord
+from gateway.protocols.bodies import request_body
 
 from . import mime, qetag
 from .codec import b64decode_text, b64encode
 from .ctx import BlockContext
 from .errors import BAD_REQUEST, INVALID_CTX
 from .placing import NewFile, place
-from .responses import json_response, request_body
+from .responses import json_response
 from .runtime import Call
 from .tokens import UploadToken
 

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-import aiohttp
 from aiohttp import web
 
 from gateway import http_trailers
 from gateway.config import GatewayConfig
-from gateway.core.body import BodyInterrupted
 from gateway.core.checksums import Checksum, TrailerChecksum
 from gateway.core.errors import BadRequest
 from gateway.core.records import UploadRecord
@@ -54,15 +51,6 @@ class TusContext:
             headers[OBJECT_URL_HEADER] = await self.service.object_url(
                 record.bucket, record.key, self.base
             )
-
-
-async def request_body(request: web.Request) -> AsyncIterator[bytes]:
-    """The request body as chunks; a client disconnect becomes BodyInterrupted."""
-    try:
-        async for chunk, _ in request.content.iter_chunks():
-            yield chunk
-    except (aiohttp.ClientPayloadError, ConnectionError, aiohttp.ClientConnectionError) as exc:
-        raise BodyInterrupted(str(exc)) from exc
 
 
 def request_checksum(request: web.Request) -> Checksum | None:

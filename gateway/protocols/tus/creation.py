@@ -7,7 +7,8 @@ from aiohttp import web
 
 from gateway.core.errors import BadRequest, UnsupportedMediaType
 from gateway.core.records import Kind, UploadRecord, new_upload_id
-from gateway.protocols.tus.context import TusContext, request_body, request_checksum
+from gateway.protocols.bodies import request_body
+from gateway.protocols.tus.context import TusContext, request_checksum
 from gateway.protocols.tus.extensions import extensions_for
 from gateway.protocols.tus.headers import (
     OFFSET_CONTENT_TYPE,

@@ -6,7 +6,8 @@ from aiohttp import web
 
 from gateway.core.errors import BadRequest, Forbidden, UnsupportedMediaType
 from gateway.core.records import Kind, Status, UploadRecord
-from gateway.protocols.tus.context import TusContext, request_body, request_checksum
+from gateway.protocols.bodies import request_body
+from gateway.protocols.tus.context import TusContext, request_checksum
 from gateway.protocols.tus.headers import (
     OFFSET_CONTENT_TYPE,
     encode_metadata,
