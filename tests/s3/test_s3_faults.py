@@ -22,7 +22,7 @@ from backends.s3.backend import S3Backend
 from gateway.core.budget import Budget
 from tests.s3.conftest import S3Gateway
 from tests.support.memkv import MemoryKV
-from tests.support.targets import S3Target, SwiftS3Target
+from tests.support.targets import S3Target, SwiftS3Target, selected_targets
 from tests.tus.helpers import create, download, offset_of, patch
 
 MiB = 1024 * 1024
@@ -34,7 +34,7 @@ class _OwnSwift(SwiftS3Target):
 
 @pytest.fixture(scope="module")
 def own_swift() -> Iterator[S3Target]:
-    if "s3-swift" not in os.environ.get("GATEWAY_TEST_BACKENDS", "s3-swift"):
+    if "s3-swift" not in selected_targets():
         pytest.skip("s3-swift is not among GATEWAY_TEST_BACKENDS")
     target = _OwnSwift()
     try:
