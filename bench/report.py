@@ -1,0 +1,218 @@
+"""Tables of medians, target checks and the machine description."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import statistics
+import subprocess
+from typing import Any
+
+Record = dict[str, Any]
+
+
+def med(values: list[Any]) -> float | None:
+    v = [x for x in values if x is not None]
+    return statistics.median(v) if v else None
+
+
+def f(v: float | None, nd: int = 1) -> str:
+    return "–" if v is None else f"{v:.{nd}f}"
+
+
+def machine() -> dict[str, str]:
+    mem = ""
+    model = ""
+    try:
+        with open("/proc/meminfo") as fh:
+            kib = int(next(x for x in fh if x.startswith("MemTotal")).split()[1])
+            mem = f"{kib / (1 << 20):.1f} GiB"
+        with open("/proc/cpuinfo") as fh:
+            model = next((x.split(":", 1)[1].strip() for x in fh if x.startswith("model name")), "")
+    except OSError:
+        pass
+    rev = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    )
+    return {
+        "date": dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
+        "nproc": str(os.cpu_count()),
+        "ram": mem,
+        "cpu": model,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "commit": rev.stdout.strip() + (" + working tree" if rev.returncode == 0 else ""),
+    }
+
+
+def summarize(records: list[Record]) -> list[dict[str, Any]]:
+    """One row per (store, scenario): medians of the gateway and its baseline,
+    and the median over repetitions of gateway ÷ baseline."""
+    keys: list[tuple[str, str]] = []
+    for r in records:
+        if (r["env"], r["scenario"]) not in keys:
+            keys.append((r["env"], r["scenario"]))
+    rows = []
+    for env, sc in keys:
+        gw = {
+            r["rep"]: r
+            for r in records
+            if r["env"] == env and r["scenario"] == sc and r["what"] == "gateway"
+        }
+        base = {
+            r["rep"]: r
+            for r in records
+            if r["env"] == env and r["scenario"] == sc and r["what"] == "baseline"
+        }
+        g = list(gw.values())
+        mib = [r["mib_s"] for r in g]
+        rows.append(
+            {
+                "env": env,
+                "scenario": sc,
+                "reps": len(g),
+                "mib_s": med(mib),
+                "mib_min": min(mib, default=None),
+                "mib_max": max(mib, default=None),
+                "p50_s": med([r["p50_s"] for r in g]),
+                "p99_s": med([r["p99_s"] for r in g]),
+                "cpu_per_gib": med([r.get("cpu_per_gib") for r in g]),
+                "peak_rss_mib": med([r.get("peak_rss_mib") for r in g]),
+                "aux_cpu_per_gib": med([r.get("aux_cpu_per_gib") for r in g]),
+                "errors": sum(r["errors"] for r in g) + sum(r["errors"] for r in base.values()),
+                "baseline": next((r["label"] for r in base.values()), None),
+                "base_mib_s": med([r["mib_s"] for r in base.values()]),
+                "ratio": med(
+                    [
+                        gw[i]["mib_s"] / base[i]["mib_s"]
+                        for i in gw
+                        if i in base and base[i]["mib_s"] and gw[i]["mib_s"]
+                    ]
+                ),
+            }
+        )
+    return rows
+
+
+def main_table(rows: list[dict[str, Any]]) -> str:
+    out = [
+        "| store | scenario | gateway MiB/s (min–max) | p50 s | p99 s | gw CPU s/GiB "
+        "| gw peak RSS MiB | store CPU s/GiB | baseline | baseline MiB/s | gw ÷ baseline "
+        "| errors |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        out.append(
+            f"| {r['env']} | {r['scenario']} | {f(r['mib_s'])} ({f(r['mib_min'], 0)}–"
+            f"{f(r['mib_max'], 0)}) | {f(r['p50_s'], 3)} | {f(r['p99_s'], 3)} "
+            f"| {f(r['cpu_per_gib'], 2)} | {f(r['peak_rss_mib'], 0)} "
+            f"| {f(r['aux_cpu_per_gib'], 2)} | {r['baseline'] or '–'} | {f(r['base_mib_s'])} "
+            f"| {f(r['ratio'], 2)} | {r['errors']} |"
+        )
+    return "\n".join(out)
+
+
+def peers_table(rows: list[dict[str, Any]], peers: list[str]) -> str:
+    out = [
+        "| scenario | server | MiB/s | p50 s | p99 s | CPU s/GiB | peak RSS MiB | errors | "
+        + " | ".join(f"gw ÷ {p}" for p in peers)
+        + " |",
+        "|" + "---|" * (8 + len(peers)),
+    ]
+    for r in rows:
+        ratios = " | ".join(f(r.get(f"ratio_{p}"), 2) for p in peers)
+        out.append(
+            f"| {r['scenario']} | {r['target']} | {f(r['mib_s'])} | {f(r['p50_s'], 3)} "
+            f"| {f(r['p99_s'], 3)} | {f(r['cpu_per_gib'], 2)} | {f(r['peak_rss_mib'], 0)} "
+            f"| {r['errors']} | {ratios} |"
+        )
+    return "\n".join(out)
+
+
+def rss_table(rows: list[dict[str, Any]]) -> str:
+    out = [
+        "| tus upload (8 MiB PATCHes, local) | MiB/s | gw CPU s/GiB | gw RSS before MiB "
+        "| gw peak RSS MiB | errors |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        out.append(
+            f"| {r['scenario']} | {f(r['mib_s'])} | {f(r['cpu_per_gib'], 2)} "
+            f"| {f(r['rss_before_mib'], 0)} | {f(r['peak_rss_mib'], 0)} | {r['errors']} |"
+        )
+    return "\n".join(out)
+
+
+def checks(
+    rows: list[dict[str, Any]], peer_rows: list[dict[str, Any]], rss_rows: list[dict[str, Any]]
+) -> str:
+    """The targets of issue 7, each met / missed / not measured."""
+    out = ["| target | wanted | measured | |", "|---|---|---|---|"]
+
+    def line(what: str, want: str, value: float | None, ok: bool | None, nd: int = 2) -> None:
+        mark = "not measured" if value is None else ("met" if ok else "**missed**")
+        out.append(f"| {what} | {want} | {f(value, nd)} | {mark} |")
+
+    def peer_ratio(sc: str) -> float | None:
+        return next(
+            (
+                r.get("ratio_tus-node-file")
+                for r in peer_rows
+                if r["target"] == "gw" and r["scenario"] == sc
+            ),
+            None,
+        )
+
+    for sc, want in (("tus 1x512M", 2.5), ("tus 64x8M c64", 2.5), ("tus 200x1M c32", 3.0)):
+        v = peer_ratio(sc)
+        line(f"local {sc}: gw ÷ tus-node-server 2.x", f"≥ {want}", v, v is not None and v >= want)
+
+    def mine(env: str, sc: str, key: str) -> float | None:
+        return next((r[key] for r in rows if r["env"] == env and r["scenario"] == sc), None)
+
+    def peers_gw(sc: str, key: str) -> float | None:
+        return next(
+            (r[key] for r in peer_rows if r["target"] == "gw" and r["scenario"] == sc), None
+        )
+
+    for where, v in (
+        ("this run", mine("local", "tus 1x512M", "cpu_per_gib")),
+        ("peers run", peers_gw("tus 1x512M", "cpu_per_gib")),
+    ):
+        line(
+            f"gw CPU s per GiB, local 1x512M in 8 MiB PATCHes ({where})",
+            "≤ 1.5",
+            v,
+            v is not None and v <= 1.5,
+        )
+    for where, v in (
+        ("this run", mine("local", "tus 64x8M c64", "peak_rss_mib")),
+        ("peers run", peers_gw("tus 64x8M c64", "peak_rss_mib")),
+    ):
+        line(
+            f"gw peak RSS MiB, local 64x8M c64 ({where})", "≤ 100", v, v is not None and v <= 100, 0
+        )
+    if len(rss_rows) >= 2 and all(r["peak_rss_mib"] for r in rss_rows):
+        growth = rss_rows[-1]["peak_rss_mib"] - rss_rows[0]["peak_rss_mib"]
+        line(
+            f"gw peak RSS growth {rss_rows[0]['scenario']} → {rss_rows[-1]['scenario']} (MiB)",
+            "flat (≤ 8)",
+            growth,
+            growth <= 8,
+            0,
+        )
+    else:
+        line("gw peak RSS flat in file size", "flat", None, None)
+    for env in ("s3-moto", "s3-swift"):
+        v = next(
+            (r["ratio"] for r in rows if r["env"] == env and r["scenario"] == "tus 1x512M"), None
+        )
+        line(f"{env} tus 1x512M: gw ÷ boto3", "≥ 0.9", v, v is not None and v >= 0.9)
+        for sdk in ("qiniu-v1 1x64M", "qiniu-v2 1x64M"):
+            v = next((r["ratio"] for r in rows if r["env"] == env and r["scenario"] == sdk), None)
+            line(f"{env} {sdk} (SDK): gw ÷ boto3", "≥ 0.8", v, v is not None and v >= 0.8)
+    return "\n".join(out)
