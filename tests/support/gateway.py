@@ -29,6 +29,7 @@ class GatewayProcess:
         self.config = config
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = self.workdir / "gateway.log"
+        self._started = False
 
     @property
     def url(self) -> str:
@@ -39,6 +40,17 @@ class GatewayProcess:
         return f"{self.url}{self.config.get('tus', {}).get('path', '/files/')}"
 
     def start(self) -> GatewayProcess:
+        """Start (again on the same port and data). A first start whose port
+        was taken meanwhile by another server is retried once on a new port."""
+        try:
+            return self._start()
+        except RuntimeError as exc:
+            if self._started or "address already in use" not in str(exc).lower():
+                raise
+            self.port = free_port()
+            return self._start()
+
+    def _start(self) -> GatewayProcess:
         config = dict(self.config)
         config.setdefault("state", {"type": "sqlite", "path": str(self.workdir / "state.db")})
         (self.workdir / "config.yaml").write_text(yaml.safe_dump(config))
@@ -66,6 +78,7 @@ class GatewayProcess:
         except Exception as exc:
             self.stop()
             raise RuntimeError(f"gateway did not start: {exc}\n{self.log()}") from exc
+        self._started = True
         return self
 
     def log(self) -> str:
