@@ -16,22 +16,25 @@ outside ``objects/``.
 A finished stream becomes an object by ``rename``; several by
 ``os.copy_file_range`` into a temporary file that is then renamed. Files are
 fsynced (data and directory) before a finished object is acknowledged.
-Blocking file calls run in the default thread pool; a body is written in
-batches of about 256 KiB with ``pwritev`` (the received chunks, not a joined
-copy), one batch in flight while the next arrives: bounded memory per stream.
+Blocking file calls run in the default thread pool. A body is written in
+batches with ``pwritev`` (the received chunks, not a joined copy); batches
+shrink from 1 MiB to 128 KiB as concurrent writes grow (``_batching``), so
+the buffered bytes stay bounded and few thread hand-offs are paid per MiB.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import errno
 import hashlib
 import os
 import secrets
-from collections.abc import AsyncIterator, Sequence
+import threading
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, cast
 from urllib.parse import quote
 
 from backends.base import (
@@ -46,7 +49,9 @@ from backends.base import (
 )
 from backends.errors import BackendConfigError, BackendUnavailable, NotFound
 
-_WRITE_BATCH = 256 * 1024
+_BATCH_MAX = 1 << 20
+_BATCH_MIN = 128 * 1024
+_BUFFERED = 16 << 20
 _IOV_MAX = os.sysconf("SC_IOV_MAX")
 _READ_CHUNK = 1 << 20
 _MAX_SEGMENT = 200
@@ -102,6 +107,16 @@ class LocalBackend(Backend):
         self.fsync = config.fsync
         self.streams_dir = self.root / "streams"
         self.objects_dir = self.root / "objects"
+        self._writers = 0  # writes in progress
+
+    def _batching(self) -> tuple[int, bool]:
+        """(batch size, overlap) for the writes in progress. The batches of
+        all writes together hold about ``_BUFFERED`` bytes (plus one received
+        chunk each): 1 MiB, one written while the next arrives, for a few
+        writes; smaller and written one at a time as writes grow."""
+        n = max(1, self._writers)
+        size = min(_BATCH_MAX, max(_BATCH_MIN, _BUFFERED // n))
+        return size, 2 * n * size <= _BUFFERED
 
     async def start(self) -> None:
         try:
@@ -135,39 +150,49 @@ class LocalBackend(Backend):
     async def write(self, stream: StreamInfo, body: AsyncIterator[bytes]) -> WriteResult:
         path = self._stream_path(stream)
         start = stream.offset
-        try:
-            fd = await asyncio.to_thread(os.open, path, os.O_WRONLY)
-        except FileNotFoundError as exc:
-            raise NotFound(f"stream {stream.id} has no data file") from exc
+        # opened by the first batch's thread call, closed by the last one: a
+        # small body costs a single hand-off to the thread pool
+        file = _StreamFile(path)
         written = 0
         pending: asyncio.Future[int] | None = None
         batch: list[bytes] = []
         batched = 0
         loop = asyncio.get_running_loop()
+        self._writers += 1
+        limit, overlap = self._batching()
         try:
             try:
                 async for chunk in body:
                     batch.append(chunk)
                     batched += len(chunk)
-                    if batched >= _WRITE_BATCH:
-                        # one batch in the thread while the next arrives; the
-                        # chunks go to pwritev as they are (no joined copy)
+                    if batched >= limit:
                         if pending is not None:
                             written += await pending
-                        pending = loop.run_in_executor(
-                            None, _pwritev_all, fd, batch, start + written
-                        )
+                            pending = None
+                        # the chunks go to pwritev as they are (no joined copy)
+                        future = loop.run_in_executor(None, file.write, batch, start + written)
                         batch, batched = [], 0
+                        if overlap:  # the next batch arrives while this one is written
+                            pending = future
+                        else:
+                            written += await future
+                        limit, overlap = self._batching()
             finally:
+                self._writers -= 1
                 # store everything received, even when the body was cut short
                 if pending is not None:
                     written += await pending
-                if batch:
-                    written += await asyncio.to_thread(_pwritev_all, fd, batch, start + written)
+                # with fsync on, start writing the bytes to disk now, so that the
+                # fsync when the stream is finished has little left to wait for
+                written += await loop.run_in_executor(
+                    None, file.finish, batch, start + written, start, self.fsync
+                )
+        except FileNotFoundError as exc:
+            raise NotFound(f"stream {stream.id} has no data file") from exc
         except OSError as exc:
             raise BackendUnavailable(f"local write failed: {exc}") from exc
         finally:
-            await asyncio.to_thread(os.close, fd)
+            file.close()  # only if a failure left it open
 
         async def rollback() -> None:
             await asyncio.to_thread(os.truncate, path, start)
@@ -259,6 +284,64 @@ def _pwritev_all(fd: int, buffers: list[bytes], offset: int) -> int:
         if n:
             views[0] = views[0][n:]
     return done
+
+
+class _StreamFile:
+    """A stream's file during one write. ``write`` and ``finish`` run in the
+    thread pool one at a time; the lock only matters when a cancelled write
+    closes the file while a thread still uses it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fd = -1
+        self._lock = threading.RLock()
+
+    def write(self, buffers: list[bytes], offset: int) -> int:
+        """Write ``buffers`` at ``offset`` (opening the file first); closed on failure."""
+        with self._lock:
+            if self.fd < 0:
+                self.fd = os.open(self.path, os.O_WRONLY)
+            try:
+                return _pwritev_all(self.fd, buffers, offset)
+            except BaseException:
+                self.close()
+                raise
+
+    def finish(self, buffers: list[bytes], offset: int, start: int, writeback: bool) -> int:
+        """Write the last ``buffers``, start (not await) the writeback of all
+        bytes written since ``start``, close; return the bytes written here."""
+        with self._lock:
+            if self.fd < 0 and not buffers:
+                os.stat(self.path)  # an empty body: the stream must still exist
+                return 0
+            try:
+                n = self.write(buffers, offset) if buffers else 0
+                if writeback and _sync_file_range is not None:
+                    _sync_file_range(self.fd, start, offset + n - start, _SYNC_FILE_RANGE_WRITE)
+                return n
+            finally:
+                self.close()
+
+    def close(self) -> None:
+        with self._lock:
+            if self.fd >= 0:
+                fd, self.fd = self.fd, -1
+                os.close(fd)
+
+
+def _load_sync_file_range() -> Callable[[int, int, int, int], int] | None:
+    """libc's sync_file_range(2) (Linux; not in the os module), or None."""
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    return cast(Callable[[int, int, int, int], int], fn)
+
+
+_SYNC_FILE_RANGE_WRITE = 2
+_sync_file_range = _load_sync_file_range()
 
 
 def _seal(path: Path, length: int, fsync: bool) -> None:

@@ -8,7 +8,8 @@
 disk: each file written in ``--chunk`` writes from one random buffer, then
 fsync'd (as the gateway does before acknowledging), up to ``-c`` files at a
 time (at most 8 threads). s3: boto3's managed transfer, 8 MiB parts, 10
-threads (a file below the part size is one PutObject), files 10 at a time.
+threads (``--threads``; a file below the part size is one PutObject), files
+10 at a time.
 swift: what python-swiftclient does for a large object: 8 MiB segments PUT
 10 at a time into ``<container>_segments``, then an SLO manifest; a file
 that fits in one segment is one PUT. fastdfs: the gateway's own FastDFS client
@@ -122,7 +123,7 @@ def s3(a: argparse.Namespace) -> Result:
     cfg = TransferConfig(
         multipart_threshold=a.part + 1,
         multipart_chunksize=a.part,
-        max_concurrency=10,
+        max_concurrency=a.threads,
         use_threads=True,
     )
     block = os.urandom(min(a.part, a.size) or 1)
@@ -262,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--token")
     ap.add_argument("--container")
     ap.add_argument("--tracker", help="fastdfs: host:port")
+    ap.add_argument("--threads", type=int, default=10, help="s3: parts in flight per file")
     a = ap.parse_args(argv)
     ru0 = resource.getrusage(resource.RUSAGE_SELF)
     res = {"disk": disk, "s3": s3, "swift": swift, "fastdfs": fastdfs}[a.store](a)

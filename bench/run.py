@@ -100,6 +100,36 @@ def _say(rec: dict[str, Any]) -> None:
         )
 
 
+def _top_functions(raw: Path, n: int = 15) -> str:
+    """The functions most often on top of a busy stack, and most often on a
+    stack at all, from py-spy's collapsed output (idle waits left out)."""
+    own: dict[str, int] = {}
+    inclusive: dict[str, int] = {}
+    total = 0
+    idle = ("select (selectors.py", "(concurrent/futures/thread.py:81)", "wait (threading.py")
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = stack.split(";")
+        if not frames or any(i in frames[-1] for i in idle):
+            continue
+        k = int(count)
+        total += k
+        own[frames[-1]] = own.get(frames[-1], 0) + k
+        for fr in set(frames):
+            inclusive[fr] = inclusive.get(fr, 0) + k
+    out = [f"      busy samples: {total}; self (top {n}):"]
+    out += [
+        f"      {v * 100 / total:5.1f}%  {k}"
+        for k, v in sorted(own.items(), key=lambda x: -x[1])[:n]
+    ]
+    out.append(f"      inclusive (top {2 * n}):")
+    out += [
+        f"      {v * 100 / total:5.1f}%  {k}"
+        for k, v in sorted(inclusive.items(), key=lambda x: -x[1])[: 2 * n]
+    ]
+    return "\n".join(out) + "\n"
+
+
 class Bench:
     def __init__(self, a: argparse.Namespace, workdir: Path, outdir: Path) -> None:
         self.a = a
@@ -120,34 +150,30 @@ class Bench:
 
     @contextlib.contextmanager
     def profiled(self, pid: int, name: str) -> Iterator[None]:
-        """With --profile: py-spy samples the gateway meanwhile (a flame graph)."""
+        """With --profile: py-spy samples the gateway meanwhile; the collapsed
+        stacks (flamegraph.pl / speedscope input) and the top functions are
+        written under results/<time>/profiles/."""
         if not self.a.profile:
             yield
             return
-        svg = self.outdir / "profiles" / (re.sub(r"[^\w.-]+", "_", name) + ".svg")
-        svg.parent.mkdir(exist_ok=True)
+        base = self.outdir / "profiles" / re.sub(r"[^\w.-]+", "_", name)
+        base.parent.mkdir(exist_ok=True)
+        raw = base.with_suffix(".collapsed.txt")
         spy = subprocess.Popen(
-            [
-                str(Path(sys.executable).with_name("py-spy")),
-                "record",
-                "--nonblocking",
-                "-r",
-                "200",
-                "-p",
-                str(pid),
-                "-o",
-                str(svg),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+            [str(Path(sys.executable).with_name("py-spy")), "record", "--nonblocking", "-r", "200",
+             "-f", "raw", "-p", str(pid), "-o", str(raw)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
         time.sleep(0.5)
         try:
             yield
         finally:
             spy.send_signal(signal.SIGINT)
             spy.wait(30)
-            print(f"      profile: {svg}", flush=True)
+            if raw.exists():
+                top = _top_functions(raw)
+                base.with_suffix(".top.txt").write_text(top)
+                print(f"      profile: {raw}\n{top}", flush=True)
 
     def gateway_run(
         self, env: Env, sc: Scenario, rep: int, label: str | None = None
@@ -200,16 +226,18 @@ class Bench:
         _say(rec)
         return rec
 
-    def baseline_run(self, env: Env, sc: Scenario, rep: int) -> dict[str, Any] | None:
-        spec = env.baseline(sc)
-        if spec is None:
-            return None
-        label, argv = spec
+    def baseline_run(
+        self, env: Env, sc: Scenario, rep: int, label: str, argv: list[str]
+    ) -> dict[str, Any]:
         busy_before = self.settle()
+        aux = env.aux_pids()
+        aux0 = sum(cpu_seconds(p) for p in aux)
         m0, ch0 = machine_busy_seconds(), _children_cpu()
         res = _client(argv, self.a.timeout)
-        other = machine_busy_seconds() - m0 - (_children_cpu() - ch0)
+        aux_cpu = sum(cpu_seconds(p) for p in aux) - aux0
+        other = machine_busy_seconds() - m0 - (_children_cpu() - ch0) - aux_cpu
         env.clean()
+        gib = res["bytes_ok"] / GiB
         rec = {
             **res,
             "env": env.name,
@@ -217,6 +245,7 @@ class Bench:
             "rep": rep,
             "what": "baseline",
             "label": label,
+            "aux_cpu_per_gib": aux_cpu / gib if gib and aux else None,
             "other_cpu_s": other,
             "busy_before": busy_before,
         }
@@ -235,12 +264,9 @@ class Bench:
             for rep in range(self.a.reps):
                 for sc in scenarios:
                     try:
-                        for rec in (
-                            self.baseline_run(env, sc, rep),
-                            self.gateway_run(env, sc, rep),
-                        ):
-                            if rec is not None:
-                                self.records.append(rec)
+                        for label, argv in env.baselines(sc):
+                            self.records.append(self.baseline_run(env, sc, rep, label, argv))
+                        self.records.append(self.gateway_run(env, sc, rep))
                     except Exception as exc:
                         self.notes.append(f"{env.name} {sc.name} rep{rep}: failed: {exc}")
                         print(f"  !! {self.notes[-1]}", flush=True)
@@ -300,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--profile",
         action="store_true",
-        help="record a py-spy flame graph of the gateway per measurement (figures disturbed; "
+        help="profile the gateway with py-spy per measurement (figures disturbed; "
         ".venv/bin/pip install py-spy)",
     )
     ap.add_argument(
