@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import json
 import secrets
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from backends.base import StreamInfo
@@ -74,7 +74,8 @@ class UploadRecord:
         )
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"))
+        # the fields are JSON types already (str enums, dicts, lists): no deep copy
+        return json.dumps(vars(self), separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str | bytes) -> UploadRecord:
