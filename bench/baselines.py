@@ -30,9 +30,8 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict
 
-from bench.load import Result, percentile
+from bench.load import Result, report
 from bench.sizes import parse_size
 
 
@@ -267,15 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     ru0 = resource.getrusage(resource.RUSAGE_SELF)
     res = {"disk": disk, "s3": s3, "swift": swift, "fastdfs": fastdfs}[a.store](a)
-    ru1 = resource.getrusage(resource.RUSAGE_SELF)
-    res.client_cpu_s = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
-    res.bytes_ok = res.ok * a.size
-    res.mib_s = res.bytes_ok / res.wall_s / (1 << 20) if res.wall_s > 0 else 0.0
-    res.p50_s, res.p99_s = percentile(res.latencies, 50), percentile(res.latencies, 99)
-    out = asdict(res)
-    del out["latencies"]
-    print(json.dumps(out), flush=True)
-    return 0 if res.errors == 0 else 1
+    return report(res, a.size, ru0)
 
 
 if __name__ == "__main__":

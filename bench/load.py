@@ -67,6 +67,20 @@ def percentile(values: list[float], p: float) -> float | None:
     return v[lo] + (v[hi] - v[lo]) * (k - lo)
 
 
+def report(res: Result, size: int, ru0: resource.struct_rusage) -> int:
+    """Complete ``res`` (client CPU since ``ru0``, throughput, percentiles),
+    print it as one JSON line and return the process exit status."""
+    ru1 = resource.getrusage(resource.RUSAGE_SELF)
+    res.client_cpu_s = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
+    res.bytes_ok = res.ok * size
+    res.mib_s = res.bytes_ok / res.wall_s / (1 << 20) if res.wall_s > 0 else 0.0
+    res.p50_s, res.p99_s = percentile(res.latencies, 50), percentile(res.latencies, 99)
+    out = asdict(res)
+    del out["latencies"]
+    print(json.dumps(out), flush=True)
+    return 0 if res.errors == 0 else 1
+
+
 class Failed(Exception):
     pass
 
@@ -254,15 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     else:
         res = _sdk_run(a)
-    ru1 = resource.getrusage(resource.RUSAGE_SELF)
-    res.client_cpu_s = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
-    res.bytes_ok = res.ok * a.size
-    res.mib_s = res.bytes_ok / res.wall_s / (1 << 20) if res.wall_s > 0 else 0.0
-    res.p50_s, res.p99_s = percentile(res.latencies, 50), percentile(res.latencies, 99)
-    out = asdict(res)
-    del out["latencies"]
-    print(json.dumps(out), flush=True)
-    return 0 if res.errors == 0 else 1
+    return report(res, a.size, ru0)
 
 
 if __name__ == "__main__":
