@@ -12,10 +12,28 @@ into the next part once it is full (fetched then, never re-sent on every
 write). When a request announces enough bytes to fill a part
 (``StreamInfo.incoming``, its Content-Length), the part is forwarded to the
 store while its bytes arrive instead of after (``backends/s3/parts.py``).
+When a write ends exactly on a part boundary, the next part's UploadPart is
+opened at once and fed by the next write if it starts there and fills it;
+otherwise it is cancelled (``backends/s3/preopen.py``: per process, bounded
+by ``preopen_parts`` and ``preopen_timeout``, no bytes buffered; a part cut
+short is never stored, so nothing depends on it).
 Finishing copies the tail into the last part (``UploadPartCopy``: no bytes
 through the gateway) and completes the upload. The state the core persists
-per stream is the UploadId, the parts' ETags and the tail pieces
-(``backends/s3/state.py``); nothing else is kept anywhere. A stream's tail,
+per stream is the UploadId, the parts' ETags (and CRC32s) and the tail
+pieces (``backends/s3/state.py``); nothing else is kept anywhere.
+
+Checksums
+---------
+With ``multipart_checksum: CRC32`` (the default) every multipart upload
+declares CRC32 and every part carries it, as AWS then requires: a buffered
+part in ``x-amz-checksum-crc32``, a forwarded part in an aws-chunked trailer
+(``Content-Encoding: aws-chunked``, ``x-amz-content-sha256:
+STREAMING-UNSIGNED-PAYLOAD-TRAILER``, one chunk, exact Content-Length), an
+``UploadPartCopy`` part the CRC32 the store reports; CompleteMultipartUpload
+lists them. The store verifies each part, and none has to re-read the whole
+object at completion (moto does, for uploads without an algorithm). Stores
+that refuse aws-chunked bodies need ``multipart_checksum: none``; a stream
+keeps the choice it was created with. A stream's tail,
 and a finished stream, can be read back (``Capability.READ_STREAM``: a
 Qiniu block, always below the part size, is all tail); bytes already in
 parts cannot, until the stream finishes.

@@ -20,15 +20,17 @@ from backends.base import (
     Capability,
     Limits,
     ObjectInfo,
+    ObjectMeta,
     StreamInfo,
     WriteResult,
 )
 from backends.errors import BackendError, BackendUnavailable, InvalidState
 from backends.s3.config import PresignedUrls, PublicUrls, S3Config
 from backends.s3.copy import Copier, Source
-from backends.s3.parts import PartPipe, fetch_pieces
+from backends.s3.parts import PartPipe, cancel_forward, fetch_pieces
+from backends.s3.preopen import PreOpener
 from backends.s3.state import Piece, StreamState
-from backends.s3.store import Store
+from backends.s3.store import Store, crc32_of
 
 _MAX_PRESIGN_TTL = 7 * 86400  # SigV4 presigned URLs live at most a week
 
@@ -59,6 +61,7 @@ class S3Backend(Backend):
         self.cfg = config
         self.store = Store(config)
         self.copier = Copier(self.store, config, context.budget)
+        self.preopen = PreOpener(self.store, config.preopen_parts, config.preopen_timeout)
 
     @property
     def limits(self) -> Limits:
@@ -78,6 +81,7 @@ class S3Backend(Backend):
             raise
 
     async def close(self) -> None:
+        await self.preopen.close()
         await self.store.close()
 
     async def ping(self) -> None:
@@ -98,7 +102,12 @@ class S3Backend(Backend):
         key = stream.key or self._stream_key(stream.id)
         upload_id = await self.store.create_multipart(key)
         part_size = self.cfg.part_size_for(stream.length)
-        return StreamState(upload_id, key, part_size, temporary=stream.key is None).to_json()
+        st = StreamState(
+            upload_id, key, part_size, temporary=stream.key is None, checksum=self.store.checksum
+        )
+        if stream.length is not None and stream.length >= part_size:
+            self.preopen.open(stream.id, key, upload_id, 1, part_size, st.checksum is not None)
+        return st.to_json()
 
     async def write(self, stream: StreamInfo, body: AsyncIterator[bytes]) -> WriteResult:
         old = StreamState.from_json(stream.state)
@@ -107,11 +116,18 @@ class S3Backend(Backend):
         if not st.parts and stream.length is not None:  # a length declared late
             st.part_size = max(st.part_size, self.cfg.part_size_for(stream.length))
         announced = stream.incoming if self.store.can_forward else None
+        checksum = st.checksum is not None
+        number = len(st.parts) + 1
+        opened = self.preopen.take(stream.id, st.key, st.upload_id, number, st.part_size, checksum)
+        if opened is not None and (st.tail or announced is None or announced < st.part_size):
+            cancel_forward(opened[1])  # this write does not fill that part
+            opened = None
         pipe = PartPipe(
             self.store, st.key, st.upload_id, st.part_size,
             first_number=len(st.parts) + 1, concurrency=self.cfg.max_concurrency,
             budget=self.context.budget, prefix=st.tail, hashing=self.cfg.content_md5,
             expected_end=None if announced is None else stream.offset + announced,
+            preopened=opened, checksum=checksum,
         )  # fmt: skip
         received = 0
         try:
@@ -120,7 +136,7 @@ class S3Backend(Backend):
                     break  # the store failed: stop reading, keep what it holds
                 await pipe.feed(chunk)
                 received += len(chunk)
-            etags, failure = await pipe.results()
+            parts, failure = await pipe.results()
             leftover, md5 = await pipe.take_leftover()
         except BaseException:
             await pipe.cancel()
@@ -128,8 +144,9 @@ class S3Backend(Backend):
         try:
             if received == 0:
                 return WriteResult(offset=stream.offset, state=stream.state)
-            st.parts.extend(etags)
-            if etags:
+            st.parts.extend(etag for etag, _ in parts)
+            st.checksums.extend(crc for _, crc in parts)
+            if parts:
                 st.tail = []
             if failure is not None:
                 raise failure
@@ -138,12 +155,23 @@ class S3Backend(Backend):
                 kept = pipe.pending_prefix
                 st.tail = await self._store_tail(stream.id, kept, leftover, md5, end)
         except BackendUnavailable as exc:
-            if etags:
+            if parts:
                 exc.partial = self._result(stream.id, old, st)
             raise
         finally:
             await pipe.close()
+        self._preopen_next(stream, st)
         return self._result(stream.id, old, st)
+
+    def _preopen_next(self, stream: StreamInfo, st: StreamState) -> None:
+        """A write that ended on a part boundary: open the next part's
+        UploadPart for the next write (``backends/s3/preopen.py``)."""
+        if st.tail or not st.parts:
+            return
+        if stream.length is not None and stream.length - st.parts_end < st.part_size:
+            return  # the rest becomes a tail, copied into the last part
+        number, checksum = len(st.parts) + 1, st.checksum is not None
+        self.preopen.open(stream.id, st.key, st.upload_id, number, st.part_size, checksum)
 
     async def _store_tail(
         self,
@@ -183,6 +211,7 @@ class S3Backend(Backend):
         )
 
     async def finish_stream(self, stream: StreamInfo) -> JSON:
+        self.preopen.drop(stream.id)
         st = StreamState.from_json(stream.state)
         if st.sealed:
             return stream.state
@@ -194,8 +223,11 @@ class S3Backend(Backend):
                 await self.store.put(st.key, b"")
                 return sealed.to_json()
             if st.tail:
-                sealed.parts.append(await self._last_part(st))
-            await self.store.complete(st.key, st.upload_id, sealed.parts)
+                etag, crc = await self._last_part(st)
+                sealed.parts.append(etag)
+                sealed.checksums.append(crc)
+            checksums = sealed.checksums if sealed.checksum else None
+            await self.store.complete(st.key, st.upload_id, sealed.parts, checksums)
         except BackendError:
             if not await self._completed_before(st, stream.offset):
                 raise
@@ -213,7 +245,7 @@ class S3Backend(Backend):
             return False
         return info is not None and info.size == size
 
-    async def _last_part(self, st: StreamState) -> str:
+    async def _last_part(self, st: StreamState) -> tuple[str, str]:
         number = len(st.parts) + 1
         if len(st.tail) == 1:  # the store copies it: no bytes through the gateway
             piece = st.tail[0]
@@ -224,7 +256,9 @@ class S3Backend(Backend):
         await self.context.budget.acquire(size)
         try:
             data = b"".join(await fetch_pieces(self.store, st.tail, self.cfg.max_concurrency))
-            return await self.store.upload_part(st.key, st.upload_id, number, data)
+            crc = await crc32_of(data) if st.checksum else None
+            etag = await self.store.upload_part(st.key, st.upload_id, number, data, None, crc)
+            return etag, crc or ""
         finally:
             self.context.budget.release(size)
 
@@ -234,24 +268,31 @@ class S3Backend(Backend):
             raise InvalidState(f"stream {stream.id} is not finished")
         return st
 
-    async def commit(self, stream: StreamInfo, key: str) -> ObjectInfo:
+    async def commit(
+        self, stream: StreamInfo, key: str, meta: ObjectMeta | None = None
+    ) -> ObjectInfo:
+        # a stream written on ``key`` itself keeps the type it was created with
         st = self._sealed(stream)
         if key != st.key:
-            await self.copier.make([Source(st.key, st.size)] if st.size else [], key)
+            sources = [Source(st.key, st.size)] if st.size else []
+            await self.copier.make(sources, key, meta.content_type if meta else None)
             await self.store.delete(st.key)
         await self._delete_tails(stream.id, st)
         return ObjectInfo(key=key, size=st.size)
 
-    async def assemble(self, streams: Sequence[StreamInfo], key: str) -> ObjectInfo:
+    async def assemble(
+        self, streams: Sequence[StreamInfo], key: str, meta: ObjectMeta | None = None
+    ) -> ObjectInfo:
         sources = []
         for stream in streams:
             st = self._sealed(stream)
             if st.size:
                 sources.append(Source(st.key, st.size))
-        await self.copier.make(sources, key)
+        await self.copier.make(sources, key, meta.content_type if meta else None)
         return ObjectInfo(key=key, size=sum(s.size for s in sources))
 
     async def discard_stream(self, stream: StreamInfo) -> None:
+        self.preopen.drop(stream.id)
         st = StreamState.from_json(stream.state) if stream.state else None
         if st is not None:
             if not st.sealed:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from backends.base import MemoryBudget
 from backends.errors import BackendError
 from backends.s3.config import S3Config
-from backends.s3.parts import PartPipe
+from backends.s3.parts import Part, PartPipe
 from backends.s3.store import Store
 
 
@@ -58,22 +58,25 @@ class Copier:
         self.config = config
         self.budget = budget
 
-    async def make(self, sources: Sequence[Source], key: str) -> None:
+    async def make(
+        self, sources: Sequence[Source], key: str, content_type: str | None = None
+    ) -> None:
         """Write ``key`` as the concatenation of ``sources`` (none may be empty)."""
         if not sources:
-            await self.store.put(key, b"")
+            await self.store.put(key, b"", content_type=content_type)
             return
         if len(sources) == 1 and sources[0].size <= self.config.max_part_size:
-            await self.store.copy(sources[0].key, key)
+            await self.store.copy(sources[0].key, key, content_type)
             return
         plan = copy_plan(sources, self.config)
-        upload_id = await self.store.create_multipart(key)
+        upload_id = await self.store.create_multipart(key, content_type)
         try:
             if plan is not None:
-                etags = await self._copy_parts(plan, key, upload_id)
+                parts = await self._copy_parts(plan, key, upload_id)
             else:
-                etags = await self._copy_through(sources, key, upload_id)
-            await self.store.complete(key, upload_id, etags)
+                parts = await self._copy_through(sources, key, upload_id)
+            checksums = [crc for _, crc in parts] if self.store.checksum else None
+            await self.store.complete(key, upload_id, [etag for etag, _ in parts], checksums)
         except BaseException:
             await asyncio.shield(self._abort_quietly(key, upload_id))
             raise
@@ -83,10 +86,10 @@ class Copier:
         with contextlib.suppress(BackendError):
             await self.store.abort(key, upload_id)
 
-    async def _copy_parts(self, plan: list[CopyRange], key: str, upload_id: str) -> list[str]:
+    async def _copy_parts(self, plan: list[CopyRange], key: str, upload_id: str) -> list[Part]:
         gate = asyncio.Semaphore(self.config.max_concurrency)
 
-        async def one(number: int, part: CopyRange) -> str:
+        async def one(number: int, part: CopyRange) -> Part:
             async with gate:
                 return await self.store.upload_part_copy(
                     key, upload_id, number, part.source, part.first, part.last
@@ -101,7 +104,9 @@ class Copier:
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
 
-    async def _copy_through(self, sources: Sequence[Source], key: str, upload_id: str) -> list[str]:
+    async def _copy_through(
+        self, sources: Sequence[Source], key: str, upload_id: str
+    ) -> list[Part]:
         total = sum(s.size for s in sources)
         pipe = PartPipe(
             self.store,
@@ -113,6 +118,7 @@ class Copier:
             budget=self.budget,
             hashing=self.config.content_md5,
             expected_end=total if self.store.can_forward else None,
+            checksum=self.store.checksum is not None,
         )
         try:
             for src in sources:

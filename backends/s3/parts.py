@@ -13,8 +13,9 @@ reserved from the gateway's memory budget before it fills, so memory stays
 below ``part_size × (concurrency + 1)`` per stream and below the budget
 overall. The first part may start with stored tail pieces, fetched once the
 part is full. A buffered part's MD5 is computed while its bytes arrive and
-sent as Content-MD5; a forwarded part's is computed in a thread while the
-store takes its last bytes, and compared with the ETag the store returns.
+sent as Content-MD5; a forwarded part's is computed in a thread of lower
+priority while the store takes its bytes (so that it uses the CPU the store
+leaves idle), and compared with the ETag the store returns.
 """
 
 from __future__ import annotations
@@ -22,13 +23,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import os
+import threading
+import zlib
 from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from backends.base import MemoryBudget
 from backends.errors import BackendError
 from backends.s3.state import Piece
-from backends.s3.store import Store
+from backends.s3.store import Store, crc32_b64, crc32_of
 
 Chunk = bytes | memoryview
 
@@ -44,12 +49,36 @@ async def fetch_pieces(store: Store, pieces: Sequence[Piece], concurrency: int) 
     return list(await asyncio.gather(*(one(p) for p in pieces)))
 
 
-class ForwardedBody:
-    """The body of a forwarded UploadPart: chunks as they arrive. ``read``
-    exists only to pass the SDK's type check; it is never called."""
+_TRAILER = b"x-amz-checksum-crc32:"
+#: the aws-chunked framing around a part's bytes, but for the size line:
+#: CRLF, the last (empty) chunk, the trailer with 8 base64 characters, CRLF
+_FRAMING = len(b"\r\n0\r\n") + len(_TRAILER) + 8 + len(b"\r\n\r\n")
 
-    def __init__(self) -> None:
+
+class ForwardedBody:
+    """The body of a forwarded UploadPart: ``length`` bytes, chunks as they
+    arrive. With ``trailer`` the bytes go as one aws-chunked chunk followed
+    by their CRC32 (computed as they pass). ``read`` exists only to pass the
+    SDK's type check; it is never called."""
+
+    def __init__(self, length: int, trailer: bool = False) -> None:
         self.queue: asyncio.Queue[Chunk | None] = asyncio.Queue()
+        self.length = length
+        self.trailer = trailer
+        self._size_line = f"{length:x}\r\n".encode()
+        self.crc = 0
+
+    @property
+    def wire_length(self) -> int:
+        """The request's Content-Length."""
+        if not self.trailer:
+            return self.length
+        return len(self._size_line) + self.length + _FRAMING
+
+    @property
+    def checksum(self) -> str:
+        """The CRC32 sent in the trailer ("" without one)."""
+        return crc32_b64(self.crc) if self.trailer else ""
 
     def read(self, amount: int = -1) -> bytes:
         raise RuntimeError("a forwarded part body is read asynchronously")
@@ -58,8 +87,48 @@ class ForwardedBody:
         return self._chunks()
 
     async def _chunks(self) -> AsyncIterator[Chunk]:
+        if self.trailer:
+            yield self._size_line
         while (chunk := await self.queue.get()) is not None:
+            if self.trailer:
+                self.crc = zlib.crc32(chunk, self.crc)
             yield chunk
+        if self.trailer:
+            yield b"\r\n0\r\n" + _TRAILER + self.checksum.encode() + b"\r\n\r\n"
+
+
+#: a forwarded UploadPart: its body, fed as bytes arrive, and the request
+Forward = tuple[ForwardedBody, "asyncio.Task[str]"]
+#: a stored part: its ETag and CRC32 (base64; "" unless the upload declared it)
+Part = tuple[str, str]
+
+
+def cancel_forward(task: asyncio.Task[str]) -> None:
+    """Abandon a forwarded UploadPart: the connection is closed before the
+    body is complete, so the store keeps nothing of it."""
+    task.cancel()
+    task.add_done_callback(_consume)
+
+
+def _consume(task: asyncio.Task[str]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
+def _lower_priority() -> None:
+    """Run this thread at a lower priority than the event loop's (Linux: a
+    thread has its own nice value): a forwarded part's MD5 then takes the CPU
+    the store leaves idle instead of slowing the store down (on a machine
+    shared with it) while it takes the part."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), _HASH_NICE)
+
+
+_HASH_NICE = 10
+#: where forwarded parts are hashed (hashlib releases the GIL)
+_HASHERS = ThreadPoolExecutor(
+    max_workers=4, thread_name_prefix="s3-part-md5", initializer=_lower_priority
+)
 
 
 def _md5_of(chunks: list[Chunk]) -> bytes:
@@ -95,6 +164,8 @@ class PartPipe:
         prefix: Sequence[Piece] = (),
         hashing: bool = True,
         expected_end: int | None = None,
+        preopened: Forward | None = None,
+        checksum: bool = False,
     ) -> None:
         self.store = store
         self.key = key
@@ -106,10 +177,12 @@ class PartPipe:
         self.number = first_number
         self._budget = budget
         self._hashing = hashing
+        #: the upload declared CRC32: every part is sent with its CRC32
+        self._checksum = checksum
         #: where the bytes are announced to end (offsets count from part 1's start)
         self._expected_end = expected_end
         self._slots = asyncio.Semaphore(concurrency)
-        self._tasks: dict[int, asyncio.Task[str]] = {}
+        self._tasks: dict[int, asyncio.Task[Part]] = {}
         #: the first failure of a part upload, if any (feeding is pointless then)
         self.failure: BaseException | None = None
         # the part being filled
@@ -118,7 +191,11 @@ class PartPipe:
         self._filled = sum(p.size for p in self._prefix)
         self._reserved = False
         self._md5: Any = None  # running MD5; None while unfetched pieces lead
-        self._forward: tuple[ForwardedBody, asyncio.Task[str]] | None = None
+        self._crc: int | None = None  # running CRC32 (likewise)
+        self._forward: Forward | None = None
+        #: an UploadPart of the first part opened before this write (its
+        #: headers sent, its fixed cost paid), used if the write fills it
+        self._preopened = preopened
         self._reset_part(keep_prefix=True)
 
     def _reset_part(self, keep_prefix: bool = False) -> None:
@@ -126,6 +203,7 @@ class PartPipe:
             self._prefix, self._filled = [], 0
         self._chunks, self._reserved, self._forward = [], False, None
         self._md5 = hashlib.md5() if self._hashing and not self._prefix else None
+        self._crc = 0 if self._checksum and not self._prefix else None
 
     # -- feeding -----------------------------------------------------------------
     async def feed(self, data: Chunk) -> None:
@@ -141,6 +219,8 @@ class PartPipe:
             self._chunks.append(piece)
             if self._md5 is not None:
                 self._md5.update(piece)
+            if self._crc is not None:
+                self._crc = zlib.crc32(piece, self._crc)
             if self._forward is not None:
                 self._forward[0].queue.put_nowait(piece)
             self._filled += take
@@ -155,14 +235,25 @@ class PartPipe:
     async def _start_forward(self) -> None:
         await self._slots.acquire()
         self._md5 = None  # hashed in a thread while the store takes the last bytes
-        body = ForwardedBody()
-        upload = self.store.upload_part_streaming(
-            self.key, self.upload_id, self.number, body, self.part_size
-        )
+        self._crc = None  # computed by the body as it goes out
+        opened, self._preopened = self._preopened, None
+        if opened is not None and self.number == self.first_number and not opened[1].done():
+            self._forward = opened
+            return
+        if opened is not None:
+            cancel_forward(opened[1])
+        body = ForwardedBody(self.part_size, trailer=self._checksum)
+        upload = self.store.upload_part_streaming(self.key, self.upload_id, self.number, body)
         self._forward = (body, asyncio.get_running_loop().create_task(upload))
+
+    def _drop_preopened(self) -> None:
+        if self._preopened is not None:
+            cancel_forward(self._preopened[1])
+            self._preopened = None
 
     async def _drop_forward(self) -> None:
         """Cancel the forwarded upload of a part the body did not fill."""
+        self._drop_preopened()
         if self._forward is None:
             return
         _, task = self._forward
@@ -181,6 +272,7 @@ class PartPipe:
         prefix, chunks, forward = self._prefix, self._chunks, self._forward
         reserved = self._reserved
         md5 = self._md5.digest() if self._md5 is not None else None
+        crc = crc32_b64(self._crc) if self._crc is not None else None
         number = self.number
         self.number += 1
         self._reset_part()
@@ -188,7 +280,7 @@ class PartPipe:
             forward[0].queue.put_nowait(None)
         hold = _Hold(self._budget, self.part_size if reserved else 0)
         task = asyncio.get_running_loop().create_task(
-            self._store_part(number, prefix, chunks, md5, forward, hold)
+            self._store_part(number, prefix, chunks, md5, crc, forward, hold)
         )
         task.add_done_callback(lambda t: self._note_failure(t, hold))
         self._tasks[number] = task
@@ -199,19 +291,23 @@ class PartPipe:
         prefix: list[Piece],
         chunks: list[Chunk],
         md5: bytes | None,
-        forward: tuple[ForwardedBody, asyncio.Task[str]] | None,
+        crc: str | None,
+        forward: Forward | None,
         hold: _Hold,
-    ) -> str:
+    ) -> Part:
         try:
             if forward is not None:
                 etag, md5 = await self._forwarded(forward[1], chunks)
                 if etag is not None:
-                    return etag
+                    return etag, forward[0].checksum
                 # failed or garbled: send it again from the buffer (with retries)
             head = await fetch_pieces(self.store, prefix, self.concurrency) if prefix else []
             data = b"".join([*head, *chunks])
             del head
-            return await self.store.upload_part(self.key, self.upload_id, number, data, md5)
+            if self._checksum and crc is None:
+                crc = await crc32_of(data)
+            etag = await self.store.upload_part(self.key, self.upload_id, number, data, md5, crc)
+            return etag, crc or ""
         finally:
             chunks.clear()
             hold.release()  # before the slot, so a new buffer never overlaps it
@@ -223,7 +319,8 @@ class PartPipe:
         """The ETag of a forwarded part if it was stored intact, and its MD5."""
         digest = None
         if self._hashing:  # hashlib releases the GIL: the loop keeps moving bytes
-            digest = asyncio.ensure_future(asyncio.to_thread(_md5_of, list(chunks)))
+            loop = asyncio.get_running_loop()
+            digest = asyncio.ensure_future(loop.run_in_executor(_HASHERS, _md5_of, list(chunks)))
         try:
             try:
                 etag: str | None = await upload
@@ -237,7 +334,7 @@ class PartPipe:
             etag = None
         return etag, md5
 
-    def _note_failure(self, task: asyncio.Task[str], hold: _Hold) -> None:
+    def _note_failure(self, task: asyncio.Task[Part], hold: _Hold) -> None:
         hold.release()  # if the task never ran
         if not task.cancelled() and task.exception() is not None and self.failure is None:
             self.failure = task.exception()
@@ -268,12 +365,12 @@ class PartPipe:
             self._reserved = False
             self._budget.release(self.part_size)
 
-    async def results(self) -> tuple[list[str], BaseException | None]:
-        """Wait for every sent part; the ETags of the parts stored contiguously
-        from the first one, and the failure that ended that run (if any)."""
+    async def results(self) -> tuple[list[Part], BaseException | None]:
+        """Wait for every sent part; the parts stored contiguously from the
+        first one, and the failure that ended that run (if any)."""
         if self._tasks:
             await asyncio.wait(self._tasks.values())
-        etags: list[str] = []
+        etags: list[Part] = []
         for number in range(self.first_number, self.number):
             task = self._tasks[number]
             exc = task.exception() if not task.cancelled() else asyncio.CancelledError()

@@ -40,6 +40,11 @@ class StreamState:
     size: int = 0
     #: ``key`` is a temporary of ours (a stream without a final key)
     temporary: bool = False
+    #: the checksum algorithm the upload was created with ("CRC32"), if any:
+    #: every part then carries its checksum, listed again at completion
+    checksum: str | None = None
+    #: the parts' checksums (base64), "" where unknown; as long as ``parts``
+    checksums: list[str] = field(default_factory=list)
 
     @property
     def parts_end(self) -> int:
@@ -60,6 +65,8 @@ class StreamState:
             "sealed": self.sealed,
             "size": self.size,
             "temporary": self.temporary,
+            "checksum": self.checksum,
+            "checksums": list(self.checksums),
         }
 
     @classmethod
@@ -74,12 +81,19 @@ class StreamState:
                 sealed=bool(data.get("sealed", False)),
                 size=int(data.get("size", 0)),
                 temporary=bool(data.get("temporary", False)),
+                checksum=str(data["checksum"]) if data.get("checksum") else None,
+                checksums=[str(c) for c in data.get("checksums", [""] * len(data["parts"]))],
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidState(f"not an S3 stream state: {exc}") from exc
 
     def copy(self, **changes: Any) -> StreamState:
-        values = {**self.__dict__, "parts": list(self.parts), "tail": list(self.tail)}
+        values = {
+            **self.__dict__,
+            "parts": list(self.parts),
+            "tail": list(self.tail),
+            "checksums": list(self.checksums),
+        }
         values.update(changes)
         return StreamState(**values)
 

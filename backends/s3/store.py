@@ -13,9 +13,10 @@ import asyncio
 import base64
 import contextlib
 import hashlib
+import zlib
 from collections.abc import AsyncGenerator, Iterator
 from contextlib import AsyncExitStack
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 from aiobotocore.config import AioConfig
@@ -80,6 +81,45 @@ def s3_errors(what: str) -> Iterator[None]:
         raise translate(exc, what) from exc
 
 
+def crc32_b64(crc: int) -> str:
+    """A CRC32 as S3 writes it (base64 of its 4 big-endian bytes)."""
+    return base64.b64encode(crc.to_bytes(4, "big")).decode()
+
+
+async def crc32_of(data: bytes | memoryview) -> str:
+    if len(data) <= _HASH_INLINE:
+        return crc32_b64(zlib.crc32(data))
+    return crc32_b64(await asyncio.to_thread(zlib.crc32, data))  # zlib releases the GIL
+
+
+class TrailedBody(Protocol):
+    """A forwarded part body (``backends.s3.parts.ForwardedBody``)."""
+
+    @property
+    def wire_length(self) -> int: ...
+
+    @property
+    def length(self) -> int: ...
+
+    @property
+    def trailer(self) -> bool: ...
+
+
+def _aws_chunked(request: Any, **_: Any) -> None:
+    """before-sign of UploadPart: a forwarded body that ends with its CRC32
+    as a trailer goes as one aws-chunked chunk (exact Content-Length, no
+    chunked transfer encoding), ``STREAMING-UNSIGNED-PAYLOAD-TRAILER``."""
+    body = request.data
+    if not getattr(body, "trailer", False):
+        return
+    request.headers["Content-Encoding"] = "aws-chunked"
+    request.headers["X-Amz-Decoded-Content-Length"] = str(body.length)
+    request.headers["X-Amz-Trailer"] = "x-amz-checksum-crc32"
+    request.context["checksum"] = {
+        "request_algorithm": {"in": "trailer", "algorithm": "crc32", "name": "x-amz-checksum-crc32"}
+    }
+
+
 async def content_md5(data: bytes | memoryview, known: bytes | None = None) -> str:
     if known is not None:
         digest = known
@@ -132,6 +172,7 @@ class Store:
         )
         with s3_errors("client"):
             self._client = await self._stack.enter_async_context(creator)
+        self._client.meta.events.register("before-sign.s3.UploadPart", _aws_chunked)
 
     async def close(self) -> None:
         self._client = None
@@ -171,9 +212,19 @@ class Store:
             await self.client.head_bucket(Bucket=self.bucket)
 
     # -- multipart uploads ----------------------------------------------------
-    async def create_multipart(self, key: str) -> str:
+    @property
+    def checksum(self) -> str | None:
+        """The algorithm new multipart uploads declare (``multipart_checksum``)."""
+        return None if self.config.multipart_checksum == "none" else self.config.multipart_checksum
+
+    async def create_multipart(self, key: str, content_type: str | None = None) -> str:
+        """A new multipart upload declaring ``self.checksum``: its parts must
+        then be sent with their CRC32 (``checksum`` of the upload calls)."""
+        extra = {"ContentType": content_type} if content_type else {}
+        if self.checksum is not None:
+            extra["ChecksumAlgorithm"] = self.checksum
         with s3_errors("CreateMultipartUpload"):
-            resp = await self.client.create_multipart_upload(Bucket=self.bucket, Key=key)
+            resp = await self.client.create_multipart_upload(Bucket=self.bucket, Key=key, **extra)
         return str(resp["UploadId"])
 
     async def upload_part(
@@ -183,9 +234,13 @@ class Store:
         number: int,
         data: bytes | memoryview,
         md5: bytes | None = None,
+        checksum: str | None = None,
     ) -> str:
-        """Upload part ``number``; ``md5`` is the data's digest if already known."""
+        """Upload part ``number``; ``md5`` is the data's digest if already
+        known; ``checksum`` its CRC32 (base64) for uploads that declared it."""
         extra = await self._md5(data, md5)
+        if checksum:
+            extra["ChecksumCRC32"] = checksum
         with s3_errors(f"UploadPart {number}"):
             resp = await self.client.upload_part(
                 Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number,
@@ -199,21 +254,24 @@ class Store:
         return self.config.forward_parts and not self.config.payload_signing
 
     async def upload_part_streaming(
-        self, key: str, upload_id: str, number: int, body: Any, length: int
+        self, key: str, upload_id: str, number: int, body: TrailedBody
     ) -> str:
-        """Upload part ``number`` from an async iterable of ``length`` bytes
-        (no Content-MD5: the caller compares the ETag with the bytes' MD5)."""
+        """Upload part ``number`` from an async iterable of ``body.length``
+        bytes (no Content-MD5: the caller compares the ETag with the bytes'
+        MD5), their CRC32 in a trailer if ``body.trailer``."""
         with s3_errors(f"UploadPart {number}"):
             resp = await self.client.upload_part(
                 Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number,
-                Body=body, ContentLength=length,
+                Body=body, ContentLength=body.wire_length,
             )  # fmt: skip
         return str(resp["ETag"])
 
     async def upload_part_copy(
         self, key: str, upload_id: str, number: int, source: str, first: int, last: int | None
-    ) -> str:
-        """Part ``number`` = bytes ``[first, last]`` of ``source`` (all if last is None)."""
+    ) -> tuple[str, str]:
+        """Part ``number`` = bytes ``[first, last]`` of ``source`` (all if
+        last is None); its ETag and the CRC32 the store reports ("" if none:
+        AWS computes it for uploads that declared CRC32)."""
         extra: dict[str, str] = {}
         if last is not None:
             extra["CopySourceRange"] = f"bytes={first}-{last}"
@@ -222,10 +280,20 @@ class Store:
                 Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number,
                 CopySource={"Bucket": self.bucket, "Key": source}, **extra,
             )  # fmt: skip
-        return str(resp["CopyPartResult"]["ETag"])
+        result = resp["CopyPartResult"]
+        return str(result["ETag"]), str(result.get("ChecksumCRC32") or "")
 
-    async def complete(self, key: str, upload_id: str, etags: list[str]) -> None:
-        parts = [{"PartNumber": n, "ETag": e} for n, e in enumerate(etags, start=1)]
+    async def complete(
+        self, key: str, upload_id: str, etags: list[str], checksums: list[str] | None = None
+    ) -> None:
+        """Complete with the parts' ETags and, for an upload that declared
+        CRC32, their checksums (where known)."""
+        parts: list[dict[str, Any]] = [
+            {"PartNumber": n, "ETag": e} for n, e in enumerate(etags, start=1)
+        ]
+        for part, checksum in zip(parts, checksums or [], strict=False):
+            if checksum:
+                part["ChecksumCRC32"] = checksum
         with s3_errors("CompleteMultipartUpload"):
             await self.client.complete_multipart_upload(
                 Bucket=self.bucket, Key=key, UploadId=upload_id,
@@ -250,8 +318,16 @@ class Store:
             )
 
     # -- objects ----------------------------------------------------------------
-    async def put(self, key: str, data: bytes | memoryview, md5: bytes | None = None) -> str:
+    async def put(
+        self,
+        key: str,
+        data: bytes | memoryview,
+        md5: bytes | None = None,
+        content_type: str | None = None,
+    ) -> str:
         extra = await self._md5(data, md5)
+        if content_type:
+            extra["ContentType"] = content_type
         with s3_errors("PutObject"):
             resp = await self.client.put_object(Bucket=self.bucket, Key=key, Body=data, **extra)
         return str(resp.get("ETag", ""))
@@ -302,14 +378,19 @@ class Store:
             size=int(resp["ContentLength"]),
             content_type=resp.get("ContentType"),
             etag=str(resp.get("ETag", "")).strip('"') or None,
+            version=f"{resp.get('ETag', '')}@{resp.get('LastModified', '')}",
         )
 
-    async def copy(self, source: str, key: str) -> None:
+    async def copy(self, source: str, key: str, content_type: str | None = None) -> None:
         """Server-side copy of a whole object (up to ``max_part_size``)."""
+        extra = (
+            {"ContentType": content_type, "MetadataDirective": "REPLACE"} if content_type else {}
+        )
         with s3_errors("CopyObject"):
             await self.client.copy_object(
-                Bucket=self.bucket, Key=key, CopySource={"Bucket": self.bucket, "Key": source}
-            )
+                Bucket=self.bucket, Key=key, CopySource={"Bucket": self.bucket, "Key": source},
+                **extra,
+            )  # fmt: skip
 
     async def delete(self, key: str) -> None:
         with contextlib.suppress(NotFound), s3_errors("DeleteObject"):

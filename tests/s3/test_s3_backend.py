@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import zlib
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -14,12 +15,14 @@ import requests
 from pydantic import ValidationError
 
 from backends.base import BackendContext, StreamInfo
-from backends.errors import BackendConfigError, BackendUnavailable, InvalidState
+from backends.errors import BackendConfigError, BackendError, BackendUnavailable, InvalidState
 from backends.s3 import S3Backend, S3Config
+from backends.s3.parts import ForwardedBody
 from backends.s3.state import StreamState
+from backends.s3.store import crc32_b64
 from gateway.core.budget import Budget
 from tests.support.memkv import MemoryKV
-from tests.support.targets import S3Target
+from tests.support.targets import S3Target, SwiftS3Target
 
 T = TypeVar("T")
 MiB = 1024 * 1024
@@ -392,6 +395,207 @@ def test_read_stream_serves_tails_and_finished_streams(s3_target: S3Target) -> N
         stream.state = await backend.finish_stream(stream)
         assert await read(stream, 5, 6 * MiB) == data[5 : 6 * MiB]
         await backend.discard_stream(stream)
+
+    run_with(backend, check)
+    assert s3_target.leftovers() == []
+
+
+@pytest.mark.parametrize("checksum", ["CRC32", "none"])
+def test_uploads_declared_with_a_checksum_algorithm(s3_target: S3Target, checksum: str) -> None:
+    """``multipart_checksum``: forwarded, buffered and copied parts (and an
+    assembly's copy) make the object the bytes were, with or without."""
+    backend = backend_for(s3_target, part_size="5MiB", multipart_checksum=checksum)
+    data = os.urandom(13 * MiB + 77)
+
+    async def check() -> None:
+        key = f"quirks/{os.urandom(4).hex()}"
+        stream = StreamInfo(os.urandom(16).hex(), key, len(data), 0)
+        stream.state = await backend.create_stream(stream)
+        stream.incoming = 6 * MiB  # part 1 forwarded, the rest a tail
+        await write_all(backend, stream, data[: 6 * MiB], 64 * 1024)
+        stream.incoming = None  # part 2 buffered, the rest a tail copied by the store
+        await write_all(backend, stream, data[6 * MiB :], 64 * 1024)
+        st = StreamState.from_json(stream.state)
+        assert st.checksum == (None if checksum == "none" else checksum)
+        assert all(st.checksums) is (checksum != "none") and len(st.checksums) == 2
+        stream.state = await backend.finish_stream(stream)
+        await backend.commit(stream, key)
+        assert await read_all(backend, key) == data
+        other = await finished_stream(backend, data[:MiB])
+        both = f"{key}-both"
+        await backend.assemble([stream, other], both)
+        assert await read_all(backend, both) == data + data[:MiB]
+        await backend.discard_stream(other)
+        for k in (key, both):
+            await backend.delete_object(k)
+
+    run_with(backend, check)
+    assert s3_target.leftovers() == []
+
+
+# -- parts opened ahead of the write that fills them ----------------------------------------
+
+
+def _opened_task(backend: S3Backend, stream_id: str) -> asyncio.Task[str]:
+    return backend.preopen._open[stream_id].forward[1]
+
+
+async def _new_stream(backend: S3Backend, length: int | None) -> StreamInfo:
+    stream = StreamInfo(os.urandom(16).hex(), f"quirks/{os.urandom(4).hex()}", length, 0)
+    stream.state = await backend.create_stream(stream)
+    return stream
+
+
+async def _write_announced(backend: S3Backend, stream: StreamInfo, data: bytes) -> None:
+    stream.incoming = len(data)
+    await write_all(backend, stream, data, 256 * 1024)
+
+
+async def _finish_and_check(backend: S3Backend, stream: StreamInfo, data: bytes) -> None:
+    assert stream.offset == len(data)
+    stream.state = await backend.finish_stream(stream)
+    await backend.commit(stream, str(stream.key))
+    assert await read_all(backend, str(stream.key)) == data
+    await backend.delete_object(str(stream.key))
+
+
+def test_the_next_part_is_opened_before_its_write(
+    s3_target: S3Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend = backend_for(s3_target, part_size="5MiB")
+    started = _count_calls(monkeypatch, backend.store, "upload_part_streaming")
+    data = os.urandom(15 * MiB + 5)
+
+    async def check() -> None:
+        stream = await _new_stream(backend, len(data))
+        await asyncio.sleep(0)  # the request's task starts
+        assert started == [1] and len(backend.preopen) == 1  # opened by create_stream
+        for first in (0, 5 * MiB, 10 * MiB):
+            await _write_announced(backend, stream, data[first : first + 5 * MiB])
+            await asyncio.sleep(0)
+            # the write's own part was the one opened before it; the next is open
+            assert started == [1, 2, 3][: first // (5 * MiB) + 2]
+        assert len(backend.preopen) == 0  # what is left is shorter than a part
+        await _write_announced(backend, stream, data[15 * MiB :])
+        await _finish_and_check(backend, stream, data)
+
+    run_with(backend, check)
+    assert started == [1, 2, 3]
+    assert s3_target.leftovers() == []
+
+
+@pytest.mark.parametrize("case", ["short write", "timeout", "other offset", "terminated"])
+def test_an_opened_part_not_filled_is_cancelled(s3_target: S3Target, case: str) -> None:
+    backend = backend_for(s3_target, part_size="5MiB", preopen_timeout=0.3)
+    data = os.urandom(12 * MiB)
+
+    async def check() -> None:
+        stream = await _new_stream(backend, len(data))
+        saved = dict(stream.state)
+        await _write_announced(backend, stream, data[: 5 * MiB])
+        opened = _opened_task(backend, stream.id)
+        if case == "short write":
+            await _write_announced(backend, stream, data[5 * MiB : 6 * MiB])
+        elif case == "timeout":
+            await asyncio.sleep(0.8)
+        elif case == "other offset":  # the state was not committed: the write is repeated
+            stream.offset, stream.state = 0, saved
+            await _write_announced(backend, stream, data[: 5 * MiB])
+        else:
+            await backend.discard_stream(stream)
+        assert len(backend.preopen) == 0 or _opened_task(backend, stream.id) is not opened
+        with pytest.raises(asyncio.CancelledError):
+            await opened
+        if case == "terminated":
+            return
+        await _write_announced(backend, stream, data[stream.offset :])
+        await _finish_and_check(backend, stream, data)
+
+    run_with(backend, check)
+    assert s3_target.leftovers() == []
+
+
+def test_an_opened_part_left_behind_by_another_instance(s3_target: S3Target) -> None:
+    """The next write goes to another gateway: its part is the one stored,
+    and the first gateway's opened part, cut short, changes nothing."""
+    first = backend_for(s3_target, part_size="5MiB", preopen_timeout=30)
+    other = backend_for(s3_target, part_size="5MiB", bucket=first.cfg.bucket)
+    data = os.urandom(10 * MiB + 3)
+
+    async def check() -> None:
+        await other.start()
+        try:
+            stream = await _new_stream(first, len(data))
+            await _write_announced(first, stream, data[: 5 * MiB])
+            opened = _opened_task(first, stream.id)
+            await _write_announced(other, stream, data[5 * MiB :])
+            assert not opened.done()
+            await first.preopen.close()  # the first gateway stops
+            assert opened.cancelled()
+            await _finish_and_check(other, stream, data)
+        finally:
+            await other.close()
+
+    run_with(first, check)
+    assert s3_target.leftovers() == []
+
+
+def test_opened_parts_are_bounded(s3_target: S3Target) -> None:
+    backend = backend_for(s3_target, part_size="5MiB", preopen_parts=2)
+    streams: list[StreamInfo] = []
+
+    async def check() -> None:
+        for _ in range(3):
+            streams.append(await _new_stream(backend, 20 * MiB))
+        assert len(backend.preopen) == 2
+        for stream in streams:
+            await backend.discard_stream(stream)
+        assert len(backend.preopen) == 0
+
+    run_with(backend, check)
+    assert s3_target.leftovers() == []
+
+
+def test_part_checksums_are_sent_and_checked(s3_target: S3Target) -> None:
+    """CRC32 in a header (buffered parts) and in an aws-chunked trailer
+    (forwarded parts): both servers take them; Swift refuses wrong ones."""
+    backend = backend_for(s3_target, multipart_checksum="CRC32", max_attempts=1)
+    data = os.urandom(5 * MiB + 7)
+    good = crc32_b64(zlib.crc32(data))
+    bad = crc32_b64(zlib.crc32(data) ^ 1)
+
+    class WrongTrailer(ForwardedBody):
+        @property
+        def checksum(self) -> str:
+            return bad
+
+    async def forward(body: ForwardedBody, number: int) -> str:
+        task = asyncio.ensure_future(store.upload_part_streaming(key, upload_id, number, body))
+        for i in range(0, len(data), 100_000):
+            body.queue.put_nowait(data[i : i + 100_000])
+        body.queue.put_nowait(None)
+        return await task
+
+    store = backend.store
+    key = f"quirks/{os.urandom(4).hex()}"
+    upload_id = ""
+
+    async def check() -> None:
+        nonlocal upload_id
+        upload_id = await store.create_multipart(key)
+        if isinstance(s3_target, SwiftS3Target):
+            with pytest.raises(BackendError, match=r"BadDigest|InvalidRequest|XAmz"):
+                await store.upload_part(key, upload_id, 1, data, None, bad)
+            with pytest.raises(BackendError):
+                await forward(WrongTrailer(len(data), trailer=True), 1)
+        body = ForwardedBody(len(data), trailer=True)
+        assert body.wire_length > len(data)
+        etags = [await store.upload_part(key, upload_id, 1, data, None, good)]
+        etags.append(await forward(body, 2))
+        assert body.checksum == good
+        await store.complete(key, upload_id, etags, [good, good])
+        assert await read_all(backend, key) == data + data
+        await backend.delete_object(key)
 
     run_with(backend, check)
     assert s3_target.leftovers() == []
