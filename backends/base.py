@@ -67,7 +67,8 @@ class Capability(enum.Enum):
     #: (S3 presigned / public, Swift temp URL, FastDFS HTTP); without it the
     #: gateway's own download URL is used
     OBJECT_URLS = "object-urls"
-    #: objects can be given a lifetime in the store (Qiniu deleteAfterDays)
+    #: the store deletes an object at ``ObjectMeta.delete_at`` itself (Qiniu
+    #: deleteAfterDays); without it the gateway's sweeper does
     OBJECT_EXPIRY = "object-expiry"
     #: the bytes of an unfinished stream can be read back (``read_stream``):
     #: another instance recomputes a Qiniu block's SHA-1 after a restart
@@ -121,6 +122,20 @@ class ObjectInfo:
     size: int
     content_type: str | None = None
     etag: str | None = None
+    #: opaque, changes whenever the object at ``key`` is replaced (``stat``
+    #: only): the gateway's own object expiry checks it before deleting
+    version: str | None = None
+
+
+@dataclass(frozen=True)
+class ObjectMeta:
+    """What an object carries besides its bytes (``commit`` / ``assemble``)."""
+
+    #: stored where the store keeps a content type; ``stat`` reads it back
+    content_type: str | None = None
+    #: unix time to delete the object at; only backends with
+    #: ``Capability.OBJECT_EXPIRY`` act on it (the gateway expires the rest)
+    delete_at: int | None = None
 
 
 class KeyValue(Protocol):
@@ -213,12 +228,16 @@ class Backend(abc.ABC):
         then be committed or assembled."""
 
     @abc.abstractmethod
-    async def commit(self, stream: StreamInfo, key: str) -> ObjectInfo:
+    async def commit(
+        self, stream: StreamInfo, key: str, meta: ObjectMeta | None = None
+    ) -> ObjectInfo:
         """Turn one finished stream into the object ``key`` (replacing any
-        object there). The stream's storage is consumed."""
+        object there, and its ``meta``). The stream's storage is consumed."""
 
     @abc.abstractmethod
-    async def assemble(self, streams: Sequence[StreamInfo], key: str) -> ObjectInfo:
+    async def assemble(
+        self, streams: Sequence[StreamInfo], key: str, meta: ObjectMeta | None = None
+    ) -> ObjectInfo:
         """Make the object ``key`` from finished streams, in order. The
         streams stay until ``discard_stream`` is called on them."""
 

@@ -19,6 +19,22 @@ def _load(path: str | None) -> GatewayConfig:
         raise SystemExit(2) from exc
 
 
+#: bytes asyncio asks of a socket per read (its default: 256 KiB). Each read
+#: is a new bytes object held until the body's consumer takes it; at 64 uploads
+#: sending at once, 256 KiB reads peaked at 105 MiB RSS, 128 KiB at 90 MiB for
+#: the same CPU (1.80 against 1.76 s/GiB), 64 KiB at 83 MiB but 2.2 s/GiB
+#: (every chunk passes the parser, the body guard and the backend's loop).
+SOCKET_READ_SIZE = 128 * 1024
+
+
+def _limit_socket_reads() -> None:
+    from asyncio import selector_events
+
+    transport = getattr(selector_events, "_SelectorSocketTransport", None)
+    if transport is not None and hasattr(transport, "max_size"):
+        transport.max_size = SOCKET_READ_SIZE
+
+
 def serve(args: argparse.Namespace) -> int:
     from gateway.app import create_app
 
@@ -32,6 +48,7 @@ def serve(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     app = create_app(config)
+    _limit_socket_reads()
     try:
         web.run_app(
             app,

@@ -19,7 +19,7 @@ extension is taken from the key when it is 1–6 letters or digits):
   buffer at a time — then renames that file the same way.
 * **key → file id** — in the gateway's shared KV, namespace ``kv_namespace``
   (default ``fastdfs``; give each FastDFS backend of one gateway its own),
-  value ``{"file_id": …, "source": …}`` (source =
+  value ``{"file_id": …, "source": …, "content_type": …}`` (source =
   the appender id it was committed from, which makes a repeated ``commit``
   a no-op). ``stat``/``read``/``delete_object``/``object_url`` resolve keys
   through it. A replaced object's old file is deleted after the new mapping
@@ -53,6 +53,7 @@ from backends.base import (
     Capability,
     MemoryBudget,
     ObjectInfo,
+    ObjectMeta,
     StreamInfo,
     WriteResult,
 )
@@ -286,16 +287,20 @@ class FastDFSBackend(Backend):
         await self._trim(file_id, storage, stream.offset)
         return stream.state
 
-    async def commit(self, stream: StreamInfo, key: str) -> ObjectInfo:
+    async def commit(
+        self, stream: StreamInfo, key: str, meta: ObjectMeta | None = None
+    ) -> ObjectInfo:
         file_id = _file_id(stream)
         previous = await self._lookup(key)
         if previous is not None and previous.get("source") == file_id:
             return ObjectInfo(key=key, size=stream.offset)  # committed before
         final = await self._seal(file_id)
-        await self._bind(key, final, file_id, previous)
+        await self._bind(key, final, file_id, previous, meta)
         return ObjectInfo(key=key, size=stream.offset)
 
-    async def assemble(self, streams: Sequence[StreamInfo], key: str) -> ObjectInfo:
+    async def assemble(
+        self, streams: Sequence[StreamInfo], key: str, meta: ObjectMeta | None = None
+    ) -> ObjectInfo:
         target = await self.client.upload_appender(b"", ext=_ext(key), group=self.cfg.group)
         try:
             storage = (await self.client.query_update(target)).addr
@@ -306,7 +311,7 @@ class FastDFSBackend(Backend):
         except BaseException:
             await asyncio.shield(self._delete_quietly(target))
             raise
-        await self._bind(key, final, None, await self._lookup(key))
+        await self._bind(key, final, None, await self._lookup(key), meta)
         return ObjectInfo(key=key, size=total)
 
     async def _copy(self, source: str, length: int, target: str, storage: Addr) -> int:
@@ -351,7 +356,13 @@ class FastDFSBackend(Backend):
             info = await self.client.file_info(entry["file_id"])
         except NotFound:
             return None
-        return ObjectInfo(key=key, size=info.size)
+        content_type = entry.get("content_type")
+        return ObjectInfo(
+            key=key,
+            size=info.size,
+            content_type=content_type if isinstance(content_type, str) else None,
+            version=entry["file_id"],  # a replacing object is a new file
+        )
 
     async def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
         entry = await self._lookup(key)
@@ -411,10 +422,18 @@ class FastDFSBackend(Backend):
         return entry
 
     async def _bind(
-        self, key: str, file_id: str, source: str | None, previous: dict[str, Any] | None
+        self,
+        key: str,
+        file_id: str,
+        source: str | None,
+        previous: dict[str, Any] | None,
+        meta: ObjectMeta | None = None,
     ) -> None:
         """Point ``key`` at ``file_id``, then delete the file it replaced."""
-        value = json.dumps({"file_id": file_id, "source": source})
+        entry: dict[str, Any] = {"file_id": file_id, "source": source}
+        if meta is not None and meta.content_type:
+            entry["content_type"] = meta.content_type
+        value = json.dumps(entry)
         await self.context.kv.kv_set(self.namespace, key, value)
         if previous is not None and previous["file_id"] != file_id:
             await self._delete_quietly(previous["file_id"])

@@ -55,6 +55,11 @@ is deleted:
 6. A stream belongs to at most one object: assembling a stream that another
    existing object references is ``InvalidState``.
 
+Object metadata: the manifest's ``Content-Type`` is ``ObjectMeta.content_type``
+(else guessed from the key). Expiry (``Capability.OBJECT_EXPIRY``): with
+``ObjectMeta.delete_at`` the manifest, every piece it references and the owner
+markers get ``X-Delete-At``, and Swift's object expirer deletes them.
+
 URLs: ``url.mode`` ``tempurl`` (HMAC-SHA256 temp URL with the account's
 ``Temp-URL-Key``: ``temp_url_key``, written at start-up when
 ``set_temp_url_key``, else read from the account), ``public`` (the plain

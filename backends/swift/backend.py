@@ -21,6 +21,7 @@ from backends.base import (
     Capability,
     Limits,
     ObjectInfo,
+    ObjectMeta,
     StreamInfo,
     WriteResult,
 )
@@ -59,6 +60,7 @@ class SwiftBackend(Backend):
             Capability.RANGE_READ,
             Capability.READ_STREAM,
             Capability.OBJECT_URLS,
+            Capability.OBJECT_EXPIRY,
         }
     )
 
@@ -154,19 +156,23 @@ class SwiftBackend(Backend):
         load_segments(stream.state, stream.offset)  # sealed as it is: a short tail is fine
         return stream.state
 
-    async def commit(self, stream: StreamInfo, key: str) -> ObjectInfo:
+    async def commit(
+        self, stream: StreamInfo, key: str, meta: ObjectMeta | None = None
+    ) -> ObjectInfo:
         segments = load_segments(stream.state, stream.offset)
-        info, referenced = await self._make_object(key, [(stream, segments)])
+        info, referenced = await self._make_object(key, [(stream, segments)], meta)
         # pieces of writes that were never committed (a crash, a failed segment)
         prefix = stream_prefix(stream.id)
         leftovers = set(await self._list(prefix)) - referenced - {owner_name(stream.id)}
         await self._delete_names(leftovers)
         return info
 
-    async def assemble(self, streams: Sequence[StreamInfo], key: str) -> ObjectInfo:
+    async def assemble(
+        self, streams: Sequence[StreamInfo], key: str, meta: ObjectMeta | None = None
+    ) -> ObjectInfo:
         parts = [(s, load_segments(s.state, s.offset)) for s in streams]
         await bounded(parts, lambda p: self._check_unowned(p[0], p[1], key), self.cfg.concurrency)
-        info, _ = await self._make_object(key, parts)
+        info, _ = await self._make_object(key, parts, meta)
         return info
 
     async def _check_unowned(self, stream: StreamInfo, segments: list[Segment], key: str) -> None:
@@ -180,20 +186,22 @@ class SwiftBackend(Backend):
             raise InvalidState(f"stream {stream.id} already belongs to object {owner!r}")
 
     async def _make_object(
-        self, key: str, parts: list[tuple[StreamInfo, list[Segment]]]
+        self, key: str, parts: list[tuple[StreamInfo, list[Segment]]], meta: ObjectMeta | None
     ) -> tuple[ObjectInfo, set[str]]:
         """Write new (markers, sub-manifests, manifest), then delete what the
         replaced object referenced and the new one does not."""
         old = await self.manifests.tree(self.container, key)
-        content_type = mimetypes.guess_type(key)[0] or "application/octet-stream"
+        content_type = (meta and meta.content_type) or mimetypes.guess_type(key)[0]
+        content_type = content_type or "application/octet-stream"
+        headers = {"Content-Type": content_type}
+        if meta is not None and meta.delete_at is not None:
+            headers["X-Delete-At"] = str(meta.delete_at)
         size = sum(s.size for _, segs in parts for s in segs)
         owners = {stream_prefix(s.id): s for s, segs in parts if segs}
         segments = [seg for _, segs in parts for seg in segs]
         referenced: set[str] = set()
         if not segments:
-            reply = await self.client.call(
-                "PUT", self.container, key, data=b"", headers={"Content-Type": content_type}
-            )
+            reply = await self.client.call("PUT", self.container, key, data=b"", headers=headers)
             etag = etag_of(reply.headers)
         else:
             body = key.encode()
@@ -204,8 +212,11 @@ class SwiftBackend(Backend):
             )
             first = next(iter(owners.values()))
             top, written = await self.manifests.nest(segments, first.id)
-            etag = await self.manifests.put(self.container, key, top, content_type)
+            etag = await self.manifests.put(self.container, key, top, content_type, headers)
             referenced = {s.name for s in segments} | written
+            if "X-Delete-At" in headers:  # the pieces expire with the manifest
+                markers = {owner_name(s.id) for s in owners.values()}
+                await self._expire_names(referenced | markers, headers["X-Delete-At"])
         if old is not None and old.slo:
             await self._drop_replaced(old, referenced, set(owners))
         return ObjectInfo(key=key, size=size, content_type=content_type, etag=etag), referenced
@@ -260,6 +271,7 @@ class SwiftBackend(Backend):
             size=int(reply.headers.get("Content-Length", "0")),
             content_type=reply.headers.get("Content-Type"),
             etag=etag_of(reply.headers) or None,
+            version=reply.headers.get("X-Timestamp"),
         )
 
     async def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
@@ -341,6 +353,15 @@ class SwiftBackend(Backend):
                 return names
             names.extend(str(item["name"]) for item in page)
             marker = names[-1]
+
+    async def _expire_names(self, names: set[str], delete_at: str) -> None:
+        """Give pieces in the segments container the object's ``X-Delete-At``."""
+
+        async def expire(name: str) -> None:
+            headers = {"X-Delete-At": delete_at}
+            await self.client.call("POST", self.segments, name, headers=headers)
+
+        await bounded(sorted(names), expire, self.cfg.concurrency)
 
     async def _delete_names(self, names: set[str]) -> None:
         async def delete(name: str) -> None:

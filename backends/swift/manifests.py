@@ -43,16 +43,24 @@ class Manifests:
         #: entries per manifest: the configured limit, lowered to the cluster's
         self.limit = client.cfg.max_manifest_segments
 
-    async def put(self, container: str, name: str, entries: list[Entry], content_type: str) -> str:
-        """PUT one manifest; its ETag. Swift checks every entry exists with that
-        size and ETag: a missing one is ``NotFound``, other refusals ``InvalidState``."""
+    async def put(
+        self,
+        container: str,
+        name: str,
+        entries: list[Entry],
+        content_type: str,
+        headers: dict[str, str] | None = None,
+    ) -> str:
+        """PUT one manifest (with extra ``headers``); its ETag. Swift checks every
+        entry exists with that size and ETag: a missing one is ``NotFound``, other
+        refusals ``InvalidState``."""
         body = json.dumps([e.manifest_line(self.segments) for e in entries]).encode()
         reply = await self.client.call(
             "PUT",
             container,
             name,
             query={"multipart-manifest": "put"},
-            headers={"Content-Type": content_type},
+            headers={"Content-Type": content_type, **(headers or {})},
             data=body,
             timeout=self.cfg.manifest_timeout,
             ok=(400, 404, 409),

@@ -10,7 +10,12 @@ Protocols translate requests into these calls and render the results:
 * ``create_assembly(...)`` / ``assemble_now(...)`` — an object made of finished
   parts, now or as soon as its parts finish (tus concatenation-unfinished).
 * ``commit_part(...)`` — one finished part becomes an object under a key
-  (Qiniu form upload, single-block mkfile).
+  (Qiniu form upload, single-block mkfile). With ``meta`` (``ObjectMeta``),
+  here and in ``create_assembly``, the object gets a content type and a
+  lifetime (``object_meta.py``: the sweeper deletes it where the store cannot).
+* ``create_session`` / ``update`` / ``close_session`` / ``find`` / ``forget``,
+  ``lock`` / ``object_lock`` — records without a stream and named locks, for a
+  protocol's own sessions (Qiniu v2 uploadIds).
 * ``annotate(id, extra)`` — protocol bookkeeping merged into a record.
 * ``terminate(id)``, ``get(id)``, ``read(...)``, ``read_stream(...)``,
   ``object_url(...)``.
@@ -26,15 +31,17 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from backends.base import Backend, Capability, ObjectInfo, StreamInfo, WriteResult
+from backends.base import Backend, Capability, ObjectInfo, ObjectMeta, StreamInfo, WriteResult
 from backends.errors import BackendError, BackendUnavailable
 from backends.errors import NotFound as BackendNotFound
 from gateway.config import GatewayConfig
+from gateway.core import object_meta
 from gateway.core.body import GuardedBody, Hasher
 from gateway.core.checksums import Checksum
 from gateway.core.errors import (
@@ -394,7 +401,7 @@ class UploadService:
 
     async def _commit_stream(self, b: Bucket, record: UploadRecord, backend_key: str) -> None:
         try:
-            await b.backend.commit(self._stream(record), backend_key)
+            await b.backend.commit(self._stream(record), backend_key, object_meta.of(record))
         except BackendNotFound:
             # committed before a crash, not yet saved: the object is there
             info = await b.backend.stat(backend_key)
@@ -414,6 +421,7 @@ class UploadService:
         allow_unfinished: bool = True,
         extra: dict[str, Any] | None = None,
         upload_id: str | None = None,
+        meta: ObjectMeta | None = None,
     ) -> UploadRecord:
         """An object made of ``parts`` (ids of ``Kind.PART`` streams) in order;
         assembled now if every part is complete, else when the last one is."""
@@ -447,7 +455,7 @@ class UploadService:
             created_at=now,
             updated_at=now,
             expires_at=self._expiry(),
-            extra=dict(extra or {}),
+            extra=object_meta.with_meta(extra, meta),
         )
         await self.state.create(record)
         waiting = [p.id for p in records if p.status is not Status.COMPLETE]
@@ -470,10 +478,13 @@ class UploadService:
             assert record.key is not None
             with _backend_errors():
                 info = await b.backend.assemble(
-                    [self._stream(p) for p in parts], b.backend_key(record.key)
+                    [self._stream(p) for p in parts],
+                    b.backend_key(record.key),
+                    object_meta.of(record),
                 )
             record.length = record.offset = info.size
             self._mark_finished(record)
+            await self._schedule_deletion(b, record)
             await self._save(record)
         self.events.emit("post-finish", record)
         if consume_parts:
@@ -489,6 +500,7 @@ class UploadService:
         bucket: str | None = None,
         metadata: dict[str, str] | None = None,
         extra: dict[str, Any] | None = None,
+        meta: ObjectMeta | None = None,
     ) -> UploadRecord:
         """Make one complete part the object ``key`` (its storage is consumed).
 
@@ -503,6 +515,7 @@ class UploadService:
             target = self.bucket(bucket or record.bucket)
             if target.backend is not self.bucket(record.bucket).backend:
                 raise BadRequest(f"bucket {target.name!r} is on another backend")
+            object_meta.put(record, meta)
             with _backend_errors():
                 await self._commit_stream(target, record, target.backend_key(key))
             record.bucket = target.name
@@ -510,6 +523,7 @@ class UploadService:
             record.metadata.update(metadata or {})
             record.extra.update(extra or {})
             self._mark_finished(record)
+            await self._schedule_deletion(target, record)
             await self._save(record)
         self.events.emit("post-finish", record)
         return record
@@ -587,10 +601,118 @@ class UploadService:
                 await self.state.delete(upload_id)
                 await self.state.kv_delete(_CONCAT_WAIT, upload_id)
                 return
-            await self._discard(record)
+            if record.status is Status.FINISHED:  # its object's lifetime ended
+                await self._expire_object(record)
+            else:
+                await self._discard(record)
             record.status = Status.EXPIRED
             record.expires_at = time.time() + self.config.uploads.tombstone_ttl
             await self.state.save(record)
+
+    async def _schedule_deletion(self, b: Bucket, record: UploadRecord) -> None:
+        """An object with a lifetime the store does not enforce: its finished
+        record expires then, and the sweeper deletes the object (``expire``)."""
+        meta = object_meta.of(record)
+        if meta is None or meta.delete_at is None or record.key is None:
+            return
+        if Capability.OBJECT_EXPIRY in b.backend.capabilities:
+            return  # the store deletes it itself
+        try:
+            info = await b.backend.stat(b.backend_key(record.key))
+        except BackendError:  # the object is made: expire it by its size alone
+            log.warning("no version for %s; its expiry compares sizes", record.id, exc_info=True)
+            info = None
+        object_meta.schedule(record, meta, info)
+
+    async def _expire_object(self, record: UploadRecord) -> None:
+        """Delete the object of an expired finished record, unless a newer
+        upload replaced it since (then the object is not this record's)."""
+        if record.key is None:
+            return
+        b = self.bucket(record.bucket)
+        key = b.backend_key(record.key)
+        async with self.object_lock(record.bucket, record.key, timeout=1.0):
+            with _backend_errors():
+                info = await b.backend.stat(key)
+                if info is not None and object_meta.is_same(record, info):
+                    await b.backend.delete_object(key)
+
+    # -- for protocols: locks and records without a stream ---------------------------------
+    def lock(self, name: str, timeout: float | None = None) -> AbstractAsyncContextManager[Lease]:
+        """A lock on any name, for a protocol's own critical sections."""
+        return self.locks.hold(name, timeout)
+
+    def object_lock(
+        self, bucket: str, key: str, timeout: float | None = None
+    ) -> AbstractAsyncContextManager[Lease]:
+        """Held while deciding whether to replace the object ``key`` and doing
+        it; the sweeper holds it to delete an expired object."""
+        return self.locks.hold(f"object:{bucket}/{key}", timeout)
+
+    async def find(self, upload_id: str) -> UploadRecord | None:
+        """The record whatever its status (no expiry checks), or None."""
+        return await self.state.get(upload_id)
+
+    async def create_session(
+        self,
+        *,
+        protocol: str,
+        bucket: str,
+        key: str | None,
+        ttl: float,
+        extra: dict[str, Any] | None = None,
+    ) -> UploadRecord:
+        """A record holding no bytes for a protocol's session (a Qiniu v2
+        uploadId): an ``ASSEMBLY`` without parts, swept ``ttl`` from now."""
+        self.bucket(bucket)
+        now = time.time()
+        record = UploadRecord(
+            id=new_upload_id(),
+            protocol=protocol,
+            kind=Kind.ASSEMBLY,
+            bucket=bucket,
+            key=key,
+            length=None,
+            created_at=now,
+            updated_at=now,
+            expires_at=now + ttl,
+            extra=dict(extra or {}),
+        )
+        await self.state.create(record)
+        return record
+
+    async def update(
+        self, upload_id: str, change: Callable[[UploadRecord], bool]
+    ) -> UploadRecord | None:
+        """Apply ``change`` to the record under its lock, saving it if
+        ``change`` returns True; None if there is no such record."""
+        async with self.locks.hold(upload_id):
+            record = await self.state.get(upload_id)
+            if record is not None and change(record):
+                await self._save(record)
+        return record
+
+    async def close_session(self, upload_id: str) -> None:
+        """End an active session record: its id answers as gone from now on."""
+
+        def close(record: UploadRecord) -> bool:
+            if record.status is not Status.ACTIVE:
+                return False
+            record.status = Status.EXPIRED
+            record.expires_at = time.time() + self.config.uploads.tombstone_ttl
+            return True
+
+        await self.update(upload_id, close)
+
+    async def forget(self, upload_id: str) -> None:
+        """Drop a record and its stored bytes, so that its id can be used again
+        (a re-uploaded Qiniu v2 part). Call it holding a lock that keeps the id
+        from being created meanwhile."""
+        if await self.state.get(upload_id) is None:
+            return
+        with contextlib.suppress(UploadError):
+            await self.terminate(upload_id)
+        await self.state.delete(upload_id)
 
     # -- reading ---------------------------------------------------------------------------
     async def stat_object(self, bucket: str, key: str) -> ObjectInfo | None:

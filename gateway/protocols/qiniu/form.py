@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 from aiohttp import BodyPartReader, web
 
-from backends.base import Capability, MemoryBudget
+from backends.base import Capability, MemoryBudget, ObjectMeta
 from gateway.core import errors as core
 from gateway.core.body import BodyInterrupted
 from gateway.core.records import Kind
@@ -230,11 +230,13 @@ async def _finish(
     async def head() -> bytes:
         return stored.head
 
-    async def store(key: str, extra: dict[str, Any]) -> None:
+    async def store(key: str, extra: dict[str, Any], meta: ObjectMeta) -> None:
         part_id = stored.stream_id
         if call.service.bucket(bucket).backend is not call.service.bucket(stored.bucket).backend:
             part_id = await _relocate(call, stored, bucket)
-        await call.service.commit_part(part_id, key, bucket=bucket, metadata=metadata, extra=extra)
+        await call.service.commit_part(
+            part_id, key, bucket=bucket, metadata=metadata, extra=extra, meta=meta
+        )
         stored.committed = True
 
     async def discard() -> None:

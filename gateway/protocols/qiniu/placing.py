@@ -5,6 +5,10 @@ make the object, and answer as the policy asks.
 Order: deadline → size → MIME → key (client key / saveKey / hash) → scope →
 insert-only (614 unless the existing object has the same content) → store →
 callback (579) / ``returnUrl`` (303) / ``returnBody`` / ``{hash, key, url}``.
+
+The object is stored with its ``mimeType`` as content type and, under
+``deleteAfterDays``, a lifetime (the store's own expiry, else the gateway's
+sweeper deletes it: ``gateway/core/object_meta.py``).
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from typing import Any
 
 from aiohttp import web
 
+from backends.base import ObjectMeta
+
 from . import callback, mime, qetag
 from .codec import b64encode
 from .errors import BAD_REQUEST, FILE_EXISTS
@@ -28,7 +34,8 @@ from .runtime import Call
 from .tokens import UploadToken
 
 #: store the object at ``key``, with ``extra`` for the record (hash, url…)
-Store = Callable[[str, dict[str, Any]], Awaitable[None]]
+#: and the object's own metadata (content type, lifetime)
+Store = Callable[[str, dict[str, Any], ObjectMeta], Awaitable[None]]
 Discard = Callable[[], Awaitable[None]]
 
 
@@ -110,7 +117,8 @@ async def place(
         extra["fname"] = new.fname
     if new.custom:
         extra["customVars"] = dict(new.custom)
-    async with call.service.locks.hold(f"qiniu-key:{new.bucket}/{key}"):
+    meta = ObjectMeta(content_type=mime_type, delete_at=policy.delete_at(now.timestamp()))
+    async with call.service.object_lock(new.bucket, key):
         existing = await call.service.stat_object(new.bucket, key)
         if existing is not None and not policy.may_overwrite:
             if existing.size != new.size or await _etag_of_object(call, new, key) != new.etag:
@@ -118,7 +126,7 @@ async def place(
                 raise FILE_EXISTS.error()
             await discard()  # the same content is there already: nothing to write
         else:
-            await store(key, extra)
+            await store(key, extra, meta)
     return await respond(call, token, variables(key, url), accept)
 
 

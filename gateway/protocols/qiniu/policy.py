@@ -25,6 +25,9 @@ from .errors import (
     TOO_LARGE,
 )
 
+#: seconds in a ``deleteAfterDays`` day
+DAY = 86400
+
 
 def _int(value: Any, default: int | None = None) -> int | None:
     if value is None or value == "":
@@ -207,6 +210,13 @@ class PutPolicy:
         """Only ``bucket:key`` without ``insertOnly`` may replace an object;
         otherwise an existing key answers 614 unless its content is identical."""
         return self.scope_key is not None and not self.prefixal and not self.insert_only
+
+    def delete_at(self, now: float) -> int | None:
+        """When an object stored ``now`` is to be deleted (``deleteAfterDays``)."""
+        days = self.delete_after_days
+        if days is None or days <= 0:
+            return None
+        return int(now) + days * DAY
 
     # -- content -------------------------------------------------------------
     def check_size(self, size: int) -> None:

@@ -12,10 +12,8 @@ session (a tombstone: a later call answers ``612 no such uploadId``).
 
 from __future__ import annotations
 
-import time
-
 from gateway.core import errors as core
-from gateway.core.records import Kind, Status, UploadRecord, new_upload_id
+from gateway.core.records import Kind, Status, UploadRecord
 from gateway.core.service import UploadService
 
 from .errors import NO_SUCH_UPLOAD
@@ -29,21 +27,9 @@ def part_id(upload_id: str, number: int) -> str:
 
 
 async def create(service: UploadService, bucket: str, key: str | None, ttl: float) -> UploadRecord:
-    now = time.time()
-    record = UploadRecord(
-        id=new_upload_id(),
-        protocol="qiniu",
-        kind=Kind.ASSEMBLY,
-        bucket=bucket,
-        key=key,
-        length=None,
-        created_at=now,
-        updated_at=now,
-        expires_at=now + ttl,
-        extra={"qiniu": V2, "maxPart": 0},
+    return await service.create_session(
+        protocol="qiniu", bucket=bucket, key=key, ttl=ttl, extra={"qiniu": V2, "maxPart": 0}
     )
-    await service.state.create(record)
-    return record
 
 
 async def get(service: UploadService, upload_id: str, bucket: str) -> UploadRecord:
@@ -64,24 +50,19 @@ async def get(service: UploadService, upload_id: str, bucket: str) -> UploadReco
 
 async def note_part(service: UploadService, upload_id: str, number: int) -> None:
     """Raise the session's highest part number to ``number``."""
-    async with service.locks.hold(upload_id):
-        record = await service.state.get(upload_id)
-        if record is None or int(record.extra.get("maxPart", 0)) >= number:
-            return
+
+    def raise_max(record: UploadRecord) -> bool:
+        if int(record.extra.get("maxPart", 0)) >= number:
+            return False
         record.extra["maxPart"] = number
-        if not await service.state.save(record):
-            raise core.ServiceUnavailable("the upload changed under this request; retry")
+        return True
+
+    await service.update(upload_id, raise_max)
 
 
 async def end(service: UploadService, upload_id: str) -> None:
     """Close the session; its id answers 612 from now on."""
-    async with service.locks.hold(upload_id):
-        record = await service.state.get(upload_id)
-        if record is None or record.status is not Status.ACTIVE:
-            return
-        record.status = Status.EXPIRED
-        record.expires_at = time.time() + service.config.uploads.tombstone_ttl
-        await service.state.save(record)
+    await service.close_session(upload_id)
 
 
 async def parts(
@@ -91,7 +72,7 @@ async def parts(
     found: list[tuple[int, UploadRecord]] = []
     highest = min(int(session.extra.get("maxPart", 0)), MAX_PART_NUMBER)
     for number in range(after + 1, highest + 1):
-        record = await service.state.get(part_id(session.id, number))
+        record = await service.find(part_id(session.id, number))
         if record is not None and record.status is Status.COMPLETE and "etag" in record.extra:
             found.append((number, record))
             if len(found) >= limit:

@@ -17,7 +17,7 @@ import zlib
 
 from aiohttp import web
 
-from backends.base import Capability
+from backends.base import Capability, ObjectMeta
 from gateway.core import errors as core
 from gateway.core.records import Kind, UploadRecord
 from gateway.protocols.bodies import request_body
@@ -203,8 +203,8 @@ async def mkfile(request: web.Request) -> web.Response:
 
     metadata = {k: v for k, v in params.items() if k.lower().startswith("x-qn-meta-")}
 
-    async def store(key: str, extra: dict[str, object]) -> None:
-        await store_streams(call, bucket, ids, key, metadata, dict(extra))
+    async def store(key: str, extra: dict[str, object], meta: ObjectMeta) -> None:
+        await store_streams(call, bucket, ids, key, metadata, dict(extra), meta)
 
     async def discard() -> None:
         await discard_streams(call, ids)
@@ -230,6 +230,7 @@ async def store_streams(
     key: str,
     metadata: dict[str, str],
     extra: dict[str, object],
+    meta: ObjectMeta | None = None,
 ) -> None:
     """The object ``key`` from complete streams: one is committed (no bytes
     move), several assembled; none makes an empty object."""
@@ -244,7 +245,7 @@ async def store_streams(
         )
         ids = [empty.id]
     if len(ids) == 1:
-        await call.service.commit_part(ids[0], key, metadata=metadata, extra=extra)
+        await call.service.commit_part(ids[0], key, metadata=metadata, extra=extra, meta=meta)
         return
     await call.service.create_assembly(
         protocol="qiniu",
@@ -254,6 +255,7 @@ async def store_streams(
         metadata=metadata,
         allow_unfinished=False,
         extra=extra,
+        meta=meta,
     )
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
+from backends.base import ObjectMeta
 from gateway.core import errors as core
 from gateway.core.records import Kind, Status, UploadRecord
 from gateway.protocols.bodies import request_body
@@ -108,11 +109,8 @@ async def upload_part(request: web.Request) -> web.Response:
     expected_md5 = _content_md5(request.headers.get("Content-MD5"))
     pid = sessions.part_id(session.id, number)
     service = call.service
-    async with service.locks.hold(f"qiniu-part:{pid}"):
-        if await service.state.get(pid) is not None:  # a re-upload replaces the part
-            with contextlib.suppress(core.UploadError):
-                await service.terminate(pid)
-            await service.state.delete(pid)
+    async with service.lock(f"qiniu-part:{pid}"):
+        await service.forget(pid)  # a re-upload replaces the part
         record = await service.create(
             protocol="qiniu",
             bucket=bucket,
@@ -220,7 +218,7 @@ async def complete(request: web.Request) -> web.Response:
         raise BAD_REQUEST.error("request body too large")
     listed, body = _parse_complete(await request.read())
     service = call.service
-    async with service.locks.hold(f"qiniu-complete:{session.id}"):
+    async with service.lock(f"qiniu-complete:{session.id}"):
         session = await _session(call, bucket, key)
         records: list[UploadRecord] = []
         for number, etag in listed:
@@ -243,8 +241,8 @@ async def complete(request: web.Request) -> web.Response:
 
         metadata = _string_map(body.get("metadata"), "x-qn-meta-", "metadata")
 
-        async def store(final_key: str, extra: dict[str, Any]) -> None:
-            await store_streams(call, bucket, ids, final_key, metadata, extra)
+        async def store(final_key: str, extra: dict[str, Any], meta: ObjectMeta) -> None:
+            await store_streams(call, bucket, ids, final_key, metadata, extra, meta)
             await sessions.end(service, session.id)
 
         async def discard() -> None:
@@ -274,7 +272,7 @@ async def abort(request: web.Request) -> web.Response:
     highest = min(int(session.extra.get("maxPart", 0)), sessions.MAX_PART_NUMBER)
     for number in range(1, highest + 1):
         pid = sessions.part_id(session.id, number)
-        if await call.service.state.get(pid) is not None:
+        if await call.service.find(pid) is not None:
             with contextlib.suppress(core.UploadError):
                 await call.service.terminate(pid)
     return json_response({})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.core.errors import BadRequest, Forbidden, UnsupportedMediaType
+from gateway.core.errors import BadRequest, UnsupportedMediaType
 from gateway.core.records import Kind, Status, UploadRecord
 from gateway.protocols.bodies import request_body
 from gateway.protocols.tus.context import TusContext, request_checksum
@@ -49,9 +49,7 @@ async def patch(ctx: TusContext, upload_id: str) -> web.Response:
         raise BadRequest("Upload-Offset is required")
     length = parse_non_negative(request.headers.get("Upload-Length"), "Upload-Length")
     checksum = request_checksum(request)
-    record = await ctx.service.get(upload_id)
-    if record.kind is Kind.ASSEMBLY:
-        raise Forbidden("a final upload cannot be patched")
+    # a final (assembled) upload is refused by the service: 403
     record = await ctx.service.write(
         upload_id,
         offset,

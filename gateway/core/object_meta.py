@@ -1,0 +1,65 @@
+"""An object's metadata as the core keeps it on the upload record.
+
+A protocol asks for a content type and a lifetime (``ObjectMeta``) when it
+makes an object (``UploadService.commit_part`` / ``create_assembly``). They
+are kept in the record's ``extra`` under ``core:object`` (so an assembly made
+later still has them), handed to the backend's ``commit`` / ``assemble``,
+and, for object expiry the store cannot do itself, completed with the
+object's ``version`` at the time it was made:
+
+* the finished record then carries ``expires_at = delete_at``, so the
+  existing sweeper (``expired()`` of either state store) picks it up;
+* the sweeper deletes the object only if ``stat`` still reports that
+  version: an object replaced since by a newer upload is left alone.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from backends.base import ObjectInfo, ObjectMeta
+from gateway.core.records import UploadRecord
+
+_KEY = "core:object"
+
+
+def with_meta(extra: dict[str, Any] | None, meta: ObjectMeta | None) -> dict[str, Any]:
+    """``extra`` plus ``meta`` (a copy)."""
+    out = dict(extra or {})
+    if meta is not None:
+        out[_KEY] = {"content_type": meta.content_type, "delete_at": meta.delete_at}
+    return out
+
+
+def put(record: UploadRecord, meta: ObjectMeta | None) -> None:
+    if meta is not None:
+        record.extra.update(with_meta(None, meta))
+
+
+def of(record: UploadRecord) -> ObjectMeta | None:
+    data = record.extra.get(_KEY)
+    if not isinstance(data, dict):
+        return None
+    content_type, delete_at = data.get("content_type"), data.get("delete_at")
+    return ObjectMeta(
+        content_type=content_type if isinstance(content_type, str) else None,
+        delete_at=int(delete_at) if isinstance(delete_at, (int, float)) else None,
+    )
+
+
+def schedule(record: UploadRecord, meta: ObjectMeta, info: ObjectInfo | None) -> None:
+    """The finished ``record`` expires (object and all) at ``meta.delete_at``."""
+    assert meta.delete_at is not None
+    record.extra[_KEY]["version"] = info.version if info is not None else None
+    record.extra[_KEY]["size"] = info.size if info is not None else record.offset
+    record.expires_at = float(meta.delete_at)
+
+
+def is_same(record: UploadRecord, info: ObjectInfo) -> bool:
+    """Is ``info`` (the object at the key now) the one ``record`` made?"""
+    data = record.extra.get(_KEY)
+    if not isinstance(data, dict):
+        return False
+    if data.get("version") is not None:
+        return bool(info.version == data["version"])
+    return info.size == data.get("size")  # the store gave no version: sizes only
