@@ -102,6 +102,12 @@ class StreamInfo:
     #: during ``write``: the size the body announces (a request's
     #: Content-Length), if known — a hint only; the body may end early
     incoming: int | None = None
+    #: the content type of the object at ``key``, when known at creation (a
+    #: tus upload's declared filetype): a backend that creates the object on
+    #: ``key`` in ``create_stream`` (S3 multipart) must set it then, as
+    #: ``commit`` to that key moves no bytes; the others get it again in
+    #: ``commit``'s ``ObjectMeta``
+    content_type: str | None = None
 
 
 @dataclass

@@ -100,7 +100,10 @@ class S3Backend(Backend):
     # -- streams -------------------------------------------------------------------
     async def create_stream(self, stream: StreamInfo) -> JSON:
         key = stream.key or self._stream_key(stream.id)
-        upload_id = await self.store.create_multipart(key)
+        # written on its final key: the object's type is fixed now (``commit``)
+        upload_id = await self.store.create_multipart(
+            key, stream.content_type if stream.key else None
+        )
         part_size = self.cfg.part_size_for(stream.length)
         st = StreamState(
             upload_id, key, part_size, temporary=stream.key is None, checksum=self.store.checksum
@@ -220,7 +223,8 @@ class S3Backend(Backend):
         try:
             if stream.offset == 0:  # S3 wants at least one part: a plain empty object
                 await self.store.abort(st.key, st.upload_id)
-                await self.store.put(st.key, b"")
+                content_type = None if st.temporary else stream.content_type
+                await self.store.put(st.key, b"", content_type=content_type)
                 return sealed.to_json()
             if st.tail:
                 etag, crc = await self._last_part(st)

@@ -231,7 +231,11 @@ class UploadService:
         key = None
         if record.kind is Kind.UPLOAD and record.key is not None:
             key = self.bucket(record.bucket).backend_key(record.key)
-        return record.stream(key)
+        stream = record.stream(key)
+        if key is not None:
+            meta = object_meta.of(record)
+            stream.content_type = meta.content_type if meta is not None else None
+        return stream
 
     # -- writing -------------------------------------------------------------------
     async def write(

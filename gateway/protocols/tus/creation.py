@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from backends.base import ObjectMeta
+from gateway.core import object_meta
 from gateway.core.errors import BadRequest, UnsupportedMediaType
 from gateway.core.records import Kind, UploadRecord, new_upload_id
 from gateway.protocols.bodies import request_body
@@ -12,6 +14,7 @@ from gateway.protocols.tus.context import TusContext, request_checksum
 from gateway.protocols.tus.extensions import extensions_for
 from gateway.protocols.tus.headers import (
     OFFSET_CONTENT_TYPE,
+    declared_type,
     http_date,
     parse_metadata,
     parse_non_negative,
@@ -57,6 +60,9 @@ async def create(ctx: TusContext) -> web.Response:
         kind=kind,
         metadata=metadata,
         concat="partial" if kind is Kind.PART else None,
+        # a plain upload's object gets the declared type (a part's is the
+        # final upload's); known now, as S3 opens the object at creation
+        extra=object_meta.with_meta(None, _meta(metadata)) if kind is Kind.UPLOAD else None,
         upload_id=upload_id,
     )
     if _has_body(ctx):
@@ -101,7 +107,13 @@ async def _create_final(ctx: TusContext, concat: str, metadata: dict[str, str]) 
         metadata=metadata,
         concat="final",
         upload_id=upload_id,
+        meta=_meta(metadata),
     )
+
+
+def _meta(metadata: dict[str, str]) -> ObjectMeta | None:
+    content_type = declared_type(metadata)
+    return ObjectMeta(content_type=content_type) if content_type else None
 
 
 async def _created(ctx: TusContext, record: UploadRecord, *, with_offset: bool) -> web.Response:

@@ -73,6 +73,19 @@ def parse_metadata(header: str | None) -> dict[str, str]:
     return result
 
 
+_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_MEDIA_TYPE = re.compile(rf"{_TOKEN}/{_TOKEN}")
+
+
+def declared_type(metadata: dict[str, str]) -> str | None:
+    """The content type a client declared (``filetype``, as tus-js-client and
+    Uppy send it) if it is a plain ``type/subtype``; anything else is ignored."""
+    value = metadata.get("filetype", "")
+    if len(value) > 255 or not _MEDIA_TYPE.fullmatch(value):
+        return None
+    return value
+
+
 def encode_metadata(metadata: dict[str, str]) -> str:
     return ",".join(
         f"{k} {base64.b64encode(v.encode()).decode()}" if v else k for k, v in metadata.items()
