@@ -15,7 +15,9 @@ overall. The first part may start with stored tail pieces, fetched once the
 part is full. A buffered part's MD5 is computed while its bytes arrive and
 sent as Content-MD5; a forwarded part's is computed in a thread of lower
 priority while the store takes its bytes (so that it uses the CPU the store
-leaves idle), and compared with the ETag the store returns.
+leaves idle), and compared with the ETag the store returns. When the upload
+declared CRC32, every part carries its CRC32 instead (a header, or a trailer
+for a forwarded part), which the store verifies: no MD5 is computed then.
 """
 
 from __future__ import annotations
@@ -202,7 +204,9 @@ class PartPipe:
         if not keep_prefix:
             self._prefix, self._filled = [], 0
         self._chunks, self._reserved, self._forward = [], False, None
-        self._md5 = hashlib.md5() if self._hashing and not self._prefix else None
+        # with a CRC32 on every part the store verifies it: no MD5 needed
+        md5 = self._hashing and not self._checksum and not self._prefix
+        self._md5 = hashlib.md5() if md5 else None
         self._crc = 0 if self._checksum and not self._prefix else None
 
     # -- feeding -----------------------------------------------------------------
@@ -318,7 +322,7 @@ class PartPipe:
     ) -> tuple[str | None, bytes | None]:
         """The ETag of a forwarded part if it was stored intact, and its MD5."""
         digest = None
-        if self._hashing:  # hashlib releases the GIL: the loop keeps moving bytes
+        if self._hashing and not self._checksum:  # hashlib releases the GIL
             loop = asyncio.get_running_loop()
             digest = asyncio.ensure_future(loop.run_in_executor(_HASHERS, _md5_of, list(chunks)))
         try:

@@ -238,9 +238,8 @@ class Store:
     ) -> str:
         """Upload part ``number``; ``md5`` is the data's digest if already
         known; ``checksum`` its CRC32 (base64) for uploads that declared it."""
-        extra = await self._md5(data, md5)
-        if checksum:
-            extra["ChecksumCRC32"] = checksum
+        # a CRC32 the store verifies makes an MD5 redundant
+        extra = {"ChecksumCRC32": checksum} if checksum else await self._md5(data, md5)
         with s3_errors(f"UploadPart {number}"):
             resp = await self.client.upload_part(
                 Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number,
