@@ -105,19 +105,12 @@ def disk(a: argparse.Namespace) -> Result:
 
 
 def s3(a: argparse.Namespace) -> Result:
-    import boto3
     from boto3.s3.transfer import TransferConfig
-    from botocore.config import Config
 
-    client = boto3.client(
-        "s3",
-        endpoint_url=a.endpoint,
-        region_name=a.region,
-        aws_access_key_id=a.ak,
-        aws_secret_access_key=a.sk,
-        config=Config(
-            max_pool_connections=20, retries={"max_attempts": 1}, s3={"addressing_style": "path"}
-        ),
+    from bench.envs import s3_client
+
+    client = s3_client(
+        a.endpoint, a.ak, a.sk, a.region, max_pool_connections=20, retries={"max_attempts": 1}
     )
     cfg = TransferConfig(
         multipart_threshold=a.part + 1,

@@ -107,17 +107,19 @@ class LocalEnv(Env):
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def _s3_client(endpoint: str, ak: str, sk: str) -> Any:
+def s3_client(endpoint: str, ak: str, sk: str, region: str = "us-east-1", **config: Any) -> Any:
+    """A boto3 S3 client for a loopback store (path-style addressing);
+    ``config``: more ``botocore.config.Config`` options."""
     import boto3
     from botocore.config import Config
 
     return boto3.client(
         "s3",
         endpoint_url=endpoint,
-        region_name="us-east-1",
+        region_name=region,
         aws_access_key_id=ak,
         aws_secret_access_key=sk,
-        config=Config(s3={"addressing_style": "path"}),
+        config=Config(s3={"addressing_style": "path"}, **config),
     )
 
 
@@ -143,7 +145,7 @@ class _S3Env(Env):
     def start(self) -> None:
         self.server.start()
         endpoint, ak, sk = self._endpoint()
-        _s3_client(endpoint, ak, sk).create_bucket(Bucket=self.bucket)
+        s3_client(endpoint, ak, sk).create_bucket(Bucket=self.bucket)
 
     def stop(self) -> None:
         self.server.close()
@@ -162,7 +164,7 @@ class _S3Env(Env):
         return out
 
     def clean(self) -> None:
-        s3 = _s3_client(*self._endpoint())
+        s3 = s3_client(*self._endpoint())
         for u in s3.list_multipart_uploads(Bucket=self.bucket).get("Uploads", []):
             s3.abort_multipart_upload(Bucket=self.bucket, Key=u["Key"], UploadId=u["UploadId"])
         while objs := s3.list_objects_v2(Bucket=self.bucket).get("Contents", []):

@@ -47,11 +47,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import boto3
 import yaml
 from boto3.s3.transfer import TransferConfig
-from botocore.config import Config
 
+from bench.envs import s3_client
 from bench.gateway_proc import TUS_PATH, Gateway, gateway_config
 from bench.procstat import cpu_seconds, reset_peak, status_mib, wait_quiet
 from bench.sizes import human, parse_size
@@ -94,17 +93,6 @@ def tus_upload(port: int, data: bytes, chunk: int, latencies: list[float] | None
             raise RuntimeError(f"PATCH at {offset} answered {resp.status}: {text[:200]!r}")
     conn.close()
     return path.rsplit("/", 1)[1]
-
-
-def s3_client(endpoint: str, ak: str, sk: str) -> Any:
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id=ak,
-        aws_secret_access_key=sk,
-        config=Config(s3={"addressing_style": "path"}, max_pool_connections=16),
-    )
 
 
 def direct_upload(s3: Any, key: str, data: bytes, threads: int) -> None:
@@ -202,7 +190,7 @@ def bench_store(
     options: dict[str, Any],
 ) -> dict[str, Any]:
     ak, sk = server.access_key, server.secret_key
-    s3 = s3_client(endpoint, ak, sk)
+    s3 = s3_client(endpoint, ak, sk, max_pool_connections=16)
     s3.create_bucket(Bucket=BUCKET)
     workdir = Path(tempfile.mkdtemp(prefix=f"bench-s3-tus-{name}-"))
     backend = {
