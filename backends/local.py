@@ -187,13 +187,6 @@ class LocalBackend(Backend):
 
         return WriteResult(offset=start + written, state=stream.state, rollback=rollback)
 
-    def _seals(self, stream: StreamInfo, end: int) -> bool:
-        """Does a write ending at ``end`` complete the stream? Its last
-        thread call then seals the file (truncate, fsync), else, with fsync
-        on, it starts the writeback of its bytes so that the fsync when the
-        stream is finished has little left to wait for."""
-        return stream.length is not None and end == stream.length and end > stream.offset
-
     async def _fill(
         self, stream: StreamInfo, file: _StreamFile, body: AsyncIterator[bytes]
     ) -> tuple[int, bool]:
@@ -229,7 +222,7 @@ class LocalBackend(Backend):
             if pending is not None:
                 written += await pending
             end = start + written + batched
-            seal = self._seals(stream, end)
+            seal = _completes(stream, end)
             last = partial(file.write_chunks, batch, start + written) if batch else None
             written += await loop.run_in_executor(
                 None, file.finish, last, end, start, seal, self.fsync
@@ -329,6 +322,12 @@ def _create_empty(path: Path) -> None:
         pass
 
 
+def _completes(stream: StreamInfo, end: int) -> bool:
+    """Does a write ending at ``end`` complete the stream? Its last thread
+    call then seals the file (``_StreamFile.finish``)."""
+    return stream.length is not None and end == stream.length and end > stream.offset
+
+
 def _ends(stream: StreamInfo, received: int) -> bool:
     """Has the body of a write to ``stream`` arrived whole (its announced size)?"""
     return stream.incoming is not None and received >= stream.incoming
@@ -389,11 +388,7 @@ class _StreamFile:
             try:
                 n = last() if last is not None else 0
                 if seal:
-                    fd = self._open()
-                    if os.fstat(fd).st_size != end:
-                        os.ftruncate(fd, end)
-                    if fsync:
-                        os.fsync(fd)
+                    _seal_fd(self._open(), end, fsync)
                 elif fsync and _sync_file_range is not None:
                     _sync_file_range(self._open(), start, end - start, _SYNC_FILE_RANGE_WRITE)
                 return n
@@ -425,11 +420,16 @@ _sync_file_range = _load_sync_file_range()
 def _seal(path: Path, length: int, fsync: bool) -> None:
     fd = os.open(path, os.O_WRONLY)
     try:
-        os.ftruncate(fd, length)  # drop bytes of an uncommitted write past the end
-        if fsync:
-            os.fsync(fd)
+        _seal_fd(fd, length, fsync)
     finally:
         os.close(fd)
+
+
+def _seal_fd(fd: int, length: int, fsync: bool) -> None:
+    if os.fstat(fd).st_size != length:
+        os.ftruncate(fd, length)  # drop bytes of an uncommitted write past the end
+    if fsync:
+        os.fsync(fd)
 
 
 def _fsync_dir(path: Path) -> None:
