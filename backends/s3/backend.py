@@ -127,7 +127,7 @@ class S3Backend(Backend):
             opened = None
         pipe = PartPipe(
             self.store, st.key, st.upload_id, st.part_size,
-            first_number=len(st.parts) + 1, concurrency=self.cfg.max_concurrency,
+            first_number=number, concurrency=self.cfg.max_concurrency,
             budget=self.context.budget, prefix=st.tail, hashing=self.cfg.content_md5,
             expected_end=None if announced is None else stream.offset + announced,
             preopened=opened, checksum=checksum,

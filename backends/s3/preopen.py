@@ -27,14 +27,13 @@ from dataclasses import dataclass
 from backends.s3.parts import Forward, ForwardedBody, cancel_forward
 from backends.s3.store import Store
 
+#: which part of which upload: key, upload id, part number, length, checksum
+_Spec = tuple[str, str, int, int, bool]
+
 
 @dataclass
 class _Opened:
-    key: str
-    upload_id: str
-    number: int
-    length: int
-    checksum: bool
+    spec: _Spec
     forward: Forward
     timer: asyncio.TimerHandle
 
@@ -66,9 +65,8 @@ class PreOpener:
         body = ForwardedBody(length, trailer=checksum)
         task = loop.create_task(self.store.upload_part_streaming(key, upload_id, number, body))
         timer = loop.call_later(self.timeout, self._expire, stream_id, task)
-        self._open[stream_id] = _Opened(
-            key, upload_id, number, length, checksum, (body, task), timer
-        )
+        spec = (key, upload_id, number, length, checksum)
+        self._open[stream_id] = _Opened(spec, (body, task), timer)
 
     def take(
         self, stream_id: str, key: str, upload_id: str, number: int, length: int, checksum: bool
@@ -80,14 +78,7 @@ class PreOpener:
             return None
         opened.timer.cancel()
         task = opened.forward[1]
-        wanted = (key, upload_id, number, length, checksum)
-        if (
-            opened.key,
-            opened.upload_id,
-            opened.number,
-            opened.length,
-            opened.checksum,
-        ) == wanted and not task.done():
+        if opened.spec == (key, upload_id, number, length, checksum) and not task.done():
             return opened.forward
         cancel_forward(task)
         return None

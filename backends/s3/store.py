@@ -256,8 +256,8 @@ class Store:
         self, key: str, upload_id: str, number: int, body: TrailedBody
     ) -> str:
         """Upload part ``number`` from an async iterable of ``body.length``
-        bytes (no Content-MD5: the caller compares the ETag with the bytes'
-        MD5), their CRC32 in a trailer if ``body.trailer``."""
+        bytes (no Content-MD5), their CRC32 in a trailer if ``body.trailer``
+        (else the caller compares the ETag with the bytes' MD5)."""
         with s3_errors(f"UploadPart {number}"):
             resp = await self.client.upload_part(
                 Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number,
