@@ -11,9 +11,9 @@ from gateway.core.errors import NotReady, RangeNotSatisfiable
 from gateway.core.records import Status
 from gateway.core.service import UploadService
 from gateway.protocols.tus.context import TusContext
+from gateway.protocols.tus.headers import media_type
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
-_MIME = re.compile(r"^[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+$")
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
@@ -40,7 +40,7 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
 def content_headers(metadata: dict[str, str]) -> dict[str, str]:
     filetype = metadata.get("filetype") or metadata.get("mimeType") or ""
     headers = {
-        "Content-Type": filetype if _MIME.match(filetype) else "application/octet-stream",
+        "Content-Type": media_type(filetype) or "application/octet-stream",
         "X-Content-Type-Options": "nosniff",
     }
     filename = metadata.get("filename") or metadata.get("name")
