@@ -98,13 +98,21 @@ class S3Backend(Backend):
         return Piece(f"{self._tail_prefix(stream_id)}{start:015d}-{end:015d}", start, end)
 
     # -- streams -------------------------------------------------------------------
+    def _single_put(self, stream: StreamInfo) -> bool:
+        """A stream shorter than the minimum part size is one PutObject
+        (``_write_small``): it could only ever be one part."""
+        return stream.length is not None and stream.length < self.cfg.min_part_size
+
     async def create_stream(self, stream: StreamInfo) -> JSON:
         key = stream.key or self._stream_key(stream.id)
+        part_size = self.cfg.part_size_for(stream.length)
+        if self._single_put(stream):
+            st = StreamState("", key, part_size, temporary=stream.key is None)
+            return st.to_json()
         # written on its final key: the object's type is fixed now (``commit``)
         upload_id = await self.store.create_multipart(
             key, stream.content_type if stream.key else None
         )
-        part_size = self.cfg.part_size_for(stream.length)
         st = StreamState(
             upload_id, key, part_size, temporary=stream.key is None, checksum=self.store.checksum
         )
@@ -115,6 +123,8 @@ class S3Backend(Backend):
     async def write(self, stream: StreamInfo, body: AsyncIterator[bytes]) -> WriteResult:
         old = StreamState.from_json(stream.state)
         old.check_offset(stream.offset)
+        if old.single:
+            return await self._write_small(stream, old, body)
         st = old.copy()
         if not st.parts and stream.length is not None:  # a length declared late
             st.part_size = max(st.part_size, self.cfg.part_size_for(stream.length))
@@ -166,6 +176,44 @@ class S3Backend(Backend):
         self._preopen_next(stream, st)
         return self._result(stream.id, old, st)
 
+    async def _write_small(
+        self, stream: StreamInfo, old: StreamState, body: AsyncIterator[bytes]
+    ) -> WriteResult:
+        """A stream shorter than a part: the write that brings it to its
+        length stores the whole object with one PutObject (after the bytes of
+        earlier, shorter writes, kept as tail pieces); a shorter write adds a
+        tail piece. No multipart upload, no part copied back and forth."""
+        assert stream.length is not None
+        room = stream.length - stream.offset
+        await self.context.budget.acquire(room)
+        try:
+            chunks: list[bytes | memoryview] = []
+            received = 0
+            async for chunk in body:
+                chunks.append(chunk)
+                received += len(chunk)
+                if received > room:
+                    raise InvalidState(f"a write past the stream's length {stream.length}")
+            if received == 0:
+                return WriteResult(offset=stream.offset, state=stream.state)
+            end = stream.offset + received
+            if end < stream.length:
+                tail = await self._store_tail(stream.id, old.tail, chunks, None, end)
+                return self._result(stream.id, old, old.copy(tail=tail))
+            earlier = await fetch_pieces(self.store, old.tail, self.cfg.max_concurrency)
+            content_type = None if old.temporary else stream.content_type
+            await self.store.put(old.key, b"".join([*earlier, *chunks]), content_type=content_type)
+        finally:
+            self.context.budget.release(room)
+        result = self._result(stream.id, old, old.copy(tail=[], sealed=True, size=stream.length))
+        if old.temporary:  # not committed: nothing will refer to the object
+
+            async def rollback() -> None:
+                await self.store.delete(old.key)
+
+            result.rollback = rollback
+        return result
+
     def _preopen_next(self, stream: StreamInfo, st: StreamState) -> None:
         """A write that ended on a part boundary: open the next part's
         UploadPart for the next write (``backends/s3/preopen.py``)."""
@@ -207,7 +255,7 @@ class S3Backend(Backend):
             await self._delete_keys([p.key for p in added])
 
         return WriteResult(
-            offset=new.parts_end + new.tail_size,
+            offset=new.size if new.sealed else new.parts_end + new.tail_size,
             state=new.to_json(),
             after_commit=after_commit if stale else None,
             rollback=rollback,
@@ -221,11 +269,13 @@ class S3Backend(Backend):
         st.check_offset(stream.offset)
         sealed = st.copy(sealed=True, size=stream.offset)
         try:
-            if stream.offset == 0:  # S3 wants at least one part: a plain empty object
-                await self.store.abort(st.key, st.upload_id)
+            if stream.offset == 0 or st.single:  # no parts: a plain object
+                if not st.single:  # S3 wants at least one part
+                    await self.store.abort(st.key, st.upload_id)
                 content_type = None if st.temporary else stream.content_type
-                await self.store.put(st.key, b"", content_type=content_type)
-                return sealed.to_json()
+                data = await fetch_pieces(self.store, st.tail, self.cfg.max_concurrency)
+                await self.store.put(st.key, b"".join(data), content_type=content_type)
+                return sealed.copy(tail=[]).to_json()
             if st.tail:
                 etag, crc = await self._last_part(st)
                 sealed.parts.append(etag)
@@ -299,7 +349,7 @@ class S3Backend(Backend):
         self.preopen.drop(stream.id)
         st = StreamState.from_json(stream.state) if stream.state else None
         if st is not None:
-            if not st.sealed:
+            if not st.sealed and not st.single:
                 await self.store.abort(st.key, st.upload_id)
             elif st.temporary:
                 await self.store.delete(st.key)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 
 from backends.base import MemoryBudget
@@ -121,12 +121,11 @@ class Copier:
             checksum=self.store.checksum is not None,
         )
         try:
-            for src in sources:
-                async with contextlib.aclosing(self.store.read(src.key, 0, None)) as chunks:
-                    async for chunk in chunks:
-                        if pipe.failure is not None:
-                            break
-                        await pipe.feed(chunk)
+            async with contextlib.aclosing(self._read_all(sources)) as chunks:
+                async for chunk in chunks:
+                    if pipe.failure is not None:
+                        break
+                    await pipe.feed(chunk)
             if pipe.failure is None and pipe.buffered:
                 await pipe.send()  # the last, short part
             etags, failure = await pipe.results()
@@ -138,3 +137,32 @@ class Copier:
         if failure is not None:
             raise failure
         return etags
+
+    async def _read_all(self, sources: Sequence[Source]) -> AsyncGenerator[bytes, None]:
+        """The sources' bytes in order. Sources no larger than a part (Qiniu
+        blocks and parts) are fetched whole, ``max_concurrency`` ahead, so
+        their GETs overlap instead of waiting one after the other; larger
+        ones are streamed in their turn."""
+        small = self.config.part_size
+        ahead: dict[int, asyncio.Task[bytes]] = {}
+
+        def fetch_ahead(start: int) -> None:
+            for index in range(start, min(start + self.config.max_concurrency, len(sources))):
+                src = sources[index]
+                if src.size <= small and index not in ahead:
+                    ahead[index] = asyncio.ensure_future(self.store.get_bytes(src.key, src.size))
+
+        try:
+            for index, src in enumerate(sources):
+                fetch_ahead(index)
+                task = ahead.pop(index, None)
+                if task is not None:
+                    yield await task
+                    continue
+                async with contextlib.aclosing(self.store.read(src.key, 0, None)) as chunks:
+                    async for chunk in chunks:
+                        yield chunk
+        finally:
+            for task in ahead.values():
+                task.cancel()
+            await asyncio.gather(*ahead.values(), return_exceptions=True)

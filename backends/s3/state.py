@@ -47,6 +47,11 @@ class StreamState:
     checksums: list[str] = field(default_factory=list)
 
     @property
+    def single(self) -> bool:
+        """A stream stored with one PutObject: no multipart upload."""
+        return not self.upload_id
+
+    @property
     def parts_end(self) -> int:
         """The offset after the last full part."""
         return len(self.parts) * self.part_size

@@ -65,6 +65,7 @@ from gateway.core.state.base import StateStore
 log = logging.getLogger(__name__)
 
 _CONCAT_WAIT = "concat-wait"  # kv: part id → JSON list of assembly ids waiting for it
+_CONSUME_CONCURRENCY = 8  # assembled parts discarded at once
 
 
 @dataclass(frozen=True)
@@ -491,9 +492,14 @@ class UploadService:
             await self._schedule_deletion(b, record)
             await self._save(record)
         self.events.emit("post-finish", record)
-        if consume_parts:
-            for part in parts:
-                await self._consume(part)
+        if consume_parts:  # a few at a time: each costs the store a request or two
+            gate = asyncio.Semaphore(_CONSUME_CONCURRENCY)
+
+            async def consume(part: UploadRecord) -> None:
+                async with gate:
+                    await self._consume(part)
+
+            await asyncio.gather(*(consume(p) for p in parts))
         return record
 
     async def commit_part(

@@ -207,6 +207,71 @@ def test_finish_interrupted_before_the_state_was_saved(s3_target: S3Target) -> N
     assert s3_target.leftovers() == []
 
 
+# -- streams shorter than a part ----------------------------------------------------------
+
+
+def test_a_short_stream_is_one_put_object(
+    s3_target: S3Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stream below the minimum part size never opens a multipart upload:
+    shorter writes keep tail pieces, the write that completes it stores the
+    whole object with its type, and finishing moves no bytes."""
+    backend = backend_for(s3_target)
+    data = os.urandom(3 * MiB + 7)
+    puts: list[str] = []
+    real_put = backend.store.put
+
+    async def counting_put(key: str, body: Any, *args: Any, **kwargs: Any) -> str:
+        puts.append(key)
+        return await real_put(key, body, *args, **kwargs)
+
+    async def no_multipart(*_: Any) -> str:
+        raise AssertionError("a multipart upload for a short stream")
+
+    monkeypatch.setattr(backend.store, "put", counting_put)
+    monkeypatch.setattr(backend.store, "create_multipart", no_multipart)
+
+    async def check() -> None:
+        key = f"quirks/{os.urandom(4).hex()}"
+        stream = StreamInfo(os.urandom(16).hex(), key, len(data), 0, content_type="text/x-short")
+        stream.state = await backend.create_stream(stream)
+        await write_all(backend, stream, data[:MiB], 64 * 1024)  # a client's short chunk
+        assert len(StreamState.from_json(stream.state).tail) == 1
+        assert await backend.stat(key) is None  # nothing on the key before it is whole
+        await write_all(backend, stream, data[MiB:], 64 * 1024)
+        assert stream.offset == len(data) and puts[-1] == key
+        assert StreamState.from_json(stream.state).sealed
+        puts.clear()
+        stream.state = await backend.finish_stream(stream)
+        info = await backend.commit(stream, key)
+        assert puts == [] and info.size == len(data)
+        stored = await backend.stat(key)
+        assert stored is not None and stored.content_type == "text/x-short"
+        assert await read_all(backend, key) == data
+        await backend.delete_object(key)
+
+        # a Qiniu block: written whole on its temporary, gone again if the
+        # core does not keep the write
+        block = StreamInfo(os.urandom(16).hex(), None, 4 * MiB, 0)
+        block.state = await backend.create_stream(block)
+        result = await backend.write(block, chunks(os.urandom(4 * MiB)))
+        assert result.offset == 4 * MiB and result.rollback is not None
+        temporary = StreamState.from_json(result.state).key
+        assert [c async for c in backend.read(temporary)] != []
+        await result.rollback()
+        assert await backend.stat(temporary) is None
+        await backend.discard_stream(block)
+
+        empty = await finished_stream(backend, b"", f"quirks/{os.urandom(4).hex()}")
+        assert empty.key is not None
+        await backend.commit(empty, empty.key)
+        assert await read_all(backend, empty.key) == b""
+        await backend.delete_object(empty.key)
+
+    run_with(backend, check)
+    assert s3_target.leftovers() == []
+
+
 # -- assembly --------------------------------------------------------------------------
 
 
@@ -222,10 +287,22 @@ def test_large_pieces_are_copied_by_the_store(
         reads.append(key)
         return real_read(key, start, end)
 
+    real_get_bytes = backend.store.get_bytes
+
+    async def counting_get_bytes(key: str, expected: int) -> bytes:
+        reads.append(key)
+        return await real_get_bytes(key, expected)
+
     monkeypatch.setattr(backend.store, "read", counting_read)
+    monkeypatch.setattr(backend.store, "get_bytes", counting_get_bytes)
 
     async def check() -> None:
-        for case, through_gateway in ((pieces, False), ([b"tiny", *pieces], True)):
+        streamed = [b"tiny", os.urandom(9 * MiB), *pieces]  # one source above a part
+        for case, through_gateway in (
+            (pieces, False),
+            ([b"tiny", *pieces], True),
+            (streamed, True),
+        ):
             reads.clear()
             streams = [await finished_stream(backend, p) for p in case]
             key = f"quirks/{os.urandom(4).hex()}"
