@@ -18,7 +18,15 @@ otherwise it is cancelled (``backends/s3/preopen.py``: per process, bounded
 by ``preopen_parts`` and ``preopen_timeout``, no bytes buffered; a part cut
 short is never stored, so nothing depends on it).
 Finishing copies the tail into the last part (``UploadPartCopy``: no bytes
-through the gateway) and completes the upload. The state the core persists
+through the gateway) and completes the upload. A stream whose declared
+length is below ``min_part_size`` (a small tus upload, a Qiniu block or v2
+part) never opens a multipart upload: the write that brings it to its length
+stores it whole with one PutObject, after the bytes of any shorter writes
+before it, which were kept as tail pieces. A stream of unknown length (a
+Qiniu form file, tus ``Upload-Defer-Length``) opens its multipart upload only
+when a part's worth of bytes has arrived; one that ends smaller becomes a
+plain object (a temporary's single tail piece is kept as that object).
+Whole objects carry their CRC32 (``x-amz-checksum-crc32``) instead of an MD5. The state the core persists
 per stream is the UploadId, the parts' ETags (and CRC32s) and the tail
 pieces (``backends/s3/state.py``); nothing else is kept anywhere.
 
@@ -47,7 +55,8 @@ Layout in the bucket
     a stream without a final key (tus partial upload, Qiniu block): its
     multipart upload, then the finished object until it is assembled
     (``UploadPartCopy`` of each stream when all but the last are at least
-    ``min_part_size``, else a bounded copy-through) or discarded.
+    ``min_part_size``, else a bounded copy-through, which fetches sources no
+    larger than a part a few ahead) or discarded.
 ``<temp_prefix>tails/<stream id>/<start>-<end>``
     tail pieces (offsets zero-padded to 15 digits). Deleted once a saved
     state no longer refers to them ("write new, commit, delete old").

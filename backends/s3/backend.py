@@ -98,7 +98,7 @@ class S3Backend(Backend):
         return Piece(f"{self._tail_prefix(stream_id)}{start:015d}-{end:015d}", start, end)
 
     # -- streams -------------------------------------------------------------------
-    def _single_put(self, stream: StreamInfo) -> bool:
+    def _small(self, stream: StreamInfo) -> bool:
         """A stream shorter than the minimum part size is one PutObject
         (``_write_small``): it could only ever be one part."""
         return stream.length is not None and stream.length < self.cfg.min_part_size
@@ -106,7 +106,9 @@ class S3Backend(Backend):
     async def create_stream(self, stream: StreamInfo) -> JSON:
         key = stream.key or self._stream_key(stream.id)
         part_size = self.cfg.part_size_for(stream.length)
-        if self._single_put(stream):
+        if self._small(stream) or stream.length is None:
+            # no multipart upload yet: a small stream never needs one, a
+            # stream of unknown length opens it when a part's worth arrives
             st = StreamState("", key, part_size, temporary=stream.key is None)
             return st.to_json()
         # written on its final key: the object's type is fixed now (``commit``)
@@ -123,8 +125,53 @@ class S3Backend(Backend):
     async def write(self, stream: StreamInfo, body: AsyncIterator[bytes]) -> WriteResult:
         old = StreamState.from_json(stream.state)
         old.check_offset(stream.offset)
-        if old.single:
+        if old.single and self._small(stream):
             return await self._write_small(stream, old, body)
+        if not old.single:
+            return await self._write_parts(stream, old, body)
+        # not a multipart upload yet: open one only if a part's worth arrives
+        limit = old.part_size - old.tail_size
+        await self.context.budget.acquire(limit)
+        try:
+            head, more = await _take(body, limit)
+            if more is None:
+                received = sum(len(c) for c in head)
+                if received == 0:
+                    return WriteResult(offset=stream.offset, state=stream.state)
+                end = stream.offset + received
+                tail = await self._store_tail(stream.id, old.tail, head, None, end)
+                return self._result(stream.id, old, old.copy(tail=tail))
+        finally:
+            self.context.budget.release(limit)
+        content_type = None if old.temporary else stream.content_type
+        upload_id = await self.store.create_multipart(old.key, content_type)
+        opened = old.copy(upload_id=upload_id, checksum=self.store.checksum)
+        try:
+            result = await self._write_parts(stream, opened, _chain(head, more))
+        except BackendUnavailable as exc:
+            if exc.partial is None:  # no part stored: nothing refers to the upload
+                await self._abort_quietly(opened)
+            raise
+        except BaseException:
+            await asyncio.shield(self._abort_quietly(opened))
+            raise
+        discard = result.rollback
+
+        async def rollback() -> None:
+            if discard is not None:
+                await discard()
+            await self._abort_quietly(opened)
+
+        result.rollback = rollback
+        return result
+
+    async def _abort_quietly(self, st: StreamState) -> None:
+        with contextlib.suppress(BackendError):
+            await self.store.abort(st.key, st.upload_id)
+
+    async def _write_parts(
+        self, stream: StreamInfo, old: StreamState, body: AsyncIterator[bytes]
+    ) -> WriteResult:
         st = old.copy()
         if not st.parts and stream.length is not None:  # a length declared late
             st.part_size = max(st.part_size, self.cfg.part_size_for(stream.length))
@@ -268,14 +315,12 @@ class S3Backend(Backend):
             return stream.state
         st.check_offset(stream.offset)
         sealed = st.copy(sealed=True, size=stream.offset)
+        if st.single:
+            return await self._finish_plain(stream, st, sealed)
         try:
-            if stream.offset == 0 or st.single:  # no parts: a plain object
-                if not st.single:  # S3 wants at least one part
-                    await self.store.abort(st.key, st.upload_id)
-                content_type = None if st.temporary else stream.content_type
-                data = await fetch_pieces(self.store, st.tail, self.cfg.max_concurrency)
-                await self.store.put(st.key, b"".join(data), content_type=content_type)
-                return sealed.copy(tail=[]).to_json()
+            if stream.offset == 0:  # S3 wants at least one part: a plain object
+                await self.store.abort(st.key, st.upload_id)
+                return await self._finish_plain(stream, st, sealed)
             if st.tail:
                 etag, crc = await self._last_part(st)
                 sealed.parts.append(etag)
@@ -286,6 +331,20 @@ class S3Backend(Backend):
             if not await self._completed_before(st, stream.offset):
                 raise
         return sealed.to_json()
+
+    async def _finish_plain(self, stream: StreamInfo, st: StreamState, sealed: StreamState) -> JSON:
+        """A stream without parts becomes a plain object: a temporary's one
+        tail piece is that object as it is; else the store copies the piece
+        onto the key, or the pieces are joined there (PutObject)."""
+        if st.temporary and len(st.tail) == 1:
+            return sealed.copy(key=st.tail[0].key, tail=[]).to_json()
+        content_type = None if st.temporary else stream.content_type
+        if len(st.tail) == 1:
+            await self.store.copy(st.tail[0].key, st.key, content_type)
+        else:
+            data = await fetch_pieces(self.store, st.tail, self.cfg.max_concurrency)
+            await self.store.put(st.key, b"".join(data), content_type=content_type)
+        return sealed.copy(tail=[]).to_json()
 
     async def _completed_before(self, st: StreamState, size: int) -> bool:
         """Did an earlier ``finish_stream`` complete this upload (the gateway
@@ -413,3 +472,28 @@ class S3Backend(Backend):
         if isinstance(url, PublicUrls):
             return f"{url.base_url.rstrip('/')}/{quote(key, safe='/~')}"
         return None
+
+
+async def _take(
+    body: AsyncIterator[bytes], limit: int
+) -> tuple[list[bytes | memoryview], AsyncIterator[bytes] | None]:
+    """The first chunks of ``body`` up to ``limit`` bytes (or one chunk
+    past), and the rest of the body, or None if it ended before ``limit``."""
+    head: list[bytes | memoryview] = []
+    received = 0
+    async for chunk in body:
+        head.append(chunk)
+        received += len(chunk)
+        if received >= limit:
+            return head, body
+    return head, None
+
+
+async def _chain(
+    head: list[bytes | memoryview], rest: AsyncIterator[bytes] | None
+) -> AsyncIterator[bytes]:
+    for chunk in head:
+        yield bytes(chunk)
+    if rest is not None:
+        async for chunk in rest:
+            yield chunk

@@ -272,6 +272,65 @@ def test_a_short_stream_is_one_put_object(
     assert s3_target.leftovers() == []
 
 
+def test_a_stream_of_unknown_length_opens_its_upload_when_a_part_arrives(
+    s3_target: S3Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deferred length (a Qiniu form file, tus Upload-Defer-Length): no
+    multipart upload until a part's worth of bytes is there; one that stays
+    small becomes its object without parts; a write not kept aborts the
+    upload it opened."""
+    backend = backend_for(s3_target)
+    data = os.urandom(10 * MiB + 9)
+    opened: list[str] = []
+    real_create = backend.store.create_multipart
+
+    async def counting_create(key: str, *args: Any) -> str:
+        opened.append(key)
+        return await real_create(key, *args)
+
+    monkeypatch.setattr(backend.store, "create_multipart", counting_create)
+
+    async def deferred(key: str | None, body: bytes) -> StreamInfo:
+        stream = StreamInfo(os.urandom(16).hex(), key, None, 0, content_type="text/x-later")
+        stream.state = await backend.create_stream(stream)
+        for first in range(0, len(body), 3 * MiB):
+            await write_all(backend, stream, body[first : first + 3 * MiB], 64 * 1024)
+        stream.length = stream.offset  # declared once the body has ended
+        stream.state = await backend.finish_stream(stream)
+        return stream
+
+    async def check() -> None:
+        key = f"quirks/{os.urandom(4).hex()}"
+        small = await deferred(key, data[:MiB])
+        assert opened == []
+        await backend.commit(small, key)
+        stored = await backend.stat(key)
+        assert stored is not None and stored.content_type == "text/x-later"
+        assert await read_all(backend, key) == data[:MiB]
+
+        form = await deferred(None, data[: 2 * MiB])  # stays one piece: no copy
+        assert opened == []
+        await backend.assemble([form], key)
+        assert await read_all(backend, key) == data[: 2 * MiB]
+        await backend.discard_stream(form)
+
+        large = await deferred(None, data)
+        assert len(opened) == 1  # when the third write filled the first part
+        assert b"".join([c async for c in backend.read_stream(large)]) == data
+        await backend.discard_stream(large)
+
+        dropped = StreamInfo(os.urandom(16).hex(), None, None, 0)
+        dropped.state = await backend.create_stream(dropped)
+        result = await backend.write(dropped, chunks(data))
+        assert result.offset == len(data) and result.rollback is not None
+        await result.rollback()
+        await backend.discard_stream(dropped)
+        await backend.delete_object(key)
+
+    run_with(backend, check)
+    assert s3_target.leftovers() == []
+
+
 # -- assembly --------------------------------------------------------------------------
 
 
@@ -675,6 +734,45 @@ def test_part_checksums_are_sent_and_checked(s3_target: S3Target) -> None:
         assert body.checksum == good
         await store.complete(key, upload_id, etags, [good, good])
         assert await read_all(backend, key) == data + data
+        await backend.delete_object(key)
+
+    run_with(backend, check)
+    assert s3_target.leftovers() == []
+
+
+def test_put_object_carries_its_crc32(s3_target: S3Target, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A whole object (a short stream, a tail piece) goes with its CRC32, not
+    an MD5, and Swift refuses a wrong one."""
+    import backends.s3.store as store_module
+
+    backend = backend_for(s3_target, multipart_checksum="CRC32", max_attempts=1)
+    data = os.urandom(MiB + 3)
+    key = f"quirks/{os.urandom(4).hex()}"
+
+    async def wrong(_: Any) -> str:
+        return crc32_b64(zlib.crc32(data) ^ 1)
+
+    sent: list[dict[str, str]] = []
+
+    def capture(request: Any, **_: Any) -> None:
+        sent.append(
+            {
+                k.lower(): v.decode() if isinstance(v, bytes) else str(v)
+                for k, v in request.headers.items()
+            }
+        )
+
+    async def check() -> None:
+        store = backend.store
+        store.client.meta.events.register("before-send.s3.PutObject", capture)
+        await store.put(key, data)
+        assert sent[0].get("x-amz-checksum-crc32") == crc32_b64(zlib.crc32(data))
+        assert "content-md5" not in sent[0]
+        assert await read_all(backend, key) == data
+        if isinstance(s3_target, SwiftS3Target):
+            monkeypatch.setattr(store_module, "crc32_of", wrong)
+            with pytest.raises(BackendError, match=r"BadDigest|InvalidRequest|XAmz"):
+                await store.put(f"{key}-bad", data)
         await backend.delete_object(key)
 
     run_with(backend, check)
