@@ -26,9 +26,10 @@ before it, which were kept as tail pieces. A stream of unknown length (a
 Qiniu form file, tus ``Upload-Defer-Length``) opens its multipart upload only
 when a part's worth of bytes has arrived; one that ends smaller becomes a
 plain object (a temporary's single tail piece is kept as that object).
-Whole objects carry their CRC32 (``x-amz-checksum-crc32``) instead of an MD5. The state the core persists
-per stream is the UploadId, the parts' ETags (and CRC32s) and the tail
-pieces (``backends/s3/state.py``); nothing else is kept anywhere.
+Whole objects carry their CRC32 (``x-amz-checksum-crc32``) instead of an
+MD5. The state the core persists per stream is the UploadId, the parts'
+ETags (and CRC32s) and the tail pieces (``backends/s3/state.py``); nothing
+else is kept anywhere.
 
 Checksums
 ---------
