@@ -6,7 +6,8 @@ Layout under ``root``::
                                 (readable back: ``read_stream``)
     objects/<encoded key>       finished objects
     objects/.tmp-<random>       an assembly being built (renamed into place when done)
-    objects/<encoded key>%m     the object's content type, if it has one (``local_meta``)
+    objects/<encoded key>%m     the object's content type, on filesystems without
+                                extended attributes (``local_meta``)
 
 Keys are mapped segment by segment (split on ``/``): each segment is
 percent-encoded, ``""``, ``"."`` and ``".."`` get encodings of their own,
@@ -162,7 +163,7 @@ class LocalBackend(Backend):
     # -- streams -------------------------------------------------------------
     async def create_stream(self, stream: StreamInfo) -> JSON:
         path = self._stream_path(stream)
-        await asyncio.to_thread(_create_empty, path)
+        await asyncio.to_thread(_create_empty, path, stream.content_type)
         return {}
 
     async def write(self, stream: StreamInfo, body: AsyncIterator[bytes]) -> WriteResult:
@@ -251,7 +252,7 @@ class LocalBackend(Backend):
         target = self._object_path(key)
 
         def move() -> None:
-            local_meta.save(target, meta, self.fsync)
+            local_meta.save(source, target, meta, self.fsync)
             _move_into_place(source, target, self.fsync)
 
         await asyncio.to_thread(move)
@@ -264,8 +265,7 @@ class LocalBackend(Backend):
         sources = [self._stream_path(s) for s in streams]
 
         def concatenate() -> int:
-            local_meta.save(target, meta, self.fsync)
-            return _concatenate(sources, target, self.objects_dir, self.fsync)
+            return _concatenate(sources, target, self.objects_dir, self.fsync, meta)
 
         size = await asyncio.to_thread(concatenate)
         return ObjectInfo(key=key, size=size)
@@ -324,10 +324,12 @@ async def _read_file(path: Path, name: str, start: int, end: int | None) -> Asyn
         os.close(fd)
 
 
-def _create_empty(path: Path) -> None:
+def _create_empty(path: Path, content_type: str | None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb"):
         pass
+    if content_type:  # sealed with the bytes (``local_meta``)
+        local_meta.mark(path, content_type)
 
 
 def _completes(stream: StreamInfo, end: int) -> bool:
@@ -477,11 +479,14 @@ def _copy_into(dst_fd: int, src: Path) -> int:
     return copied
 
 
-def _concatenate(sources: list[Path], target: Path, tmp_dir: Path, fsync: bool) -> int:
+def _concatenate(
+    sources: list[Path], target: Path, tmp_dir: Path, fsync: bool, meta: ObjectMeta | None
+) -> int:
     tmp = tmp_dir / f".tmp-{secrets.token_hex(8)}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
         total = sum(_copy_into(fd, src) for src in sources)
+        local_meta.save(tmp, target, meta, fsync)  # its fsync is the data's too
         if fsync:
             os.fsync(fd)
     except BaseException:
