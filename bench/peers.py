@@ -25,7 +25,13 @@ SHARED = Path(os.environ.get("UGW_PEERS_SRC", "/work/shared/peers"))
 DEFAULT_DIR = Path.home() / ".cache" / "upload-gateway-bench" / "peers"
 GW = "gw"
 #: the tool's names; tus-node-file = @tus/server 2.x + @tus/file-store
-PEERS = ["tus-node-file", "tuspyserver", "aiohttp-min-disk"]
+TOOL_PEERS = ["tus-node-file", "tuspyserver", "aiohttp-min-disk"]
+#: references added to the tool's run: its own minimal aiohttp server, made
+#: as durable as the gateway (fsync of each finished upload)
+ADDED = {
+    "aiohttp-min-disk-fsync": "{py} {root}/bench/sink.py --port {port} --dir {dir} --fsync",
+}
+PEERS = [*TOOL_PEERS, *ADDED]
 SCENARIOS = {
     "single-512M": "tus 1x512M",
     "64x8M-c64": "tus 64x8M c64",
@@ -78,9 +84,10 @@ def run(peers_dir: Path, outdir: Path, reps: int, timeout: int) -> dict[str, Any
         "--timeout",
         str(timeout),
         "--targets",
-        ",".join(PEERS),
+        ",".join(TOOL_PEERS),
         "--add",
         add,
+        *[arg for name, line in ADDED.items() for arg in ("--add", f"{name}::{line}::/files")],
         "--out",
         str(outdir),
     ]

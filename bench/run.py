@@ -385,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
             rss_rows = bench.rss_check()
         if with_peers:
             print(
-                "[peers] tus-node-server 2.x, tuspyserver, aiohttp-min-disk and the gateway "
+                "[peers] tus-node-server 2.x, tuspyserver, aiohttp-min-disk (also with fsync) and the gateway "
                 "(shared peers tool)",
                 flush=True,
             )
