@@ -408,8 +408,9 @@ class S3Backend(Backend):
         self.preopen.drop(stream.id)
         st = StreamState.from_json(stream.state) if stream.state else None
         if st is not None:
-            if not st.sealed and not st.single:
-                await self.store.abort(st.key, st.upload_id)
+            if not st.sealed:
+                if not st.single:
+                    await self.store.abort(st.key, st.upload_id)
             elif st.temporary:
                 await self.store.delete(st.key)
         await self._delete_tails(stream.id, st)
