@@ -24,6 +24,7 @@ from backends.base import (
     StreamInfo,
     WriteResult,
 )
+from backends.concurrency import bounded
 from backends.errors import BackendError, BackendUnavailable, InvalidState
 from backends.s3.config import PresignedUrls, PublicUrls, S3Config
 from backends.s3.copy import Copier, Source
@@ -422,13 +423,7 @@ class S3Backend(Backend):
         await self._delete_keys(sorted(keys))
 
     async def _delete_keys(self, keys: list[str]) -> None:
-        gate = asyncio.Semaphore(self.cfg.max_concurrency)
-
-        async def one(key: str) -> None:
-            async with gate:
-                await self.store.delete(key)
-
-        await asyncio.gather(*(one(k) for k in keys))
+        await bounded(keys, self.store.delete, self.cfg.max_concurrency)
 
     # -- objects -------------------------------------------------------------------
     async def stat(self, key: str) -> ObjectInfo | None:

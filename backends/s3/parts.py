@@ -33,6 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from backends.base import MemoryBudget
+from backends.concurrency import bounded
 from backends.errors import BackendError
 from backends.s3.state import Piece
 from backends.s3.store import Store, crc32_b64, crc32_of
@@ -42,13 +43,7 @@ Chunk = bytes | memoryview
 
 async def fetch_pieces(store: Store, pieces: Sequence[Piece], concurrency: int) -> list[bytes]:
     """The bytes of ``pieces``, in order (fetched a few at a time)."""
-    gate = asyncio.Semaphore(concurrency)
-
-    async def one(piece: Piece) -> bytes:
-        async with gate:
-            return await store.get_bytes(piece.key, piece.size)
-
-    return list(await asyncio.gather(*(one(p) for p in pieces)))
+    return await bounded(pieces, lambda p: store.get_bytes(p.key, p.size), concurrency)
 
 
 _TRAILER = b"x-amz-checksum-crc32:"

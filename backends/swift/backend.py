@@ -25,12 +25,12 @@ from backends.base import (
     StreamInfo,
     WriteResult,
 )
+from backends.concurrency import bounded
 from backends.errors import BackendConfigError, BackendUnavailable, InvalidState, NotFound
 from backends.swift.client import AuthRejected, SwiftClient, etag_of, quote_name
 from backends.swift.config import SwiftConfig, UrlMode
 from backends.swift.layout import (
     Segment,
-    bounded,
     dump_segments,
     load_segments,
     owner_name,

@@ -3,10 +3,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import re
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -72,19 +71,3 @@ def load_segments(state: JSON, offset: int) -> list[Segment]:
 
 def dump_segments(segments: Iterable[Segment]) -> JSON:
     return {"segments": [[s.name, s.size, s.etag] for s in segments]}
-
-
-async def bounded(items: Iterable[A], fn: Callable[[A], Awaitable[T]], limit: int) -> list[T]:
-    """``fn`` over ``items`` with at most ``limit`` running; results in order;
-    the first failure is raised once all have stopped."""
-    semaphore = asyncio.Semaphore(limit)
-
-    async def one(item: A) -> T:
-        async with semaphore:
-            return await fn(item)
-
-    results = await asyncio.gather(*(one(i) for i in items), return_exceptions=True)
-    for r in results:
-        if isinstance(r, BaseException):
-            raise r
-    return results  # type: ignore[return-value]

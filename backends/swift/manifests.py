@@ -9,9 +9,10 @@ from typing import Any
 
 import aiohttp
 
+from backends.concurrency import bounded
 from backends.errors import BackendUnavailable, InvalidState, NotFound
 from backends.swift.client import SwiftClient, etag_of
-from backends.swift.layout import Segment, bounded, submanifest_name
+from backends.swift.layout import Segment, submanifest_name
 
 
 @dataclass(frozen=True)

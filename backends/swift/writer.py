@@ -12,9 +12,10 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 from backends.base import StreamInfo, WriteResult
+from backends.concurrency import bounded
 from backends.errors import BackendError, BackendUnavailable, InvalidState
 from backends.swift.client import StreamBody, SwiftClient, etag_of
-from backends.swift.layout import Segment, bounded, dump_segments, load_segments, segment_name
+from backends.swift.layout import Segment, dump_segments, load_segments, segment_name
 
 _CHUNK = 256 * 1024
 

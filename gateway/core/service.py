@@ -38,6 +38,7 @@ from typing import Any
 from urllib.parse import quote
 
 from backends.base import Backend, Capability, ObjectInfo, ObjectMeta, StreamInfo, WriteResult
+from backends.concurrency import bounded
 from backends.errors import BackendError, BackendUnavailable
 from backends.errors import NotFound as BackendNotFound
 from gateway.config import GatewayConfig
@@ -493,13 +494,7 @@ class UploadService:
             await self._save(record)
         self.events.emit("post-finish", record)
         if consume_parts:  # a few at a time: each costs the store a request or two
-            gate = asyncio.Semaphore(_CONSUME_CONCURRENCY)
-
-            async def consume(part: UploadRecord) -> None:
-                async with gate:
-                    await self._consume(part)
-
-            await asyncio.gather(*(consume(p) for p in parts))
+            await bounded(parts, self._consume, _CONSUME_CONCURRENCY)
         return record
 
     async def commit_part(
