@@ -230,8 +230,8 @@ class FastDFSBackend(Backend):
         or broken body, still store what arrived (unless cancelled)."""
         size = self.cfg.append_batch_size
         budget = self.context.budget
-        buf = bytearray()
-        reserved = 0
+        buf = bytearray()  # made at its full size once reserved: never regrown
+        filled = reserved = 0
         flush = True
         try:
             async for chunk in body:
@@ -239,24 +239,27 @@ class FastDFSBackend(Backend):
                 while view:
                     if not reserved:
                         await budget.acquire(size)
-                        reserved = size
-                    take = min(len(view), size - len(buf))
-                    buf += view[:take]
+                        reserved, buf = size, bytearray(size)
+                    take = min(len(view), size - filled)
+                    buf[filled : filled + take] = view[:take]
+                    filled += take
                     view = view[take:]
-                    if len(buf) == size:
-                        batch, held = buf, reserved
-                        buf, reserved = bytearray(), 0
-                        await pipe.push(batch, held)
+                    if filled == size:
+                        full, held = buf, reserved
+                        buf, filled, reserved = bytearray(), 0, 0
+                        await pipe.push(full, held)
+                        # its budget goes back once it is stored: let it go
+                        del full
         except asyncio.CancelledError:
             flush = False
             await pipe.abort()
             raise
         finally:
             try:
-                if flush and buf and not pipe.failed:
-                    batch, held = buf, reserved
-                    buf, reserved = bytearray(), 0
-                    await pipe.push(batch, held)
+                if flush and filled and not pipe.failed:
+                    tail, held = memoryview(buf)[:filled], reserved
+                    buf, filled, reserved = bytearray(), 0, 0
+                    await pipe.push(tail, held)
                 if flush:
                     await pipe.wait()
             finally:
@@ -465,7 +468,7 @@ class _AppendPipe:
         self.stored = offset
         self.failed = False
 
-    async def push(self, data: bytearray, reserved: int) -> None:
+    async def push(self, data: bytearray | memoryview, reserved: int) -> None:
         try:
             await self.wait()
         except BaseException:
@@ -475,7 +478,7 @@ class _AppendPipe:
         # a callback, not a finally: a task cancelled before it starts runs no code
         self._task.add_done_callback(lambda _: self._budget.release(reserved))
 
-    async def _append(self, data: bytearray) -> None:
+    async def _append(self, data: bytearray | memoryview) -> None:
         try:
             await self._client.append(self._file_id, data, storage=self._storage)
         except BaseException:

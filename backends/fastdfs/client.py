@@ -48,6 +48,10 @@ _NETWORK_ERRORS = (OSError, EOFError, TimeoutError)
 _SMALL = 1024  # largest answer expected to any non-download command
 _READ_CHUNK = 256 * 1024
 _STREAM_LIMIT = 1 << 20
+#: a payload goes to the socket this much at a time, each slice drained
+#: before the next: what the kernel does not take at once is copied into the
+#: transport's buffer, so a whole payload written at once would be held twice
+_WRITE_SLICE = 256 * 1024
 
 
 class StreamBody:
@@ -96,6 +100,13 @@ class _Conn:
     async def drain(self) -> None:
         async with asyncio.timeout(self.timeout):
             await self.writer.drain()
+
+    async def send(self, data: bytes | bytearray | memoryview) -> None:
+        """Write ``data`` a slice at a time, draining after each."""
+        view = memoryview(data)
+        for start in range(0, len(view), _WRITE_SLICE):
+            self.writer.write(view[start : start + _WRITE_SLICE])
+            await self.drain()
 
     async def recv_exact(self, size: int) -> bytes:
         async with asyncio.timeout(self.timeout):
@@ -245,7 +256,7 @@ class FastDFSClient:
             if isinstance(payload, StreamBody):
                 await self._send_stream(conn, payload)
             elif payload:
-                conn.write(payload)
+                await conn.send(payload)
             await conn.drain()
         except _NETWORK_ERRORS as exc:
             # a server may refuse a request early and close: report its errno
@@ -275,8 +286,7 @@ class FastDFSClient:
             sent += len(chunk)
             if sent > payload.size:
                 raise InvalidState(f"payload longer than the declared {payload.size} bytes")
-            conn.write(chunk)
-            await conn.drain()
+            await conn.send(chunk)
         if sent != payload.size:
             raise InvalidState(f"payload ended after {sent} of {payload.size} bytes")
 

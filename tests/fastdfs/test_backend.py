@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import secrets
+import tracemalloc
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -17,6 +18,7 @@ import pytest
 
 from backends.base import BackendContext, StreamInfo
 from backends.errors import BackendConfigError, BackendUnavailable, InvalidState, NotFound
+from backends.fastdfs import backend as backend_module
 from backends.fastdfs.backend import FastDFSBackend, FastDFSConfig
 from backends.registry import backend_class
 from gateway.core.budget import Budget
@@ -336,6 +338,60 @@ def test_memory_is_bounded_by_two_batches(server: FastDFSServer) -> None:
             assert budget.used == 0, f"cancelled after {step * 0.2} ms"
             await backend.discard_stream(stream)
         assert budget.peak <= 2 * 128 * KiB
+        await backend.close()
+
+    run(main())
+
+
+class WatchedBudget(Budget):
+    """A budget that checks, whenever it is drawn, that the batch buffers
+    alive (the bytes the backend module allocated, as tracemalloc sees them)
+    are covered by what is held: a buffer kept after its budget went back
+    lets memory grow past the budget under many uploads."""
+
+    def __init__(self, total: int) -> None:
+        super().__init__(total)
+        self.overshoot = 0
+
+    async def acquire(self, size: int) -> None:
+        await super().acquire(size)
+        only_backend = tracemalloc.Filter(True, backend_module.__file__)
+        snapshot = tracemalloc.take_snapshot().filter_traces([only_backend])
+        alive = sum(stat.size for stat in snapshot.statistics("filename"))
+        self.overshoot = max(self.overshoot, alive - self.used)
+
+
+def test_batch_buffers_alive_never_exceed_the_budget(server: FastDFSServer) -> None:
+    batch = 256 * KiB
+    budget = WatchedBudget(4 * batch)  # two writes' worth: they take turns
+
+    async def main() -> None:
+        backend = make_backend(server, budget, append_batch_size=batch)
+        await backend.start()
+        streams = [await new_stream(backend) for _ in range(3)]
+        datas = [os.urandom(8 * batch + 7) for _ in streams]
+
+        async def slowly(data: bytes) -> AsyncIterator[bytes]:
+            # a client slower than the store: each batch is stored while
+            # the next one fills, and its budget goes back in between
+            for i in range(0, len(data), 32 * KiB):
+                await asyncio.sleep(0.001)
+                yield data[i : i + 32 * KiB]
+
+        async def write_slowly(stream: StreamInfo, data: bytes) -> None:
+            result = await backend.write(stream, slowly(data))
+            stream.offset = result.offset
+
+        tracemalloc.start()
+        try:
+            await asyncio.gather(*(write_slowly(s, d) for s, d in zip(streams, datas, strict=True)))
+        finally:
+            tracemalloc.stop()
+        for stream, data in zip(streams, datas, strict=True):
+            assert stream.offset == len(data)
+            assert (await backend.client.file_info(stream.state["file_id"])).size == len(data)
+        assert budget.used == 0
+        assert budget.overshoot < 64 * KiB  # small objects, never a whole batch
         await backend.close()
 
     run(main())
