@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import itertools
 import os
 import threading
 import zlib
@@ -44,6 +45,16 @@ Chunk = bytes | memoryview
 async def fetch_pieces(store: Store, pieces: Sequence[Piece], concurrency: int) -> list[bytes]:
     """The bytes of ``pieces``, in order (fetched a few at a time)."""
     return await bounded(pieces, lambda p: store.get_bytes(p.key, p.size), concurrency)
+
+
+def joined(*lists: list[Chunk] | list[bytes]) -> bytes:
+    """The bytes of ``lists`` as one object (a request body). The lists are
+    emptied: their chunks are freed as soon as they are copied, instead of
+    doubling the memory for as long as the request lasts."""
+    data = b"".join(itertools.chain.from_iterable(lists))
+    for chunks in lists:
+        chunks.clear()
+    return data
 
 
 _TRAILER = b"x-amz-checksum-crc32:"
@@ -301,8 +312,7 @@ class PartPipe:
                     return etag, forward[0].checksum
                 # failed or garbled: send it again from the buffer (with retries)
             head = await fetch_pieces(self.store, prefix, self.concurrency) if prefix else []
-            data = b"".join([*head, *chunks])
-            del head
+            data = joined(head, chunks)
             if self._checksum and crc is None:
                 crc = await crc32_of(data)
             etag = await self.store.upload_part(self.key, self.upload_id, number, data, md5, crc)

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from backends.base import BackendContext, StreamInfo
 from backends.errors import BackendConfigError, BackendError, BackendUnavailable, InvalidState
 from backends.s3 import S3Backend, S3Config
-from backends.s3.parts import ForwardedBody
+from backends.s3.parts import ForwardedBody, joined
 from backends.s3.state import StreamState
 from backends.s3.store import crc32_b64
 from gateway.core.budget import Budget
@@ -108,6 +108,15 @@ def test_config_sizes_durations_and_checks() -> None:
     ):
         with pytest.raises(ValidationError):
             S3Config.model_validate({"bucket": "b", **bad})
+
+
+def test_joining_a_body_lets_go_of_its_chunks() -> None:
+    # a buffered part or piece is joined into one request body; the chunks
+    # must not stay referenced beside it for as long as the request lasts
+    earlier: list[bytes] = [b"ab"]
+    chunks: list[bytes | memoryview] = [b"cd", memoryview(b"xefx")[1:3]]
+    assert joined(earlier, chunks) == b"abcdef"
+    assert earlier == [] and chunks == []
 
 
 def test_part_size_grows_to_fit_max_parts() -> None:
