@@ -66,6 +66,7 @@ async def open_service(config: GatewayConfig) -> UploadService:
 
 
 async def close_service(service: UploadService) -> None:
+    await service.settle()
     await service.events.close()
     for backend in service.backends.values():
         with contextlib.suppress(Exception):

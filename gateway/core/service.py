@@ -31,7 +31,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
@@ -110,6 +110,8 @@ class UploadService:
             name: Bucket(name, backends[b.backend], b.prefix) for name, b in config.buckets.items()
         }
         events.url_for = self._hook_url
+        #: clean-up started after a request was answered (``settle`` awaits it)
+        self._after_answer: set[asyncio.Task[Any]] = set()
 
     async def _hook_url(self, record: UploadRecord) -> str | None:
         if record.key is None:
@@ -493,9 +495,22 @@ class UploadService:
             await self._schedule_deletion(b, record)
             await self._save(record)
         self.events.emit("post-finish", record)
-        if consume_parts:  # a few at a time: each costs the store a request or two
-            await bounded(parts, self._consume, _CONSUME_CONCURRENCY)
+        if consume_parts:
+            # after the answer, a few at a time: each costs the store a request
+            # or two, and the object no longer needs them (a part left behind
+            # by a crash expires and the sweeper discards it)
+            self._later(bounded(parts, self._consume, _CONSUME_CONCURRENCY))
         return record
+
+    def _later(self, work: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._after_answer.add(task)
+        task.add_done_callback(self._after_answer.discard)
+
+    async def settle(self) -> None:
+        """Wait for the clean-up started after answers (at shutdown, in tests)."""
+        while self._after_answer:
+            await asyncio.gather(*self._after_answer, return_exceptions=True)
 
     async def commit_part(
         self,

@@ -82,6 +82,12 @@ def test_concatenation_of_finished_partials(gateway: GatewayProcess) -> None:
     assert download(final) == b"".join(pieces)
     r = patch(final, 0, b"x")
     assert r.status_code == 403
+    # the partials' storage is discarded after the answer; then they are gone
+    deadline = time.monotonic() + 20
+    while any(head(u).status_code != 410 for u in urls) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert [head(u).status_code for u in urls] == [410, 410, 410]
+    assert download(final) == b"".join(pieces)
 
 
 def test_final_with_length_or_foreign_url_is_400(gateway: GatewayProcess) -> None:
