@@ -17,6 +17,7 @@ Layout in the account::
                                            object has more than max_manifest_segments
     <segments>/<stream>/owner              marker: the key of the object whose
                                            manifest references this stream's pieces
+                                           (none if that is the stream's own key)
 
 ``<segments>`` is ``segments_container`` (default ``<container>_segments``);
 ``<stream>`` is the stream id (its SHA-256 if it is not plain ``[A-Za-z0-9_-]``).
@@ -39,21 +40,36 @@ Ownership — who deletes what, so that nothing is orphaned and nothing in use
 is deleted:
 
 1. A stream owns everything under ``<stream>/`` until an object references it.
-2. ``commit`` and ``assemble`` first write each stream's ``owner`` marker, then
-   the sub-manifests and the manifest. From then on, the referenced segments and
-   sub-manifests belong to the object; ``commit`` also deletes the stream's
-   unreferenced pieces (writes that were never committed).
+   The stream's *owners* are the object named by its ``owner`` marker and, for
+   a stream with a key of its own (``StreamInfo.key``, a plain tus upload), the
+   object at that key.
+2. ``commit`` and ``assemble`` first write the ``owner`` marker of each stream
+   whose own key is not the object's key (a tus upload committed to its key
+   needs none: the key names its owner already), then the sub-manifests and
+   the manifest. From then on, the referenced segments and sub-manifests belong
+   to the object; ``commit`` also deletes the stream's unreferenced pieces
+   (writes that were never committed), found by listing ``<stream>/``.
 3. ``discard_stream`` deletes every piece under ``<stream>/`` (listed, plus
-   those in the state) except those the manifest named by its ``owner``
-   marker references; the marker goes too unless it still protects something.
-   So discarding an assembled part, or discarding twice, leaves the object
-   whole, and a crash between marker and manifest leaves nothing behind.
+   those in the state) except those its owners' manifests reference; the
+   marker goes too unless its object still references something. So
+   discarding an assembled part or a committed upload, or discarding twice,
+   leaves the object whole, and a crash between marker and manifest leaves
+   nothing behind.
 4. ``delete_object`` deletes the manifest with ``?multipart-manifest=delete``
    (segments and sub-manifests with it), then the owners' markers.
 5. Replacing an object (a new manifest at the same key) deletes, after the new
    manifest is in place, what the old one referenced and the new one does not.
+   An object of at most a few segments (no sub-manifests) is first written
+   with ``If-None-Match: *``: at a new key nothing is replaced and the old
+   object is never read; if Swift answers 412 the old manifest is read, then
+   the new one written, as for larger objects (which read it first).
 6. A stream belongs to at most one object: assembling a stream that another
-   existing object references is ``InvalidState``.
+   existing object (an owner) references is ``InvalidState``.
+
+Requests: a 1-segment tus upload committed to its own key costs a segment PUT,
+the manifest PUT (Swift HEADs each segment) and one listing; a stream without
+a key of its own (a Qiniu file, a part) adds the marker PUT. Listings stop at
+the first page shorter than the limit.
 
 Object metadata: the manifest's ``Content-Type`` is ``ObjectMeta.content_type``
 (else guessed from the key). Expiry (``Capability.OBJECT_EXPIRY``): with

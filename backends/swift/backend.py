@@ -37,10 +37,17 @@ from backends.swift.layout import (
     stream_of,
     stream_prefix,
 )
-from backends.swift.manifests import Manifests, Tree
+from backends.swift.manifests import Entry, Manifests, Tree
 from backends.swift.writer import SegmentWriter
 
 _READ_CHUNK = 256 * 1024
+#: names per listing page; a shorter page is the last one
+_LIST_LIMIT = 10000
+#: an object of at most this many segments is first written with
+#: ``If-None-Match: *``: at a new key (the common case) the object it replaces
+#: need not be read; at an existing key Swift refuses it (after checking each
+#: segment), and the object is read and written again as before
+_PUT_IF_ABSENT_SEGMENTS = 4
 log = logging.getLogger(__name__)
 
 
@@ -178,19 +185,21 @@ class SwiftBackend(Backend):
     async def _check_unowned(self, stream: StreamInfo, segments: list[Segment], key: str) -> None:
         """Refuse to reference a stream that another object's manifest references
         (deleting either object would break the other)."""
-        owner = await self._owner(stream.id)
-        if owner is None or owner == key or not segments:
+        if not segments:
             return
-        tree = await self.manifests.tree(self.container, owner)
-        if tree is not None and segments[0].name in tree.names:
-            raise InvalidState(f"stream {stream.id} already belongs to object {owner!r}")
+        for owner in await self._owners(stream):
+            if owner == key:
+                continue
+            tree = await self.manifests.tree(self.container, owner)
+            if tree is not None and segments[0].name in tree.names:
+                raise InvalidState(f"stream {stream.id} already belongs to object {owner!r}")
 
     async def _make_object(
         self, key: str, parts: list[tuple[StreamInfo, list[Segment]]], meta: ObjectMeta | None
     ) -> tuple[ObjectInfo, set[str]]:
         """Write new (markers, sub-manifests, manifest), then delete what the
-        replaced object referenced and the new one does not."""
-        old = await self.manifests.tree(self.container, key)
+        replaced object referenced and the new one does not. A stream whose own
+        key is ``key`` gets no marker: that key names its owner already."""
         content_type = (meta and meta.content_type) or mimetypes.guess_type(key)[0]
         content_type = content_type or "application/octet-stream"
         headers = {"Content-Type": content_type}
@@ -198,28 +207,59 @@ class SwiftBackend(Backend):
             headers["X-Delete-At"] = str(meta.delete_at)
         size = sum(s.size for _, segs in parts for s in segs)
         owners = {stream_prefix(s.id): s for s, segs in parts if segs}
+        marked = [s for s in owners.values() if s.key != key]
         segments = [seg for _, segs in parts for seg in segs]
+        # short: no sub-manifests (which would overwrite those of an old object
+        # made of the same stream before it is read), and cheap to refuse
+        if_absent = len(segments) <= min(_PUT_IF_ABSENT_SEGMENTS, self.manifests.limit)
+        old = None if if_absent else await self.manifests.tree(self.container, key)
         referenced: set[str] = set()
-        if not segments:
-            reply = await self.client.call("PUT", self.container, key, data=b"", headers=headers)
-            etag = etag_of(reply.headers)
-        else:
+        top: list[Entry] = []
+        if segments:
             body = key.encode()
             await bounded(
-                owners.values(),
+                marked,
                 lambda s: self.client.call("PUT", self.segments, owner_name(s.id), data=body),
                 self.cfg.concurrency,
             )
             first = next(iter(owners.values()))
             top, written = await self.manifests.nest(segments, first.id)
-            etag = await self.manifests.put(self.container, key, top, content_type, headers)
             referenced = {s.name for s in segments} | written
-            if "X-Delete-At" in headers:  # the pieces expire with the manifest
-                markers = {owner_name(s.id) for s in owners.values()}
-                await self._expire_names(referenced | markers, headers["X-Delete-At"])
+        etag = await self._put_object(key, top, content_type, headers, if_absent)
+        if etag is None:  # the key holds an object: read what it references first
+            old = await self.manifests.tree(self.container, key)
+            etag = await self._put_object(key, top, content_type, headers, False)
+        if segments and "X-Delete-At" in headers:  # the pieces expire with the manifest
+            markers = {owner_name(s.id) for s in marked}
+            await self._expire_names(referenced | markers, headers["X-Delete-At"])
         if old is not None and old.slo:
             await self._drop_replaced(old, referenced, set(owners))
         return ObjectInfo(key=key, size=size, content_type=content_type, etag=etag), referenced
+
+    async def _put_object(
+        self,
+        key: str,
+        top: list[Entry],
+        content_type: str,
+        headers: dict[str, str],
+        if_absent: bool,
+    ) -> str | None:
+        """The manifest over ``top`` (an empty plain object if there is nothing);
+        its ETag, or None if ``if_absent`` and the key holds an object."""
+        if not top:
+            extra = {"If-None-Match": "*"} if if_absent else {}
+            reply = await self.client.call(
+                "PUT",
+                self.container,
+                key,
+                data=b"",
+                headers={**headers, **extra},
+                ok=(412,) if if_absent else (),
+            )
+            return None if reply.status == 412 else etag_of(reply.headers)
+        return await self.manifests.put(
+            self.container, key, top, content_type, headers, if_absent=if_absent
+        )
 
     async def _drop_replaced(self, old: Tree, referenced: set[str], owners: set[str]) -> None:
         gone = old.names - referenced
@@ -232,15 +272,23 @@ class SwiftBackend(Backend):
         names = set(await self._list(prefix))
         names |= {s.name for s in load_segments(stream.state, stream.offset)}
         keep: set[str] = set()
-        owner = await self._owner(stream.id)
-        if owner is not None:
+        marker_owner = await self._owner(stream.id)
+        marker_protects = False
+        for owner in {k for k in (marker_owner, stream.key) if k is not None}:
             tree = await self.manifests.tree(self.container, owner)
-            if tree is not None:
-                keep = {n for n in tree.names if n.startswith(prefix)}
+            used = {n for n in tree.names if n.startswith(prefix)} if tree is not None else set()
+            keep |= used
+            marker_protects = marker_protects or (bool(used) and owner == marker_owner)
         marker = owner_name(stream.id)
         await self._delete_names(names - keep - {marker})
-        if not keep:
+        if not marker_protects:
             await self._delete_names({marker})
+
+    async def _owners(self, stream: StreamInfo) -> set[str]:
+        """The keys of the objects that may reference the stream: its marker's,
+        and its own key (an object committed there has no marker)."""
+        owner = await self._owner(stream.id)
+        return {k for k in (owner, stream.key) if k is not None}
 
     async def _owner(self, stream_id: str) -> str | None:
         reply = await self.client.call("GET", self.segments, owner_name(stream_id), ok=(404,))
@@ -344,7 +392,7 @@ class SwiftBackend(Backend):
         names: list[str] = []
         marker = ""
         while True:
-            query = {"prefix": prefix, "format": "json", "limit": "10000"}
+            query = {"prefix": prefix, "format": "json", "limit": str(_LIST_LIMIT)}
             if marker:
                 query["marker"] = marker
             reply = await self.client.call("GET", self.segments, query=query, ok=(404,))
@@ -352,6 +400,8 @@ class SwiftBackend(Backend):
             if not page:
                 return names
             names.extend(str(item["name"]) for item in page)
+            if len(page) < _LIST_LIMIT:
+                return names
             marker = names[-1]
 
     async def _expire_names(self, names: set[str], delete_at: str) -> None:

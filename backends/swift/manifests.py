@@ -51,23 +51,29 @@ class Manifests:
         entries: list[Entry],
         content_type: str,
         headers: dict[str, str] | None = None,
-    ) -> str:
-        """PUT one manifest (with extra ``headers``); its ETag. Swift checks every
-        entry exists with that size and ETag: a missing one is ``NotFound``, other
-        refusals ``InvalidState``."""
+        *,
+        if_absent: bool = False,
+    ) -> str | None:
+        """PUT one manifest (with extra ``headers``); its ETag, or None if
+        ``if_absent`` and ``container/name`` exists (``If-None-Match: *``). Swift
+        checks every entry exists with that size and ETag: a missing one is
+        ``NotFound``, other refusals ``InvalidState``."""
         body = json.dumps([e.manifest_line(self.segments) for e in entries]).encode()
+        extra = {"If-None-Match": "*"} if if_absent else {}
         reply = await self.client.call(
             "PUT",
             container,
             name,
             query={"multipart-manifest": "put"},
-            headers={"Content-Type": content_type, **(headers or {})},
+            headers={"Content-Type": content_type, **(headers or {}), **extra},
             data=body,
             timeout=self.cfg.manifest_timeout,
-            ok=(400, 404, 409),
+            ok=(400, 404, 409, 412),
         )
         if reply.status == 201:
             return etag_of(reply.headers)
+        if reply.status == 412 and if_absent:
+            return None
         text = reply.body.decode(errors="replace")[:500]
         if reply.status == 404 or "404 Not Found" in text:
             raise NotFound(f"segments of {container}/{name} are missing: {text}")
@@ -92,6 +98,7 @@ class Manifests:
                     return members[0]
                 name = submanifest_name(owner_stream, level, index)
                 etag = await self.put(self.segments, name, members, "application/octet-stream")
+                assert etag is not None
                 return Entry(name, etag, sum(m.size for m in members))
 
             entries = await bounded(enumerate(groups), group, self.cfg.concurrency)

@@ -186,6 +186,81 @@ def test_a_committed_stream_survives_a_late_discard(
     asyncio.run(main())
 
 
+def record_requests(backend: SwiftBackend) -> list[str]:
+    """Log every request the backend sends to Swift as ``METHOD what``: the
+    container (``container`` / ``segments``), ``/owner`` for a marker, and the
+    query or ``If-None-Match`` that changes what Swift does."""
+    log: list[str] = []
+    real = backend.client.request
+    seg = backend.segments
+
+    def request(
+        method: str, container: str | None = None, name: str | None = None, **kw: Any
+    ) -> Any:
+        what = "account" if container is None else ("segments" if container == seg else "container")
+        if name is not None and name.endswith("/owner"):
+            what += "/owner"
+        if kw.get("query"):
+            what += "?" + ",".join(sorted(kw["query"]))
+        if (kw.get("headers") or {}).get("If-None-Match"):
+            what += " if-none-match"
+        log.append(f"{method} {what}")
+        return real(method, container, name, **kw)
+
+    backend.client.request = request  # type: ignore[method-assign]
+    return log
+
+
+def test_requests_of_a_small_upload(swift_config: dict[str, Any], account: SwiftAccount) -> None:
+    """A tus upload of one segment committed to its own key: the segment, the
+    manifest and one listing page; no marker, no read of an old object."""
+    container, seg = swift_config["container"], swift_config["container"] + "_segments"
+    data = os.urandom(MiB)
+
+    async def main() -> None:
+        async with opened(swift_config) as backend:
+            log = record_requests(backend)
+            stream = StreamInfo(secrets.token_hex(16), "small.bin", len(data), 0)
+            stream.state = await backend.create_stream(stream)
+            await write(backend, stream, data)
+            stream.state = await backend.finish_stream(stream)
+            await backend.commit(stream, "small.bin")
+            assert log == [
+                "PUT segments",
+                "PUT container?multipart-manifest if-none-match",
+                "GET segments?format,limit,prefix",
+            ]
+            assert sorted(account.names(seg)) == names(stream)  # no marker
+            # a late discard (crash before the record was saved) keeps it whole
+            await backend.discard_stream(stream)
+            assert await read_all(backend, "small.bin") == data
+            assert account.orphans(container, seg) == []
+            # its own key names its owner: no other object may take it
+            with pytest.raises(InvalidState):
+                await backend.assemble([stream], "other.bin")
+
+            # a stream without a key of its own (a Qiniu form file) gets a
+            # marker; replacing an object reads it once Swift says it exists
+            other = await finished(backend, data[:1000])
+            del log[:]
+            await backend.commit(other, "small.bin")
+            assert log == [
+                "PUT segments/owner",
+                "PUT container?multipart-manifest if-none-match",
+                "GET container?multipart-manifest",
+                "PUT container?multipart-manifest",
+                "DELETE segments",
+                "DELETE segments/owner",
+                "GET segments?format,limit,prefix",
+            ]
+            assert await read_all(backend, "small.bin") == data[:1000]
+            assert sorted(account.names(seg)) == sorted([*names(other), f"{other.id}/owner"])
+            await backend.delete_object("small.bin")
+            assert account.names(seg) == [] and account.names(container) == []
+
+    asyncio.run(main())
+
+
 def test_reauthenticates_when_the_token_is_refused(swift_config: dict[str, Any]) -> None:
     async def main() -> None:
         async with opened(swift_config) as backend:
