@@ -19,10 +19,13 @@ by ``preopen_parts`` and ``preopen_timeout``, no bytes buffered; a part cut
 short is never stored, so nothing depends on it).
 Finishing copies the tail into the last part (``UploadPartCopy``: no bytes
 through the gateway) and completes the upload. A stream whose declared
-length is below ``min_part_size`` (a small tus upload, a Qiniu block or v2
+length is at most ``part_size`` (a photo-sized tus upload, a Qiniu block or v2
 part) never opens a multipart upload: the write that brings it to its length
 stores it whole with one PutObject, after the bytes of any shorter writes
-before it, which were kept as tail pieces. A stream of unknown length (a
+before it, which were kept as tail pieces. Buffered bodies (such objects,
+tail pieces, parts not forwarded) are sent as the chunks that arrived, never
+joined, 256 KiB per socket write (``store.PacedBody``), so memory holds each
+byte once, within the memory budget. A stream of unknown length (a
 Qiniu form file, tus ``Upload-Defer-Length``) opens its multipart upload only
 when a part's worth of bytes has arrived; one that ends smaller becomes a
 plain object (a temporary's single tail piece is kept as that object).

@@ -28,7 +28,7 @@ from backends.concurrency import bounded
 from backends.errors import BackendError, BackendUnavailable, InvalidState
 from backends.s3.config import PresignedUrls, PublicUrls, S3Config
 from backends.s3.copy import Copier, Source
-from backends.s3.parts import PartPipe, cancel_forward, fetch_pieces, joined
+from backends.s3.parts import PartPipe, cancel_forward, fetch_pieces
 from backends.s3.preopen import PreOpener
 from backends.s3.state import Piece, StreamState
 from backends.s3.store import Store, crc32_of
@@ -100,9 +100,10 @@ class S3Backend(Backend):
 
     # -- streams -------------------------------------------------------------------
     def _small(self, stream: StreamInfo) -> bool:
-        """A stream shorter than the minimum part size is one PutObject
-        (``_write_small``): it could only ever be one part."""
-        return stream.length is not None and stream.length < self.cfg.min_part_size
+        """A stream no longer than a part is one PutObject (``_write_small``):
+        it would only ever be one part, and a multipart upload costs two more
+        requests (and, on some stores, one more copy of its bytes)."""
+        return stream.length is not None and stream.length <= self.cfg.part_size
 
     async def create_stream(self, stream: StreamInfo) -> JSON:
         key = stream.key or self._stream_key(stream.id)
@@ -250,7 +251,7 @@ class S3Backend(Backend):
                 return self._result(stream.id, old, old.copy(tail=tail))
             earlier = await fetch_pieces(self.store, old.tail, self.cfg.max_concurrency)
             content_type = None if old.temporary else stream.content_type
-            await self.store.put(old.key, joined(earlier, chunks), content_type=content_type)
+            await self.store.put(old.key, [*earlier, *chunks], content_type=content_type)
         finally:
             self.context.budget.release(room)
         result = self._result(stream.id, old, old.copy(tail=[], sealed=True, size=stream.length))
@@ -281,8 +282,7 @@ class S3Backend(Backend):
         end: int,
     ) -> list[Piece]:
         """Store the bytes past the last part as a new piece after ``kept``
-        (merging them all into one piece when there would be too many).
-        ``leftover`` is emptied once its bytes are joined."""
+        (merging them all into one piece when there would be too many)."""
         size = sum(len(c) for c in leftover)
         earlier: list[bytes | memoryview] = []
         if len(kept) + 1 > self.cfg.max_tail_pieces:
@@ -290,7 +290,7 @@ class S3Backend(Backend):
             size += sum(p.size for p in kept)
             kept, md5 = [], None
         piece = self._piece(stream_id, end - size, end)
-        await self.store.put(piece.key, joined(earlier, leftover), md5)
+        await self.store.put(piece.key, [*earlier, *leftover], md5)
         return [*kept, piece]
 
     def _result(self, stream_id: str, old: StreamState, new: StreamState) -> WriteResult:
@@ -345,7 +345,7 @@ class S3Backend(Backend):
             await self.store.copy(st.tail[0].key, st.key, content_type)
         else:
             data = await fetch_pieces(self.store, st.tail, self.cfg.max_concurrency)
-            await self.store.put(st.key, joined(data), content_type=content_type)
+            await self.store.put(st.key, data, content_type=content_type)
         return sealed.copy(tail=[]).to_json()
 
     async def _completed_before(self, st: StreamState, size: int) -> bool:
@@ -370,7 +370,7 @@ class S3Backend(Backend):
         size = st.tail_size
         await self.context.budget.acquire(size)
         try:
-            data = b"".join(await fetch_pieces(self.store, st.tail, self.cfg.max_concurrency))
+            data = await fetch_pieces(self.store, st.tail, self.cfg.max_concurrency)
             crc = await crc32_of(data) if st.checksum else None
             etag = await self.store.upload_part(st.key, st.upload_id, number, data, None, crc)
             return etag, crc or ""

@@ -63,7 +63,7 @@ class Copier:
     ) -> None:
         """Write ``key`` as the concatenation of ``sources`` (none may be empty)."""
         if not sources:
-            await self.store.put(key, b"", content_type=content_type)
+            await self.store.put(key, [], content_type=content_type)
             return
         if len(sources) == 1 and sources[0].size <= self.config.max_part_size:
             await self.store.copy(sources[0].key, key, content_type)

@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import itertools
 import os
 import threading
 import zlib
@@ -37,7 +36,7 @@ from backends.base import MemoryBudget
 from backends.concurrency import bounded
 from backends.errors import BackendError
 from backends.s3.state import Piece
-from backends.s3.store import Store, crc32_b64, crc32_of
+from backends.s3.store import Store, crc32_b64, crc32_of, md5_digest
 
 Chunk = bytes | memoryview
 
@@ -45,16 +44,6 @@ Chunk = bytes | memoryview
 async def fetch_pieces(store: Store, pieces: Sequence[Piece], concurrency: int) -> list[bytes]:
     """The bytes of ``pieces``, in order (fetched a few at a time)."""
     return await bounded(pieces, lambda p: store.get_bytes(p.key, p.size), concurrency)
-
-
-def joined(*lists: list[Chunk] | list[bytes]) -> bytes:
-    """The bytes of ``lists`` as one object (a request body). The lists are
-    emptied: their chunks are freed as soon as they are copied, instead of
-    doubling the memory for as long as the request lasts."""
-    data = b"".join(itertools.chain.from_iterable(lists))
-    for chunks in lists:
-        chunks.clear()
-    return data
 
 
 _TRAILER = b"x-amz-checksum-crc32:"
@@ -137,13 +126,6 @@ _HASH_NICE = 10
 _HASHERS = ThreadPoolExecutor(
     max_workers=4, thread_name_prefix="s3-part-md5", initializer=_lower_priority
 )
-
-
-def _md5_of(chunks: list[Chunk]) -> bytes:
-    md5 = hashlib.md5()
-    for chunk in chunks:
-        md5.update(chunk)
-    return md5.digest()
 
 
 class _Hold:
@@ -312,7 +294,7 @@ class PartPipe:
                     return etag, forward[0].checksum
                 # failed or garbled: send it again from the buffer (with retries)
             head = await fetch_pieces(self.store, prefix, self.concurrency) if prefix else []
-            data = joined(head, chunks)
+            data = [*head, *chunks]
             if self._checksum and crc is None:
                 crc = await crc32_of(data)
             etag = await self.store.upload_part(self.key, self.upload_id, number, data, md5, crc)
@@ -329,7 +311,7 @@ class PartPipe:
         digest = None
         if self._hashing and not self._checksum:  # hashlib releases the GIL
             loop = asyncio.get_running_loop()
-            digest = asyncio.ensure_future(loop.run_in_executor(_HASHERS, _md5_of, list(chunks)))
+            digest = asyncio.ensure_future(loop.run_in_executor(_HASHERS, md5_digest, list(chunks)))
         try:
             try:
                 etag: str | None = await upload

@@ -14,13 +14,15 @@ import base64
 import contextlib
 import hashlib
 import zlib
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator, Iterator, Sequence
 from contextlib import AsyncExitStack
 from typing import Any, Protocol
 
 import aiohttp
+import aiohttp.payload
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
+from aiohttp.abc import AbstractStreamWriter
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -86,10 +88,32 @@ def crc32_b64(crc: int) -> str:
     return base64.b64encode(crc.to_bytes(4, "big")).decode()
 
 
-async def crc32_of(data: bytes | memoryview) -> str:
-    if len(data) <= _HASH_INLINE:
-        return crc32_b64(zlib.crc32(data))
-    return crc32_b64(await asyncio.to_thread(zlib.crc32, data))  # zlib releases the GIL
+#: a request body as the bytes arrived: never joined into one object
+Chunks = Sequence[bytes | memoryview]
+
+
+def _crc32(chunks: Chunks) -> int:
+    crc = 0
+    for chunk in chunks:
+        crc = zlib.crc32(chunk, crc)
+    return crc
+
+
+def md5_digest(chunks: Chunks) -> bytes:
+    md5 = hashlib.md5()
+    for chunk in chunks:
+        md5.update(chunk)
+    return md5.digest()
+
+
+def _size(chunks: Chunks) -> int:
+    return sum(len(c) for c in chunks)
+
+
+async def crc32_of(chunks: Chunks) -> str:
+    if _size(chunks) <= _HASH_INLINE:
+        return crc32_b64(_crc32(chunks))
+    return crc32_b64(await asyncio.to_thread(_crc32, chunks))  # zlib releases the GIL
 
 
 class TrailedBody(Protocol):
@@ -120,14 +144,63 @@ def _aws_chunked(request: Any, **_: Any) -> None:
     }
 
 
-async def content_md5(data: bytes | memoryview, known: bytes | None = None) -> str:
+async def content_md5(chunks: Chunks, known: bytes | None = None) -> str:
     if known is not None:
         digest = known
-    elif len(data) <= _HASH_INLINE:
-        digest = hashlib.md5(data).digest()
+    elif _size(chunks) <= _HASH_INLINE:
+        digest = md5_digest(chunks)
     else:  # hashlib releases the GIL on large buffers
-        digest = await asyncio.to_thread(lambda: hashlib.md5(data).digest())
+        digest = await asyncio.to_thread(md5_digest, chunks)
     return base64.b64encode(digest).decode()
+
+
+_SLICE = 256 * 1024
+
+
+class PacedBody(aiohttp.payload.Payload):
+    """A buffered request body, its chunks as they arrived, sent 256 KiB at a
+    time with each slice drained before the next. Joined and given as bytes,
+    it would be held twice while sent: once joined, and once more in the
+    transport's buffer, which copies what the kernel does not take at once
+    (Python 3.11); ``BytesIO`` is no better (the HTTP client copies it)."""
+
+    _value: Chunks
+
+    def __init__(self, chunks: Chunks) -> None:
+        super().__init__(chunks)
+        self._size = self._length = _size(chunks)
+
+    def __len__(self) -> int:  # botocore's Content-Length
+        return self._length
+
+    def read(self, amount: int = -1) -> bytes:
+        """Only for botocore's type check: the bytes go out through ``write``."""
+        raise RuntimeError("a paced body is written by the HTTP client, not read")
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        """botocore rewinds a body before a retry: each write starts at byte 0."""
+        return 0
+
+    def tell(self) -> int:
+        return 0
+
+    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+        return b"".join(self._value).decode(encoding, errors)
+
+    async def write(self, writer: AbstractStreamWriter) -> None:
+        await self.write_with_length(writer, None)
+
+    async def write_with_length(
+        self, writer: AbstractStreamWriter, content_length: int | None
+    ) -> None:
+        left = self._length if content_length is None else content_length
+        for chunk in self._value:
+            view = memoryview(chunk)[:left]
+            for start in range(0, len(view), _SLICE):
+                await writer.write(view[start : start + _SLICE])
+            left -= len(view)
+            if left <= 0:
+                return
 
 
 class Store:
@@ -232,7 +305,7 @@ class Store:
         key: str,
         upload_id: str,
         number: int,
-        data: bytes | memoryview,
+        data: Chunks,
         md5: bytes | None = None,
         checksum: str | None = None,
     ) -> str:
@@ -243,9 +316,15 @@ class Store:
         with s3_errors(f"UploadPart {number}"):
             resp = await self.client.upload_part(
                 Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number,
-                Body=data, **extra,
+                Body=self._body(data), **extra,
             )  # fmt: skip
         return str(resp["ETag"])
+
+    def _body(self, chunks: Chunks) -> bytes | PacedBody:
+        if self.config.payload_signing or not _size(chunks):
+            # a signed payload is hashed by botocore, which needs the bytes
+            return b"".join(chunks)
+        return PacedBody(chunks)
 
     @property
     def can_forward(self) -> bool:
@@ -320,7 +399,7 @@ class Store:
     async def put(
         self,
         key: str,
-        data: bytes | memoryview,
+        data: Chunks,
         md5: bytes | None = None,
         content_type: str | None = None,
     ) -> str:
@@ -332,7 +411,9 @@ class Store:
         if content_type:
             extra["ContentType"] = content_type
         with s3_errors("PutObject"):
-            resp = await self.client.put_object(Bucket=self.bucket, Key=key, Body=data, **extra)
+            resp = await self.client.put_object(
+                Bucket=self.bucket, Key=key, Body=self._body(data), **extra
+            )
         return str(resp.get("ETag", ""))
 
     async def get_bytes(self, key: str, expected: int) -> bytes:
@@ -414,7 +495,7 @@ class Store:
             )
         return url
 
-    async def _md5(self, data: bytes | memoryview, known: bytes | None) -> dict[str, str]:
+    async def _md5(self, data: Chunks, known: bytes | None) -> dict[str, str]:
         if not self.config.content_md5:
             return {}
         return {"ContentMD5": await content_md5(data, known)}

@@ -17,9 +17,9 @@ from pydantic import ValidationError
 from backends.base import BackendContext, StreamInfo
 from backends.errors import BackendConfigError, BackendError, BackendUnavailable, InvalidState
 from backends.s3 import S3Backend, S3Config
-from backends.s3.parts import ForwardedBody, joined
+from backends.s3.parts import ForwardedBody
 from backends.s3.state import StreamState
-from backends.s3.store import crc32_b64
+from backends.s3.store import PacedBody, crc32_b64
 from gateway.core.budget import Budget
 from tests.support.memkv import MemoryKV
 from tests.support.targets import S3Target, SwiftS3Target
@@ -110,13 +110,33 @@ def test_config_sizes_durations_and_checks() -> None:
             S3Config.model_validate({"bucket": "b", **bad})
 
 
-def test_joining_a_body_lets_go_of_its_chunks() -> None:
-    # a buffered part or piece is joined into one request body; the chunks
-    # must not stay referenced beside it for as long as the request lasts
-    earlier: list[bytes] = [b"ab"]
-    chunks: list[bytes | memoryview] = [b"cd", memoryview(b"xefx")[1:3]]
-    assert joined(earlier, chunks) == b"abcdef"
-    assert earlier == [] and chunks == []
+def test_a_buffered_body_goes_out_in_drained_slices() -> None:
+    # the chunks are sent as they are, never joined, at most 256 KiB per
+    # write (the client drains between writes); a retry sends them again
+    chunks: list[bytes | memoryview] = [
+        os.urandom(600 * 1024),
+        b"",
+        memoryview(os.urandom(300_000)),
+    ]
+    body = PacedBody(chunks)
+    assert len(body) == 600 * 1024 + 300_000
+    body.seek(0)
+
+    class Writer:
+        def __init__(self) -> None:
+            self.writes: list[bytes] = []
+
+        async def write(self, data: bytes | memoryview) -> None:
+            self.writes.append(bytes(data))
+
+    for _ in range(2):
+        writer = Writer()
+        asyncio.run(body.write(writer))  # type: ignore[arg-type]
+        assert b"".join(writer.writes) == b"".join(chunks)
+        assert max(len(w) for w in writer.writes) == 256 * 1024
+    writer = Writer()
+    asyncio.run(body.write_with_length(writer, 700 * 1024))  # type: ignore[arg-type]
+    assert b"".join(writer.writes) == b"".join(chunks)[: 700 * 1024]
 
 
 def test_part_size_grows_to_fit_max_parts() -> None:
@@ -222,7 +242,7 @@ def test_finish_interrupted_before_the_state_was_saved(s3_target: S3Target) -> N
 def test_a_short_stream_is_one_put_object(
     s3_target: S3Target, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A stream below the minimum part size never opens a multipart upload:
+    """A stream no longer than a part never opens a multipart upload:
     shorter writes keep tail pieces, the write that completes it stores the
     whole object with its type, and finishing moves no bytes."""
     backend = backend_for(s3_target)
@@ -270,6 +290,14 @@ def test_a_short_stream_is_one_put_object(
         await result.rollback()
         assert await backend.stat(temporary) is None
         await backend.discard_stream(block)
+
+        # a stream of exactly one part (an 8 MiB photo) is one PutObject too
+        whole = os.urandom(backend.cfg.part_size)
+        one_part = await finished_stream(backend, whole, f"quirks/{os.urandom(4).hex()}")
+        assert one_part.key is not None and puts[-1] == one_part.key
+        await backend.commit(one_part, one_part.key)
+        assert await read_all(backend, one_part.key) == whole
+        await backend.delete_object(one_part.key)
 
         empty = await finished_stream(backend, b"", f"quirks/{os.urandom(4).hex()}")
         assert empty.key is not None
@@ -733,12 +761,12 @@ def test_part_checksums_are_sent_and_checked(s3_target: S3Target) -> None:
         upload_id = await store.create_multipart(key)
         if isinstance(s3_target, SwiftS3Target):
             with pytest.raises(BackendError, match=r"BadDigest|InvalidRequest|XAmz"):
-                await store.upload_part(key, upload_id, 1, data, None, bad)
+                await store.upload_part(key, upload_id, 1, [data], None, bad)
             with pytest.raises(BackendError):
                 await forward(WrongTrailer(len(data), trailer=True), 1)
         body = ForwardedBody(len(data), trailer=True)
         assert body.wire_length > len(data)
-        etags = [await store.upload_part(key, upload_id, 1, data, None, good)]
+        etags = [await store.upload_part(key, upload_id, 1, [data], None, good)]
         etags.append(await forward(body, 2))
         assert body.checksum == good
         await store.complete(key, upload_id, etags, [good, good])
@@ -774,14 +802,14 @@ def test_put_object_carries_its_crc32(s3_target: S3Target, monkeypatch: pytest.M
     async def check() -> None:
         store = backend.store
         store.client.meta.events.register("before-send.s3.PutObject", capture)
-        await store.put(key, data)
+        await store.put(key, [data])
         assert sent[0].get("x-amz-checksum-crc32") == crc32_b64(zlib.crc32(data))
         assert "content-md5" not in sent[0]
         assert await read_all(backend, key) == data
         if isinstance(s3_target, SwiftS3Target):
             monkeypatch.setattr(store_module, "crc32_of", wrong)
             with pytest.raises(BackendError, match=r"BadDigest|InvalidRequest|XAmz"):
-                await store.put(f"{key}-bad", data)
+                await store.put(f"{key}-bad", [data])
         await backend.delete_object(key)
 
     run_with(backend, check)
