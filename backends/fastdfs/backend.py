@@ -230,8 +230,8 @@ class FastDFSBackend(Backend):
         or broken body, still store what arrived (unless cancelled)."""
         size = self.cfg.append_batch_size
         budget = self.context.budget
-        buf = bytearray()  # made at its full size once reserved: never regrown
-        filled = reserved = 0
+        buf = bytearray()
+        reserved = 0
         flush = True
         try:
             async for chunk in body:
@@ -239,14 +239,13 @@ class FastDFSBackend(Backend):
                 while view:
                     if not reserved:
                         await budget.acquire(size)
-                        reserved, buf = size, bytearray(size)
-                    take = min(len(view), size - filled)
-                    buf[filled : filled + take] = view[:take]
-                    filled += take
+                        reserved = size
+                    take = min(len(view), size - len(buf))
+                    buf += view[:take]  # grown, not made whole: most bodies are small
                     view = view[take:]
-                    if filled == size:
+                    if len(buf) == size:
                         full, held = buf, reserved
-                        buf, filled, reserved = bytearray(), 0, 0
+                        buf, reserved = bytearray(), 0
                         await pipe.push(full, held)
                         # its budget goes back once it is stored: let it go
                         del full
@@ -256,10 +255,10 @@ class FastDFSBackend(Backend):
             raise
         finally:
             try:
-                if flush and filled and not pipe.failed:
-                    tail, held = memoryview(buf)[:filled], reserved
-                    buf, filled, reserved = bytearray(), 0, 0
-                    await pipe.push(tail, held)
+                if flush and buf and not pipe.failed:
+                    full, held = buf, reserved
+                    buf, reserved = bytearray(), 0
+                    await pipe.push(full, held)
                 if flush:
                     await pipe.wait()
             finally:
@@ -468,7 +467,7 @@ class _AppendPipe:
         self.stored = offset
         self.failed = False
 
-    async def push(self, data: bytearray | memoryview, reserved: int) -> None:
+    async def push(self, data: bytearray, reserved: int) -> None:
         try:
             await self.wait()
         except BaseException:
@@ -478,7 +477,7 @@ class _AppendPipe:
         # a callback, not a finally: a task cancelled before it starts runs no code
         self._task.add_done_callback(lambda _: self._budget.release(reserved))
 
-    async def _append(self, data: bytearray | memoryview) -> None:
+    async def _append(self, data: bytearray) -> None:
         try:
             await self._client.append(self._file_id, data, storage=self._storage)
         except BaseException:
