@@ -1,30 +1,19 @@
-"""One gateway process (``python -m gateway serve``) on a free loopback port."""
+"""One gateway process (``python -m gateway serve``) on a free loopback port:
+the tests' launcher (``tests/support/gateway.py``), warmed up, and its config."""
 
 from __future__ import annotations
 
 import http.client
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urlsplit
 
-import yaml
+from tests.support.gateway import GatewayProcess
 
 QINIU_AK = "bench-ak"
 QINIU_SK = "bench-sk"
 TUS_PATH = "/files/"
-REPO = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def qiniu_available() -> bool:
@@ -52,62 +41,17 @@ def gateway_config(backend: dict[str, Any], workdir: Path, qiniu: bool) -> dict[
     return config
 
 
-class Gateway:
-    def __init__(self, config: dict[str, Any], workdir: Path, log_path: Path) -> None:
-        self.config = config
-        self.workdir = workdir
-        self.log_path = log_path
-        self.port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
+class Gateway(GatewayProcess):
+    """The tests' gateway process, quieter, warmed up once it answers."""
 
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
+    extra_args = ("--log-level", "warning")
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self.url
 
-    def start(self, timeout: float = 30.0) -> Gateway:
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        cfg = self.workdir / "config.yaml"
-        cfg.write_text(yaml.safe_dump(self.config))
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "gateway",
-                    "serve",
-                    "-c",
-                    str(cfg),
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.port),
-                    "--log-level",
-                    "warning",
-                ],
-                cwd=self.workdir,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONPATH": str(REPO)},
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"gateway exited ({self.proc.returncode}); see {self.log_path}")
-            try:
-                if self._request("GET", "/healthz")[0] == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"gateway did not answer in {timeout}s; see {self.log_path}")
-            time.sleep(0.05)
+    def start(self) -> Self:
+        super().start()
         self.warm_up()
         return self
 
@@ -151,21 +95,3 @@ class Gateway:
             )
             if status != 204:
                 raise RuntimeError(f"warm-up PATCH answered {status}; see {self.log_path}")
-
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self.proc = None
-
-    def __enter__(self) -> Gateway:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import yaml
 
@@ -23,13 +23,24 @@ class GatewayProcess:
     ``workdir`` holds config.yaml, the log and (for local backends) the data;
     the process is stopped by PID."""
 
-    def __init__(self, config: dict[str, Any], workdir: Path | None = None) -> None:
+    #: more ``gateway serve`` arguments
+    extra_args: tuple[str, ...] = ()
+
+    def __init__(
+        self, config: dict[str, Any], workdir: Path | None = None, log_path: Path | None = None
+    ) -> None:
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="gw-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.config = config
         self.proc: subprocess.Popen[bytes] | None = None
-        self.log_path = self.workdir / "gateway.log"
+        self.log_path = log_path or self.workdir / "gateway.log"
         self._started = False
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
 
     @property
     def url(self) -> str:
@@ -39,7 +50,7 @@ class GatewayProcess:
     def files_url(self) -> str:
         return f"{self.url}{self.config.get('tus', {}).get('path', '/files/')}"
 
-    def start(self) -> GatewayProcess:
+    def start(self) -> Self:
         """Start (again on the same port and data). A first start whose port
         was taken meanwhile by another server is retried once on a new port."""
         try:
@@ -50,7 +61,7 @@ class GatewayProcess:
             self.port = free_port()
             return self._start()
 
-    def _start(self) -> GatewayProcess:
+    def _start(self) -> Self:
         config = dict(self.config)
         config.setdefault("state", {"type": "sqlite", "path": str(self.workdir / "state.db")})
         (self.workdir / "config.yaml").write_text(yaml.safe_dump(config))
@@ -67,6 +78,7 @@ class GatewayProcess:
                     "127.0.0.1",
                     "--port",
                     str(self.port),
+                    *self.extra_args,
                 ],
                 cwd=self.workdir,
                 stdout=log,
@@ -105,7 +117,7 @@ class GatewayProcess:
         self.stop()
         self.start()
 
-    def __enter__(self) -> GatewayProcess:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
