@@ -228,7 +228,7 @@ class S3Backend(Backend):
     async def _write_small(
         self, stream: StreamInfo, old: StreamState, body: AsyncIterator[bytes]
     ) -> WriteResult:
-        """A stream shorter than a part: the write that brings it to its
+        """A stream no longer than a part: the write that brings it to its
         length stores the whole object with one PutObject (after the bytes of
         earlier, shorter writes, kept as tail pieces); a shorter write adds a
         tail piece. No multipart upload, no part copied back and forth."""

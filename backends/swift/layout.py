@@ -7,13 +7,9 @@ import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TypeVar
 
 from backends.base import JSON
 from backends.errors import InvalidState
-
-T = TypeVar("T")
-A = TypeVar("A")
 
 _SAFE_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 OWNER = "owner"
