@@ -35,6 +35,8 @@ from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
+from backends.telemetry import NO_TELEMETRY, Telemetry
+
 JSON = dict[str, Any]
 
 
@@ -165,12 +167,15 @@ class MemoryBudget(Protocol):
 
 @dataclass
 class BackendContext:
-    """What the gateway lends every backend: shared KV and the memory budget."""
+    """What the gateway lends every backend: shared KV, the memory budget and
+    the telemetry sink."""
 
     kv: KeyValue
     budget: MemoryBudget
     #: the gateway's public base URL (for backends that serve via the gateway)
     public_url: str = ""
+    #: where store requests, errors and fallbacks are reported (``backends.telemetry``)
+    telemetry: Telemetry = NO_TELEMETRY
 
 
 class BackendConfig(BaseModel):
@@ -193,6 +198,8 @@ class Backend(abc.ABC):
         self.name = name
         self.config = config
         self.context = context
+        #: report store requests, errors and fallbacks here (labelled with ``name``)
+        self.telemetry = context.telemetry.bound(name)
 
     @property
     def limits(self) -> Limits:

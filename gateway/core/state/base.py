@@ -43,6 +43,13 @@ class StateStore(abc.ABC):
     async def expired(self, now: float, limit: int = 100) -> list[str]:
         """Ids whose ``expires_at`` is before ``now``."""
 
+    @abc.abstractmethod
+    async def unfinished(self, limit: int = 100) -> list[UploadRecord]:
+        """Up to ``limit`` unfinished uploads (``ACTIVE`` or ``COMPLETE``:
+        streams still receiving bytes, parts waiting to be assembled, open
+        sessions), soonest to expire (= longest idle) first. Every one of
+        them has an ``expires_at``, so both stores walk their expiry index."""
+
     # -- small shared mappings (Qiniu ids, FastDFS file ids, concat waiters) --
     @abc.abstractmethod
     async def kv_get(self, namespace: str, key: str) -> str | None: ...

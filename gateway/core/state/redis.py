@@ -4,6 +4,7 @@ Layout (``prefix`` defaults to ``ugw:``)::
 
     <prefix>upload:<id>        hash {version, data}: data is the record's JSON
     <prefix>expiry             sorted set: upload id scored by expires_at
+                               (every unfinished upload is in it: ``unfinished``)
     <prefix>kv:<ns>:<key>      string: the small shared mappings (``kv_*``)
 
 ``create`` and ``save`` are Lua scripts, so a record and its expiry entry
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.core.records import UploadRecord
+from gateway.core.records import Status, UploadRecord
 from gateway.core.redis_conn import DEFAULT_PREFIX, connect, guard
 from gateway.core.state.base import StateStore
 
@@ -41,6 +42,10 @@ else
 end
 return 1
 """
+
+
+_BATCH = 256  # expiry index entries read at once by ``unfinished``
+_UNFINISHED = (Status.ACTIVE, Status.COMPLETE)
 
 
 class RecordExists(Exception):
@@ -143,6 +148,31 @@ class RedisStateStore(StateStore):
                 self._expiry_key, "-inf", f"({now!r}", start=0, num=limit
             )
         return [i.decode() for i in ids]
+
+    async def unfinished(self, limit: int = 100) -> list[UploadRecord]:
+        # the expiry index also holds tombstones and finished objects with a
+        # lifetime: read it in batches and keep the unfinished records
+        found: list[UploadRecord] = []
+        seen: set[str] = set()  # a record saved meanwhile may move further on
+        start = 0
+        while len(found) < limit:
+            async with guard("state store"):
+                ids = await self.redis.zrange(self._expiry_key, start, start + _BATCH - 1)
+                if not ids:
+                    break
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for upload_id in ids:
+                        pipe.hget(self._record_key(upload_id.decode()), "data")
+                    datas = await pipe.execute()
+            start += len(ids)
+            for data in datas:
+                if data is None:
+                    continue  # deleted meanwhile
+                record = UploadRecord.from_json(data)
+                if record.status in _UNFINISHED and record.id not in seen and len(found) < limit:
+                    seen.add(record.id)
+                    found.append(record)
+        return found
 
     # -- shared mappings -----------------------------------------------------------
     async def kv_get(self, namespace: str, key: str) -> str | None:

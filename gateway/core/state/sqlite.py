@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from gateway.core.errors import ServiceUnavailable
-from gateway.core.records import UploadRecord
+from gateway.core.records import Status, UploadRecord
 from gateway.core.state.base import StateStore
 
 T = TypeVar("T")
@@ -213,6 +213,16 @@ class SQLiteStateStore(StateStore):
             ).fetchall()
         )
         return [r[0] for r in rows]
+
+    async def unfinished(self, limit: int = 100) -> list[UploadRecord]:
+        rows = await self._run(
+            lambda db: db.execute(
+                "SELECT data FROM uploads WHERE expires_at IS NOT NULL"
+                " AND json_extract(data, '$.status') IN (?, ?) ORDER BY expires_at LIMIT ?",
+                (Status.ACTIVE.value, Status.COMPLETE.value, limit),
+            ).fetchall()
+        )
+        return [UploadRecord.from_json(r[0]) for r in rows]
 
     async def kv_get(self, namespace: str, key: str) -> str | None:
         row = await self._run(

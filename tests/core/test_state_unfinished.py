@@ -1,0 +1,111 @@
+"""``StateStore.unfinished`` on SQLite and on a real Redis: only ACTIVE and
+COMPLETE records, longest idle first, bounded by ``limit``."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from gateway.core.records import Kind, Status, UploadRecord
+from gateway.core.state.base import StateStore
+from gateway.core.state.redis import RedisStateStore
+from gateway.core.state.sqlite import SQLiteStateStore
+from tests.servers.redis import RedisServer
+
+
+@pytest.fixture(scope="module")
+def redis_server() -> Iterator[RedisServer]:
+    with RedisServer(persist=False) as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def make_store(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[Callable[[], StateStore]]:
+    if request.param == "sqlite":
+        yield lambda: SQLiteStateStore(tmp_path / "state.db")
+    else:
+        server: RedisServer = request.getfixturevalue("redis_server")
+        prefix = f"t{time.monotonic_ns()}:"  # a fresh namespace per test
+        yield lambda: RedisStateStore(server.url, prefix=prefix)
+
+
+def _record(upload_id: str, status: Status, expires_in: float | None) -> UploadRecord:
+    now = time.time()
+    return UploadRecord(
+        id=upload_id,
+        protocol="tus",
+        kind=Kind.UPLOAD,
+        bucket="default",
+        key=f"k/{upload_id}",
+        length=10,
+        offset=3,
+        status=status,
+        created_at=now,
+        updated_at=now,
+        expires_at=None if expires_in is None else now + expires_in,
+    )
+
+
+def test_lists_only_unfinished_uploads_longest_idle_first(
+    make_store: Callable[[], StateStore],
+) -> None:
+    async def main() -> list[list[str]]:
+        store = make_store()
+        await store.open()
+        try:
+            records = [
+                _record("active-late", Status.ACTIVE, 300),
+                _record("active-soon", Status.ACTIVE, 100),
+                _record("complete-part", Status.COMPLETE, 200),
+                _record("finished", Status.FINISHED, None),
+                _record("finished-lifetime", Status.FINISHED, 150),
+                _record("tombstone", Status.TERMINATED, 50),
+                _record("expired", Status.EXPIRED, 60),
+            ]
+            for r in records:
+                await store.create(r)
+            listed = [[r.id for r in await store.unfinished()]]
+            listed.append([r.id for r in await store.unfinished(limit=2)])
+            # a write moves an upload to the end; a finish drops it
+            soon = await store.get("active-soon")
+            assert soon is not None
+            soon.expires_at = time.time() + 400
+            assert await store.save(soon)
+            late = await store.get("active-late")
+            assert late is not None
+            late.status, late.expires_at = Status.FINISHED, None
+            assert await store.save(late)
+            listed.append([r.id for r in await store.unfinished()])
+            return listed
+        finally:
+            await store.close()
+
+    full, first_two, after = asyncio.run(main())
+    assert full == ["active-soon", "complete-part", "active-late"]
+    assert first_two == ["active-soon", "complete-part"]
+    assert after == ["complete-part", "active-soon"]
+
+
+def test_redis_walks_past_batches_of_other_records(redis_server: RedisServer) -> None:
+    """More tombstones than one batch of the expiry index before the first
+    unfinished upload: it is still found."""
+    from gateway.core.state import redis as redis_state
+
+    async def main() -> list[str]:
+        store = RedisStateStore(redis_server.url, prefix=f"b{time.monotonic_ns()}:")
+        await store.open()
+        try:
+            for i in range(redis_state._BATCH + 10):
+                await store.create(_record(f"gone-{i}", Status.TERMINATED, 10 + i / 1000))
+            await store.create(_record("wanted", Status.ACTIVE, 100))
+            return [r.id for r in await store.unfinished(limit=5)]
+        finally:
+            await store.close()
+
+    assert asyncio.run(main()) == ["wanted"]
