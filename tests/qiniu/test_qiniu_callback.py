@@ -9,9 +9,9 @@ import pytest
 import qiniu
 from aiohttp import web
 
+from gateway.access.tokens import KeyPair
 from gateway.protocols.qiniu import callback
 from gateway.protocols.qiniu.errors import QiniuError
-from gateway.protocols.qiniu.tokens import KeyPair
 
 PAIR = KeyPair("AK", "SK")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import qiniu
 import yaml
 
-from gateway.protocols.qiniu.tokens import KeyPair, TokenVerifier
+from gateway.access.tokens import KeyPair, TokenVerifier
 from tests.qiniu.harness import AK, SK
 
 ROOT = Path(__file__).resolve().parents[2]

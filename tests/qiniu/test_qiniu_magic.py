@@ -4,7 +4,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway.protocols.qiniu.magic import Mode, Value, build_vars, ext_of, render
+from gateway.access.magic import Mode, Value, build_vars, ext_of, render
 
 NOW = datetime(2024, 3, 5, 7, 8, 9, tzinfo=UTC)
 

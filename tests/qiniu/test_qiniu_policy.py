@@ -4,9 +4,9 @@ from collections.abc import Callable
 
 import pytest
 
+from gateway.access.policy import MimeLimit, PutPolicy
 from gateway.protocols.qiniu import mime
 from gateway.protocols.qiniu.errors import QiniuError
-from gateway.protocols.qiniu.policy import MimeLimit, PutPolicy
 
 
 def _status(fn: Callable[..., object], *args: object) -> int:

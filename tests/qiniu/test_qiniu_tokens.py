@@ -6,9 +6,8 @@ import time
 import pytest
 import qiniu
 
-from gateway.protocols.qiniu.codec import b64decode, b64encode
-from gateway.protocols.qiniu.errors import QiniuError
-from gateway.protocols.qiniu.tokens import (
+from gateway.access.codec import b64decode, b64encode
+from gateway.access.tokens import (
     KeyPair,
     TokenVerifier,
     make_policy,
@@ -16,6 +15,7 @@ from gateway.protocols.qiniu.tokens import (
     sign,
     token_from_authorization,
 )
+from gateway.protocols.qiniu.errors import QiniuError
 
 PAIR = KeyPair("AK", "SK-secret")
 VERIFIER = TokenVerifier([PAIR, KeyPair("AK2", "other")])

@@ -2,9 +2,10 @@
 policies, form upload, resumable v1 (mkblk/bput/mkfile) and v2 (multipart).
 See docs/qiniu-protocol.md for what the official SDKs require.
 
-Modules: ``tokens``/``policy``/``magic``/``qetag``/``ctx``/``errors``/
-``callback``/``mime`` are protocol-pure; ``form``, ``v1``, ``v2`` (with
-``sessions``) are the endpoints; ``placing`` is their shared last step;
+Upload tokens, put policies and magic variables are the access layer's
+(``gateway.access``), shared with tus and object reads. Modules here:
+``qetag``/``ctx``/``errors``/``callback``/``mime`` are protocol-pure; ``form``,
+``v1``, ``v2`` (with ``sessions``) are the endpoints; ``placing`` is their shared last step;
 ``responses`` renders errors, ``X-Reqid`` and CORS; ``cli`` adds
 ``upload-gateway token``.
 """

@@ -16,9 +16,10 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from gateway.access.magic import Mode
+from gateway.access.tokens import KeyPair, sign
+
 from .errors import CALLBACK_FAILED
-from .magic import Mode
-from .tokens import KeyPair, sign
 
 FORM_TYPE = "application/x-www-form-urlencoded"
 DEFAULT_BODY = "key=$(key)&hash=$(etag)&bucket=$(bucket)&fsize=$(fsize)"

@@ -9,9 +9,8 @@ from collections.abc import Callable
 from typing import Any
 
 from backends.units import parse_duration
+from gateway.access.tokens import KeyPair, make_policy, mint
 from gateway.config import GatewayConfig
-
-from .tokens import KeyPair, make_policy, mint
 
 
 def _token(args: argparse.Namespace, load: Callable[[str | None], GatewayConfig]) -> int:

@@ -17,7 +17,8 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .codec import b64decode, b64encode
+from gateway.access.codec import b64decode, b64encode
+
 from .errors import INVALID_CTX
 
 _SIG_BYTES = 20

@@ -8,48 +8,29 @@ texts below are part of the protocol, not decoration
 
 Each entry is an ``ErrorKind`` (a value); ``kind.error()`` makes the
 exception a handler raises, and the HTTP layer renders ``QiniuError`` as
-``status`` + ``{"error": message}``.
+``status`` + ``{"error": message}``. Both types, and the refusals of tokens and
+put policies, live in the access layer (``gateway.access.errors``); this
+catalogue adds the codes of uploads.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from gateway.access.errors import (
+    BAD_REQUEST,
+    BAD_TOKEN,
+    EXPIRED_TOKEN,
+    FILE_TOO_SMALL,
+    KEY_SCOPE,
+    MIME_LIMIT,
+    TOO_LARGE,
+)
+from gateway.access.errors import AccessError as QiniuError
+from gateway.access.errors import Refusal as ErrorKind
 
-
-class QiniuError(Exception):
-    """An error answered to a Qiniu client as ``{"error": message}``."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(f"{status} {message}")
-        self.status = status
-        self.message = message
-
-    def body(self) -> dict[str, str]:
-        return {"error": self.message}
-
-
-@dataclass(frozen=True)
-class ErrorKind:
-    status: int
-    message: str
-
-    def error(self, detail: str | None = None) -> QiniuError:
-        """The exception; ``detail`` replaces the message where the exact
-        text is not something SDKs match on."""
-        return QiniuError(self.status, detail or self.message)
-
-
-BAD_REQUEST = ErrorKind(400, "bad request")
-BAD_TOKEN = ErrorKind(401, "bad token")
-EXPIRED_TOKEN = ErrorKind(401, "expired token")
-KEY_SCOPE = ErrorKind(403, "key doesn't match with scope")
 FORBIDDEN = ErrorKind(403, "forbidden")
-MIME_LIMIT = ErrorKind(403, "limited mimeType")
-FILE_TOO_SMALL = ErrorKind(403, "file size is less than fsizeMin")
 NOT_FOUND = ErrorKind(404, "not found")
 METHOD_NOT_ALLOWED = ErrorKind(405, "method not allowed")
 CRC32_MISMATCH = ErrorKind(406, "unmatched checksum")
-TOO_LARGE = ErrorKind(413, "request entity too large")
 CALLBACK_FAILED = ErrorKind(579, "callback failed")
 SERVICE_UNAVAILABLE = ErrorKind(503, "service unavailable")
 SERVER_ERROR = ErrorKind(599, "internal error")
@@ -58,3 +39,27 @@ NO_SUCH_UPLOAD = ErrorKind(612, "no such uploadId")
 FILE_EXISTS = ErrorKind(614, "file exists")
 NO_SUCH_BUCKET = ErrorKind(631, "no such bucket")
 INVALID_CTX = ErrorKind(701, "invalid context")
+
+__all__ = [
+    "BAD_REQUEST",
+    "BAD_TOKEN",
+    "CALLBACK_FAILED",
+    "CRC32_MISMATCH",
+    "EXPIRED_TOKEN",
+    "FILE_EXISTS",
+    "FILE_TOO_SMALL",
+    "FORBIDDEN",
+    "INVALID_CTX",
+    "KEY_SCOPE",
+    "METHOD_NOT_ALLOWED",
+    "MIME_LIMIT",
+    "NOT_FOUND",
+    "NO_SUCH_BUCKET",
+    "NO_SUCH_FILE",
+    "NO_SUCH_UPLOAD",
+    "SERVER_ERROR",
+    "SERVICE_UNAVAILABLE",
+    "TOO_LARGE",
+    "ErrorKind",
+    "QiniuError",
+]

@@ -20,6 +20,7 @@ import aiohttp
 from aiohttp import BodyPartReader, web
 
 from backends.base import Capability, MemoryBudget, ObjectMeta
+from gateway.access.tokens import UploadToken
 from gateway.core import errors as core
 from gateway.core.body import BodyInterrupted
 from gateway.core.records import Kind
@@ -28,7 +29,6 @@ from . import mime, qetag
 from .errors import BAD_REQUEST, CRC32_MISMATCH, TOO_LARGE
 from .placing import NewFile, place
 from .runtime import Call
-from .tokens import UploadToken
 from .v1 import Crc32
 
 _CHUNK = 256 * 1024

@@ -24,14 +24,14 @@ from typing import Any
 from aiohttp import web
 
 from backends.base import ObjectMeta
+from gateway.access.codec import b64encode
+from gateway.access.magic import Mode, Value, build_vars, render
+from gateway.access.tokens import UploadToken
 
 from . import callback, mime, qetag
-from .codec import b64encode
 from .errors import BAD_REQUEST, FILE_EXISTS
-from .magic import Mode, Value, build_vars, render
 from .responses import json_response, raw_json_response
 from .runtime import Call
-from .tokens import UploadToken
 
 #: store the object at ``key``, with ``extra`` for the record (hash, url…)
 #: and the object's own metadata (content type, lifetime)

@@ -16,7 +16,7 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from .codec import b64encode
+from gateway.access.codec import b64encode
 
 BLOCK_SIZE = 4 * 1024 * 1024
 

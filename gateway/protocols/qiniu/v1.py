@@ -18,18 +18,18 @@ import zlib
 from aiohttp import web
 
 from backends.base import Capability, ObjectMeta
+from gateway.access.codec import b64decode_text, b64encode
+from gateway.access.tokens import UploadToken
 from gateway.core import errors as core
 from gateway.core.records import Kind, UploadRecord
 from gateway.protocols.bodies import request_body
 
 from . import mime, qetag
-from .codec import b64decode_text, b64encode
 from .ctx import BlockContext
 from .errors import BAD_REQUEST, INVALID_CTX
 from .placing import NewFile, place
 from .responses import json_response
 from .runtime import Call
-from .tokens import UploadToken
 
 _MAX_CTX_LIST = 16 * 1024 * 1024
 V1 = "v1"

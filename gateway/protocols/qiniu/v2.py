@@ -21,17 +21,17 @@ from typing import Any
 from aiohttp import web
 
 from backends.base import ObjectMeta
+from gateway.access.codec import b64decode_text
+from gateway.access.tokens import UploadToken
 from gateway.core import errors as core
 from gateway.core.records import Kind, Status, UploadRecord
 from gateway.protocols.bodies import request_body
 
 from . import mime, qetag, sessions
-from .codec import b64decode_text
 from .errors import BAD_REQUEST, CRC32_MISMATCH, FORBIDDEN, TOO_LARGE
 from .placing import NewFile, place
 from .responses import json_response
 from .runtime import Call
-from .tokens import UploadToken
 from .v1 import discard_streams, parse_size, store_streams
 
 MIN_PART_SIZE = 1024 * 1024
