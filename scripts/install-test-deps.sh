@@ -2,13 +2,20 @@
 # Install what the tests need besides the Python venv (which `pip install -e '.[test]'` fills,
 # Swift included: PyPI `swift` installs in ~3 s against ~18 s and 70 packages for Debian's):
 #   * Debian: memcached (Swift's tempauth tokens) and redis-server;
+#   * Debian: the S3 field stores of tests/support/targets.FIELD_TARGETS: Swift 2.30
+#     (`swift swift-proxy swift-object swift-container swift-account`, run from /usr/bin
+#     beside PyPI's 2.38; measured here: apt ~40-115 s on a shared machine, against ~86 s
+#     for PyPI `swift==2.30.*` in a separate venv, which also pulls an eventlet 2.30 never
+#     ran with) and Ceph RGW 16 (`ceph-mon ceph-osd radosgw`, ~40 s);
 #   * npm: tus-js-client and the qiniu Node SDK into tests/js/node_modules (npm ci).
 # Idempotent and non-interactive; a re-run with everything in place takes about a second.
 # Daemons are never started by the install (policy-rc.d), the tests start their own on free ports.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-APT_PKGS=(memcached redis-server)
+APT_PKGS=(memcached redis-server
+          swift swift-proxy swift-object swift-container swift-account
+          ceph-mon ceph-osd radosgw)
 
 now() { date +%s.%N; }
 T_ALL=$(now)

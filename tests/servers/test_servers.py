@@ -17,6 +17,7 @@ import requests
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from .ceph import CephServer
 from .moto import MotoServer
 from .ports import port_open
 from .redis import RedisServer
@@ -159,3 +160,26 @@ def test_redis() -> None:
         pids = r.pids
         client.close()
     assert _gone(pids) and not port_open(port)
+
+
+def test_ceph_rgw_checks_signatures_and_digests() -> None:
+    """One mon, one memstore OSD, radosgw: a real S3 API that checks signatures
+    and Content-MD5; close() stops the three processes and removes the folder."""
+    ceph = CephServer().start()
+    pids, d = ceph.pids, ceph.directory
+    try:
+        assert len(pids) == 3
+        s3 = _s3(ceph.endpoint_url, ceph.access_key, ceph.secret_key)
+        s3.create_bucket(Bucket="bucket1")
+        s3.put_object(Bucket="bucket1", Key="k", Body=b"hello ceph")
+        assert s3.get_object(Bucket="bucket1", Key="k")["Body"].read() == b"hello ceph"
+        with pytest.raises(ClientError) as err:
+            s3.put_object(Bucket="bucket1", Key="k2", Body=b"x", ContentMD5="A" * 22 + "==")
+        assert err.value.response["Error"]["Code"] == "BadDigest"
+        bad = _s3(ceph.endpoint_url, ceph.access_key, "wrong-secret")
+        with pytest.raises(ClientError) as err:
+            bad.get_object(Bucket="bucket1", Key="k")
+        assert err.value.response["Error"]["Code"] == "SignatureDoesNotMatch"
+    finally:
+        ceph.close()
+    assert _gone(pids) and not d.exists()

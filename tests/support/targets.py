@@ -5,6 +5,11 @@ To add a backend: write a ``Target`` subclass whose ``backend_config`` returns
 the ``backends.<name>`` mapping for config.yaml (starting its server lazily,
 once per session, through ``tests/servers``), and register it in ``TARGETS``.
 ``GATEWAY_TEST_BACKENDS=local,s3-moto`` limits a run to some targets.
+
+The field stores (``FIELD_TARGETS``: Swift 2.30's s3api and Ceph RGW, the S3
+stores operations run today) take longer to start and run only when
+``GATEWAY_TEST_BACKENDS`` names them; without it they run the smoke subset of
+``tests/s3/test_field_stores.py`` (``smoke_targets()``).
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from tests.servers.ports import ServerStartError
 
 
 class Target:
@@ -161,6 +168,37 @@ class SwiftS3Target(S3Target):
         return str(self.server.s3_endpoint)
 
 
+class Swift230S3Target(SwiftS3Target):
+    """Swift 2.30's s3api, Debian 12's ``swift`` packages (/usr/bin): no
+    flexible checksums (CompleteMultipartUpload with them is MalformedXML)."""
+
+    name = "s3-swift230"
+
+    def _start(self) -> Any:
+        from tests.servers.swift import SwiftServer
+
+        debian = Path("/usr/bin/swift-proxy-server")
+        if not debian.is_file():
+            raise ServerStartError(
+                "s3-swift230 needs Debian's swift packages (/usr/bin/swift-proxy-server): "
+                "run scripts/install-test-deps.sh"
+            )
+        return SwiftServer(
+            bin_dir=debian.parent, filter_options={"slo": {"allow_async_delete": "false"}}
+        ).start()
+
+
+class CephTarget(S3Target):
+    """Ceph RGW 16 (Debian 12's radosgw): one mon, one memstore OSD, auth none."""
+
+    name = "s3-ceph"
+
+    def _start(self) -> Any:
+        from tests.servers.ceph import CephServer
+
+        return CephServer().start()
+
+
 class SwiftTarget(Target):
     """An all-in-one Swift (tests/servers/swift.py). Every ``backend_config()``
     gets fresh containers, and ``leftovers()`` looks at the latest pair: pieces
@@ -207,13 +245,17 @@ TARGETS: dict[str, Callable[[], Target]] = {
     "s3-moto": MotoTarget,
     "s3-swift": SwiftS3Target,
     "swift": SwiftTarget,
+    "s3-swift230": Swift230S3Target,
+    "s3-ceph": CephTarget,
 }
+#: started only when GATEWAY_TEST_BACKENDS names them (else: their smoke subset)
+FIELD_TARGETS = ("s3-swift230", "s3-ceph")
 
 
 def selected_targets() -> list[str]:
     wanted = os.environ.get("GATEWAY_TEST_BACKENDS")
     if not wanted:
-        return list(TARGETS)
+        return [n for n in TARGETS if n not in FIELD_TARGETS]
     names = [n.strip() for n in wanted.split(",") if n.strip()]
     unknown = [n for n in names if n not in TARGETS]
     if unknown:
@@ -221,3 +263,10 @@ def selected_targets() -> list[str]:
             f"unknown GATEWAY_TEST_BACKENDS entries: {unknown}; known: {list(TARGETS)}"
         )
     return names
+
+
+def smoke_targets() -> list[str]:
+    """The field stores that run the smoke subset: both by default, else those named."""
+    if not os.environ.get("GATEWAY_TEST_BACKENDS"):
+        return list(FIELD_TARGETS)
+    return [n for n in selected_targets() if n in FIELD_TARGETS]
