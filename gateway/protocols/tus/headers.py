@@ -29,6 +29,11 @@ EXPOSED = (
     "Upload-Concat",
     "Upload-Expires",
     OBJECT_URL_HEADER,
+    # the IETF resumable-upload protocol on the same path
+    "Upload-Complete",
+    "Upload-Incomplete",
+    "Upload-Limit",
+    "Upload-Draft-Interop-Version",
 )
 #: request headers a browser client may send (CORS allow list)
 ALLOWED = (
@@ -45,6 +50,12 @@ ALLOWED = (
     "Upload-Defer-Length",
     "Upload-Concat",
     "Upload-Checksum",
+    # the IETF resumable-upload protocol on the same path
+    "Upload-Complete",
+    "Upload-Incomplete",
+    "Upload-Draft-Interop-Version",
+    "Content-Disposition",
+    "Content-Digest",
 )
 METHODS = "POST, HEAD, PATCH, DELETE, GET, OPTIONS"
 

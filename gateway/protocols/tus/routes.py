@@ -9,6 +9,9 @@ from aiohttp import web
 
 from gateway.app_keys import CONFIG, SERVICE
 from gateway.core.errors import ServiceUnavailable, UploadError
+from gateway.protocols import ietf
+from gateway.protocols.ietf.limits import upload_limit
+from gateway.protocols.ietf.versions import UNVERSIONED
 from gateway.protocols.tus import creation, download, upload
 from gateway.protocols.tus.context import TusContext
 from gateway.protocols.tus.extensions import checksum_algorithms, extensions_for
@@ -56,6 +59,8 @@ def _options(ctx: TusContext) -> web.Response:
     }
     if ctx.config.server.max_upload_size:
         headers["Tus-Max-Size"] = str(ctx.config.server.max_upload_size)
+    # the resumable-upload RFC's discovery: OPTIONS carries Upload-Limit
+    headers["Upload-Limit"] = upload_limit(ctx, UNVERSIONED, None) or "min-size=0"
     return web.Response(status=204, headers=headers)
 
 
@@ -71,6 +76,8 @@ def _error(exc: UploadError) -> web.Response:
 async def _dispatch(request: web.Request, upload_id: str | None) -> web.StreamResponse:
     ctx = TusContext(request, request.app[SERVICE], request.app[CONFIG])
     method = _method(request)
+    if ietf.applies(request, method, upload_id):  # the IETF resumable-upload protocol
+        return await ietf.handle(ctx, method, upload_id)
     if method == "OPTIONS":
         return _options(ctx)
     if method != "GET" and request.headers.get("Tus-Resumable") != TUS_VERSION:
@@ -100,7 +107,8 @@ async def _handle(request: web.Request, upload_id: str | None) -> web.StreamResp
         log.exception("tus %s %s failed", request.method, request.path)
         response = web.Response(status=500, text="internal error\n")
     if not response.prepared:
-        response.headers["Tus-Resumable"] = TUS_VERSION
+        if not ietf.applies(request, _method(request), upload_id):
+            response.headers["Tus-Resumable"] = TUS_VERSION
         _cors(request, response, request.app[CONFIG].server.cors_allow_origin)
     return response
 

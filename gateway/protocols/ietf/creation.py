@@ -1,0 +1,83 @@
+"""Upload creation: a POST to the upload path with ``Upload-Complete``
+(interop 3: ``Upload-Incomplete``), with or without content. The upload is
+an ordinary core upload (kind ``UPLOAD``, keyed by its id, as a tus upload);
+its URL goes out in a 104 before the content is read."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from backends.base import ObjectMeta
+from gateway.core import object_meta
+from gateway.core.errors import BadRequest
+from gateway.core.records import Status, UploadRecord, new_upload_id
+from gateway.protocols.ietf import fields, transfer
+from gateway.protocols.ietf.interim import send_104
+from gateway.protocols.ietf.limits import upload_limit
+from gateway.protocols.ietf.versions import Version
+from gateway.protocols.tus.context import TusContext
+from gateway.protocols.tus.headers import declared_type, media_type, parse_metadata
+
+#: the content types of upload protocols, never the file's own
+_TRANSFER_TYPES = {"application/partial-upload", "application/offset+octet-stream"}
+
+
+def metadata_of(ctx: TusContext) -> dict[str, str]:
+    """``Upload-Metadata`` (tus-js-client sends it in every protocol), else the
+    representation's own ``Content-Type`` and ``Content-Disposition`` filename."""
+    headers = ctx.request.headers
+    metadata = parse_metadata(headers.get("Upload-Metadata"))
+    if "filetype" not in metadata and "Content-Type" in headers:
+        content_type = media_type(ctx.request.content_type)
+        if content_type and content_type not in _TRANSFER_TYPES:
+            metadata["filetype"] = content_type
+    name = fields.filename(headers)
+    if "filename" not in metadata and name:
+        metadata["filename"] = name
+    return metadata
+
+
+async def create(ctx: TusContext, version: Version) -> web.Response:
+    if "Upload-Offset" in ctx.request.headers:
+        raise BadRequest("an upload creation request must not carry Upload-Offset")
+    complete = transfer.completes(ctx, version)
+    length = transfer.indicated_length(ctx, 0, complete=complete)
+    metadata = metadata_of(ctx)
+    content_type = declared_type(metadata)
+    meta = ObjectMeta(content_type=content_type) if content_type else None
+    upload_id = new_upload_id()
+    record = await ctx.service.create(
+        protocol="ietf",
+        bucket=ctx.bucket,
+        key=upload_id,
+        length=length,
+        metadata=metadata,
+        extra=object_meta.with_meta(None, meta),
+        upload_id=upload_id,
+    )
+    location = ctx.upload_url(upload_id)
+    interim = {"Location": location}
+    limit = upload_limit(ctx, version, record)
+    if limit:
+        interim["Upload-Limit"] = limit
+    await send_104(ctx.request, version, interim)
+    if record.status is Status.ACTIVE and (complete or transfer.has_content(ctx)):
+        record = await transfer.append(ctx, record, 0, complete=complete, length=None)
+    return await _created(ctx, version, record, location)
+
+
+async def _created(
+    ctx: TusContext, version: Version, record: UploadRecord, location: str
+) -> web.Response:
+    done = record.status is not Status.ACTIVE
+    headers = {
+        "Location": location,
+        "Upload-Offset": str(record.offset),
+        version.complete_field: version.complete_value(done),
+    }
+    limit = upload_limit(ctx, version, record)
+    if limit:
+        headers["Upload-Limit"] = limit
+    if done:
+        await ctx.add_object_url(headers, record)
+    return web.Response(status=201, headers=headers)

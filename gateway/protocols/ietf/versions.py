@@ -1,0 +1,100 @@
+"""The interop versions of draft-ietf-httpbis-resumable-upload this gateway
+speaks, and what differs between them.
+
+Each draft revision names an interop version (its "Draft Version
+Identification" section); a client sends it in ``Upload-Draft-Interop-Version``:
+
+    3  draft -01   (iOS 17 URLSession)
+    4  draft -02
+    5  draft -03   (iOS 18.0; tus-js-client ``protocol: 'ietf-draft-03'``)
+    6  drafts -04, -05 (iOS 18.1+; tus-js-client ``'ietf-draft-05'``)
+    7  drafts -06 … -08
+    8  drafts -09 … -11 and the editor's copy after them
+
+A request with ``Upload-Complete`` but no ``Upload-Draft-Interop-Version`` is
+answered by the newest rules (what a client of the final RFC will send), but
+never with a 104: the drafts forbid it when the version is missing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+INTEROP_HEADER = "Upload-Draft-Interop-Version"
+
+
+@dataclass(frozen=True)
+class Version:
+    #: the interop number; None = no header (final-RFC style, no 104)
+    number: int | None
+    #: draft revisions with this number
+    drafts: str
+    #: interop 3 says ``Upload-Incomplete`` (inverted), later ones ``Upload-Complete``
+    incomplete_header: bool = False
+    #: PATCH bodies must be ``application/partial-upload`` (since -04)
+    partial_upload_type: bool = True
+    #: ``Upload-Limit`` exists (since -04)
+    upload_limit: bool = True
+    #: the Upload-Limit key of the remaining lifetime: ``expires`` (-04, -05), ``max-age`` (-06+)
+    lifetime_key: str | None = "max-age"
+    #: problem types mismatching-upload-offset and completed-upload (since -04)
+    problem_types: bool = True
+    #: problem type inconsistent-upload-length (since -06)
+    inconsistent_length_type: bool = True
+    #: HEAD and DELETE must not carry Upload-Offset / Upload-Complete (-01 … -05)
+    strict_head_delete: bool = False
+    #: status of a successful append that leaves the upload incomplete: the
+    #: drafts up to -05 require 201, later ones any 2xx (their examples: 204)
+    append_status: int = 204
+    #: status of a request that completes the upload (-01 … -05 recommend
+    #: 201; later ones the response of the resource that took the upload)
+    complete_status: int = 200
+    #: an unknown upload, or one that is no longer active: -01 … -05 require
+    #: 404; later drafts leave it open and 410 says more (terminated/expired)
+    gone_status: int = 410
+
+    @property
+    def complete_field(self) -> str:
+        return "Upload-Incomplete" if self.incomplete_header else "Upload-Complete"
+
+    def complete_value(self, complete: bool) -> str:
+        """The response field value saying whether the upload is complete."""
+        return "?1" if complete != self.incomplete_header else "?0"
+
+
+#: what the drafts up to -03 (interop 3 to 5) share
+_EARLY = Version(
+    None,
+    "",
+    partial_upload_type=False,
+    upload_limit=False,
+    lifetime_key=None,
+    problem_types=False,
+    inconsistent_length_type=False,
+    strict_head_delete=True,
+    append_status=201,
+    complete_status=201,
+    gone_status=404,
+)
+
+VERSIONS: dict[int, Version] = {
+    3: replace(_EARLY, number=3, drafts="-01", incomplete_header=True),
+    4: replace(_EARLY, number=4, drafts="-02"),
+    5: replace(_EARLY, number=5, drafts="-03"),
+    6: Version(
+        6,
+        "-04, -05",
+        lifetime_key="expires",
+        inconsistent_length_type=False,
+        strict_head_delete=True,
+        append_status=201,
+        complete_status=201,
+        gone_status=404,
+    ),
+    7: Version(7, "-06 … -08"),
+    8: Version(8, "-09 … -11, editor's copy"),
+}
+NEWEST = VERSIONS[max(VERSIONS)]
+#: the rules for a request without an interop version
+UNVERSIONED = Version(None, f"newest ({NEWEST.drafts}), no 104")
+SUPPORTED = ", ".join(str(n) for n in VERSIONS)

@@ -1,0 +1,22 @@
+"""A local-disk gateway with a size limit, for the protocol's rules (the
+core under them is the same for every store; tests/ietf/test_every_backend.py
+and test_tus_js_client_ietf.py run the uploads themselves on every target)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.conftest import gateway_config
+from tests.support.gateway import GatewayProcess
+from tests.support.targets import LocalTarget
+
+MAX_SIZE = 10_000_000
+
+
+@pytest.fixture(scope="module")
+def rules_gateway() -> Iterator[GatewayProcess]:
+    config = gateway_config(LocalTarget(), server={"max_upload_size": MAX_SIZE})
+    with GatewayProcess(config) as gw:
+        yield gw
