@@ -129,8 +129,9 @@ class LocksConfig(_Model):
     url: str = ""
     #: how long a request waits for another request on the same upload
     acquire_timeout: float = 20.0
-    #: lease length of a distributed lock (renewed while held)
-    lease: float = 30.0
+    #: lease of a distributed lock, renewed every lease/4 while held: an
+    #: instance that died holds its uploads at most this long
+    lease: float = 3.0
 
     _v_t = field_validator("acquire_timeout", "lease", mode="before")(_duration)
 

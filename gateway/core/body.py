@@ -1,12 +1,21 @@
 """The guard between a request body and a backend write.
 
 It enforces the byte limit, stops early when another request asks for the
-upload's lock, turns a client disconnect into a clean end of the stream (so
-the backend keeps what arrived), and feeds the checksum while bytes pass.
+upload's lock (or the lock's lease runs out), turns a client disconnect into a
+clean end of the stream (so the backend keeps what arrived), and feeds the
+checksum while bytes pass.
+
+A stalled client (10 of 1,000 bytes sent, then silence) must not keep its
+upload's lock: while a read waits for the client, a watcher cancels that read
+as soon as the lock is wanted or lost. Only the read is cancelled — bytes
+already handed to the backend stay, the backend saves them as after a
+disconnect, and a byte still in the socket was never counted.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Protocol
 
@@ -38,6 +47,8 @@ class GuardedBody:
         self.interrupted = False  # the client disconnected
         self.yielded_lock = False  # another request asked for the lock
         self.exceeded = False  # more bytes than allowed were sent
+        self._reading: asyncio.Task[object] | None = None  # a read waiting for the client
+        self._stopping = False  # the watcher cancelled that read
 
     @property
     def complete(self) -> bool:
@@ -48,10 +59,19 @@ class GuardedBody:
         return self._iterate()
 
     async def _iterate(self) -> AsyncIterator[bytes]:
+        watcher = None
+        if self._lease is not None:
+            watcher = asyncio.get_running_loop().create_task(self._watch(self._lease))
         try:
-            async for chunk in self._source:
+            while True:
+                chunk = await self._next()
+                if chunk is None:
+                    return
                 if not chunk:
                     continue
+                if self._lease is not None and self._lease.expired():
+                    self.yielded_lock = True  # too late to store this chunk
+                    return
                 if self._limit is not None and self.received + len(chunk) > self._limit:
                     chunk = chunk[: self._limit - self.received]
                     self.exceeded = True
@@ -62,10 +82,50 @@ class GuardedBody:
                     yield chunk
                 if self.exceeded:
                     return
-                if self._lease is not None and (
-                    self._lease.release_requested.is_set() or self._lease.lost.is_set()
-                ):
+                if self._lease is not None and self._lease.must_stop():
                     self.yielded_lock = True
                     return
-        except BodyInterrupted:
-            self.interrupted = True
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+
+    async def _next(self) -> bytes | None:
+        """The next chunk; None at the end, on a disconnect, or once the
+        watcher cancelled the read to give the lock away."""
+        task = asyncio.current_task()
+        self._reading = task
+        try:
+            chunk = await anext(self._source)
+        except StopAsyncIteration:
+            return None
+        except BaseException as exc:
+            if not self._stopping:
+                if isinstance(exc, BodyInterrupted):
+                    self.interrupted = True
+                    return None
+                raise
+            chunk = None  # the watcher's cancellation, perhaps turned into another error
+        finally:
+            self._reading = None
+        if self._stopping:
+            self.yielded_lock = True
+            if task is not None and task.cancelling() and task.uncancel():
+                raise asyncio.CancelledError  # somebody else cancelled the request too
+            return None
+        return chunk
+
+    async def _watch(self, lease: Lease) -> None:
+        """Cancel a pending read once the lock is wanted or lost."""
+        wanted = asyncio.ensure_future(lease.release_requested.wait())
+        lost = asyncio.ensure_future(lease.lost.wait())
+        try:
+            await asyncio.wait({wanted, lost}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in (wanted, lost):
+                waiter.cancel()
+                with contextlib.suppress(BaseException):
+                    await waiter
+        reader = self._reading
+        if reader is not None:
+            self._stopping = True
+            reader.cancel("the upload's lock is wanted elsewhere")

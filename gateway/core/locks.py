@@ -3,8 +3,9 @@
 Every mutating request holds its upload's lock for the whole read-state →
 write → save-state span. A second request waits at most ``acquire_timeout``
 and, while waiting, asks the holder to finish: the holder stops reading its
-body, saves what it received, and releases (as tusd does). Bytes of two
-requests are never interleaved.
+body at once (even a read that waits for a stalled client, ``body.py``),
+saves what it stored, and releases (as tusd does). Bytes of two requests are
+never interleaved.
 
 ``MemoryLocks`` serves one process; a Redis implementation (leases renewed
 while held, token-checked release) implements the same interface.
@@ -14,6 +15,8 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import math
+import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
@@ -28,6 +31,18 @@ class Lease:
     release_requested: asyncio.Event = field(default_factory=asyncio.Event)
     #: set if the lease was lost (distributed locks only); writes must stop
     lost: asyncio.Event = field(default_factory=asyncio.Event)
+    #: ``time.monotonic()`` after which the holder must hand no more bytes to
+    #: the store: before anyone else could take the lock (distributed locks
+    #: move it forward with every renewal; a frozen event loop cannot outrun it)
+    valid_until: float = math.inf
+
+    def expired(self) -> bool:
+        """The holder must not hand the store another byte: lost, or out of time."""
+        return self.lost.is_set() or time.monotonic() >= self.valid_until
+
+    def must_stop(self) -> bool:
+        """The holder should stop writing: asked to, lost, or out of time."""
+        return self.release_requested.is_set() or self.expired()
 
 
 class LockManager(abc.ABC):

@@ -1,20 +1,27 @@
 """Distributed per-upload locks on Redis (DESIGN.md §4).
 
 A lock is a lease: ``<prefix>lock:<key>`` holds a random token and expires
-after ``lease`` seconds unless its holder renews it, which a background task
-does every ``lease / 3`` while the lock is held. Release deletes the key only
-if it still holds the holder's token (Lua), so a holder whose lease ran out
-cannot free somebody else's lock.
+after ``lease`` seconds (3 by default) unless its holder renews it, which a
+background task does every ``lease / 4`` while the lock is held. Release
+deletes the key only if it still holds the holder's token (Lua), so a holder
+whose lease ran out cannot free somebody else's lock. A short lease is what
+lets another instance continue the uploads of an instance that died (SIGKILL,
+power) within seconds instead of waiting out a long lease.
 
 A waiter polls, and asks the holder to finish by publishing ``req <key>`` on
 ``<prefix>locks`` (every instance listens to that one channel and sets
 ``release_requested`` on its lease). It also sets ``<prefix>lock:<key>:wanted``
 so the holder's release publishes ``rel <key>``, which wakes waiters at once.
 
-If renewal finds another token, or cannot reach Redis before the lease would
-run out, ``lease.lost`` is set and the writer stops. Saves are compare-and-set
-on the record version anyway, so even a holder that noticed too late cannot
-commit over a newer writer.
+Two writers never interleave: a holder hands no byte to the store later
+than half a lease after its last confirmed acquire or renewal
+(``Lease.valid_until``, checked by the body guard against the clock, so even
+an event loop frozen past its lease cannot write on), while nobody else can
+take the lock before the whole lease has passed since that confirmation; the
+other half is the margin for a write already in flight. If renewal finds
+another token, or cannot reach Redis in time, ``lease.lost`` is set and the
+writer stops at once. Saves are compare-and-set on the record version anyway,
+so even a holder that noticed too late cannot commit over a newer writer.
 """
 
 from __future__ import annotations
@@ -87,7 +94,7 @@ class RedisLocks(LockManager):
         self,
         url: str,
         acquire_timeout: float = 20.0,
-        lease: float = 30.0,
+        lease: float = 3.0,
         *,
         prefix: str = DEFAULT_PREFIX,
     ) -> None:
@@ -110,6 +117,11 @@ class RedisLocks(LockManager):
     @property
     def _lease_ms(self) -> int:
         return max(1, int(self.lease * 1000))
+
+    @property
+    def _stop_after(self) -> float:
+        """How long after a confirmation the holder may still write."""
+        return self.lease / 2
 
     @property
     def _call_timeout(self) -> float:
@@ -151,6 +163,7 @@ class RedisLocks(LockManager):
         token = secrets.token_hex(16)
         held = _Held(Lease(key), token)
         since = await self._acquire(key, token, timeout or self.acquire_timeout)
+        held.lease.valid_until = since + self._stop_after
         self._held.setdefault(key, {})[token] = held
         held.renewal = asyncio.get_running_loop().create_task(self._renew(held, since))
         try:
@@ -232,11 +245,12 @@ class RedisLocks(LockManager):
         task.add_done_callback(self._background.discard)
 
     async def _renew(self, held: _Held, confirmed: float) -> None:
-        """Extend the lease every lease/3 until ``done``; set ``lost`` if it
+        """Extend the lease every lease/4 until ``done``; set ``lost`` if it
         cannot be kept. ``confirmed``: when the last successful acquire or
-        renewal was sent (the lease is valid until ``confirmed + lease``)."""
+        renewal was sent (the lease is valid until ``confirmed + lease``, the
+        holder writes until ``confirmed + lease / 2``)."""
         key = self._lock_key(held.lease.key)
-        interval = self.lease / 3
+        interval = self.lease / 4
         delay = interval
         while True:
             with contextlib.suppress(TimeoutError):
@@ -244,8 +258,8 @@ class RedisLocks(LockManager):
                     await held.done.wait()
             if held.done.is_set():
                 return
-            # stop the writer a little before the lease could run out
-            deadline = confirmed + self.lease * 0.8
+            # stop the writer well before the lease could run out
+            deadline = confirmed + self._stop_after
             sent = time.monotonic()
             try:
                 async with guard("locks", max(0.01, deadline - sent)):
@@ -262,6 +276,7 @@ class RedisLocks(LockManager):
                 held.lease.lost.set()
                 return
             confirmed, delay = sent, interval
+            held.lease.valid_until = confirmed + self._stop_after
 
     # -- release requests --------------------------------------------------------
     async def _listen(self) -> None:

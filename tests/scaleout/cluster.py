@@ -26,7 +26,7 @@ def cluster_config(
         },
         "qiniu": {"enabled": True, "keys": [{"access_key": QINIU_AK, "secret_key": QINIU_SK}]},
         "state": {"type": "redis", "url": redis_url},
-        "locks": {"type": "redis", "url": redis_url, "lease": 2, "acquire_timeout": 10},
+        "locks": {"type": "redis", "url": redis_url, "acquire_timeout": 10},  # default lease
         "uploads": {"sweep_interval": 1},
     }
 
