@@ -9,13 +9,14 @@ import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from backends.base import Backend, BackendContext
 from backends.registry import backend_class
 from gateway import objects
 from gateway.app_keys import CONFIG, SERVICE
 from gateway.config import GatewayConfig
-from gateway.core.budget import Budget
+from gateway.core.budget import Budget, request_scope
 from gateway.core.events import Events
 from gateway.core.expiry import run_sweeper
 from gateway.core.locks import LockManager, MemoryLocks
@@ -56,9 +57,8 @@ async def open_service(config: GatewayConfig) -> UploadService:
     await state.open()
     locks = make_locks(config)
     await locks.open()
-    context = BackendContext(
-        kv=state, budget=Budget(config.uploads.memory_budget), public_url=config.server.public_url
-    )
+    budget = Budget(config.uploads.memory_budget, config.uploads.memory_budget_wait)
+    context = BackendContext(kv=state, budget=budget, public_url=config.server.public_url)
     backends = make_backends(config, context)
     for backend in backends.values():
         await backend.start()
@@ -89,8 +89,16 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     await close_service(service)
 
 
+@web.middleware
+async def _budget_scope(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Memory taken by a request that already had some is continuing work
+    (``gateway/core/budget.py``)."""
+    with request_scope():
+        return await handler(request)
+
+
 def create_app(config: GatewayConfig) -> web.Application:
-    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[_budget_scope])
     app[CONFIG] = config
     app.cleanup_ctx.append(_lifecycle)
     if config.tus.enabled:

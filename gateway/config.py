@@ -151,11 +151,19 @@ class UploadsConfig(_Model):
     tombstone_ttl: float = 86400.0
     #: global budget for part buffers held in memory
     memory_budget: int = 256 * 1024 * 1024
+    #: how long a new request waits for memory when the budget is in use
+    #: before it is refused with 503 + Retry-After (uploads under way wait on)
+    memory_budget_wait: float = 3.0
     #: how long object URLs issued by the store stay valid
     url_ttl: float = 3600.0
 
     _v_d = field_validator(
-        "expire_after", "sweep_interval", "tombstone_ttl", "url_ttl", mode="before"
+        "expire_after",
+        "sweep_interval",
+        "tombstone_ttl",
+        "url_ttl",
+        "memory_budget_wait",
+        mode="before",
     )(_duration)
     _v_s = field_validator("memory_budget", mode="before")(_size)
 

@@ -132,14 +132,15 @@ class S3Backend(Backend):
         if not old.single:
             return await self._write_parts(stream, old, body)
         # not a multipart upload yet: open one only if a part's worth arrives
+        arrived = await _arrived(body)
+        if arrived is None:
+            return WriteResult(offset=stream.offset, state=stream.state)
         limit = old.part_size - old.tail_size
         await self.context.budget.acquire(limit)
         try:
-            head, more = await _take(body, limit)
+            head, more = await _take(arrived, limit)
             if more is None:
                 received = sum(len(c) for c in head)
-                if received == 0:
-                    return WriteResult(offset=stream.offset, state=stream.state)
                 end = stream.offset + received
                 tail = await self._store_tail(stream.id, old.tail, head, None, end)
                 return self._result(stream.id, old, old.copy(tail=tail))
@@ -233,18 +234,19 @@ class S3Backend(Backend):
         earlier, shorter writes, kept as tail pieces); a shorter write adds a
         tail piece. No multipart upload, no part copied back and forth."""
         assert stream.length is not None
+        arrived = await _arrived(body)
+        if arrived is None:
+            return WriteResult(offset=stream.offset, state=stream.state)
         room = stream.length - stream.offset
         await self.context.budget.acquire(room)
         try:
             chunks: list[bytes | memoryview] = []
             received = 0
-            async for chunk in body:
+            async for chunk in arrived:
                 chunks.append(chunk)
                 received += len(chunk)
                 if received > room:
                     raise InvalidState(f"a write past the stream's length {stream.length}")
-            if received == 0:
-                return WriteResult(offset=stream.offset, state=stream.state)
             end = stream.offset + received
             if end < stream.length:
                 tail = await self._store_tail(stream.id, old.tail, chunks, None, end)
@@ -469,6 +471,16 @@ class S3Backend(Backend):
         if isinstance(url, PublicUrls):
             return f"{url.base_url.rstrip('/')}/{quote(key, safe='/~')}"
         return None
+
+
+async def _arrived(body: AsyncIterator[bytes]) -> AsyncIterator[bytes] | None:
+    """``body`` once its first byte is here, or None if it ends first: budget
+    is taken for bytes that came, never for a body that was only announced
+    (idle requests with a large ``Content-Length`` would hold it all)."""
+    async for chunk in body:
+        if chunk:
+            return _chain([chunk], body)
+    return None
 
 
 async def _take(
