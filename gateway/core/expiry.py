@@ -1,20 +1,115 @@
-"""The expiry sweeper: deletes the data of expired uploads, then their
-tombstones. On several instances only the holder of the ``sweeper`` lock
-sweeps in a given round."""
+"""The end of an upload: termination by its client, expiry by the sweeper.
+
+``Expiry.terminate`` discards an upload's bytes (or its finished object) and
+leaves a tombstone; ``Expiry.expire`` does the same for an idle upload, the
+object of a finished one whose lifetime ended (``object_meta``), and drops
+tombstones. The sweeper (``sweep_once`` / ``run_sweeper``) finds what is due;
+on several instances only the holder of the ``sweeper`` lock sweeps in a
+given round.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
+from typing import Protocol
 
+from backends.base import Capability
+from backends.errors import BackendError
+from gateway.core import object_meta
 from gateway.core.errors import Locked, UploadError
-from gateway.core.service import UploadService
+from gateway.core.ledger import CONCAT_WAIT, Bucket, Ledger, backend_errors
+from gateway.core.locks import LockManager
+from gateway.core.records import Kind, Status, UploadRecord
+from gateway.core.state.base import StateStore
 
 log = logging.getLogger(__name__)
 
 
-async def sweep_once(service: UploadService) -> int:
+class Expiry:
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+
+    async def terminate(self, upload_id: str) -> None:
+        ledger = self.ledger
+        async with ledger.locks.hold(upload_id):
+            record = await ledger.get(upload_id)
+            await self._discard(record)
+            ledger.tombstone(record, Status.TERMINATED)
+            await ledger.state.save(record)
+        ledger.events.emit("post-terminate", record)
+
+    async def expire(self, upload_id: str) -> None:
+        """Sweeper: drop an expired upload's storage, or a tombstone's record."""
+        ledger = self.ledger
+        async with ledger.locks.hold(upload_id, timeout=1.0):
+            record = await ledger.state.get(upload_id)
+            if record is None or record.expires_at is None or record.expires_at > time.time():
+                return
+            if record.status in (Status.TERMINATED, Status.EXPIRED):
+                await ledger.state.delete(upload_id)
+                await ledger.state.kv_delete(CONCAT_WAIT, upload_id)
+                return
+            if record.status is Status.FINISHED:  # its object's lifetime ended
+                await self._expire_object(record)
+            else:
+                await self._discard(record)
+            ledger.tombstone(record, Status.EXPIRED)
+            await ledger.state.save(record)
+
+    async def _discard(self, record: UploadRecord) -> None:
+        b = self.ledger.bucket(record.bucket)
+        with backend_errors():
+            if record.status is Status.FINISHED and record.key is not None:
+                await b.backend.delete_object(b.backend_key(record.key))
+            elif record.kind is not Kind.ASSEMBLY:
+                await b.backend.discard_stream(self.ledger.stream(record))
+
+    async def _expire_object(self, record: UploadRecord) -> None:
+        """Delete the object of an expired finished record, unless a newer
+        upload replaced it since (then the object is not this record's)."""
+        if record.key is None:
+            return
+        b = self.ledger.bucket(record.bucket)
+        key = b.backend_key(record.key)
+        async with self.ledger.object_lock(record.bucket, record.key, timeout=1.0):
+            with backend_errors():
+                info = await b.backend.stat(key)
+                if info is not None and object_meta.is_same(record, info):
+                    await b.backend.delete_object(key)
+
+
+async def schedule_deletion(b: Bucket, record: UploadRecord) -> None:
+    """An object with a lifetime the store does not enforce: its finished
+    record expires then, and the sweeper deletes the object (``expire``)."""
+    meta = object_meta.of(record)
+    if meta is None or meta.delete_at is None or record.key is None:
+        return
+    if Capability.OBJECT_EXPIRY in b.backend.capabilities:
+        return  # the store deletes it itself
+    try:
+        info = await b.backend.stat(b.backend_key(record.key))
+    except BackendError:  # the object is made: expire it by its size alone
+        log.warning("no version for %s; its expiry compares sizes", record.id, exc_info=True)
+        info = None
+    object_meta.schedule(record, meta, info)
+
+
+# -- the sweeper --------------------------------------------------------------------------
+class Sweepable(Protocol):
+    """What the sweeper needs (the ``UploadService`` has it)."""
+
+    @property
+    def state(self) -> StateStore: ...
+
+    @property
+    def locks(self) -> LockManager: ...
+
+    async def expire(self, upload_id: str) -> None: ...
+
+
+async def sweep_once(service: Sweepable) -> int:
     """One pass; returns how many records it handled."""
     handled = 0
     try:
@@ -40,7 +135,7 @@ async def sweep_once(service: UploadService) -> int:
     return handled
 
 
-async def run_sweeper(service: UploadService, interval: float) -> None:
+async def run_sweeper(service: Sweepable, interval: float) -> None:
     while True:
         try:
             n = await sweep_once(service)

@@ -1,0 +1,196 @@
+"""Objects made of finished parts.
+
+``create_assembly`` makes an object of ``Kind.PART`` streams in order, now or
+as soon as its last part completes (tus concatenation-unfinished: the
+assembly's id is written under each unfinished part, and ``part_done`` wakes
+it). ``commit_part`` makes one complete part an object of its own (a Qiniu
+form upload, a single-block mkfile). Assembled parts are discarded after the
+answer.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from backends.base import Capability, ObjectMeta
+from backends.concurrency import bounded
+from gateway.core import object_meta
+from gateway.core.errors import BadRequest, NotReady
+from gateway.core.expiry import schedule_deletion
+from gateway.core.ledger import CONCAT_WAIT, Ledger, backend_errors
+from gateway.core.records import Kind, Status, UploadRecord, new_upload_id
+
+log = logging.getLogger(__name__)
+
+_CONSUME_CONCURRENCY = 8  # assembled parts discarded at once
+
+
+class Assembly:
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+
+    async def create_assembly(
+        self,
+        *,
+        protocol: str,
+        bucket: str,
+        key: str,
+        parts: Sequence[str],
+        metadata: dict[str, str] | None = None,
+        concat: str | None = None,
+        allow_unfinished: bool = True,
+        extra: dict[str, Any] | None = None,
+        upload_id: str | None = None,
+        meta: ObjectMeta | None = None,
+    ) -> UploadRecord:
+        """An object made of ``parts`` (ids of ``Kind.PART`` streams) in order;
+        assembled now if every part is complete, else when the last one is."""
+        ledger = self.ledger
+        b = ledger.bucket(bucket)
+        if Capability.ASSEMBLE not in b.backend.capabilities:
+            raise BadRequest("this storage cannot assemble uploads")
+        if not parts:
+            raise BadRequest("an assembly needs at least one part")
+        records = [await ledger.get(p) for p in parts]
+        lengths: list[int] = []
+        for part in records:
+            if part.kind is not Kind.PART or part.bucket != bucket:
+                raise BadRequest(f"upload {part.id} cannot be part of this assembly")
+            if part.status is not Status.COMPLETE and not allow_unfinished:
+                raise BadRequest(f"upload {part.id} is not finished")
+            if part.length is not None:
+                lengths.append(part.length)
+        length = sum(lengths) if len(lengths) == len(records) else None
+        ledger.check_length(length if length is not None else 0, b)
+        now = time.time()
+        record = UploadRecord(
+            id=upload_id or new_upload_id(),
+            protocol=protocol,
+            kind=Kind.ASSEMBLY,
+            bucket=bucket,
+            key=key,
+            length=length,
+            metadata=dict(metadata or {}),
+            concat=concat,
+            parts=list(parts),
+            created_at=now,
+            updated_at=now,
+            expires_at=ledger.expiry(),
+            extra=object_meta.with_meta(extra, meta),
+        )
+        await ledger.state.create(record)
+        waiting = [p.id for p in records if p.status is not Status.COMPLETE]
+        for part_id in waiting:
+            await self._add_waiter(part_id, record.id)
+        if not waiting:
+            record = await self.assemble_now(record.id)
+        return record
+
+    async def assemble_now(self, assembly_id: str) -> UploadRecord:
+        """Assemble if every part is complete (idempotent); return the record."""
+        ledger = self.ledger
+        async with ledger.locks.hold(assembly_id):
+            record = await ledger.get(assembly_id)
+            if record.status is not Status.ACTIVE:
+                return record
+            parts = [await ledger.get(p) for p in record.parts]
+            if any(p.status is not Status.COMPLETE for p in parts):
+                return record
+            b = ledger.bucket(record.bucket)
+            assert record.key is not None
+            with backend_errors():
+                info = await b.backend.assemble(
+                    [ledger.stream(p) for p in parts],
+                    b.backend_key(record.key),
+                    object_meta.of(record),
+                )
+            record.length = record.offset = info.size
+            ledger.mark_finished(record)
+            await schedule_deletion(b, record)
+            await ledger.save(record)
+        ledger.events.emit("post-finish", record)
+        # after the answer, a few at a time: each costs the store a request
+        # or two, and the object no longer needs them (a part left behind
+        # by a crash expires and the sweeper discards it)
+        ledger.later(bounded(parts, self._consume, _CONSUME_CONCURRENCY))
+        return record
+
+    async def commit_part(
+        self,
+        part_id: str,
+        key: str,
+        *,
+        bucket: str | None = None,
+        metadata: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+        meta: ObjectMeta | None = None,
+    ) -> UploadRecord:
+        """Make one complete part the object ``key`` (its storage is consumed).
+
+        ``bucket`` may name another bucket on the same backend (a Qiniu form
+        file stored before its token named the bucket). The part's record
+        becomes the object's (FINISHED, ``key``, ``metadata``, ``extra``
+        merged) and ``post-finish`` is emitted, as for an assembly."""
+        ledger = self.ledger
+        async with ledger.locks.hold(part_id):
+            record = await ledger.get(part_id)
+            if record.status is not Status.COMPLETE:
+                raise NotReady("the part is not complete")
+            target = ledger.bucket(bucket or record.bucket)
+            if target.backend is not ledger.bucket(record.bucket).backend:
+                raise BadRequest(f"bucket {target.name!r} is on another backend")
+            object_meta.put(record, meta)
+            await ledger.commit_stream(target, record, target.backend_key(key))
+            record.bucket = target.name
+            record.key = key
+            record.metadata.update(metadata or {})
+            record.extra.update(extra or {})
+            ledger.mark_finished(record)
+            await schedule_deletion(target, record)
+            await ledger.save(record)
+        ledger.events.emit("post-finish", record)
+        return record
+
+    async def _consume(self, part: UploadRecord) -> None:
+        """Discard an assembled part's storage; its id then answers 410."""
+        ledger = self.ledger
+        try:
+            async with ledger.locks.hold(part.id):
+                current = await ledger.state.get(part.id)
+                if current is None:
+                    return
+                with backend_errors():
+                    backend = ledger.bucket(current.bucket).backend
+                    await backend.discard_stream(ledger.stream(current))
+                ledger.tombstone(current, Status.EXPIRED)
+                await ledger.state.save(current)
+        except Exception:  # the sweeper removes it later
+            log.warning("could not discard assembled part %s", part.id, exc_info=True)
+
+    # -- waiting for unfinished parts ----------------------------------------------------
+    async def _add_waiter(self, part_id: str, assembly_id: str) -> None:
+        state = self.ledger.state
+        async with self.ledger.locks.hold(f"{CONCAT_WAIT}:{part_id}"):
+            raw = await state.kv_get(CONCAT_WAIT, part_id)
+            ids = json.loads(raw) if raw else []
+            ids.append(assembly_id)
+            await state.kv_set(CONCAT_WAIT, part_id, json.dumps(ids))
+        # the part may have completed meanwhile
+        part = await state.get(part_id)
+        if part is not None and part.status is Status.COMPLETE:
+            await self.part_done(part)
+
+    async def part_done(self, part: UploadRecord) -> None:
+        """Assemble what waited for ``part`` (now complete)."""
+        raw = await self.ledger.state.kv_get(CONCAT_WAIT, part.id)
+        if not raw:
+            return
+        for assembly_id in json.loads(raw):
+            try:
+                await self.assemble_now(assembly_id)
+            except Exception:
+                log.warning("assembly %s failed", assembly_id, exc_info=True)

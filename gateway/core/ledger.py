@@ -1,0 +1,184 @@
+"""The ledger every part of the core shares: buckets, records read with their
+expiry checked and saved compare-and-set, locks, events, and the one place
+where backend failures become the core's errors.
+
+``uploads``, ``assembly``, ``expiry`` and ``reading`` each hold a ``Ledger``;
+none of them imports another's class (``service`` wires them together).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Coroutine, Iterator
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Any
+
+from backends.base import Backend, Capability, StreamInfo
+from backends.errors import BackendError, BackendUnavailable
+from backends.errors import NotFound as BackendNotFound
+from gateway.config import GatewayConfig
+from gateway.core import object_meta
+from gateway.core.errors import (
+    BadRequest,
+    ServiceUnavailable,
+    TooLarge,
+    UploadError,
+    UploadGone,
+    UploadNotFound,
+)
+from gateway.core.events import Events
+from gateway.core.locks import Lease, LockManager
+from gateway.core.records import Kind, Status, UploadRecord
+from gateway.core.state.base import StateStore
+
+#: kv namespace: part id → JSON list of the assembly ids waiting for it
+#: (written by ``assembly``, dropped with the part's record by ``expiry``)
+CONCAT_WAIT = "concat-wait"
+
+
+@dataclass(frozen=True)
+class Bucket:
+    name: str
+    backend: Backend
+    prefix: str
+
+    def backend_key(self, key: str) -> str:
+        return self.prefix + key
+
+
+@contextlib.contextmanager
+def backend_errors(missing: UploadError | None = None) -> Iterator[None]:
+    """Translate a backend failure at the core's edge: the store down → 503
+    with its Retry-After; the bytes not there → ``missing`` (by default
+    ``UploadGone``: an upload's stored data vanished); any other → 503."""
+    try:
+        yield
+    except BackendUnavailable as exc:
+        raise ServiceUnavailable(str(exc), retry_after=exc.retry_after) from exc
+    except BackendNotFound as exc:
+        raise (missing or UploadGone(f"the stored data is gone: {exc}")) from exc
+    except BackendError as exc:
+        raise ServiceUnavailable(f"storage error: {exc}") from exc
+
+
+class Ledger:
+    def __init__(
+        self,
+        config: GatewayConfig,
+        state: StateStore,
+        locks: LockManager,
+        backends: dict[str, Backend],
+        events: Events,
+    ) -> None:
+        self.config = config
+        self.state = state
+        self.locks = locks
+        self.events = events
+        self.buckets = {
+            name: Bucket(name, backends[b.backend], b.prefix) for name, b in config.buckets.items()
+        }
+        #: clean-up started after a request was answered (``settle`` awaits it)
+        self._after_answer: set[asyncio.Task[Any]] = set()
+
+    # -- lookup --------------------------------------------------------------------
+    def bucket(self, name: str) -> Bucket:
+        try:
+            return self.buckets[name]
+        except KeyError:
+            raise UploadNotFound(f"no such bucket {name!r}") from None
+
+    async def get(self, upload_id: str) -> UploadRecord:
+        """The record, or ``UploadNotFound`` / ``UploadGone``."""
+        record = await self.state.get(upload_id)
+        if record is None:
+            raise UploadNotFound("no such upload")
+        if record.status in (Status.TERMINATED, Status.EXPIRED):
+            raise UploadGone(f"the upload was {record.status.value}")
+        if (
+            record.status in (Status.ACTIVE, Status.COMPLETE)
+            and record.expires_at is not None
+            and record.expires_at < time.time()
+        ):
+            raise UploadGone("the upload expired")
+        return record
+
+    # -- saving ----------------------------------------------------------------------
+    async def save(self, record: UploadRecord) -> None:
+        """Compare-and-set save; a lost race is a retryable 503, never a silent overwrite."""
+        record.updated_at = time.time()
+        if not await self.state.save(record):
+            raise ServiceUnavailable("the upload changed under this request; retry")
+
+    def expiry(self) -> float:
+        """When an upload touched now expires."""
+        return time.time() + self.config.uploads.expire_after
+
+    def mark_finished(self, record: UploadRecord) -> None:
+        record.status = Status.FINISHED
+        record.expires_at = None
+
+    def tombstone(self, record: UploadRecord, status: Status) -> None:
+        """``record`` ends (terminated or expired); its id answers 410 until swept."""
+        record.status = status
+        record.expires_at = time.time() + self.config.uploads.tombstone_ttl
+
+    # -- locks -------------------------------------------------------------------------
+    def object_lock(
+        self, bucket: str, key: str, timeout: float | None = None
+    ) -> AbstractAsyncContextManager[Lease]:
+        """Held while deciding whether to replace the object ``key`` and doing
+        it; the sweeper holds it to delete an expired object."""
+        return self.locks.hold(f"object:{bucket}/{key}", timeout)
+
+    # -- the backend ---------------------------------------------------------------------
+    def stream(self, record: UploadRecord) -> StreamInfo:
+        """What the backend needs to know of ``record``'s stream."""
+        # A plain upload writes towards its final key so committing moves no bytes.
+        key = None
+        if record.kind is Kind.UPLOAD and record.key is not None:
+            key = self.bucket(record.bucket).backend_key(record.key)
+        stream = record.stream(key)
+        if key is not None:
+            meta = object_meta.of(record)
+            stream.content_type = meta.content_type if meta is not None else None
+        return stream
+
+    def check_length(self, length: int | None, b: Bucket) -> None:
+        max_size = self.config.server.max_upload_size
+        if length is None:
+            if Capability.DEFERRED_LENGTH not in b.backend.capabilities:
+                raise BadRequest("this storage needs the length up front")
+            return
+        if length < 0:
+            raise BadRequest("negative length")
+        if max_size and length > max_size:
+            raise TooLarge(f"the upload exceeds the maximum size of {max_size} bytes")
+        limit = b.backend.limits.max_object_size
+        if limit and length > limit:
+            raise TooLarge(f"the storage accepts objects up to {limit} bytes")
+
+    async def commit_stream(self, b: Bucket, record: UploadRecord, backend_key: str) -> None:
+        """Make ``record``'s complete stream the object at ``backend_key``."""
+        with backend_errors():
+            try:
+                await b.backend.commit(self.stream(record), backend_key, object_meta.of(record))
+            except BackendNotFound:
+                # committed before a crash, not yet saved: the object is there
+                info = await b.backend.stat(backend_key)
+                if info is None or info.size != record.offset:
+                    raise
+
+    # -- after the answer ----------------------------------------------------------------
+    def later(self, work: Coroutine[Any, Any, Any]) -> None:
+        """Run ``work`` after the current request is answered."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._after_answer.add(task)
+        task.add_done_callback(self._after_answer.discard)
+
+    async def settle(self) -> None:
+        """Wait for the clean-up started after answers (at shutdown, in tests)."""
+        while self._after_answer:
+            await asyncio.gather(*self._after_answer, return_exceptions=True)

@@ -1,0 +1,61 @@
+"""Reading back: objects (stat, bytes, the URL a business service fetches)
+and the bytes an unfinished stream holds so far."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from urllib.parse import quote
+
+from backends.base import Capability, ObjectInfo
+from gateway.core.errors import BadRequest, UploadNotFound
+from gateway.core.ledger import Ledger, backend_errors
+from gateway.core.records import UploadRecord
+
+
+class Reading:
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+
+    async def stat_object(self, bucket: str, key: str) -> ObjectInfo | None:
+        b = self.ledger.bucket(bucket)
+        with backend_errors():
+            return await b.backend.stat(b.backend_key(key))
+
+    async def read(
+        self, bucket: str, key: str, start: int = 0, end: int | None = None
+    ) -> AsyncIterator[bytes]:
+        b = self.ledger.bucket(bucket)
+        with backend_errors(missing=UploadNotFound("no such object")):
+            async for chunk in b.backend.read(b.backend_key(key), start, end):
+                yield chunk
+
+    async def read_stream(
+        self, upload_id: str, start: int = 0, end: int | None = None
+    ) -> AsyncIterator[bytes]:
+        """Bytes ``[start, end)`` a stream holds so far (``Capability.READ_STREAM``)."""
+        record = await self.ledger.get(upload_id)
+        b = self.ledger.bucket(record.bucket)
+        if Capability.READ_STREAM not in b.backend.capabilities:
+            raise BadRequest("this storage cannot read unfinished uploads back")
+        with backend_errors():
+            async for chunk in b.backend.read_stream(self.ledger.stream(record), start, end):
+                yield chunk
+
+    async def object_url(self, bucket: str, key: str, base_url: str) -> str:
+        """The URL business services fetch the object from."""
+        b = self.ledger.bucket(bucket)
+        with backend_errors():
+            url = await b.backend.object_url(
+                b.backend_key(key), int(self.ledger.config.uploads.url_ttl)
+            )
+        if url:
+            return url
+        return f"{base_url}/objects/{quote(bucket, safe='')}/{quote(key, safe='/')}"
+
+    async def hook_url(self, record: UploadRecord) -> str | None:
+        """The object URL a webhook payload carries."""
+        if record.key is None:
+            return None
+        server = self.ledger.config.server
+        base = server.public_url or f"http://{server.host}:{server.port}"
+        return await self.object_url(record.bucket, record.key, base)

@@ -1,0 +1,266 @@
+"""Streams: create one, append to it at an offset, finish it.
+
+A ``Kind.UPLOAD`` stream becomes the object at its key when its last byte
+arrives; a ``Kind.PART`` stream is sealed (``COMPLETE``) and waits to be
+assembled. The offset is saved (compare-and-set) only after the backend
+stored the bytes; a body cut short keeps what arrived.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from backends.base import Backend, Capability, WriteResult
+from backends.errors import BackendUnavailable
+from gateway.core.body import GuardedBody, Hasher
+from gateway.core.checksums import Checksum
+from gateway.core.errors import (
+    BadRequest,
+    ChecksumMismatch,
+    Forbidden,
+    Locked,
+    OffsetMismatch,
+    TooLarge,
+    UploadError,
+)
+from gateway.core.ledger import Ledger, backend_errors
+from gateway.core.locks import Lease
+from gateway.core.records import Kind, Status, UploadRecord, new_upload_id
+
+log = logging.getLogger(__name__)
+
+#: called with a part that just became complete, once its lock is released
+PartDone = Callable[[UploadRecord], Awaitable[None]]
+
+
+class Uploads:
+    def __init__(self, ledger: Ledger, part_done: PartDone) -> None:
+        self.ledger = ledger
+        self._part_done = part_done
+
+    # -- creation ----------------------------------------------------------------
+    async def create(
+        self,
+        *,
+        protocol: str,
+        bucket: str,
+        key: str | None,
+        length: int | None,
+        kind: Kind = Kind.UPLOAD,
+        metadata: dict[str, str] | None = None,
+        concat: str | None = None,
+        extra: dict[str, Any] | None = None,
+        upload_id: str | None = None,
+    ) -> UploadRecord:
+        """Create an empty stream (no lock needed: nobody knows the id yet)."""
+        ledger = self.ledger
+        b = ledger.bucket(bucket)
+        ledger.check_length(length, b)
+        now = time.time()
+        record = UploadRecord(
+            id=upload_id or new_upload_id(),
+            protocol=protocol,
+            kind=kind,
+            bucket=bucket,
+            key=key,
+            length=length,
+            metadata=dict(metadata or {}),
+            concat=concat,
+            created_at=now,
+            updated_at=now,
+            expires_at=ledger.expiry(),
+            extra=dict(extra or {}),
+        )
+        with backend_errors():
+            record.backend_state = await b.backend.create_stream(ledger.stream(record))
+        await ledger.state.create(record)
+        ledger.events.emit("post-create", record)
+        if record.length == 0:
+            async with ledger.locks.hold(record.id):
+                record = await self._finish(record)
+            record = await self._after_unlock(record)
+        return record
+
+    async def status(self, upload_id: str) -> UploadRecord:
+        """Like ``get``, finishing an upload whose last write was saved but
+        whose finishing step was cut short (a crash in between)."""
+        record = await self.ledger.get(upload_id)
+        if (
+            record.status is Status.ACTIVE
+            and record.kind is not Kind.ASSEMBLY
+            and record.is_complete
+        ):
+            async with self.ledger.locks.hold(upload_id):
+                record = await self.ledger.get(upload_id)
+                if record.status is Status.ACTIVE and record.is_complete:
+                    record = await self._finish(record)
+            record = await self._after_unlock(record)
+        return record
+
+    # -- writing -------------------------------------------------------------------
+    async def write(
+        self,
+        upload_id: str,
+        offset: int,
+        body: AsyncIterator[bytes],
+        *,
+        checksum: Checksum | None = None,
+        declare_length: int | None = None,
+        content_length: int | None = None,
+        hashers: list[Hasher] | None = None,
+        require_complete_body: bool = False,
+    ) -> UploadRecord:
+        """Append ``body`` at ``offset``; return the saved record.
+
+        ``declare_length`` sets a deferred length (once). ``content_length``
+        lets a request that would overrun the length fail before any byte is
+        read. ``require_complete_body`` (Qiniu chunks) discards a body cut short
+        instead of keeping its bytes."""
+        async with self.ledger.locks.hold(upload_id) as lease:
+            record = await self._write_locked(
+                upload_id,
+                offset,
+                body,
+                lease,
+                checksum,
+                declare_length,
+                content_length,
+                hashers,
+                require_complete_body,
+            )
+        return await self._after_unlock(record)
+
+    async def _write_locked(
+        self,
+        upload_id: str,
+        offset: int,
+        body: AsyncIterator[bytes],
+        lease: Lease,
+        checksum: Checksum | None,
+        declare_length: int | None,
+        content_length: int | None,
+        hashers: list[Hasher] | None,
+        require_complete_body: bool,
+    ) -> UploadRecord:
+        record = await self.ledger.get(upload_id)
+        if record.kind is Kind.ASSEMBLY:
+            raise Forbidden("an assembled upload cannot be written to")
+        if offset != record.offset:
+            raise OffsetMismatch(record.offset)
+        if record.status is not Status.ACTIVE:  # complete: nothing more fits
+            if content_length == 0:
+                return record
+            raise TooLarge("the upload is already complete")
+        b = self.ledger.bucket(record.bucket)
+        if declare_length is not None:
+            if record.length is not None and record.length != declare_length:
+                raise BadRequest("the upload length cannot change")
+            if declare_length < record.offset:
+                raise BadRequest("the declared length is below the current offset")
+            self.ledger.check_length(declare_length, b)
+            record.length = declare_length
+        limit = self._remaining(record)
+        if content_length is not None and limit is not None and content_length > limit:
+            raise TooLarge("the body would exceed the upload length")
+        if record.status is Status.ACTIVE and record.is_complete:
+            return await self._finish(record)
+        if checksum is not None and Capability.ROLLBACK not in b.backend.capabilities:
+            raise BadRequest("checksums are not supported by this storage")
+        all_hashers: list[Hasher] = list(hashers or [])
+        if checksum is not None:
+            all_hashers.append(checksum.hasher)
+        guarded = GuardedBody(body, limit=limit, lease=lease, hashers=all_hashers)
+        result = await self._write_backend(b.backend, record, guarded, content_length)
+        refuse = self._refusal(guarded, checksum, require_complete_body)
+        if refuse is not None:
+            if result.rollback is not None and result.offset > record.offset:
+                with backend_errors():
+                    await result.rollback()
+            raise refuse
+        return await self._commit_write(record, result)
+
+    def _remaining(self, record: UploadRecord) -> int | None:
+        if record.length is not None:
+            return record.length - record.offset
+        max_size = self.ledger.config.server.max_upload_size
+        return max_size - record.offset if max_size else None
+
+    async def _write_backend(
+        self, backend: Backend, record: UploadRecord, body: GuardedBody, incoming: int | None
+    ) -> WriteResult:
+        stream = self.ledger.stream(record)
+        stream.incoming = incoming
+        with backend_errors():
+            try:
+                return await backend.write(stream, aiter(body))
+            except BackendUnavailable as exc:
+                if exc.partial is not None and exc.partial.offset > record.offset:
+                    # keep what the store acknowledged before it failed
+                    with contextlib.suppress(Exception):
+                        await asyncio.shield(self._save_write(record, exc.partial))
+                raise
+
+    @staticmethod
+    def _refusal(
+        body: GuardedBody, checksum: Checksum | None, require_complete: bool
+    ) -> Exception | None:
+        if body.exceeded:
+            return TooLarge("the body exceeds the upload length")
+        if checksum is not None or require_complete:
+            if body.yielded_lock:
+                return Locked("interrupted by another request for this upload")
+            if body.interrupted:
+                return BadRequest("the body was cut short")
+            try:
+                if checksum is not None and not checksum.matches():
+                    return ChecksumMismatch("checksum mismatch")
+            except UploadError as exc:  # a malformed or missing trailer
+                return exc
+        return None
+
+    async def _save_write(self, record: UploadRecord, result: WriteResult) -> None:
+        record.offset = result.offset
+        record.backend_state = result.state
+        record.expires_at = self.ledger.expiry()
+        await self.ledger.save(record)
+        if result.after_commit is not None:
+            try:
+                await result.after_commit()
+            except Exception:  # leftovers are swept later; the write stands
+                log.warning("cleanup after write of %s failed", record.id, exc_info=True)
+
+    async def _commit_write(self, record: UploadRecord, result: WriteResult) -> UploadRecord:
+        # shielded: a cancelled request still saves what the backend holds
+        await asyncio.shield(self._save_write(record, result))
+        if record.is_complete:
+            record = await asyncio.shield(self._finish(record))
+        return record
+
+    # -- finishing -------------------------------------------------------------------
+    async def _finish(self, record: UploadRecord) -> UploadRecord:
+        """Seal a complete stream; an upload becomes its object. Lock held."""
+        ledger = self.ledger
+        b = ledger.bucket(record.bucket)
+        with backend_errors():
+            record.backend_state = await b.backend.finish_stream(ledger.stream(record))
+        if record.kind is Kind.UPLOAD:
+            assert record.key is not None
+            await ledger.commit_stream(b, record, b.backend_key(record.key))
+            ledger.mark_finished(record)
+        else:
+            record.status = Status.COMPLETE
+        await ledger.save(record)
+        if record.status is Status.FINISHED:
+            ledger.events.emit("post-finish", record)
+        return record
+
+    async def _after_unlock(self, record: UploadRecord) -> UploadRecord:
+        """Work that needs other uploads' locks, done once this one is released."""
+        if record.kind is Kind.PART and record.status is Status.COMPLETE:
+            await self._part_done(record)
+        return record
