@@ -19,6 +19,7 @@ from gateway.config import GatewayConfig
 from gateway.core.budget import Budget, request_scope
 from gateway.core.events import Events
 from gateway.core.expiry import run_sweeper
+from gateway.core.ledger import Ledger
 from gateway.core.locks import LockManager, MemoryLocks
 from gateway.core.service import UploadService
 from gateway.core.state.base import StateStore
@@ -62,7 +63,7 @@ async def open_service(config: GatewayConfig) -> UploadService:
     backends = make_backends(config, context)
     for backend in backends.values():
         await backend.start()
-    return UploadService(config, state, locks, backends, Events(config.hooks))
+    return UploadService(Ledger(config, state, locks, backends, Events(config.hooks)))
 
 
 async def close_service(service: UploadService) -> None:

@@ -77,6 +77,7 @@ class Ledger:
         self.state = state
         self.locks = locks
         self.events = events
+        self.backends = backends
         self.buckets = {
             name: Bucket(name, backends[b.backend], b.prefix) for name, b in config.buckets.items()
         }

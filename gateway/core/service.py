@@ -27,37 +27,27 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-from backends.base import Backend, Capability
-from gateway.config import GatewayConfig
+from backends.base import Capability
 from gateway.core.assembly import Assembly
 from gateway.core.errors import UploadError
-from gateway.core.events import Events
 from gateway.core.expiry import Expiry
 from gateway.core.ledger import Bucket, Ledger
-from gateway.core.locks import Lease, LockManager
+from gateway.core.locks import Lease
 from gateway.core.reading import Reading
 from gateway.core.records import Kind, Status, UploadRecord, new_upload_id
-from gateway.core.state.base import StateStore
 from gateway.core.uploads import Uploads
 
 __all__ = ["Bucket", "UploadService"]
 
 
 class UploadService:
-    def __init__(
-        self,
-        config: GatewayConfig,
-        state: StateStore,
-        locks: LockManager,
-        backends: dict[str, Backend],
-        events: Events,
-    ) -> None:
-        self.config = config
-        self.state = state
-        self.locks = locks
-        self.backends = backends
-        self.events = events
-        self.ledger = ledger = Ledger(config, state, locks, backends, events)
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self.config = ledger.config
+        self.state = ledger.state
+        self.locks = ledger.locks
+        self.backends = ledger.backends
+        self.events = events = ledger.events
         self.buckets = ledger.buckets
         assembly = Assembly(ledger)
         uploads = Uploads(ledger, part_done=assembly.part_done)
