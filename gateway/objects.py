@@ -7,7 +7,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.app_keys import SERVICE
-from gateway.core.errors import ServiceUnavailable, UploadError
+from gateway.core.errors import RangeNotSatisfiable, ServiceUnavailable, UploadError
 from gateway.protocols.tus.download import stream_object
 
 
@@ -24,9 +24,11 @@ async def get_object(request: web.Request) -> web.StreamResponse:
         }
         return await stream_object(request, service, bucket, key, info.size, headers)
     except UploadError as exc:
-        headers = (
-            {"Retry-After": str(exc.retry_after)} if isinstance(exc, ServiceUnavailable) else {}
-        )
+        headers = {}
+        if isinstance(exc, ServiceUnavailable):
+            headers["Retry-After"] = str(exc.retry_after)
+        if isinstance(exc, RangeNotSatisfiable):
+            headers["Content-Range"] = exc.message
         return web.Response(status=exc.status, text=exc.message + "\n", headers=headers)
 
 

@@ -24,6 +24,7 @@ from gateway.access.tokens import UploadToken
 from gateway.core import errors as core
 from gateway.core.body import BodyInterrupted
 from gateway.core.records import Kind
+from gateway.numbers import parse_count
 
 from . import mime, qetag
 from .errors import BAD_REQUEST, CRC32_MISMATCH, TOO_LARGE
@@ -219,10 +220,7 @@ async def _finish(
 ) -> web.Response:
     bucket = call.check_bucket(token.policy.bucket)
     if "crc32" in fields:
-        try:
-            expected = int(fields["crc32"])
-        except ValueError:
-            raise BAD_REQUEST.error("invalid crc32") from None
+        expected = parse_count(fields["crc32"].strip(), "crc32", maximum=0xFFFFFFFF)
         if expected != stored.crc32:
             raise CRC32_MISMATCH.error()
     metadata = {k: v for k, v in fields.items() if k.lower().startswith("x-qn-meta-")}

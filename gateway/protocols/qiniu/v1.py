@@ -22,6 +22,7 @@ from gateway.access.codec import b64decode_text, b64encode
 from gateway.access.tokens import UploadToken
 from gateway.core import errors as core
 from gateway.core.records import Kind, UploadRecord
+from gateway.numbers import parse_count
 from gateway.protocols.bodies import request_body
 
 from . import mime, qetag
@@ -43,16 +44,6 @@ class Crc32:
         self.value = zlib.crc32(data, self.value)
 
 
-def parse_size(text: str, what: str, minimum: int = 0, maximum: int | None = None) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise BAD_REQUEST.error(f"invalid {what}") from None
-    if value < minimum or (maximum is not None and value > maximum):
-        raise BAD_REQUEST.error(f"invalid {what}")
-    return value
-
-
 def _authorize(call: Call) -> tuple[UploadToken, str]:
     token = call.runtime.verify_header(call.request)
     return token, call.check_bucket(token.policy.bucket)
@@ -61,7 +52,7 @@ def _authorize(call: Call) -> tuple[UploadToken, str]:
 async def mkblk(request: web.Request) -> web.Response:
     call = Call.of(request)
     _, bucket = _authorize(call)
-    size = parse_size(request.match_info["size"], "block size", 1, qetag.BLOCK_SIZE)
+    size = parse_count(request.match_info["size"], "block size", 1, qetag.BLOCK_SIZE)
     record = await call.service.create(
         protocol="qiniu",
         bucket=bucket,
@@ -77,7 +68,7 @@ async def bput(request: web.Request) -> web.Response:
     call = Call.of(request)
     _, bucket = _authorize(call)
     ctx = call.runtime.signer.decode(request.match_info["ctx"])
-    offset = parse_size(request.match_info["offset"], "offset")
+    offset = parse_count(request.match_info["offset"], "offset")
     if ctx.bucket != bucket or ctx.offset != offset:
         raise INVALID_CTX.error()
     record = await _block(call, ctx)
@@ -169,7 +160,7 @@ def parse_pairs(path: str) -> dict[str, str]:
 async def mkfile(request: web.Request) -> web.Response:
     call = Call.of(request)
     token, bucket = _authorize(call)
-    size = parse_size(request.match_info["size"], "file size")
+    size = parse_count(request.match_info["size"], "file size")
     params = parse_pairs(request.match_info.get("params", ""))
     if (request.content_length or 0) > _MAX_CTX_LIST:
         raise BAD_REQUEST.error("ctx list too long")

@@ -25,6 +25,7 @@ from gateway.access.codec import b64decode_text
 from gateway.access.tokens import UploadToken
 from gateway.core import errors as core
 from gateway.core.records import Kind, Status, UploadRecord
+from gateway.numbers import parse_count
 from gateway.protocols.bodies import request_body
 
 from . import mime, qetag, sessions
@@ -32,7 +33,7 @@ from .errors import BAD_REQUEST, CRC32_MISMATCH, FORBIDDEN, TOO_LARGE
 from .placing import NewFile, place
 from .responses import json_response
 from .runtime import Call
-from .v1 import discard_streams, parse_size, store_streams
+from .v1 import discard_streams, store_streams
 
 MIN_PART_SIZE = 1024 * 1024
 MAX_PART_SIZE = 1024 * 1024 * 1024
@@ -102,7 +103,7 @@ async def upload_part(request: web.Request) -> web.Response:
     call = Call.of(request)
     _, bucket, key = _authorize(call)
     session = await _session(call, bucket, key)
-    number = parse_size(request.match_info["part"], "part number", 1, sessions.MAX_PART_NUMBER)
+    number = parse_count(request.match_info["part"], "part number", 1, sessions.MAX_PART_NUMBER)
     length = request.content_length
     if length is not None and length > MAX_PART_SIZE:
         raise TOO_LARGE.error()
@@ -158,9 +159,9 @@ async def list_parts(request: web.Request) -> web.Response:
     _, bucket, key = _authorize(call)
     session = await _session(call, bucket, key)
     query = request.query
-    limit = parse_size(query.get("max-parts", "1000") or "1000", "max-parts", 1, 1000)
+    limit = parse_count(query.get("max-parts", "1000") or "1000", "max-parts", 1, 1000)
     marker_text = query.get("part-number-marker") or query.get("part-number_marker") or "0"
-    marker = parse_size(marker_text, "part-number-marker", 0, sessions.MAX_PART_NUMBER)
+    marker = parse_count(marker_text, "part-number-marker", 0, sessions.MAX_PART_NUMBER)
     found = await sessions.parts(call.service, session, marker, limit)
     truncated = len(found) == limit and found[-1][0] < int(session.extra.get("maxPart", 0))
     assert session.expires_at is not None

@@ -10,31 +10,32 @@ from aiohttp import web
 from gateway.core.errors import NotReady, RangeNotSatisfiable
 from gateway.core.records import Status
 from gateway.core.service import UploadService
+from gateway.numbers import saturating
 from gateway.protocols.tus.context import TusContext
 from gateway.protocols.tus.headers import media_type
 
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RANGE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$")
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
-    """``[start, end)`` of a single ``bytes=`` range; None = whole object."""
+    """``[start, end)`` of a single ``bytes=`` range; None = whole object.
+    Bounds past any size (however many digits) mean "to the end"."""
     if not header:
         return None
     m = _RANGE.match(header.strip())
     if not m or (not m.group(1) and not m.group(2)):
         return None  # unsupported forms (multiple ranges) get the whole object
-    first, last = m.group(1), m.group(2)
-    if first:
-        start = int(first)
-        end = min(int(last) + 1, size) if last else size
-        if start >= size or (last and int(last) < start):
+    first = saturating(m.group(1)) if m.group(1) else None
+    last = saturating(m.group(2)) if m.group(2) else None
+    if first is not None:
+        end = min(last + 1, size) if last is not None else size
+        if first >= size or (last is not None and last < first):
             raise RangeNotSatisfiable(f"bytes */{size}")
-    else:
-        suffix = int(last)
-        if suffix == 0:
-            raise RangeNotSatisfiable(f"bytes */{size}")
-        start, end = max(size - suffix, 0), size
-    return start, end
+        return first, end
+    assert last is not None
+    if last == 0:
+        raise RangeNotSatisfiable(f"bytes */{size}")
+    return max(size - last, 0), size
 
 
 def content_headers(metadata: dict[str, str]) -> dict[str, str]:

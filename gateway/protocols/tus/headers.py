@@ -8,6 +8,7 @@ import email.utils
 import re
 
 from gateway.core.errors import BadRequest
+from gateway.numbers import parse_count
 
 TUS_VERSION = "1.0.0"
 OFFSET_CONTENT_TYPE = "application/offset+octet-stream"
@@ -109,12 +110,7 @@ def encode_metadata(metadata: dict[str, str]) -> str:
 
 
 def parse_non_negative(value: str | None, name: str) -> int | None:
-    if value is None:
-        return None
-    value = value.strip()
-    if not value.isdigit():
-        raise BadRequest(f"{name} must be a non-negative integer")
-    return int(value)
+    return None if value is None else parse_count(value.strip(), name)
 
 
 def http_date(timestamp: float) -> str:

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from gateway.app_keys import CONFIG, SERVICE
-from gateway.core.errors import ServiceUnavailable, UploadError
+from gateway.core.errors import RangeNotSatisfiable, ServiceUnavailable, UploadError
 from gateway.protocols import ietf
 from gateway.protocols.ietf.limits import upload_limit
 from gateway.protocols.ietf.versions import UNVERSIONED
@@ -70,6 +70,8 @@ def _error(exc: UploadError) -> web.Response:
         headers["Retry-After"] = str(exc.retry_after)
     if exc.status == 412:
         headers["Tus-Version"] = TUS_VERSION
+    if isinstance(exc, RangeNotSatisfiable):
+        headers["Content-Range"] = exc.message
     return web.Response(status=exc.status, text=exc.message + "\n", headers=headers)
 
 
