@@ -13,7 +13,7 @@ from aiohttp.typedefs import Handler
 
 from backends.base import Backend, BackendContext
 from backends.registry import backend_class
-from gateway import objects
+from gateway import objects, rejection_logs
 from gateway.app_keys import CONFIG, SERVICE
 from gateway.config import GatewayConfig
 from gateway.core.budget import Budget, request_scope
@@ -100,6 +100,7 @@ async def _budget_scope(request: web.Request, handler: Handler) -> web.StreamRes
 
 def create_app(config: GatewayConfig) -> web.Application:
     app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[_budget_scope])
+    rejection_logs.install()
     app[CONFIG] = config
     app.cleanup_ctx.append(_lifecycle)
     if config.tus.enabled:

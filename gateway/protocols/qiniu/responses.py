@@ -17,9 +17,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 
 from gateway.app_keys import CONFIG
 from gateway.core import errors as core
+from gateway.protocols.bodies import malformed_reason
 
 from .errors import (
     BAD_REQUEST,
@@ -119,6 +121,8 @@ def qiniu_handler(handler: Handler) -> Handler:
             response = error_response(exc)
         except core.UploadError as exc:
             response = error_response(from_core(exc))
+        except RequestPayloadError as exc:
+            response = error_response(BAD_REQUEST.error(malformed_reason(exc)))
         except web.HTTPException as exc:
             if exc.status < 400:
                 response = web.Response(status=exc.status, headers=exc.headers)

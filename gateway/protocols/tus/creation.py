@@ -68,13 +68,15 @@ async def create(ctx: TusContext) -> web.Response:
     if _has_body(ctx):
         if ctx.request.content_type != OFFSET_CONTENT_TYPE:
             raise UnsupportedMediaType(f"a creation body must be {OFFSET_CONTENT_TYPE}")
+        body = request_body(ctx.request)
         record = await ctx.service.write(
             record.id,
             0,
-            request_body(ctx.request),
+            body,
             checksum=request_checksum(ctx.request),
             content_length=ctx.request.content_length,
         )
+        body.check()
     return await _created(ctx, record, with_offset=True)
 
 

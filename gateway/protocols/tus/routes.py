@@ -6,10 +6,12 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 
 from gateway.app_keys import CONFIG, SERVICE
-from gateway.core.errors import RangeNotSatisfiable, ServiceUnavailable, UploadError
+from gateway.core.errors import BadRequest, RangeNotSatisfiable, ServiceUnavailable, UploadError
 from gateway.protocols import ietf
+from gateway.protocols.bodies import malformed_reason
 from gateway.protocols.ietf.limits import upload_limit
 from gateway.protocols.ietf.versions import UNVERSIONED
 from gateway.protocols.tus import creation, download, upload
@@ -103,6 +105,8 @@ async def _handle(request: web.Request, upload_id: str | None) -> web.StreamResp
         response = await _dispatch(request, upload_id)
     except UploadError as exc:
         response = _error(exc)
+    except RequestPayloadError as exc:
+        response = _error(BadRequest(malformed_reason(exc)))
     except web.HTTPException as exc:
         response = exc
     except Exception:

@@ -50,14 +50,16 @@ async def patch(ctx: TusContext, upload_id: str) -> web.Response:
     length = parse_non_negative(request.headers.get("Upload-Length"), "Upload-Length")
     checksum = request_checksum(request)
     # a final (assembled) upload is refused by the service: 403
+    body = request_body(request)
     record = await ctx.service.write(
         upload_id,
         offset,
-        request_body(request),
+        body,
         checksum=checksum,
         declare_length=length,
         content_length=request.content_length,
     )
+    body.check()
     return await _written(ctx, record)
 
 

@@ -1,0 +1,63 @@
+"""aiohttp's rejections of malformed requests as one WARNING line each.
+
+aiohttp answers a request it cannot parse (a bad request line, an over-long
+header, a broken chunked body) with 400 itself, then logs it on
+``aiohttp.server`` at ERROR with a traceback — as if the server had failed.
+The filter installed here turns exactly those records (their exception is
+aiohttp's own parse error) into one WARNING line naming the peer and the
+cause; every other record of that logger passes unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
+
+log = logging.getLogger("aiohttp.server")
+
+#: how much of aiohttp's description of the request a line quotes
+_REASON_CHARS = 200
+
+
+def _client_fault(exc: BaseException | None) -> BaseException | None:
+    """The parse error behind ``exc`` if the client caused it, else None."""
+    seen = 0
+    while exc is not None and seen < 5:
+        if isinstance(exc, HttpProcessingError | RequestPayloadError):
+            return exc
+        exc = exc.__cause__
+        seen += 1
+    return None
+
+
+def one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if text.startswith("400, message: "):
+        text = text[len("400, message: ") :]
+    if len(text) > _REASON_CHARS:
+        text = text[: _REASON_CHARS - 1] + "…"
+    return text
+
+
+class RejectionFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info is None or record.levelno < logging.ERROR:
+            return True
+        fault = _client_fault(record.exc_info[1])
+        if fault is None:
+            return True
+        peer = record.args[0] if isinstance(record.args, tuple) and record.args else None
+        where = f" from {peer}" if peer and "%s" in str(record.msg) else ""
+        record.msg = "rejected a malformed request%s (%s): %s"
+        record.args = (where, type(fault).__name__, one_line(fault))
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        record.exc_info = record.exc_text = None
+        return True
+
+
+def install() -> None:
+    """Add the filter to ``aiohttp.server`` once."""
+    if not any(isinstance(f, RejectionFilter) for f in log.filters):
+        log.addFilter(RejectionFilter())
