@@ -48,10 +48,12 @@ def parse_count(text: str, what: str, minimum: int = 0, maximum: int = MAX_VALUE
     return value
 
 
-def json_number(value: Any, what: str, minimum: int = -MAX_VALUE) -> int | None:
+def json_number(
+    value: Any, what: str, minimum: int = -MAX_VALUE, maximum: int = MAX_VALUE
+) -> int | None:
     """An integer field of a client's JSON document (a put policy): a JSON
     integer, an integral finite JSON number or a string of ASCII digits (with
-    an optional ``-``), within ``[minimum, MAX_VALUE]``. None for absent or
+    an optional ``-``), within ``[minimum, maximum]``. None for absent or
     ``""``; ``BadRequest`` naming ``what`` for anything else (``1e400``,
     ``"1e400"``, ``10**400``, ``true``, a list)."""
     if value is None or value == "":
@@ -73,6 +75,6 @@ def json_number(value: Any, what: str, minimum: int = -MAX_VALUE) -> int | None:
         number = int(value)
     else:
         raise BadRequest(f"{what} must be an integer")
-    if number < minimum or number > MAX_VALUE:
-        raise BadRequest(f"{what} must be between {minimum} and {MAX_VALUE}")
+    if number < minimum or number > maximum:
+        raise BadRequest(f"{what} must be between {minimum} and {maximum}")
     return number

@@ -15,6 +15,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.numbers import MAX_VALUE, json_number
+
 from .errors import (
     BAD_REQUEST,
     BAD_TOKEN,
@@ -27,26 +29,23 @@ from .errors import (
 
 #: seconds in a ``deleteAfterDays`` day
 DAY = 86400
+#: the longest ``deleteAfterDays`` taken (100 years): every store can hold the date
+MAX_DELETE_AFTER_DAYS = 36_500
 
 
-def _int(value: Any, default: int | None = None) -> int | None:
-    if value is None or value == "":
-        return default
-    if isinstance(value, bool):
-        return int(value)
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        try:
-            return int(float(value))
-        except (TypeError, ValueError):
-            return default
+def _int(data: Mapping[str, Any], name: str, maximum: int = MAX_VALUE) -> int | None:
+    """An integer field (numbers may arrive as strings); 400 naming the field
+    for anything unbounded or not an integer (``1e400``, ``"1e400"``)."""
+    return json_number(data.get(name), f"put policy field {name}", maximum=maximum)
 
 
-def _flag(value: Any) -> bool:
+def _flag(data: Mapping[str, Any], name: str) -> bool:
+    value = data.get(name)
     if isinstance(value, str):
         return value.strip().lower() not in ("", "0", "false", "no")
-    return bool(_int(value, 0))
+    if isinstance(value, bool) or value is None:
+        return bool(value)
+    return bool(json_number(value, f"put policy field {name}"))
 
 
 def _str(value: Any) -> str | None:
@@ -139,15 +138,15 @@ class PutPolicy:
             scope=scope,
             bucket=bucket,
             scope_key=scope_key if sep else None,
-            prefixal=bool(sep) and _flag(data.get("isPrefixalScope")),
-            deadline=_int(data.get("deadline"), 0) or 0,
-            insert_only=_flag(data.get("insertOnly")),
-            fsize_min=_int(data.get("fsizeMin")),
-            fsize_limit=_int(data.get("fsizeLimit")),
+            prefixal=bool(sep) and _flag(data, "isPrefixalScope"),
+            deadline=_int(data, "deadline") or 0,
+            insert_only=_flag(data, "insertOnly"),
+            fsize_min=_int(data, "fsizeMin"),
+            fsize_limit=_int(data, "fsizeLimit"),
             mime_limit=MimeLimit.parse(_str(data.get("mimeLimit"))),
-            detect_mime=_flag(data.get("detectMime")),
+            detect_mime=_flag(data, "detectMime"),
             save_key=_str(data.get("saveKey")),
-            force_save_key=_flag(data.get("forceSaveKey")),
+            force_save_key=_flag(data, "forceSaveKey"),
             end_user=_str(data.get("endUser")),
             return_body=_str(data.get("returnBody")),
             return_url=_str(data.get("returnUrl")),
@@ -155,7 +154,7 @@ class PutPolicy:
             callback_host=_str(data.get("callbackHost")),
             callback_body=_str(data.get("callbackBody")),
             callback_body_type=_str(data.get("callbackBodyType")),
-            delete_after_days=_int(data.get("deleteAfterDays")),
+            delete_after_days=_int(data, "deleteAfterDays", MAX_DELETE_AFTER_DAYS),
             keylimit=tuple(str(k) for k in keylimit) if isinstance(keylimit, list) else (),
             raw=data,
         )

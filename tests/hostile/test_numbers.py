@@ -5,13 +5,16 @@ segments, Range bounds — and a bad one is a 4xx with a reason, never a 5xx."""
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
+import time
 
 import pytest
 import requests
 
 from gateway.core.errors import BadRequest
 from gateway.numbers import MAX_VALUE, json_number, parse_count, saturating
-from tests.qiniu.harness import token
+from tests.qiniu.harness import AK, SK, token
 from tests.support.gateway import GatewayProcess
 from tests.tus.helpers import TUS, create, patch
 
@@ -121,3 +124,46 @@ def test_qiniu_path_numbers(hgw: GatewayProcess, value: str) -> None:
         r = requests.request(method, hgw.url + path, data=b"abc", headers=auth, timeout=30)
         assert r.status_code == 400, (path, r.status_code, r.text)
         assert r.json()["error"]
+
+
+def raw_token(policy_json: str) -> str:
+    """An upload token signed with the test keys over exactly ``policy_json``
+    (SDKs would refuse to encode ``1e400`` or a 400-digit integer)."""
+    encoded = base64.urlsafe_b64encode(policy_json.encode()).decode()
+    signature = hmac.new(SK.encode(), encoded.encode(), hashlib.sha1).digest()
+    return f"{AK}:{base64.urlsafe_b64encode(signature).decode()}:{encoded}"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("deadline", "1e400"),
+        ("deadline", '"1e400"'),
+        ("fsizeLimit", '"1e400"'),
+        ("fsizeLimit", "1e400"),
+        ("deleteAfterDays", "1" + "0" * 400),
+        ("deleteAfterDays", "36501"),
+        ("fsizeMin", '"١٠"'),
+        ("insertOnly", "1e400"),
+    ],
+)
+def test_signed_policy_numbers(hgw: GatewayProcess, field: str, value: str) -> None:
+    deadline = int(time.time()) + 3600
+    extra = "" if field == "deadline" else f',"deadline":{deadline}'
+    policy = f'{{"scope":"photos","{field}":{value}{extra}}}'
+    r = requests.post(
+        hgw.url + "/",
+        files={"file": ("a.txt", b"abc")},
+        data={"token": raw_token(policy), "key": "policy-number"},
+        timeout=30,
+    )
+    assert r.status_code == 400, (r.status_code, r.text)
+    assert field in r.json()["error"]
+    good = f'{{"scope":"photos","deadline":{deadline},"deleteAfterDays":"36500"}}'
+    r = requests.post(
+        hgw.url + "/",
+        files={"file": ("a.txt", b"abc")},
+        data={"token": raw_token(good), "key": "policy-number"},
+        timeout=30,
+    )
+    assert r.status_code == 200, r.text
