@@ -19,9 +19,10 @@ from multidict import CIMultiDictProxy
 
 from gateway.core.checksums import Checksum
 from gateway.core.errors import BadRequest, UnsupportedChecksum
+from gateway.numbers import parse_count
 
 #: RFC 8941 sf-integer, non-negative: at most 15 digits
-_INTEGER = re.compile(r"[0-9]{1,15}")
+_SF_INTEGER_MAX = 10**15 - 1  # RFC 8941: at most 15 digits
 _BOOLEAN = {"?1": True, "?0": False}
 #: RFC 9530 algorithm names → the core's checksum algorithms
 _DIGESTS = {"sha-256": "sha256", "sha-512": "sha512"}
@@ -42,9 +43,7 @@ def integer(headers: CIMultiDictProxy[str], name: str) -> int | None:
     value = _one(headers, name)
     if value is None:
         return None
-    if not _INTEGER.fullmatch(value):
-        raise BadRequest(f"{name} must be a non-negative integer of at most 15 digits")
-    return int(value)
+    return parse_count(value, name, maximum=_SF_INTEGER_MAX)
 
 
 def boolean(headers: CIMultiDictProxy[str], name: str) -> bool | None:

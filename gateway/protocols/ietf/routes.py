@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from gateway.core.errors import BadRequest, TooLarge, UploadError
+from gateway.numbers import is_digits
 from gateway.protocols.ietf import creation, fields, resource
 from gateway.protocols.ietf.limits import upload_limit
 from gateway.protocols.ietf.problems import render
@@ -60,7 +61,7 @@ def _version(request: web.Request) -> tuple[Version, str | None]:
     if raw is None:
         return UNVERSIONED, None
     raw = raw.strip(" \t")
-    if raw.isdigit() and len(raw) <= 3 and int(raw) in VERSIONS:
+    if is_digits(raw) and len(raw) <= 3 and int(raw) in VERSIONS:
         return VERSIONS[int(raw)], None
     return UNVERSIONED, f"unsupported {INTEROP_HEADER} {raw[:20]!r}; supported: {SUPPORTED}"
 
