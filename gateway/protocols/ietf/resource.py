@@ -44,6 +44,11 @@ async def _state_headers(ctx: TusContext, version: Version, record: UploadRecord
 
 async def offset(ctx: TusContext, version: Version, upload_id: str) -> web.Response:
     _refuse_upload_fields(ctx, version)
+    # An append still in flight (a client that gave up on it) is asked to
+    # stop and save what it received, so the offset answered is one the next
+    # append will be accepted at (the drafts: never outdated information).
+    async with ctx.service.lock(upload_id):
+        pass
     record = await ctx.service.status(upload_id)
     headers = await _state_headers(ctx, version, record)
     headers["Cache-Control"] = "no-store"
