@@ -65,7 +65,8 @@ def test_creation_cut_after_104_resumes_from_its_url(
     )
     assert [m.status for m in ex.interim] == [104]
     url = ex.interim[0].headers["location"]
-    offset = wait_offset(url, v, sent, timeout=5)
+    offset = wait_offset(url, sent, timeout=5)
+    assert offset_of(url, v) == offset
     if target.name == "local":
         assert offset == sent  # every byte that arrived was kept
     assert 0 <= offset <= sent

@@ -7,6 +7,9 @@ import base64
 import hashlib
 import json
 import os
+import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
 import requests
@@ -25,6 +28,7 @@ from tests.ietf.helpers import (
 )
 from tests.ietf.raw import request
 from tests.support.gateway import GatewayProcess
+from tests.tus.test_tus_js_client import JS_DIR
 
 ALL = [*VERSIONS, None]  # None: no interop header, the newest rules without 104
 EARLY = [3, 4, 5]  # drafts -01 … -03: no Upload-Limit, no problem types, 201 appends
@@ -378,3 +382,28 @@ def test_repr_digest_of_a_single_request_upload_is_checked(
     assert ex.status == 400
     url = ex.interim[0].headers["location"]
     assert offset_of(url, v) == 0  # nothing of the mismatching content was kept
+
+
+@pytest.mark.parametrize("v", [4, 5, 6, 7, 8])
+def test_node_http_client_parses_the_104(
+    rules_gateway: GatewayProcess, tmp_path: Path, v: int
+) -> None:
+    source = tmp_path / "data.bin"
+    source.write_bytes(os.urandom(300_000))
+    node = shutil.which("node")
+    assert node, "node is required (the test command installs it)"
+    proc = subprocess.run(
+        [node, str(JS_DIR / "ietf_104.mjs"), rules_gateway.files_url, str(source), str(v)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=JS_DIR,
+    )
+    assert proc.returncode == 0, proc.stderr
+    seen = json.loads(proc.stdout)
+    assert [i["status"] for i in seen["interim"]] == [104]
+    assert seen["interim"][0]["headers"]["upload-draft-interop-version"] == str(v)
+    assert seen["interim"][0]["headers"]["location"] == seen["headers"]["location"]
+    assert seen["status"] == 201
+    got = requests.get(seen["headers"]["location"], timeout=60).content
+    assert got == source.read_bytes()
