@@ -23,7 +23,7 @@ PROTOCOLS = ["ietf-draft-03", "ietf-draft-05"]
 @pytest.fixture(scope="module")
 def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("ietf-js") / "source.bin"
-    path.write_bytes(os.urandom(6 * MiB + 4321))
+    path.write_bytes(os.urandom(3 * MiB + 4321))
     return path
 
 
@@ -54,7 +54,7 @@ def test_whole_file_in_the_creation_request(
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_chunked(gateway: GatewayProcess, source: Path, protocol: str) -> None:
-    options = {"protocol": protocol, "chunkSize": 2 * MiB + 17}
+    options = {"protocol": protocol, "chunkSize": MiB + 17}
     url = run_tus_js(gateway.files_url, source, options)
     _check(url, source)
 
@@ -63,8 +63,8 @@ def test_chunked(gateway: GatewayProcess, source: Path, protocol: str) -> None:
 def test_interrupted_and_resumed(gateway: GatewayProcess, source: Path, protocol: str) -> None:
     with CutProxy(gateway.port) as proxy:
         # the creation request is small; the cut falls inside the first append
-        proxy.cut_next_after(3 * MiB)
-        options = {"protocol": protocol, "chunkSize": 4 * MiB, "retryDelays": [200, 500, 1000]}
+        proxy.cut_next_after(MiB + MiB // 2)
+        options = {"protocol": protocol, "chunkSize": 2 * MiB, "retryDelays": [200, 500, 1000]}
         url = run_tus_js(proxy.url + "/files/", source, options)
         assert proxy.cuts == 1
     _check(url.replace(proxy.url, gateway.url), source)
