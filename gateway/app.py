@@ -99,7 +99,14 @@ async def _budget_scope(request: web.Request, handler: Handler) -> web.StreamRes
 
 
 def create_app(config: GatewayConfig) -> web.Application:
-    app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[_budget_scope])
+    app = web.Application(
+        client_max_size=64 * 1024 * 1024,
+        middlewares=[_budget_scope],
+        # request bodies are stored as sent: a content coding is part of the
+        # representation (the IETF drafts count offsets on the coded bytes,
+        # and a coded stream resumed mid-way cannot be decoded per request)
+        handler_args={"auto_decompress": False},
+    )
     rejection_logs.install()
     app[CONFIG] = config
     app.cleanup_ctx.append(_lifecycle)

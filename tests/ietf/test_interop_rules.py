@@ -4,6 +4,7 @@ only way to see the 104 interim responses), on a local-disk gateway."""
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import json
 import os
@@ -407,3 +408,26 @@ def test_node_http_client_parses_the_104(
     assert seen["status"] == 201
     got = requests.get(seen["headers"]["location"], timeout=60).content
     assert got == source.read_bytes()
+
+
+@pytest.mark.parametrize("v", [5, 8])
+def test_content_coding_is_kept_and_counted_coded(rules_gateway: GatewayProcess, v: int) -> None:
+    coded = gzip.compress(os.urandom(50_000) + b"x" * 50_000)
+    half = len(coded) // 2  # a gzip stream cut mid-way: not decodable on its own
+    ex = create(rules_gateway.files_url, v, coded[:half], complete=False, Content_Encoding="gzip")
+    assert ex.status == 201
+    assert ex.headers["upload-offset"] == str(half)  # offsets count the coded bytes
+    url = ex.headers["location"]
+    r = append(url, v, half, coded[half:], complete=True)
+    assert r.status in (200, 201)
+    got = requests.get(url, timeout=30, headers={"Accept-Encoding": "identity"})
+    assert got.content == coded  # the representation as sent, coding included
+
+
+@pytest.mark.parametrize("method", ["PUT", "PATCH"])
+def test_creation_by_any_method_with_content(rules_gateway: GatewayProcess, method: str) -> None:
+    ex = request(method, rules_gateway.files_url, fields(8, True), b"x")
+    assert ex.status == 201
+    assert [m.status for m in ex.interim] == [104]
+    assert requests.get(ex.headers["location"], timeout=30).content == b"x"
+    assert request("DELETE", rules_gateway.files_url, fields(8)).status == 405

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[TusContext, Version, str], Awaitable[web.Response]]
 
+_CREATION = ("POST", "PUT", "PATCH")
 _RESOURCE: dict[str, Handler] = {
     "HEAD": resource.offset,
     "GET": resource.offset,
@@ -82,8 +83,9 @@ async def _dispatch(
     if method == "OPTIONS":
         return options(ctx, version)
     if upload_id is None:
-        if method != "POST":
-            raise web.HTTPMethodNotAllowed(method, ["POST", "OPTIONS"])
+        # the drafts allow creation by any method with content
+        if method not in _CREATION:
+            raise web.HTTPMethodNotAllowed(method, [*_CREATION, "OPTIONS"])
         return await creation.create(ctx, version)
     handler = _RESOURCE.get(method)
     if handler is None:
