@@ -14,6 +14,7 @@ from aiohttp.typedefs import Handler
 from backends.base import Backend, BackendContext
 from backends.registry import backend_class
 from gateway import objects, rejection_logs
+from gateway.access.gate import GATE, AccessGate
 from gateway.app_keys import CONFIG, SERVICE
 from gateway.config import GatewayConfig
 from gateway.core.budget import Budget, request_scope
@@ -109,6 +110,7 @@ def create_app(config: GatewayConfig) -> web.Application:
     )
     rejection_logs.install()
     app[CONFIG] = config
+    app[GATE] = AccessGate(config)
     app.cleanup_ctx.append(_lifecycle)
     if config.tus.enabled:
         from gateway import http_trailers

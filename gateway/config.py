@@ -45,8 +45,9 @@ class ServerConfig(_Model):
     public_url: str = ""
     #: bytes; 0 = unlimited
     max_upload_size: int = 0
-    #: honour X-Forwarded-* / Forwarded (behind a trusted proxy)
-    trust_forwarded: bool = True
+    #: honour X-Forwarded-* / Forwarded: only behind a proxy that sets them,
+    #: else any client chooses the host of Location and object URLs
+    trust_forwarded: bool = False
     cors_allow_origin: str = "*"
 
     _v_size = field_validator("max_upload_size", mode="before")(_size)
@@ -62,6 +63,10 @@ class ServerConfig(_Model):
 class BucketConfig(_Model):
     backend: str
     prefix: str = ""
+    #: objects served only with signed URLs (Qiniu private-download form)
+    private: bool = False
+    #: tus uploads without a credential (the upload URL is the only secret)
+    anonymous_upload: bool = True
 
     @field_validator("prefix")
     @classmethod
@@ -85,8 +90,8 @@ class TusConfig(_Model):
 
 
 class QiniuKey(_Model):
-    access_key: str
-    secret_key: str
+    access_key: str = Field(min_length=1)
+    secret_key: str = Field(min_length=1)
 
 
 class QiniuConfig(_Model):
@@ -168,11 +173,57 @@ class UploadsConfig(_Model):
     _v_s = field_validator("memory_budget", mode="before")(_size)
 
 
+HookEvent = Literal["pre-create", "pre-finish", "post-create", "post-finish", "post-terminate"]
+
+
 class HookConfig(_Model):
     url: str
-    events: list[Literal["post-create", "post-finish", "post-terminate"]] = ["post-finish"]
+    #: ``pre-*`` hooks are called synchronously and decide; ``post-*`` are notified
+    events: list[HookEvent] = ["post-finish"]
     timeout: float = 10.0
+    #: ``post-*`` deliveries only; a ``pre-*`` hook that fails answers 503
     retries: int = 5
+    #: signs every call: ``Hook-Signature: sha256=<hex HMAC-SHA256 of the body>``
+    secret: str = ""
+
+    _v_t = field_validator("timeout", mode="before")(_duration)
+
+
+JwtAlgorithm = Literal[
+    "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "ES512"
+]
+
+
+class JwtConfig(_Model):
+    """``Authorization: Bearer <jwt>``, claims mapped onto a put policy."""
+
+    algorithms: list[JwtAlgorithm] = ["HS256"]
+    #: HS* algorithms
+    secret: str = ""
+    #: RS*/ES*: a PEM public key file, or a JWKS file (keys picked by ``kid``)
+    public_key_file: str = ""
+    jwks_file: str = ""
+    audience: str = ""
+    issuer: str = ""
+    #: seconds of clock skew allowed on ``exp``/``nbf``
+    leeway: float = 0.0
+
+    @model_validator(mode="after")
+    def _keys(self) -> JwtConfig:
+        if not self.algorithms:
+            raise ValueError("access.jwt.algorithms must not be empty")
+        symmetric = {a for a in self.algorithms if a.startswith("HS")}
+        if symmetric and not self.secret:
+            raise ValueError("access.jwt: HS* algorithms need access.jwt.secret")
+        if symmetric and len(symmetric) != len(self.algorithms):
+            raise ValueError("access.jwt: do not mix HS* with RS*/ES* algorithms")
+        if not symmetric and not (self.public_key_file or self.jwks_file):
+            raise ValueError("access.jwt: RS*/ES* algorithms need public_key_file or jwks_file")
+        return self
+
+
+class AccessConfig(_Model):
+    jwt: JwtConfig | None = None
 
 
 class GatewayConfig(_Model):
@@ -185,9 +236,15 @@ class GatewayConfig(_Model):
     locks: LocksConfig = LocksConfig()
     uploads: UploadsConfig = UploadsConfig()
     hooks: list[HookConfig] = []
+    access: AccessConfig = AccessConfig()
 
     @model_validator(mode="after")
     def _references(self) -> GatewayConfig:
+        private = [name for name, b in self.buckets.items() if b.private]
+        if private and not self.qiniu.keys:
+            raise ValueError(
+                f"buckets.{private[0]}.private: signed URLs need a key pair in qiniu.keys"
+            )
         for name, bucket in self.buckets.items():
             if bucket.backend not in self.backends:
                 raise ValueError(f"buckets.{name}.backend: no backend named {bucket.backend!r}")
@@ -214,12 +271,24 @@ class GatewayConfig(_Model):
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
+#: keys whose values are secrets: never a default, never empty from ``${VAR}``
+SECRET_KEYS = frozenset(
+    {"secret_key", "secret", "key", "password", "temp_url_key", "ctx_secret", "access_key"}
+)
+
 
 def _substitute(value: Any, where: str) -> Any:
     if isinstance(value, str):
+        secret = where.rsplit(".", 1)[-1] in SECRET_KEYS
 
         def repl(m: re.Match[str]) -> str:
             name, default = m.group(1), m.group(2)
+            if secret and default:
+                raise ConfigError(f"{where}: a secret takes no default (${{{name}:-...}})")
+            if os.environ.get(name):
+                return os.environ[name]
+            if secret:
+                raise ConfigError(f"{where}: environment variable {name} is not set or empty")
             if name in os.environ:
                 return os.environ[name]
             if default is not None:

@@ -195,13 +195,17 @@ class PutPolicy:
             return render_save_key(self.save_key)
         return None
 
-    def check_key(self, key: str) -> None:
-        """403 ``key doesn't match with scope`` unless ``key`` is allowed."""
+    def covers(self, key: str) -> bool:
+        """Whether the scope (and ``keylimit``) allows ``key``."""
         if self.scope_key is not None:
             ok = key.startswith(self.scope_key) if self.prefixal else key == self.scope_key
             if not ok:
-                raise KEY_SCOPE.error()
-        if self.keylimit and key not in self.keylimit:
+                return False
+        return not self.keylimit or key in self.keylimit
+
+    def check_key(self, key: str) -> None:
+        """403 ``key doesn't match with scope`` unless ``key`` is allowed."""
+        if not self.covers(key):
             raise KEY_SCOPE.error()
 
     @property

@@ -30,8 +30,19 @@ def _gateways(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def _interpolate(value: str) -> str:
-    """Compose's ``${VAR:-default}`` in a clean environment: the default."""
+    """Compose's ``${VAR:-default}`` in a clean environment: the default;
+    a required ``${VAR:?message}``: a value as set in .env."""
+    value = re.sub(r"\$\{(\w+):\?[^}]*\}", lambda m: f"from-env-{m.group(1).lower()}", value)
     return re.sub(r"\$\{\w+(?::?-([^}]*))?\}", lambda m: m.group(1) or "", value)
+
+
+def test_no_secret_has_a_default(compose: dict[str, Any]) -> None:
+    """Passwords and secret keys come from .env; compose refuses to start without them."""
+    services = compose["services"]
+    for name, service in services.items():
+        for var, value in (service.get("environment") or {}).items():
+            if re.search(r"PASSWORD|SECRET", var):
+                assert re.fullmatch(r"\$\{\w+:\?[^}]*\}", str(value)), (name, var, value)
 
 
 def _mount(service: dict[str, Any], target: str) -> Path:

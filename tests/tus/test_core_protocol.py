@@ -7,7 +7,9 @@ import os
 
 import requests
 
+from tests.conftest import gateway_config
 from tests.support.gateway import GatewayProcess
+from tests.support.targets import Target
 from tests.tus.helpers import OCTET, TUS, create, download, head, offset_of, patch, sha256
 
 
@@ -319,9 +321,9 @@ def test_deferred_length_cannot_change(gateway: GatewayProcess) -> None:
     assert offset_of(url) == 3
 
 
-def test_location_uses_forwarded_headers(gateway: GatewayProcess) -> None:
+def _post_forwarded(files_url: str) -> tuple[str, str]:
     r = requests.post(
-        gateway.files_url,
+        files_url,
         headers={
             **TUS,
             "Upload-Length": "1",
@@ -330,9 +332,8 @@ def test_location_uses_forwarded_headers(gateway: GatewayProcess) -> None:
         },
         timeout=10,
     )
-    assert r.headers["Location"].startswith("https://uploads.example.com/files/")
-    r = requests.post(
-        gateway.files_url,
+    r2 = requests.post(
+        files_url,
         headers={
             **TUS,
             "Upload-Length": "1",
@@ -340,7 +341,22 @@ def test_location_uses_forwarded_headers(gateway: GatewayProcess) -> None:
         },
         timeout=10,
     )
-    assert r.headers["Location"].startswith("https://cdn.example.org/files/")
+    return r.headers["Location"], r2.headers["Location"]
+
+
+def test_location_uses_forwarded_headers_when_trusted(target: Target) -> None:
+    config = gateway_config(target, server={"trust_forwarded": True})
+    with GatewayProcess(config) as gw:
+        by_x_forwarded, by_forwarded = _post_forwarded(gw.files_url)
+    assert by_x_forwarded.startswith("https://uploads.example.com/files/")
+    assert by_forwarded.startswith("https://cdn.example.org/files/")
+
+
+def test_forwarded_headers_ignored_by_default(gateway: GatewayProcess) -> None:
+    """trust_forwarded defaults to false: a client cannot choose the host of
+    Location (X-Forwarded-Host: evil.example)."""
+    for location in _post_forwarded(gateway.files_url):
+        assert location.startswith(gateway.files_url), location
 
 
 def test_cors_preflight_and_exposed_headers(gateway: GatewayProcess) -> None:

@@ -196,7 +196,7 @@ async def upload(request: web.Request) -> web.Response:
                     if stored is not None:
                         raise BAD_REQUEST.error("more than one file")
                     if "token" in fields:
-                        early_token = call.runtime.verifier.verify(fields["token"])
+                        early_token = call.runtime.verify(fields["token"])
                     stored = await _store_file(call, part, early_token)
                 elif part.name:
                     if len(fields) >= _MAX_FIELDS:
@@ -204,7 +204,7 @@ async def upload(request: web.Request) -> web.Response:
                     fields[part.name] = await _read_field(part)
         except (ValueError, AssertionError, aiohttp.ClientPayloadError) as exc:
             raise BAD_REQUEST.error("invalid multipart format") from exc
-        token = early_token or call.runtime.verifier.verify(fields.get("token"))
+        token = early_token or call.runtime.verify(fields.get("token"))
         if stored is None:
             raise BAD_REQUEST.error("file is missing")
         return await _finish(call, token, fields, stored)

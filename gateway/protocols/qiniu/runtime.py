@@ -85,7 +85,14 @@ class QiniuRuntime:
         return int(limit)
 
     def verify_header(self, request: web.Request) -> UploadToken:
-        return self.verifier.verify(token_from_authorization(request.headers.get("Authorization")))
+        """The request's token, authentic and before its deadline (401 else):
+        checked on every request that uses it, not only when a file is made."""
+        return self.verify(token_from_authorization(request.headers.get("Authorization")))
+
+    def verify(self, token: str | None) -> UploadToken:
+        verified = self.verifier.verify(token)
+        verified.policy.check_deadline()
+        return verified
 
     def staging_bucket(self) -> str:
         return self.config.qiniu.staging_bucket or next(iter(self.config.buckets))

@@ -12,6 +12,8 @@ session (a tombstone: a later call answers ``612 no such uploadId``).
 
 from __future__ import annotations
 
+from gateway.access.ownership import admits, grant_of, owner_of
+from gateway.access.tokens import UploadToken
 from gateway.core import errors as core
 from gateway.core.records import Kind, Status, UploadRecord
 from gateway.core.service import UploadService
@@ -26,20 +28,29 @@ def part_id(upload_id: str, number: int) -> str:
     return f"{upload_id}-{number}"
 
 
-async def create(service: UploadService, bucket: str, key: str | None, ttl: float) -> UploadRecord:
+async def create(
+    service: UploadService, bucket: str, key: str | None, ttl: float, token: UploadToken
+) -> UploadRecord:
+    extra = {"qiniu": V2, "maxPart": 0, **owner_of(grant_of(token))}
     return await service.create_session(
-        protocol="qiniu", bucket=bucket, key=key, ttl=ttl, extra={"qiniu": V2, "maxPart": 0}
+        protocol="qiniu", bucket=bucket, key=key, ttl=ttl, extra=extra
     )
 
 
-async def get(service: UploadService, upload_id: str, bucket: str) -> UploadRecord:
-    """The open session, or 612 ``no such uploadId``."""
+async def get(
+    service: UploadService, upload_id: str, bucket: str, token: UploadToken
+) -> UploadRecord:
+    """The open session, if ``token`` may use it (its scope covers the
+    session's key, or is the same scope, and the same endUser); else 612
+    ``no such uploadId``."""
     try:
         record = await service.get(upload_id)
     except (core.UploadNotFound, core.UploadGone):
         raise NO_SUCH_UPLOAD.error() from None
     if (
-        record.kind is not Kind.ASSEMBLY
+        record.protocol != "qiniu"
+        or not admits(grant_of(token), record)
+        or record.kind is not Kind.ASSEMBLY
         or record.extra.get("qiniu") != V2
         or record.bucket != bucket
         or record.status is not Status.ACTIVE

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from backends.base import Capability, ObjectMeta
 from gateway.access.codec import b64decode_text, b64encode
+from gateway.access.ownership import admits, grant_of, owner_of
 from gateway.access.tokens import UploadToken
 from gateway.core import errors as core
 from gateway.core.records import Kind, UploadRecord
@@ -51,7 +52,7 @@ def _authorize(call: Call) -> tuple[UploadToken, str]:
 
 async def mkblk(request: web.Request) -> web.Response:
     call = Call.of(request)
-    _, bucket = _authorize(call)
+    token, bucket = _authorize(call)
     size = parse_count(request.match_info["size"], "block size", 1, qetag.BLOCK_SIZE)
     record = await call.service.create(
         protocol="qiniu",
@@ -59,31 +60,35 @@ async def mkblk(request: web.Request) -> web.Response:
         key=None,
         length=size,
         kind=Kind.PART,
-        extra={"qiniu": V1},
+        # a ctx of this block works only with a token of the same scope and endUser
+        extra={"qiniu": V1, **owner_of(grant_of(token))},
     )
     return await _write_chunk(call, bucket, record.id, 0, qetag.BlockHasher())
 
 
 async def bput(request: web.Request) -> web.Response:
     call = Call.of(request)
-    _, bucket = _authorize(call)
+    token, bucket = _authorize(call)
     ctx = call.runtime.signer.decode(request.match_info["ctx"])
     offset = parse_count(request.match_info["offset"], "offset")
     if ctx.bucket != bucket or ctx.offset != offset:
         raise INVALID_CTX.error()
-    record = await _block(call, ctx)
+    record = await _block(call, ctx, token)
     hasher = call.runtime.hashers.get(record.id, record.offset) or await _rehash(call, record)
     return await _write_chunk(call, bucket, record.id, offset, hasher)
 
 
-async def _block(call: Call, ctx: BlockContext) -> UploadRecord:
-    """The block a ctx names, if the ctx is still its latest; else 701."""
+async def _block(call: Call, ctx: BlockContext, token: UploadToken) -> UploadRecord:
+    """The block a ctx names, if the ctx is still its latest and ``token``
+    may use it (same scope and endUser as the block's); else 701."""
     try:
         record = await call.service.get(ctx.stream_id)
     except (core.UploadNotFound, core.UploadGone):
         raise INVALID_CTX.error() from None
     if (
-        record.kind is not Kind.PART
+        record.protocol != "qiniu"
+        or not admits(grant_of(token), record)
+        or record.kind is not Kind.PART
         or record.extra.get("qiniu") != V1
         or record.bucket != ctx.bucket
         or record.offset != ctx.offset
@@ -171,7 +176,7 @@ async def mkfile(request: web.Request) -> web.Response:
         raise INVALID_CTX.error()
     records: list[UploadRecord] = []
     for ctx in contexts:
-        record = await _block(call, ctx)
+        record = await _block(call, ctx, token)
         if ctx.bucket != bucket or ctx.block_sha1 is None or record.offset != record.length:
             raise INVALID_CTX.error()
         records.append(record)

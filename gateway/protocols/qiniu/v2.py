@@ -52,8 +52,9 @@ def _authorize(call: Call) -> tuple[UploadToken, str, str | None]:
     return token, bucket, key
 
 
-async def _session(call: Call, bucket: str, key: str | None) -> UploadRecord:
-    session = await sessions.get(call.service, call.request.match_info["upload_id"], bucket)
+async def _session(call: Call, token: UploadToken, bucket: str, key: str | None) -> UploadRecord:
+    upload_id = call.request.match_info["upload_id"]
+    session = await sessions.get(call.service, upload_id, bucket, token)
     if key is not None and key != session.key:
         raise BAD_REQUEST.error("the object key does not match the upload")
     return session
@@ -64,7 +65,7 @@ async def init(request: web.Request) -> web.Response:
     token, bucket, key = _authorize(call)
     if key is not None:
         token.policy.check_key(key)
-    session = await sessions.create(call.service, bucket, key, call.runtime.context_ttl)
+    session = await sessions.create(call.service, bucket, key, call.runtime.context_ttl, token)
     assert session.expires_at is not None
     return json_response({"uploadId": session.id, "expireAt": int(session.expires_at)})
 
@@ -101,8 +102,8 @@ async def _empty() -> AsyncIterator[bytes]:
 
 async def upload_part(request: web.Request) -> web.Response:
     call = Call.of(request)
-    _, bucket, key = _authorize(call)
-    session = await _session(call, bucket, key)
+    token, bucket, key = _authorize(call)
+    session = await _session(call, token, bucket, key)
     number = parse_count(request.match_info["part"], "part number", 1, sessions.MAX_PART_NUMBER)
     length = request.content_length
     if length is not None and length > MAX_PART_SIZE:
@@ -156,8 +157,8 @@ async def upload_part(request: web.Request) -> web.Response:
 
 async def list_parts(request: web.Request) -> web.Response:
     call = Call.of(request)
-    _, bucket, key = _authorize(call)
-    session = await _session(call, bucket, key)
+    token, bucket, key = _authorize(call)
+    session = await _session(call, token, bucket, key)
     query = request.query
     limit = parse_count(query.get("max-parts", "1000") or "1000", "max-parts", 1, 1000)
     marker_text = query.get("part-number-marker") or query.get("part-number_marker") or "0"
@@ -214,13 +215,13 @@ def _parse_complete(raw: bytes) -> tuple[list[tuple[int, str]], dict[str, Any]]:
 async def complete(request: web.Request) -> web.Response:
     call = Call.of(request)
     token, bucket, key = _authorize(call)
-    session = await _session(call, bucket, key)
+    session = await _session(call, token, bucket, key)
     if (request.content_length or 0) > _MAX_COMPLETE_BODY:
         raise BAD_REQUEST.error("request body too large")
     listed, body = _parse_complete(await request.read())
     service = call.service
     async with service.lock(f"qiniu-complete:{session.id}"):
-        session = await _session(call, bucket, key)
+        session = await _session(call, token, bucket, key)
         records: list[UploadRecord] = []
         for number, etag in listed:
             try:
@@ -267,8 +268,8 @@ async def complete(request: web.Request) -> web.Response:
 
 async def abort(request: web.Request) -> web.Response:
     call = Call.of(request)
-    _, bucket, key = _authorize(call)
-    session = await _session(call, bucket, key)
+    token, bucket, key = _authorize(call)
+    session = await _session(call, token, bucket, key)
     await sessions.end(call.service, session.id)
     highest = min(int(session.extra.get("maxPart", 0)), sessions.MAX_PART_NUMBER)
     for number in range(1, highest + 1):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
 from gateway import http_trailers
+from gateway.access.credentials import Grant
+from gateway.access.gate import AccessGate
 from gateway.config import GatewayConfig
 from gateway.core.checksums import Checksum, TrailerChecksum
 from gateway.core.errors import BadRequest
@@ -21,6 +23,9 @@ class TusContext:
     request: web.Request
     service: UploadService
     config: GatewayConfig
+    gate: AccessGate
+    #: the request's verified credential, if it carries one
+    grant: Grant | None = field(default=None)
 
     @property
     def bucket(self) -> str:

@@ -3,11 +3,17 @@ concatenation extension's partial and final uploads."""
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 from aiohttp import web
 
 from backends.base import ObjectMeta
+from gateway.access.errors import AccessError
+from gateway.access.ownership import owner_of
+from gateway.access.placement import NewUpload, check_content, key_for
 from gateway.core import object_meta
-from gateway.core.errors import BadRequest, UnsupportedMediaType
+from gateway.core.errors import BadRequest, UnsupportedMediaType, UploadNotFound
 from gateway.core.records import Kind, UploadRecord, new_upload_id
 from gateway.protocols.bodies import request_body
 from gateway.protocols.tus.context import TusContext, request_checksum
@@ -52,17 +58,18 @@ async def create(ctx: TusContext) -> web.Response:
         _require(ctx, "concatenation")
         kind = Kind.PART
     upload_id = new_upload_id()
+    key = await _key(ctx, upload_id, length, metadata) if kind is Kind.UPLOAD else None
     record = await ctx.service.create(
         protocol="tus",
         bucket=ctx.bucket,
-        key=upload_id if kind is Kind.UPLOAD else None,
+        key=key,
         length=length,
         kind=kind,
         metadata=metadata,
         concat="partial" if kind is Kind.PART else None,
         # a plain upload's object gets the declared type (a part's is the
         # final upload's); known now, as S3 opens the object at creation
-        extra=object_meta.with_meta(None, _meta(metadata)) if kind is Kind.UPLOAD else None,
+        extra=_extra(ctx, metadata if kind is Kind.UPLOAD else None),
         upload_id=upload_id,
     )
     if _has_body(ctx):
@@ -100,22 +107,72 @@ async def _create_final(ctx: TusContext, concat: str, metadata: dict[str, str]) 
         parts.append(part_id)
     if not parts:
         raise BadRequest("Upload-Concat: final needs at least one upload URL")
+    for part_id in parts:
+        # only partials this request's credential may touch
+        part = await ctx.service.get(part_id)
+        if part.protocol != "tus" or not ctx.gate.admits(ctx.grant, part):
+            raise UploadNotFound(f"no such upload {part_id}")
     upload_id = new_upload_id()
     return await ctx.service.create_assembly(
         protocol="tus",
         bucket=ctx.bucket,
-        key=upload_id,
+        key=await _key(ctx, upload_id, None, metadata),
         parts=parts,
         metadata=metadata,
         concat="final",
         upload_id=upload_id,
-        meta=_meta(metadata),
+        meta=_meta(ctx, metadata),
+        extra=owner_of(ctx.grant) or None,
     )
 
 
-def _meta(metadata: dict[str, str]) -> ObjectMeta | None:
+async def _key(
+    ctx: TusContext, upload_id: str, length: int | None, metadata: dict[str, str]
+) -> str:
+    """The object's key: the upload id, or what the credential's policy says
+    (size, type and scope checked first; an existing object only replaced
+    where the policy allows it)."""
+    grant = ctx.grant
+    if grant is None:
+        return upload_id
+    policy = grant.policy
+    mime = declared_type(metadata)
+    try:
+        check_content(policy, length, mime)
+    except AccessError as exc:
+        if exc.status == 403 and exc.message.startswith("limited mimeType"):
+            raise UnsupportedMediaType(exc.message) from None
+        raise
+    new = NewUpload(
+        bucket=ctx.bucket,
+        length=length,
+        mime=mime,
+        fname=metadata.get("filename") or metadata.get("name"),
+        metadata=metadata,
+        fallback_key=upload_id,
+    )
+    key = key_for(policy, new)
+    replaces = key != upload_id and not policy.may_overwrite
+    if replaces and await ctx.service.stat_object(ctx.bucket, key) is not None:
+        raise AccessError(403, "file exists")
+    return key
+
+
+def _extra(ctx: TusContext, metadata: dict[str, str] | None) -> dict[str, Any] | None:
+    """The record's extra: the object's type and lifetime (plain uploads) and
+    its owner (made with a credential)."""
+    extra = owner_of(ctx.grant)
+    if metadata is not None:
+        extra = object_meta.with_meta(extra, _meta(ctx, metadata))
+    return extra or None
+
+
+def _meta(ctx: TusContext, metadata: dict[str, str]) -> ObjectMeta | None:
     content_type = declared_type(metadata)
-    return ObjectMeta(content_type=content_type) if content_type else None
+    delete_at = ctx.grant.policy.delete_at(time.time()) if ctx.grant else None
+    if not content_type and delete_at is None:
+        return None
+    return ObjectMeta(content_type=content_type, delete_at=delete_at)
 
 
 async def _created(ctx: TusContext, record: UploadRecord, *, with_offset: bool) -> web.Response:

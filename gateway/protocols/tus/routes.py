@@ -8,8 +8,17 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 
+from gateway.access.errors import AccessError
+from gateway.access.gate import GATE
 from gateway.app_keys import CONFIG, SERVICE
-from gateway.core.errors import BadRequest, RangeNotSatisfiable, ServiceUnavailable, UploadError
+from gateway.core.errors import (
+    BadRequest,
+    RangeNotSatisfiable,
+    ServiceUnavailable,
+    UploadError,
+    UploadNotFound,
+)
+from gateway.core.records import UploadRecord
 from gateway.protocols import ietf
 from gateway.protocols.bodies import malformed_reason
 from gateway.protocols.ietf.limits import upload_limit
@@ -66,6 +75,28 @@ def _options(ctx: TusContext) -> web.Response:
     return web.Response(status=204, headers=headers)
 
 
+def _refused(exc: AccessError) -> web.Response:
+    headers = {"Content-Type": "text/plain; charset=utf-8"}
+    if exc.status == 401:
+        headers["WWW-Authenticate"] = 'UpToken realm="upload-gateway", Bearer'
+    return web.Response(status=exc.status, text=exc.message + "\n", headers=headers)
+
+
+async def _admitted(ctx: TusContext, upload_id: str, method: str) -> UploadRecord:
+    """The upload, if this request may touch it: a tus record whose owner the
+    request's credential matches (a signed URL for GET in a private bucket).
+    Anything else is "no such upload", never a hint that it exists."""
+    record = await ctx.service.get(upload_id)
+    if record.protocol != "tus":
+        raise UploadNotFound("no such upload")
+    if method == "GET" and ctx.gate.is_private(record.bucket):
+        ctx.gate.check_signed(ctx.base + ctx.request.raw_path)
+        return record
+    if not ctx.gate.admits(ctx.grant, record):
+        raise UploadNotFound("no such upload")
+    return record
+
+
 def _error(exc: UploadError) -> web.Response:
     headers = {"Content-Type": "text/plain; charset=utf-8"}
     if isinstance(exc, ServiceUnavailable):
@@ -78,7 +109,7 @@ def _error(exc: UploadError) -> web.Response:
 
 
 async def _dispatch(request: web.Request, upload_id: str | None) -> web.StreamResponse:
-    ctx = TusContext(request, request.app[SERVICE], request.app[CONFIG])
+    ctx = TusContext(request, request.app[SERVICE], request.app[CONFIG], request.app[GATE])
     method = _method(request)
     if ietf.applies(request, method, upload_id):  # the IETF resumable-upload protocol
         return await ietf.handle(ctx, method, upload_id)
@@ -93,10 +124,13 @@ async def _dispatch(request: web.Request, upload_id: str | None) -> web.StreamRe
     if upload_id is None:
         if method != "POST":
             raise web.HTTPMethodNotAllowed(method, ["POST", "OPTIONS"])
+        ctx.grant = ctx.gate.grant_to_upload(request, ctx.bucket)
         return await creation.create(ctx)
     handler = _UPLOAD_METHODS.get(method)
     if handler is None:
         raise web.HTTPMethodNotAllowed(method, [*list(_UPLOAD_METHODS), "OPTIONS"])
+    ctx.grant = ctx.gate.grant(request)
+    await _admitted(ctx, upload_id, method)
     return await handler(ctx, upload_id)
 
 
@@ -107,6 +141,8 @@ async def _handle(request: web.Request, upload_id: str | None) -> web.StreamResp
         response = _error(exc)
     except RequestPayloadError as exc:
         response = _error(BadRequest(malformed_reason(exc)))
+    except AccessError as exc:
+        response = _refused(exc)
     except web.HTTPException as exc:
         response = exc
     except Exception:

@@ -48,6 +48,7 @@ async def patch(ctx: TusContext, upload_id: str) -> web.Response:
     if offset is None:
         raise BadRequest("Upload-Offset is required")
     length = parse_non_negative(request.headers.get("Upload-Length"), "Upload-Length")
+    _check_policy(ctx, offset, length)
     checksum = request_checksum(request)
     # a final (assembled) upload is refused by the service: 403
     body = request_body(request)
@@ -61,6 +62,19 @@ async def patch(ctx: TusContext, upload_id: str) -> web.Response:
     )
     body.check()
     return await _written(ctx, record)
+
+
+def _check_policy(ctx: TusContext, offset: int, declared: int | None) -> None:
+    """The credential's size limits on what a PATCH declares (a length known
+    at creation was checked then)."""
+    if ctx.grant is None:
+        return
+    policy = ctx.grant.policy
+    if declared is not None:
+        policy.check_size(declared)
+    sent = ctx.request.content_length
+    if sent is not None:
+        policy.check_size_so_far(offset + sent)
 
 
 async def _written(ctx: TusContext, record: UploadRecord) -> web.Response:

@@ -1,0 +1,99 @@
+"""The one place protocols and object reads ask "may this request do that?".
+
+Built once per app from the config (``AccessGate.from_config``): the key
+pairs that sign upload tokens and download URLs, the JWT verifier, and each
+bucket's rules (anonymous uploads, private reads).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from ipaddress import ip_address
+
+from aiohttp import web
+
+from gateway.config import GatewayConfig
+from gateway.core.records import UploadRecord
+
+from .credentials import NO_CREDENTIAL, Credentials, Grant
+from .errors import KEY_SCOPE
+from .jwt_tokens import JwtVerifier
+from .ownership import OWNER_FIELD, admits
+from .signed_urls import sign_url, verify_url
+from .tokens import KeyPair, TokenVerifier
+
+log = logging.getLogger(__name__)
+
+
+class AccessGate:
+    def __init__(self, config: GatewayConfig) -> None:
+        self.config = config
+        self.pairs = [KeyPair(k.access_key, k.secret_key) for k in config.qiniu.keys]
+        self.tokens = TokenVerifier(self.pairs)
+        jwt = JwtVerifier(config.access.jwt) if config.access.jwt is not None else None
+        self.credentials = Credentials(self.tokens, jwt)
+
+    # -- uploads -------------------------------------------------------------
+    def grant(self, request: web.Request) -> Grant | None:
+        """The request's credential, checked (401 if bad or expired)."""
+        return self.credentials.grant(request.headers.get("Authorization"))
+
+    def grant_to_upload(self, request: web.Request, bucket: str) -> Grant | None:
+        """The grant for a new upload into ``bucket``: 401 without one where
+        the bucket takes no anonymous uploads, 403 for another bucket's."""
+        grant = self.grant(request)
+        if grant is None:
+            if not self.config.buckets[bucket].anonymous_upload:
+                raise NO_CREDENTIAL.error()
+            return None
+        if grant.policy.bucket != bucket:
+            raise KEY_SCOPE.error("the token's scope is another bucket")
+        return grant
+
+    def admits(self, grant: Grant | None, record: UploadRecord) -> bool:
+        """Whether ``grant`` may act on ``record`` (callers answer 404 if not)."""
+        if grant is None and OWNER_FIELD not in record.extra:
+            # made anonymously: reachable by its URL while the bucket allows it
+            bucket = self.config.buckets.get(record.bucket)
+            return bucket is not None and bucket.anonymous_upload
+        return admits(grant, record)
+
+    # -- reads ---------------------------------------------------------------
+    def is_private(self, bucket: str) -> bool:
+        b = self.config.buckets.get(bucket)
+        return b is not None and b.private
+
+    def check_signed(self, url: str) -> None:
+        """401 unless ``url`` is a valid private-download URL."""
+        verify_url(url, self.tokens)
+
+    def sign(self, url: str) -> str:
+        """``url`` signed with the first key pair for ``uploads.url_ttl``."""
+        return sign_url(url, self.pairs[0], self.config.uploads.url_ttl, time.time())
+
+    # -- start-up ------------------------------------------------------------
+    def warn_if_open(self) -> None:
+        """A loud warning when a non-loopback address serves a bucket that
+        takes anonymous uploads."""
+        host = self.config.server.host
+        try:
+            loopback = host == "localhost" or ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if loopback or not self.config.tus.enabled:
+            return
+        bucket = self.config.tus.bucket
+        if self.config.buckets[bucket].anonymous_upload:
+            log.warning(
+                "SECURITY: %s is reachable beyond this machine and bucket %r takes "
+                "anonymous tus uploads: anyone who reaches it can upload. Set "
+                "buckets.%s.anonymous_upload: false and hand out upload tokens or JWTs "
+                "(README, Access control).",
+                host,
+                bucket,
+                bucket,
+            )
+
+
+GATE = web.AppKey("access_gate", AccessGate)
