@@ -82,12 +82,16 @@ def _refused(exc: AccessError) -> web.Response:
     return web.Response(status=exc.status, text=exc.message + "\n", headers=headers)
 
 
+#: the protocols whose uploads live under the tus path (never Qiniu's)
+PATH_PROTOCOLS = frozenset({"tus", "ietf"})
+
+
 async def _admitted(ctx: TusContext, upload_id: str, method: str) -> UploadRecord:
-    """The upload, if this request may touch it: a tus record whose owner the
+    """The upload, if this request may touch it: a tus (or IETF) record whose owner the
     request's credential matches (a signed URL for GET in a private bucket).
     Anything else is "no such upload", never a hint that it exists."""
     record = await ctx.service.get(upload_id)
-    if record.protocol != "tus":
+    if record.protocol not in PATH_PROTOCOLS:
         raise UploadNotFound("no such upload")
     if method == "GET" and ctx.gate.is_private(record.bucket):
         ctx.gate.check_signed(ctx.base + ctx.request.raw_path)
