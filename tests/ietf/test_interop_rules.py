@@ -431,3 +431,15 @@ def test_creation_by_any_method_with_content(rules_gateway: GatewayProcess, meth
     assert [m.status for m in ex.interim] == [104]
     assert requests.get(ex.headers["location"], timeout=30).content == b"x"
     assert request("DELETE", rules_gateway.files_url, fields(8)).status == 405
+
+
+@pytest.mark.parametrize("v", [5, 7])
+def test_offset_mismatch_is_reported_before_the_length(
+    rules_gateway: GatewayProcess, v: int
+) -> None:
+    ex = create(rules_gateway.files_url, v, b"abc", complete=False, Upload_Length="10")
+    url = ex.headers["location"]
+    # a retry of the first request: wrong offset, and a length that no longer adds up
+    r = append(url, v, 0, b"abcdefg", complete=True)
+    assert r.status == 409
+    assert r.headers["upload-offset"] == "3"

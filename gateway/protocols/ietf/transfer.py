@@ -7,7 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from gateway.core.checksums import Checksum
-from gateway.core.errors import BadRequest
+from gateway.core.errors import BadRequest, OffsetMismatch
 from gateway.core.records import Status, UploadRecord
 from gateway.protocols.bodies import request_body
 from gateway.protocols.ietf import fields
@@ -98,6 +98,8 @@ async def append(
 ) -> UploadRecord:
     """Append the request content at ``offset`` to ``record``'s upload and,
     when the request says so and its content arrived whole, complete it."""
+    if offset != record.offset:  # reported before anything else (the core checks it again)
+        raise OffsetMismatch(record.offset)
     if length is not None and record.length is not None and length != record.length:
         raise InconsistentLength(f"the upload's length is {record.length}, not {length}")
     body = _Tracked(request_body(ctx.request))
