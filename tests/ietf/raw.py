@@ -4,7 +4,9 @@ http.client and aiohttp's client all swallow or mistake for the final one."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -74,6 +76,16 @@ def _read_message(reader: _Reader, method: str) -> Message | None:
     return Message(status, headers, body)
 
 
+def _send(sock: socket.socket, head: bytes, payload: bytes, trickle: float) -> None:
+    if not trickle:
+        sock.sendall(head + payload)
+        return
+    sock.sendall(head)
+    for i in range(0, len(payload), 128 * 1024):
+        sock.sendall(payload[i : i + 128 * 1024])
+        time.sleep(trickle)
+
+
 def request(
     method: str,
     url: str,
@@ -84,13 +96,16 @@ def request(
     await_interim: bool = False,
     chunked: bool = False,
     http10: bool = False,
+    trickle: float = 0,
     timeout: float = 30,
 ) -> Exchange:
     """Send one request and read every response to it. ``send_only``: send
     that many body bytes of a ``Content-Length`` body, then shut the
     connection (a client cut off mid-request); what came back by then is
     returned (with ``await_interim``, after the first interim response
-    arrived). ``chunked``: send the body as one chunk, without a length."""
+    arrived). ``trickle``: send the body 128 KiB at a time, pausing that many
+    seconds in between; a server that answers early ends the sending (a reset
+    that overtakes its answer leaves ``final`` None). ``chunked``: send the body as one chunk, without a length."""
     parts = urlsplit(url)
     path = parts.path + (f"?{parts.query}" if parts.query else "")
     head = [
@@ -119,9 +134,13 @@ def request(
                     exchange.interim.append(message)
             sock.shutdown(socket.SHUT_RDWR)
             return exchange
-        sock.sendall(raw + payload)
+        with contextlib.suppress(OSError):  # the server answered early and closed
+            _send(sock, raw, payload, trickle)
         while True:
-            message = _read_message(reader, method)
+            try:
+                message = _read_message(reader, method)
+            except OSError:
+                break
             if message is None:
                 break
             if message.status < 200:

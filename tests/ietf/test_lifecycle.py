@@ -13,14 +13,9 @@ from tests.ietf.helpers import append, create, fields
 from tests.ietf.raw import request
 from tests.support.gateway import GatewayProcess
 from tests.support.targets import LocalTarget
-from tests.tus.test_hooks import HookSink, wait_for
+from tests.tus.test_hooks import HookSink, sink, wait_for
 
-
-@pytest.fixture(scope="module")
-def sink() -> Iterator[HookSink]:
-    s = HookSink()
-    yield s
-    s.close()
+__all__ = ["sink"]  # the hook receiver fixture, shared with the tus hook tests
 
 
 @pytest.fixture(scope="module")
