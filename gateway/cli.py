@@ -1,4 +1,4 @@
-"""``upload-gateway`` command line: serve, check-config, token."""
+"""``upload-gateway`` command line: serve, check-config, token, upload."""
 
 from __future__ import annotations
 
@@ -90,6 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("check-config", help="validate a config file and exit")
     p.add_argument("-c", "--config", required=True)
     p.set_defaults(func=check_config)
+
+    from gateway.client.command import add_upload_command
+
+    add_upload_command(sub)
 
     try:
         from gateway.protocols.qiniu.cli import add_token_command
