@@ -26,8 +26,12 @@ class RateLimit:
     async def take(self, n: int) -> None:
         if not self.rate:
             return
+        now = time.monotonic()
+        if self._sent / self.rate < now - self._start - 1.0:
+            # idle (between files, while retrying): no credit for the pause
+            self._start, self._sent = now, 0
         self._sent += n
-        ahead = self._sent / self.rate - (time.monotonic() - self._start)
+        ahead = self._sent / self.rate - (now - self._start)
         if ahead > 0:
             await asyncio.sleep(ahead)
 

@@ -92,6 +92,9 @@ class BarReporter(Reporter):
             TimeRemainingColumn(),
             console=self.console,
             refresh_per_second=8,
+            # stdout (the URLs) goes around the bars only when it is this terminal too
+            redirect_stdout=sys.stdout.isatty(),
+            redirect_stderr=False,
         )
         self._total_task = self.progress.add_task(f"total ({files} files)", total=total)
         self._tasks: dict[str, TaskID] = {}

@@ -115,7 +115,8 @@ class TusClient:
             if url is not None:
                 try:
                     known = await self._head(url, file.name)
-                except Gone:
+                except Gone as exc:
+                    self.ctx.reporter.message(f"{file.name}: {exc}; starting a new upload")
                     url = None
             if url is None:
                 url = await self._create(file, end - start, partial)

@@ -1,0 +1,158 @@
+"""What a person sees: rich bars in a terminal (checked in a pseudo-terminal),
+one plain line per second otherwise; and which failures are retried."""
+
+from __future__ import annotations
+
+import os
+import pty
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import requests
+
+from tests.client.harness import (
+    MiB,
+    command,
+    env,
+    file_sha256,
+    random_file,
+    run,
+    stored,
+    url_sha256,
+)
+from tests.qiniu.harness import qiniu_config
+from tests.support.gateway import GatewayProcess
+from tests.support.targets import LocalTarget
+
+
+def _in_terminal(args: list[str]) -> tuple[int, str, str]:
+    """Run with stderr on a pseudo-terminal; (status, terminal output, stdout)."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        args,
+        stdout=subprocess.PIPE,
+        stderr=slave,
+        env={**env(), "TERM": "xterm-256color", "COLUMNS": "120"},
+    )
+    os.close(slave)
+    seen = bytearray()
+    while True:
+        try:
+            block = os.read(master, 65536)
+        except OSError:  # EIO: the child closed its end
+            break
+        if not block:
+            break
+        seen += block
+    os.close(master)
+    stdout = proc.stdout.read().decode() if proc.stdout else ""
+    return proc.wait(timeout=60), seen.decode(errors="replace"), stdout
+
+
+def test_progress_bars_in_a_terminal(local_gateway: GatewayProcess, tmp_path: Path) -> None:
+    src = random_file(tmp_path / "movie.bin", 6 * MiB)
+    args = command(
+        src, "--endpoint", local_gateway.url, "--limit-rate", "4MiB", resume_file=tmp_path / "r"
+    )
+    args.remove("--json")
+    status, terminal, stdout = _in_terminal(args)
+    assert status == 0, terminal
+    assert "\x1b[" in terminal  # drawn with escape sequences, redrawn in place
+    assert "━" in terminal  # rich's bar
+    assert "total (1 files)" in terminal and "movie.bin" in terminal
+    assert re.search(r"\d+(\.\d)?/6\.3 MB", terminal)  # bytes sent / size
+    assert re.search(r"\d(\.\d)? MB/s", terminal)  # rate
+    assert "100%" in terminal
+    assert "done movie.bin" in terminal
+    assert not re.search(r"files .* ETA", terminal)  # not the plain lines
+    assert stdout.strip().startswith(local_gateway.url)  # the file URL on stdout
+    assert url_sha256(stdout.strip()) == file_sha256(src)
+
+
+def test_plain_lines_when_not_a_terminal(local_gateway: GatewayProcess, tmp_path: Path) -> None:
+    src = random_file(tmp_path / "movie.bin", 6 * MiB)
+    args = command(
+        src, "--endpoint", local_gateway.url, "--limit-rate", "2MiB", resume_file=tmp_path / "r"
+    )
+    started = time.monotonic()
+    proc = subprocess.run(args, capture_output=True, text=True, env=env(), timeout=60)
+    took = time.monotonic() - started
+    assert proc.returncode == 0, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if " files " in ln]
+    assert "\x1b[" not in proc.stderr
+    # about one line per second of the ~3 s upload
+    assert 2 <= len(lines) <= took + 1, proc.stderr
+    for line in lines:
+        assert re.fullmatch(
+            r"0/1 files [\d.]+ [kM]?B/6\.3 MB [\d.]+% [\d.]+ [kM]?B/s ETA (\d+s|\?) \[movie\.bin\]",
+            line,
+        ), line
+    assert proc.stderr.splitlines()[-1] == "done movie.bin"
+
+
+def test_upload_gone_from_the_server_starts_over(
+    local_gateway: GatewayProcess, tmp_path: Path
+) -> None:
+    """A stored URL whose upload was terminated (410/404) is not retried: a
+    new upload is created and the file arrives whole."""
+    src = random_file(tmp_path / "a.bin", 3 * MiB)
+    resume = tmp_path / "r.json"
+    r = requests.post(
+        local_gateway.files_url,
+        headers={"Tus-Resumable": "1.0.0", "Upload-Length": str(3 * MiB)},
+        timeout=10,
+    )
+    old = r.headers["Location"]
+    run(src, "--endpoint", local_gateway.url, "--no-resume", resume_file=resume)  # warm-up
+    # plant the terminated upload as this file's stored upload
+    from gateway.client.files import expand
+
+    [local] = expand([str(src)])
+    fp = local.fingerprint("tus", f"{local_gateway.url}/files/", 1, "a.bin", {})
+    resume.write_text(f'{{"{fp}": {{"name": "a.bin", "parts": ["{old}"], "final": null}}}}')
+    requests.delete(old, headers={"Tus-Resumable": "1.0.0"}, timeout=10)
+    proc = subprocess.run(
+        command(src, "--endpoint", local_gateway.url, resume_file=resume),
+        capture_output=True,
+        text=True,
+        env=env(),
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "is gone (HTTP 410)" in proc.stderr and "starting a new upload" in proc.stderr
+    assert "retrying" not in proc.stderr
+    assert stored(resume) == []
+    url = proc.stdout.split('"url": "')[1].split('"')[0]
+    assert url_sha256(url) == file_sha256(src)
+
+
+def test_a_refused_token_is_not_retried(tmp_path: Path) -> None:
+    target = LocalTarget()
+    src = random_file(tmp_path / "a.bin", 2 * MiB)
+    with GatewayProcess(qiniu_config(target)) as gw:
+        forged = (
+            "test-access-key:c2lnbmF0dXJl:eyJzY29wZSI6InBob3RvcyIsImRlYWRsaW5lIjo0MTAyNDQ0ODAwfQ=="
+        )
+        started = time.monotonic()
+        proc = subprocess.run(
+            command(
+                src,
+                "--protocol",
+                "qiniu",
+                "--endpoint",
+                gw.url,
+                "--token",
+                forged,
+                resume_file=tmp_path / "r",
+            ),
+            capture_output=True,
+            text=True,
+            env=env(),
+            timeout=60,
+        )
+    assert proc.returncode == 1
+    assert "HTTP 401" in proc.stderr, proc.stderr
+    assert "retrying" not in proc.stderr
+    assert time.monotonic() - started < 20
