@@ -63,8 +63,11 @@ is deleted:
    with ``If-None-Match: *``: at a new key nothing is replaced and the old
    object is never read; if Swift answers 412 the old manifest is read, then
    the new one written, as for larger objects (which read it first).
-6. A stream belongs to at most one object: assembling a stream that another
-   existing object (an owner) references is ``InvalidState``.
+6. A stream belongs to at most one object. Assembling a stream that another
+   existing object (an owner) references (a tus partial in a second final)
+   first copies its segments server-side (``X-Copy-From``) under a stream of
+   their own, ``<stream id>-for-<SHA-256 of the key>``, owned by the new
+   object like any stream: deleting either object never breaks the other.
 
 Requests: a 1-segment tus upload committed to its own key costs a segment PUT,
 the manifest PUT (Swift HEADs each segment) and one listing; a stream without
