@@ -2,15 +2,15 @@
 
 ``create_assembly`` makes an object of ``Kind.PART`` streams in order, now or
 as soon as its last part completes (tus concatenation-unfinished: the
-assembly's id is written under each unfinished part, and ``part_done`` wakes
-it). ``commit_part`` makes one complete part an object of its own (a Qiniu
-form upload, a single-block mkfile). Assembled parts are discarded after the
-answer.
+assembly's id is written under each of its parts, ``partials.PartRefs``, and
+``part_done`` wakes it). A part may be listed by several assemblies, even
+several times by one; it is discarded after the answer of the last assembly
+that lists it. ``commit_part`` makes one complete part an object of its own
+(a Qiniu form upload, a single-block mkfile).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Sequence
@@ -21,7 +21,8 @@ from backends.concurrency import bounded
 from gateway.core import object_meta
 from gateway.core.errors import BadRequest, NotReady
 from gateway.core.expiry import schedule_deletion
-from gateway.core.ledger import CONCAT_WAIT, Ledger, backend_errors
+from gateway.core.ledger import Ledger, backend_errors
+from gateway.core.partials import PartRefs, known_size, lock_name, max_total, too_large
 from gateway.core.records import Kind, Status, UploadRecord, new_upload_id
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ _CONSUME_CONCURRENCY = 8  # assembled parts discarded at once
 class Assembly:
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
+        self.refs = PartRefs(ledger.state, ledger.locks)
 
     async def create_assembly(
         self,
@@ -55,17 +57,19 @@ class Assembly:
             raise BadRequest("this storage cannot assemble uploads")
         if not parts:
             raise BadRequest("an assembly needs at least one part")
-        records = [await ledger.get(p) for p in parts]
-        lengths: list[int] = []
-        for part in records:
+        distinct = {p: await ledger.get(p) for p in dict.fromkeys(parts)}
+        for part in distinct.values():
             if part.kind is not Kind.PART or part.bucket != bucket:
                 raise BadRequest(f"upload {part.id} cannot be part of this assembly")
             if part.status is not Status.COMPLETE and not allow_unfinished:
                 raise BadRequest(f"upload {part.id} is not finished")
-            if part.length is not None:
-                lengths.append(part.length)
-        length = sum(lengths) if len(lengths) == len(records) else None
-        ledger.check_length(length if length is not None else 0, b)
+        records = [distinct[p] for p in parts]
+        # a part listed n times counts n times; a deferred one at what it holds
+        limit = max_total(ledger.config.server.max_upload_size, b.backend.limits.max_object_size)
+        if limit and sum(known_size(p) for p in records) > limit:
+            raise too_large(limit)
+        known = all(p.length is not None for p in records)
+        length = sum(p.length or 0 for p in records) if known else None
         now = time.time()
         record = UploadRecord(
             id=upload_id or new_upload_id(),
@@ -82,13 +86,19 @@ class Assembly:
             expires_at=ledger.expiry(),
             extra=object_meta.with_meta(extra, meta),
         )
-        await ledger.state.create(record)
-        waiting = [p.id for p in records if p.status is not Status.COMPLETE]
-        for part_id in waiting:
-            await self._add_waiter(part_id, record.id)
-        if not waiting:
-            record = await self.assemble_now(record.id)
-        return record
+        added: list[str] = []
+        try:
+            for part_id in distinct:
+                await self.refs.add(part_id, record.id)
+                added.append(part_id)
+            await ledger.state.create(record)
+        except BaseException:
+            for part_id in added:
+                async with ledger.locks.hold(lock_name(part_id)):
+                    await self.refs.drop(part_id, record.id)
+            raise
+        # now, or (a part unfinished) when its last part completes: ``part_done``
+        return await self.assemble_now(record.id)
 
     async def assemble_now(self, assembly_id: str) -> UploadRecord:
         """Assemble if every part is complete (idempotent); return the record."""
@@ -116,7 +126,10 @@ class Assembly:
         # after the answer, a few at a time: each costs the store a request
         # or two, and the object no longer needs them (a part left behind
         # by a crash expires and the sweeper discards it)
-        ledger.later(bounded(parts, self._consume, _CONSUME_CONCURRENCY))
+        distinct = list({p.id: p for p in parts}.values())
+        ledger.later(
+            bounded(distinct, lambda p: self._release(p, assembly_id), _CONSUME_CONCURRENCY)
+        )
         return record
 
     async def commit_part(
@@ -155,41 +168,29 @@ class Assembly:
         ledger.events.emit("post-finish", record)
         return record
 
-    async def _consume(self, part: UploadRecord) -> None:
-        """Discard an assembled part's storage; its id then answers 410."""
+    async def _release(self, part: UploadRecord, assembly_id: str) -> None:
+        """The assembly no longer needs the part: discard the part's storage
+        if no other assembly lists it (its id then answers 410)."""
         ledger = self.ledger
         try:
-            async with ledger.locks.hold(part.id):
-                current = await ledger.state.get(part.id)
-                if current is None:
+            async with ledger.locks.hold(lock_name(part.id)):
+                if not await self.refs.drop(part.id, assembly_id):
                     return
-                with backend_errors():
-                    backend = ledger.bucket(current.bucket).backend
-                    await backend.discard_stream(ledger.stream(current))
-                ledger.tombstone(current, Status.EXPIRED)
-                await ledger.state.save(current)
+                async with ledger.locks.hold(part.id):
+                    current = await ledger.state.get(part.id)
+                    if current is None or current.status is not Status.COMPLETE:
+                        return
+                    with backend_errors():
+                        backend = ledger.bucket(current.bucket).backend
+                        await backend.discard_stream(ledger.stream(current))
+                    ledger.tombstone(current, Status.EXPIRED)
+                    await ledger.state.save(current)
         except Exception:  # the sweeper removes it later
             log.warning("could not discard assembled part %s", part.id, exc_info=True)
 
-    # -- waiting for unfinished parts ----------------------------------------------------
-    async def _add_waiter(self, part_id: str, assembly_id: str) -> None:
-        state = self.ledger.state
-        async with self.ledger.locks.hold(f"{CONCAT_WAIT}:{part_id}"):
-            raw = await state.kv_get(CONCAT_WAIT, part_id)
-            ids = json.loads(raw) if raw else []
-            ids.append(assembly_id)
-            await state.kv_set(CONCAT_WAIT, part_id, json.dumps(ids))
-        # the part may have completed meanwhile
-        part = await state.get(part_id)
-        if part is not None and part.status is Status.COMPLETE:
-            await self.part_done(part)
-
     async def part_done(self, part: UploadRecord) -> None:
         """Assemble what waited for ``part`` (now complete)."""
-        raw = await self.ledger.state.kv_get(CONCAT_WAIT, part.id)
-        if not raw:
-            return
-        for assembly_id in json.loads(raw):
+        for assembly_id in await self.refs.referrers(part.id):
             try:
                 await self.assemble_now(assembly_id)
             except Exception:

@@ -30,6 +30,7 @@ from gateway.core.errors import (
 )
 from gateway.core.ledger import Ledger, backend_errors
 from gateway.core.locks import Lease
+from gateway.core.partials import PartRefs, max_total, too_large
 from gateway.core.records import Kind, Status, UploadRecord, new_upload_id
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ class Uploads:
     def __init__(self, ledger: Ledger, part_done: PartDone) -> None:
         self.ledger = ledger
         self._part_done = part_done
+        self._refs = PartRefs(ledger.state, ledger.locks)
 
     # -- creation ----------------------------------------------------------------
     async def create(
@@ -157,14 +159,21 @@ class Uploads:
                 return record
             raise TooLarge("the upload is already complete")
         b = self.ledger.bucket(record.bucket)
+        room = await self._room_in_assemblies(record, b.backend)
         if declare_length is not None:
             if record.length is not None and record.length != declare_length:
                 raise BadRequest("the upload length cannot change")
             if declare_length < record.offset:
                 raise BadRequest("the declared length is below the current offset")
             self.ledger.check_length(declare_length, b)
+            if room is not None and declare_length - record.offset > room[0]:
+                raise too_large(room[1])
             record.length = declare_length
         limit = self._remaining(record)
+        if room is not None and record.length is None:
+            if content_length is not None and content_length > room[0]:
+                raise too_large(room[1])
+            limit = room[0] if limit is None else min(limit, room[0])
         if content_length is not None and limit is not None and content_length > limit:
             raise TooLarge("the body would exceed the upload length")
         if record.status is Status.ACTIVE and record.is_complete:
@@ -183,6 +192,18 @@ class Uploads:
                     await result.rollback()
             raise refuse
         return await self._commit_write(record, result)
+
+    async def _room_in_assemblies(
+        self, record: UploadRecord, backend: Backend
+    ) -> tuple[int, int] | None:
+        """For a part of deferred length listed by unassembled assemblies: how
+        far it may grow before one of them would exceed the size limit, and
+        that limit (a part listed 17 times grows each of them 17 times)."""
+        if record.kind is not Kind.PART or record.length is not None:
+            return None
+        limit = max_total(self.ledger.config.server.max_upload_size, backend.limits.max_object_size)
+        room = await self._refs.room(record, limit)
+        return None if room is None or limit is None else (room, limit)
 
     def _remaining(self, record: UploadRecord) -> int | None:
         if record.length is not None:
