@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from backends.base import ObjectMeta
-from gateway.core import object_meta
 from gateway.core.errors import BadRequest
 from gateway.core.records import Status, UploadRecord, new_upload_id
 from gateway.protocols.ietf import fields, transfer
@@ -16,7 +14,8 @@ from gateway.protocols.ietf.interim import send_104
 from gateway.protocols.ietf.limits import upload_limit
 from gateway.protocols.ietf.versions import Version
 from gateway.protocols.tus.context import TusContext
-from gateway.protocols.tus.headers import declared_type, media_type, parse_metadata
+from gateway.protocols.tus.creation import place
+from gateway.protocols.tus.headers import media_type, parse_metadata
 
 #: the content types of upload protocols, never the file's own
 _TRANSFER_TYPES = {"application/partial-upload", "application/offset+octet-stream"}
@@ -43,16 +42,16 @@ async def create(ctx: TusContext, version: Version) -> web.Response:
     complete = transfer.completes(ctx, version)
     length = transfer.indicated_length(ctx, 0, complete=complete)
     metadata = metadata_of(ctx)
-    content_type = declared_type(metadata)
-    meta = ObjectMeta(content_type=content_type) if content_type else None
     upload_id = new_upload_id()
+    # the key and the record's extra (object type, lifetime, owner) as for tus
+    key, extra = await place(ctx, upload_id, length, metadata)
     record = await ctx.service.create(
         protocol="ietf",
         bucket=ctx.bucket,
-        key=upload_id,
+        key=key,
         length=length,
         metadata=metadata,
-        extra=object_meta.with_meta(None, meta),
+        extra=extra,
         upload_id=upload_id,
     )
     location = ctx.upload_url(upload_id)

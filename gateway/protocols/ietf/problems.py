@@ -58,13 +58,8 @@ def render(
         status = 404 if isinstance(exc, UploadNotFound) else version.gone_status
     elif isinstance(exc, ChecksumMismatch):  # 460 is tus's; a Content-Digest mismatch is a 400
         status = 400
-    body: dict[str, object] = {
-        "type": _problem_type(version, exc),
-        "title": exc.message,
-        "status": status,
-    }
     out = dict(headers or {})
-    out[version.complete_field] = version.complete_value(False)
+    body: dict[str, object] = {"type": _problem_type(version, exc)}
     if isinstance(exc, OffsetMismatch):
         out["Upload-Offset"] = str(exc.current)
         body["expected-offset"] = exc.current
@@ -72,6 +67,26 @@ def render(
             body["provided-offset"] = provided_offset
     if isinstance(exc, ServiceUnavailable):
         out["Retry-After"] = str(exc.retry_after)
+    return _problem(version, status, exc.message, body, out)
+
+
+def render_refusal(version: Version, status: int, message: str) -> web.Response:
+    """An access refusal (no or a bad credential, a policy's limit)."""
+    headers = {}
+    if status == 401:
+        headers["WWW-Authenticate"] = 'UpToken realm="upload-gateway", Bearer'
+    return _problem(version, status, message, {"type": "about:blank"}, headers)
+
+
+def _problem(
+    version: Version,
+    status: int,
+    title: str,
+    body: dict[str, object],
+    headers: dict[str, str],
+) -> web.Response:
+    headers[version.complete_field] = version.complete_value(False)
+    document = {"type": body.pop("type"), "title": title, "status": status, **body}
     return web.Response(
-        status=status, text=json.dumps(body), content_type=PROBLEM_JSON, headers=out
+        status=status, text=json.dumps(document), content_type=PROBLEM_JSON, headers=headers
     )

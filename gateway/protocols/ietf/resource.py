@@ -12,6 +12,7 @@ from gateway.protocols.ietf.limits import upload_limit
 from gateway.protocols.ietf.problems import CompletedUpload
 from gateway.protocols.ietf.versions import Version
 from gateway.protocols.tus.context import TusContext
+from gateway.protocols.tus.upload import check_append
 
 PARTIAL_UPLOAD = "application/partial-upload"
 
@@ -65,6 +66,7 @@ async def append(ctx: TusContext, version: Version, upload_id: str) -> web.Respo
     # interop 3: a missing Upload-Incomplete means the content ends the upload
     complete = transfer.completes(ctx, version, absent=True if version.incomplete_header else None)
     length = transfer.indicated_length(ctx, at, complete=complete)
+    check_append(ctx, at, length)
     record = await ctx.service.status(upload_id)
     if record.status is not Status.ACTIVE:
         if at != record.offset:

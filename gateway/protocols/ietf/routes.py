@@ -17,11 +17,13 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from gateway.access.errors import AccessError
 from gateway.core.errors import BadRequest, TooLarge, UploadError
+from gateway.core.records import UploadRecord
 from gateway.numbers import is_digits
 from gateway.protocols.ietf import creation, fields, resource
 from gateway.protocols.ietf.limits import upload_limit
-from gateway.protocols.ietf.problems import render
+from gateway.protocols.ietf.problems import render, render_refusal
 from gateway.protocols.ietf.versions import (
     INTEROP_HEADER,
     SUPPORTED,
@@ -34,6 +36,9 @@ from gateway.protocols.tus.context import TusContext
 log = logging.getLogger(__name__)
 
 Handler = Callable[[TusContext, Version, str], Awaitable[web.Response]]
+#: the tus routes' admission of a request to an upload of the path (access
+#: control: its credential, its owner; Qiniu's records are not the path's)
+Admit = Callable[[TusContext, str, str], Awaitable[UploadRecord]]
 
 _CREATION = ("POST", "PUT", "PATCH")
 _RESOURCE: dict[str, Handler] = {
@@ -78,7 +83,7 @@ def options(ctx: TusContext, version: Version) -> web.Response:
 
 
 async def _dispatch(
-    ctx: TusContext, version: Version, method: str, upload_id: str | None
+    ctx: TusContext, version: Version, method: str, upload_id: str | None, admit: Admit
 ) -> web.Response:
     if method == "OPTIONS":
         return options(ctx, version)
@@ -86,20 +91,28 @@ async def _dispatch(
         # the drafts allow creation by any method with content
         if method not in _CREATION:
             raise web.HTTPMethodNotAllowed(method, [*_CREATION, "OPTIONS"])
+        ctx.grant = ctx.gate.grant_to_upload(ctx.request, ctx.bucket)
         return await creation.create(ctx, version)
     handler = _RESOURCE.get(method)
     if handler is None:
         raise web.HTTPMethodNotAllowed(method, [*_RESOURCE, "OPTIONS"])
+    ctx.grant = ctx.gate.grant(ctx.request)
+    await admit(ctx, upload_id, method)
     return await handler(ctx, version, upload_id)
 
 
-async def handle(ctx: TusContext, method: str, upload_id: str | None) -> web.StreamResponse:
-    """Answer an IETF request; every UploadError becomes a problem response."""
+async def handle(
+    ctx: TusContext, method: str, upload_id: str | None, *, admit: Admit
+) -> web.StreamResponse:
+    """Answer an IETF request; every UploadError and access refusal becomes
+    a problem response."""
     version, refused = _version(ctx.request)
     try:
         if refused:
             raise BadRequest(refused)
-        return await _dispatch(ctx, version, method, upload_id)
+        return await _dispatch(ctx, version, method, upload_id, admit)
+    except AccessError as exc:
+        return render_refusal(version, exc.status, exc.message)
     except UploadError as exc:
         headers: dict[str, str] = {}
         if isinstance(exc, TooLarge):

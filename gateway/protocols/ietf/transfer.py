@@ -102,7 +102,8 @@ async def append(
         raise OffsetMismatch(record.offset)
     if length is not None and record.length is not None and length != record.length:
         raise InconsistentLength(f"the upload's length is {record.length}, not {length}")
-    body = _Tracked(request_body(ctx.request))
+    source = request_body(ctx.request)
+    body = _Tracked(source)
     record = await ctx.service.write(
         record.id,
         offset,
@@ -111,6 +112,7 @@ async def append(
         declare_length=length if record.length is None else None,
         content_length=ctx.request.content_length,
     )
+    source.check()  # a body aiohttp could not decode: 400, after its good bytes were kept
     if not complete or record.status is not Status.ACTIVE or not body.ended:
         return record  # an interrupted request keeps its bytes and completes nothing
     if record.length is None:  # content of unknown length: its end is the upload's

@@ -184,3 +184,13 @@ async def _created(ctx: TusContext, record: UploadRecord, *, with_offset: bool) 
     if record.key is not None and record.is_complete and record.kind is not Kind.PART:
         await ctx.add_object_url(headers, record)
     return web.Response(status=201, headers=headers)
+
+
+async def place(
+    ctx: TusContext, upload_id: str, length: int | None, metadata: dict[str, str]
+) -> tuple[str, dict[str, Any] | None]:
+    """A new plain upload's key and record extra under the request's
+    credential, exactly as for a tus upload: the IETF protocol on the same
+    path creates its uploads through this."""
+    key = await _key(ctx, upload_id, length, metadata)
+    return key, _extra(ctx, metadata)

@@ -116,7 +116,7 @@ async def _dispatch(request: web.Request, upload_id: str | None) -> web.StreamRe
     ctx = TusContext(request, request.app[SERVICE], request.app[CONFIG], request.app[GATE])
     method = _method(request)
     if ietf.applies(request, method, upload_id):  # the IETF resumable-upload protocol
-        return await ietf.handle(ctx, method, upload_id)
+        return await ietf.handle(ctx, method, upload_id, admit=_admitted)
     if method == "OPTIONS":
         return _options(ctx)
     if method != "GET" and request.headers.get("Tus-Resumable") != TUS_VERSION:

@@ -64,6 +64,11 @@ async def patch(ctx: TusContext, upload_id: str) -> web.Response:
     return await _written(ctx, record)
 
 
+def check_append(ctx: TusContext, offset: int, declared: int | None) -> None:
+    """What the credential allows an append (tus PATCH, IETF append)."""
+    _check_policy(ctx, offset, declared)
+
+
 def _check_policy(ctx: TusContext, offset: int, declared: int | None) -> None:
     """The credential's size limits on what a PATCH declares (a length known
     at creation was checked then)."""

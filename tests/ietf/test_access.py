@@ -1,0 +1,84 @@
+"""The IETF protocol under access control, as tus on the same path: a
+credential to create, the put policy's limits, uploads answering only their
+owner, and Qiniu's records out of reach."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+
+import pytest
+import requests
+
+from tests.access.support import access_config, auth, bearer, uptoken
+from tests.ietf.helpers import append, create, fields
+from tests.ietf.raw import request
+from tests.support.gateway import GatewayProcess
+from tests.support.targets import Target
+
+
+@pytest.fixture(scope="module")
+def agw(target: Target) -> Iterator[GatewayProcess]:
+    with GatewayProcess(access_config(target)) as gw:
+        yield gw
+
+
+def test_creation_needs_a_credential(agw: GatewayProcess) -> None:
+    ex = create(agw.files_url, 6, b"abc", complete=True)
+    assert ex.status == 401
+    assert ex.interim == []  # refused before anything was created
+    assert "UpToken" in ex.headers["www-authenticate"]
+    assert ex.headers["content-type"].startswith("application/problem+json")
+    ex = create(agw.files_url, 6, b"abc", complete=True, **_auth(uptoken("other")))
+    assert ex.status == 403
+
+
+def test_an_upload_answers_only_its_owner(agw: GatewayProcess) -> None:
+    alice = uptoken(endUser="alice", saveKey="ietf/$(endUser)/$(fname)")
+    ex = create(
+        agw.files_url,
+        8,
+        b"01234",
+        complete=False,
+        Content_Disposition='inline; filename="a.bin"',
+        **_auth(alice),
+    )
+    assert ex.status == 201
+    url = ex.headers["location"]
+    bob = uptoken(endUser="bob")
+    for token in (None, bob, bearer({"scope": "default"}, sub="bob")):
+        extra = _auth(token) if token else {}
+        assert request("HEAD", url, fields(8, **extra)).status == 404
+        assert append(url, 8, 5, b"56789", complete=True, **extra).status == 404
+        assert request("DELETE", url, fields(8, **extra)).status == 404
+    assert request("HEAD", url, fields(8, **_auth(alice))).status == 204
+    r = append(url, 8, 5, b"56789", complete=True, **_auth(alice))
+    assert r.status == 200
+    assert "/ietf/alice/a.bin" in r.headers["x-object-url"]  # the policy's saveKey
+    got = requests.get(url, headers=auth(alice), timeout=30)
+    assert got.content == b"0123456789"
+
+
+def test_policy_limits_apply(agw: GatewayProcess) -> None:
+    limited = uptoken(fsizeLimit=100)
+    ex = create(agw.files_url, 7, b"x" * 101, complete=True, **_auth(limited))
+    assert ex.status == 413
+    url = create(agw.files_url, 7, complete=False, **_auth(limited)).headers["location"]
+    assert append(url, 7, 0, b"x" * 101, complete=False, **_auth(limited)).status == 413
+    images = uptoken(mimeLimit="image/*")
+    ex = create(agw.files_url, 7, b"<p>", complete=True, Content_Type="text/html", **_auth(images))
+    assert ex.status == 415
+
+
+def test_qiniu_records_are_not_the_paths(agw: GatewayProcess) -> None:
+    token = uptoken()
+    obj = base64.urlsafe_b64encode(b"ietf-qiniu").decode()
+    base = f"{agw.url}/buckets/default/objects/{obj}/uploads"
+    upload_id = requests.post(base, headers=auth(token), timeout=30).json()["uploadId"]
+    url = agw.files_url + upload_id
+    assert request("HEAD", url, fields(8, **_auth(token))).status == 404
+    assert request("DELETE", url, fields(8, **_auth(token))).status == 404
+
+
+def _auth(token: str) -> dict[str, str]:
+    return {"Authorization": auth(token)["Authorization"]}
