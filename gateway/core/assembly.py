@@ -19,7 +19,7 @@ from typing import Any
 from backends.base import Capability, ObjectMeta
 from backends.concurrency import bounded
 from gateway.core import object_meta
-from gateway.core.errors import BadRequest, NotReady
+from gateway.core.errors import BadRequest, Locked, NotReady, UploadGone, UploadNotFound
 from gateway.core.expiry import schedule_deletion
 from gateway.core.ledger import Ledger, backend_errors
 from gateway.core.partials import PartRefs, known_size, lock_name, max_total, too_large
@@ -28,6 +28,7 @@ from gateway.core.records import Kind, Status, UploadRecord, new_upload_id
 log = logging.getLogger(__name__)
 
 _CONSUME_CONCURRENCY = 8  # assembled parts discarded at once
+_SETTLE_WAIT = 0.5  # seconds a HEAD waits for a pending assembly's lock
 
 
 class Assembly:
@@ -100,14 +101,20 @@ class Assembly:
         # now, or (a part unfinished) when its last part completes: ``part_done``
         return await self.assemble_now(record.id)
 
-    async def assemble_now(self, assembly_id: str) -> UploadRecord:
+    async def assemble_now(self, assembly_id: str, timeout: float | None = None) -> UploadRecord:
         """Assemble if every part is complete (idempotent); return the record."""
         ledger = self.ledger
-        async with ledger.locks.hold(assembly_id):
+        async with ledger.locks.hold(assembly_id, timeout):
             record = await ledger.get(assembly_id)
             if record.status is not Status.ACTIVE:
                 return record
-            parts = [await ledger.get(p) for p in record.parts]
+            try:
+                parts = [await ledger.get(p) for p in record.parts]
+            except (UploadGone, UploadNotFound) as exc:  # terminated or expired: never
+                log.warning("assembly %s gives up, a part is gone: %s", assembly_id, exc)
+                ledger.tombstone(record, Status.EXPIRED)
+                await ledger.save(record)
+                raise UploadGone(f"a part of this upload is gone: {exc}") from exc
             if any(p.status is not Status.COMPLETE for p in parts):
                 return record
             b = ledger.bucket(record.bucket)
@@ -187,6 +194,27 @@ class Assembly:
                     await ledger.state.save(current)
         except Exception:  # the sweeper removes it later
             log.warning("could not discard assembled part %s", part.id, exc_info=True)
+
+    async def settle_pending(self, record: UploadRecord) -> UploadRecord:
+        """An assembly still waiting for its parts (as a HEAD sees it):
+        assemble it if they are all complete (a wake-up lost to a crash), or
+        end it (410) if one is gone and it can never finish."""
+        if record.kind is not Kind.ASSEMBLY or record.status is not Status.ACTIVE:
+            return record
+        settle = bool(record.parts)
+        for part_id in dict.fromkeys(record.parts):
+            try:
+                part = await self.ledger.get(part_id)
+            except (UploadGone, UploadNotFound):
+                settle = True
+                break
+            settle = settle and part.status is Status.COMPLETE
+        if not settle:
+            return record
+        try:  # briefly: an assembly under way answers as pending
+            return await self.assemble_now(record.id, timeout=_SETTLE_WAIT)
+        except Locked:
+            return record
 
     async def part_done(self, part: UploadRecord) -> None:
         """Assemble what waited for ``part`` (now complete)."""

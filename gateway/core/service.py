@@ -61,7 +61,11 @@ class UploadService:
         self.settle = ledger.settle
         self.create = uploads.create
         self.write = uploads.write
-        self.status = uploads.status
+
+        async def status(upload_id: str) -> UploadRecord:
+            return await assembly.settle_pending(await uploads.status(upload_id))
+
+        self.status = status
         self.create_assembly = assembly.create_assembly
         self.commit_part = assembly.commit_part
         self.terminate = expiry.terminate

@@ -147,3 +147,24 @@ def test_a_final_on_a_deferred_partial_counts_what_it_holds(
     assert patch(part, 0, os.urandom(100_000)).status_code == 204
     refused = _final(files, [part] * 17)
     assert refused.status_code == 413, (refused.status_code, refused.text)
+
+
+def test_a_final_whose_partial_was_terminated_ends_instead_of_waiting(
+    gateway: GatewayProcess,
+) -> None:
+    files = gateway.files_url
+    done, unfinished = _partial(files, b"x" * 1000), create(files, 1000, Upload_Concat="partial")
+    made = _final(files, [done, unfinished])
+    assert made.status_code == 201, made.text
+    final_url = str(made.headers["Location"])
+    assert head(final_url).status_code == 200  # pending: no Upload-Offset yet
+    assert "Upload-Offset" not in head(final_url).headers
+    gone = requests.delete(unfinished, headers=TUS, timeout=30)
+    assert gone.status_code == 204
+    # it can never finish: 410 now, not "pending" until it expires
+    assert head(final_url).status_code == 410
+    assert requests.get(final_url, timeout=30).status_code == 410
+    # the other partial is not taken down with it: a new final still works
+    again = _final(files, [done])
+    assert again.status_code == 201, again.text
+    assert download(str(again.headers["Location"])) == b"x" * 1000
