@@ -8,6 +8,7 @@ the request's own Host and scheme.
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -51,3 +52,19 @@ def base_url(request: web.Request, server: ServerConfig) -> str:
         if fwd_proto in ("http", "https"):
             proto = fwd_proto
     return f"{proto}://{host}"
+
+
+def http_url_problem(url: str) -> str | None:
+    """Why ``url`` (from a client or a signed policy) cannot be requested or
+    sent as a redirect, or None: only absolute http(s) URLs with a host and a
+    valid port, without whitespace or control characters."""
+    if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in url):
+        return "whitespace or control characters"
+    try:
+        parts = urlsplit(url)
+        port_ok = parts.port != 0  # .port raises ValueError out of 0-65535
+    except ValueError as exc:
+        return f"malformed URL ({exc})"
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+        return "not an absolute http(s) URL"
+    return None

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.numbers import MAX_VALUE, json_number
+from gateway.urls import http_url_problem
 
 from .errors import (
     BAD_REQUEST,
@@ -164,6 +165,9 @@ class PutPolicy:
     def _validate(self) -> None:
         if self.callback_urls and self.return_url:
             raise BAD_REQUEST.error("callbackUrl and returnUrl can not be used together")
+        problem = http_url_problem(self.return_url) if self.return_url else None
+        if problem is not None:
+            raise BAD_REQUEST.error(f"invalid returnUrl: {problem}")
         if self.force_save_key and not self.save_key:
             raise BAD_REQUEST.error("forceSaveKey requires saveKey")
 

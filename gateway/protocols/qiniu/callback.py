@@ -11,6 +11,7 @@ upload fails with 579 (the object stays stored).
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -18,12 +19,15 @@ import aiohttp
 
 from gateway.access.magic import Mode
 from gateway.access.tokens import KeyPair, sign
+from gateway.urls import http_url_problem
 
 from .errors import CALLBACK_FAILED
 
 FORM_TYPE = "application/x-www-form-urlencoded"
 DEFAULT_BODY = "key=$(key)&hash=$(etag)&bucket=$(bucket)&fsize=$(fsize)"
 _MAX_ANSWER = 1024 * 1024
+
+log = logging.getLogger(__name__)
 
 
 def body_mode(body_type: str | None) -> Mode:
@@ -62,6 +66,10 @@ async def send(
     body = callback.body.encode()
     failures: list[str] = []
     for url in callback.urls:
+        problem = http_url_problem(url)
+        if problem is not None:
+            failures.append(f"{url[:200]!r}: {problem}")
+            continue
         headers = {
             "Content-Type": content_type,
             "Authorization": authorization(pair, url, body, content_type),
@@ -93,4 +101,5 @@ async def send(
             continue
         return answer
     detail = "; ".join(failures) or "no callback url"
+    log.warning("qiniu callback failed: %s", detail)
     raise CALLBACK_FAILED.error(f"callback failed: {detail}")
