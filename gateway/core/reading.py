@@ -10,6 +10,7 @@ from backends.base import Capability, ObjectInfo
 from gateway.core.errors import BadRequest, UploadNotFound
 from gateway.core.ledger import Ledger, backend_errors
 from gateway.core.records import UploadRecord
+from gateway.keys import url_path
 
 
 class Reading:
@@ -50,7 +51,7 @@ class Reading:
             )
         if url:
             return url
-        return f"{base_url}/objects/{quote(bucket, safe='')}/{quote(key, safe='/')}"
+        return f"{base_url}/objects/{quote(bucket, safe='')}/{url_path(key)}"
 
     async def hook_url(self, record: UploadRecord) -> str | None:
         """The object URL a webhook payload carries."""

@@ -27,6 +27,7 @@ from backends.base import ObjectMeta
 from gateway.access.codec import b64encode
 from gateway.access.magic import Mode, Value, build_vars, render
 from gateway.access.tokens import UploadToken
+from gateway.keys import key_problem
 
 from . import callback, mime, qetag
 from .errors import BAD_REQUEST, FILE_EXISTS
@@ -53,6 +54,14 @@ class NewFile:
     metadata: dict[str, str] = field(default_factory=dict)
     #: the first bytes of the content, fetched only when the MIME type needs them
     head: Callable[[], Awaitable[bytes]] | None = None
+
+
+def check_key(call: Call, bucket: str, key: str) -> None:
+    """400 with the reason when ``key`` cannot be stored and served
+    (``gateway/keys.py``)."""
+    problem = key_problem(key, call.service.bucket(bucket).prefix)
+    if problem is not None:
+        raise BAD_REQUEST.error(f"invalid key: {problem}")
 
 
 def _needs_sniff(new: NewFile, from_content: bool) -> bool:
@@ -107,8 +116,7 @@ async def place(
     )
     if key is None:
         key = new.etag
-    if not key:
-        raise BAD_REQUEST.error("invalid key")
+    check_key(call, new.bucket, key)
     policy.check_key(key)
 
     url = await call.service.object_url(new.bucket, key, call.base_url)

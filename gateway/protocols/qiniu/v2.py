@@ -30,7 +30,7 @@ from gateway.protocols.bodies import request_body
 
 from . import mime, qetag, sessions
 from .errors import BAD_REQUEST, CRC32_MISMATCH, FORBIDDEN, TOO_LARGE
-from .placing import NewFile, place
+from .placing import NewFile, check_key, place
 from .responses import json_response
 from .runtime import Call
 from .v1 import discard_streams, store_streams
@@ -64,6 +64,7 @@ async def init(request: web.Request) -> web.Response:
     call = Call.of(request)
     token, bucket, key = _authorize(call)
     if key is not None:
+        check_key(call, bucket, key)
         token.policy.check_key(key)
     session = await sessions.create(call.service, bucket, key, call.runtime.context_ttl, token)
     assert session.expires_at is not None
