@@ -20,6 +20,7 @@ from backends.base import BackendConfig
 from backends.errors import BackendConfigError
 from backends.registry import backend_class
 from backends.units import parse_duration, parse_size
+from gateway.content_types import DEFAULT_INLINE, content_type
 
 
 class ConfigError(Exception):
@@ -49,8 +50,19 @@ class ServerConfig(_Model):
     #: else any client chooses the host of Location and object URLs
     trust_forwarded: bool = False
     cors_allow_origin: str = "*"
+    #: content types the gateway serves inline from its own origin (``type/*``
+    #: never matches HTML, XML or SVG); every other type is an attachment
+    inline_types: tuple[str, ...] = DEFAULT_INLINE
 
     _v_size = field_validator("max_upload_size", mode="before")(_size)
+
+    @field_validator("inline_types")
+    @classmethod
+    def _inline(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in v:
+            if not (content_type(entry) or content_type(entry.replace("/*", "/x"))):
+                raise ValueError(f"{entry!r} is not a type/subtype or type/*")
+        return v
 
     @field_validator("public_url")
     @classmethod

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.app_keys import SERVICE
+from gateway.app_keys import CONFIG, SERVICE
+from gateway.content_types import serving_headers
 from gateway.core.errors import RangeNotSatisfiable, ServiceUnavailable, UploadError
 from gateway.protocols.tus.download import stream_object
 
@@ -18,10 +19,7 @@ async def get_object(request: web.Request) -> web.StreamResponse:
         info = await service.stat_object(bucket, key)
         if info is None:
             raise web.HTTPNotFound(text="no such object\n")
-        headers = {
-            "Content-Type": info.content_type or "application/octet-stream",
-            "X-Content-Type-Options": "nosniff",
-        }
+        headers = serving_headers(info.content_type, request.app[CONFIG].server.inline_types)
         return await stream_object(request, service, bucket, key, info.size, headers)
     except UploadError as exc:
         headers = {}

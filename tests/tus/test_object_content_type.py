@@ -72,7 +72,7 @@ def test_final_upload_uses_its_own_filetype(gateway: GatewayProcess) -> None:
 
 
 def test_a_malformed_filetype_is_ignored(gateway: GatewayProcess) -> None:
-    for bogus in ("image/png\r\nX-Injected: 1", "not a type", "text/html; charset=utf-8"):
+    for bogus in ("image/png\r\nX-Injected: 1", "not a type", "text/html; charset=utf-8\x01"):
         url = create(gateway.files_url, 3, {"filetype": bogus})
         assert patch(url, 0, b"abc").status_code == 204
         got = _object(url)

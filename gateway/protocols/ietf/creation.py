@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from gateway.content_types import content_type
 from gateway.core.errors import BadRequest
 from gateway.core.records import Status, UploadRecord, new_upload_id
 from gateway.protocols.ietf import fields, transfer
@@ -15,7 +16,7 @@ from gateway.protocols.ietf.limits import upload_limit
 from gateway.protocols.ietf.versions import Version
 from gateway.protocols.tus.context import TusContext
 from gateway.protocols.tus.creation import place
-from gateway.protocols.tus.headers import media_type, parse_metadata
+from gateway.protocols.tus.headers import parse_metadata
 
 #: the content types of upload protocols, never the file's own
 _TRANSFER_TYPES = {"application/partial-upload", "application/offset+octet-stream"}
@@ -27,9 +28,9 @@ def metadata_of(ctx: TusContext) -> dict[str, str]:
     headers = ctx.request.headers
     metadata = parse_metadata(headers.get("Upload-Metadata"))
     if "filetype" not in metadata and "Content-Type" in headers:
-        content_type = media_type(ctx.request.content_type)
-        if content_type and content_type not in _TRANSFER_TYPES:
-            metadata["filetype"] = content_type
+        declared = content_type(ctx.request.content_type)
+        if declared and declared not in _TRANSFER_TYPES:
+            metadata["filetype"] = declared
     name = fields.filename(headers)
     if "filename" not in metadata and name:
         metadata["filename"] = name

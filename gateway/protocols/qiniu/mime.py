@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import mimetypes
 
+from gateway.content_types import OCTET_STREAM, content_type
+
 SNIFF_BYTES = 512
-OCTET_STREAM = "application/octet-stream"
 
 _SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
     (0, b"\x89PNG\r\n\x1a\n", "image/png"),
@@ -83,7 +84,7 @@ def decide(
     head: bytes,
     from_content: bool,
 ) -> str:
-    given = (client_mime or "").strip()
+    given = content_type(client_mime) or ""  # an unsafe value counts as none
     if given.lower() == OCTET_STREAM:
         given = ""
     if from_content:

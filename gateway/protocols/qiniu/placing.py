@@ -27,6 +27,7 @@ from backends.base import ObjectMeta
 from gateway.access.codec import b64encode
 from gateway.access.magic import Mode, Value, build_vars, render
 from gateway.access.tokens import UploadToken
+from gateway.content_types import OCTET_STREAM, content_type, file_name
 from gateway.keys import key_problem
 
 from . import callback, mime, qetag
@@ -65,10 +66,10 @@ def check_key(call: Call, bucket: str, key: str) -> None:
 
 
 def _needs_sniff(new: NewFile, from_content: bool) -> bool:
-    given = (new.client_mime or "").strip().lower()
+    given = (content_type(new.client_mime) or "").lower()
     if from_content:
         return True
-    if given and given != mime.OCTET_STREAM:
+    if given and given != OCTET_STREAM:
         return False
     return mime.by_name(new.fname) is None and mime.by_name(new.client_key) is None
 
@@ -84,6 +85,7 @@ async def place(
     """Make the object and answer. ``discard`` drops the new bytes when they
     are not needed (identical content exists, or 614)."""
     policy = token.policy
+    new.fname = file_name(new.fname)
     policy.check_deadline()
     policy.check_size(new.size)
     head = b""

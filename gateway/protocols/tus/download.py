@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import quote
+from collections.abc import Iterable
 
 from aiohttp import web
 
+from gateway.content_types import serving_headers
 from gateway.core.errors import NotReady, RangeNotSatisfiable
 from gateway.core.records import Status
 from gateway.core.service import UploadService
 from gateway.numbers import saturating
 from gateway.protocols.tus.context import TusContext
-from gateway.protocols.tus.headers import media_type
 
 _RANGE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$")
 
@@ -38,19 +38,10 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     return max(size - last, 0), size
 
 
-def content_headers(metadata: dict[str, str]) -> dict[str, str]:
-    filetype = metadata.get("filetype") or metadata.get("mimeType") or ""
-    headers = {
-        "Content-Type": media_type(filetype) or "application/octet-stream",
-        "X-Content-Type-Options": "nosniff",
-    }
+def content_headers(metadata: dict[str, str], inline_types: Iterable[str]) -> dict[str, str]:
+    filetype = metadata.get("filetype") or metadata.get("mimeType")
     filename = metadata.get("filename") or metadata.get("name")
-    if filename:
-        ascii_name = re.sub(r"[^A-Za-z0-9 ._()-]", "_", filename)
-        headers["Content-Disposition"] = (
-            f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"
-        )
-    return headers
+    return serving_headers(filetype, inline_types, filename)
 
 
 async def stream_object(
@@ -81,7 +72,7 @@ async def get(ctx: TusContext, upload_id: str) -> web.StreamResponse:
     record = await ctx.service.status(upload_id)
     if record.status is not Status.FINISHED or record.key is None:
         raise NotReady("the upload is not finished")
-    headers = content_headers(record.metadata)
+    headers = content_headers(record.metadata, ctx.config.server.inline_types)
     return await stream_object(
         ctx.request, ctx.service, record.bucket, record.key, record.offset, headers
     )

@@ -7,6 +7,7 @@ import binascii
 import email.utils
 import re
 
+from gateway.content_types import content_type
 from gateway.core.errors import BadRequest
 from gateway.numbers import parse_count
 
@@ -85,22 +86,11 @@ def parse_metadata(header: str | None) -> dict[str, str]:
     return result
 
 
-_NAME = r"[A-Za-z0-9!#$&^_.+-]+"  # RFC 6838's characters of a type name
-_MEDIA_TYPE = re.compile(rf"{_NAME}/{_NAME}")
-
-
-def media_type(value: str) -> str | None:
-    """``value`` if it is a plain ``type/subtype`` (no parameters, no
-    whitespace, at most 255 characters), else None."""
-    if len(value) > 255 or not _MEDIA_TYPE.fullmatch(value):
-        return None
-    return value
-
-
 def declared_type(metadata: dict[str, str]) -> str | None:
     """The content type a client declared (``filetype``, as tus-js-client and
-    Uppy send it) if it is a plain ``type/subtype``; anything else is ignored."""
-    return media_type(metadata.get("filetype", ""))
+    Uppy send it) if it fits the safe grammar (``gateway/content_types.py``);
+    anything else is ignored."""
+    return content_type(metadata.get("filetype"))
 
 
 def encode_metadata(metadata: dict[str, str]) -> str:
