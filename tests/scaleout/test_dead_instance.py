@@ -9,7 +9,6 @@ and the object is byte-identical.
 from __future__ import annotations
 
 import os
-import socket
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -25,6 +24,7 @@ from tests.scaleout.clients import TUS, fetch, sha
 from tests.scaleout.cluster import Cluster
 from tests.servers.redis import RedisServer
 from tests.support.targets import selected_targets
+from tests.tus.helpers import create, open_patch
 
 MiB = 1024 * 1024
 #: the promise: a dead instance's uploads continue elsewhere within this
@@ -43,25 +43,6 @@ def cluster(request: pytest.FixtureRequest, redis_server: RedisServer) -> Iterat
         yield c
     finally:
         c.stop()
-
-
-def _create(base: str, length: int) -> str:
-    r = requests.post(f"{base}/files/", headers={**TUS, "Upload-Length": str(length)}, timeout=10)
-    assert r.status_code == 201, r.text
-    return str(r.headers["Location"]).rsplit("/", 1)[1]
-
-
-def _stream_without_end(base: str, upload_id: str, announced: int, sent: bytes) -> socket.socket:
-    host, port = base.removeprefix("http://").split(":")
-    sock = socket.create_connection((host, int(port)), timeout=30)
-    head = (
-        f"PATCH /files/{upload_id} HTTP/1.1\r\nHost: {host}:{port}\r\n"
-        "Tus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n"
-        "Content-Type: application/offset+octet-stream\r\n"
-        f"Content-Length: {announced}\r\n\r\n"
-    )
-    sock.sendall(head.encode() + sent)
-    return sock
 
 
 def _lock_ttl_ms(client: redis_py.Redis, upload_id: str, within: float = 10.0) -> int:
@@ -85,9 +66,9 @@ def test_killed_holder_is_replaced_within_5s(cluster: Cluster, redis_server: Red
         for victim in range(len(cluster.gateways)):
             other = cluster.gateways[(victim + 1) % len(cluster.gateways)]
             data = os.urandom(6 * MiB + 11)
-            upload_id = _create(other.url, len(data))
+            upload_id = create(other.files_url, len(data)).rsplit("/", 1)[1]
             base = cluster.gateways[victim].url
-            sock = _stream_without_end(base, upload_id, len(data), data[: 2 * MiB])
+            sock = open_patch(f"{base}/files/{upload_id}", 0, len(data), data[: 2 * MiB])
             try:
                 assert _lock_ttl_ms(client, upload_id) > 0  # the victim holds the lock
                 time.sleep(1.0)  # and has renewed it: a live lease, not a fresh one

@@ -10,10 +10,8 @@ a new request waits ``uploads.memory_budget_wait`` and gets 503 +
 from __future__ import annotations
 
 import os
-import socket
 import time
 from collections.abc import Iterator
-from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -21,7 +19,16 @@ import requests
 from tests.conftest import gateway_config
 from tests.support.gateway import GatewayProcess
 from tests.support.targets import Target
-from tests.tus.helpers import TUS, create, download, offset_of, patch, sha256
+from tests.tus.helpers import (
+    TUS,
+    answer_head,
+    create,
+    download,
+    offset_of,
+    open_patch,
+    patch,
+    sha256,
+)
 
 MiB = 1024 * 1024
 PART = 8 * MiB  # the S3 part size: one such upload is one buffered PutObject
@@ -38,32 +45,10 @@ def tight_gateway(target: Target) -> Iterator[GatewayProcess]:
         yield gw
 
 
-def _open_patch(url: str, announced: int, sent: bytes = b"") -> socket.socket:
-    parts = urlsplit(url)
-    sock = socket.create_connection((parts.hostname, parts.port), timeout=60)
-    head = (
-        f"PATCH {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
-        "Tus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n"
-        "Content-Type: application/offset+octet-stream\r\n"
-        f"Content-Length: {announced}\r\n\r\n"
-    )
-    sock.sendall(head.encode() + sent)
-    return sock
-
-
-def _status(sock: socket.socket) -> int:
-    raw = b""
-    while b"\r\n" not in raw:
-        data = sock.recv(4096)
-        if not data:
-            break
-        raw += data
-    return int(raw.split(b"\r\n", 1)[0].split()[1])
-
-
 def test_idle_patches_hold_no_memory(tight_gateway: GatewayProcess) -> None:
     idle = [
-        _open_patch(create(tight_gateway.files_url, PART), PART) for _ in range(3 * BUDGET // PART)
+        open_patch(create(tight_gateway.files_url, PART), 0, PART)
+        for _ in range(3 * BUDGET // PART)
     ]
     try:
         time.sleep(0.5)
@@ -87,7 +72,7 @@ def test_full_budget_refuses_new_work_and_finishes_work_under_way(
     first = 1024
     uploads = [(create(tight_gateway.files_url, PART), os.urandom(PART)) for _ in range(4)]
     # each sends its first KiB: each S3 write now holds a part's worth, 4 x 8 MiB
-    holders = [_open_patch(url, PART, data[:first]) for url, data in uploads]
+    holders = [open_patch(url, 0, PART, data[:first]) for url, data in uploads]
     try:
         time.sleep(1.0)
         newcomer = os.urandom(MiB)
@@ -103,7 +88,7 @@ def test_full_budget_refuses_new_work_and_finishes_work_under_way(
         # an upload under way is not refused: it finishes with what it holds
         holders[0].sendall(uploads[0][1][first:])
         holders[0].settimeout(60)
-        assert _status(holders[0]) == 204
+        assert answer_head(holders[0])[0] == 204
         assert sha256(download(uploads[0][0])) == sha256(uploads[0][1])
 
         # its memory is back: the newcomer's retry goes through

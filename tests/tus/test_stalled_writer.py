@@ -10,17 +10,23 @@ finishes from offset 10 and the object is byte-identical.
 from __future__ import annotations
 
 import os
-import socket
 import time
 from collections.abc import Iterator
-from urllib.parse import urlsplit
 
 import pytest
 
 from tests.conftest import gateway_config
 from tests.support.gateway import GatewayProcess
 from tests.support.targets import Target
-from tests.tus.helpers import create, download, offset_of, patch, sha256
+from tests.tus.helpers import (
+    answer_head,
+    create,
+    download,
+    offset_of,
+    open_patch,
+    patch,
+    sha256,
+)
 
 MiB = 1024 * 1024
 #: long enough that a resume which had to wait for it is plainly visible
@@ -32,35 +38,6 @@ def patient_gateway(target: Target) -> Iterator[GatewayProcess]:
     config = gateway_config(target, locks={"acquire_timeout": ACQUIRE_TIMEOUT})
     with GatewayProcess(config) as gw:
         yield gw
-
-
-def _start_stalled_patch(url: str, offset: int, announced: int, sent: bytes) -> socket.socket:
-    """Send a PATCH's headers and the first bytes of its body, then nothing."""
-    parts = urlsplit(url)
-    sock = socket.create_connection((parts.hostname, parts.port), timeout=30)
-    head = (
-        f"PATCH {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
-        f"Tus-Resumable: 1.0.0\r\nUpload-Offset: {offset}\r\n"
-        "Content-Type: application/offset+octet-stream\r\n"
-        f"Content-Length: {announced}\r\n\r\n"
-    )
-    sock.sendall(head.encode() + sent)
-    return sock
-
-
-def _response_head(sock: socket.socket) -> tuple[int, dict[str, str]]:
-    raw = b""
-    while b"\r\n\r\n" not in raw:
-        data = sock.recv(4096)
-        if not data:
-            break
-        raw += data
-    lines = raw.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
-    headers = {}
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        headers[name.strip().lower()] = value.strip()
-    return int(lines[0].split()[1]), headers
 
 
 def _offset_once_stored(url: str, expected: int, within: float = 10.0) -> int:
@@ -84,7 +61,7 @@ def test_stalled_patch_loses_its_lock_and_keeps_its_bytes(
 ) -> None:
     data = os.urandom(size)
     url = create(patient_gateway.files_url, len(data))
-    stalled = _start_stalled_patch(url, 0, len(data), data[:sent])
+    stalled = open_patch(url, 0, len(data), data[:sent])
     try:
         time.sleep(1.5)  # the bytes reach the gateway and its store
         assert offset_of(url) == 0  # nothing saved while the request is open
@@ -98,7 +75,7 @@ def test_stalled_patch_loses_its_lock_and_keeps_its_bytes(
 
         # the stalled writer answered too, with what it stored
         stalled.settimeout(10)
-        status, headers = _response_head(stalled)
+        status, headers = answer_head(stalled)
         assert status == 204
         assert headers["upload-offset"] == str(sent)
     finally:
