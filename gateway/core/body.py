@@ -49,6 +49,7 @@ class GuardedBody:
         self.exceeded = False  # more bytes than allowed were sent
         self._reading: asyncio.Task[object] | None = None  # a read waiting for the client
         self._stopping = False  # the watcher cancelled that read
+        self._watcher: asyncio.Task[None] | None = None
 
     @property
     def complete(self) -> bool:
@@ -58,10 +59,14 @@ class GuardedBody:
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self._iterate()
 
+    def close(self) -> None:
+        """Stop watching the lease (the write is over, read to its end or not)."""
+        if self._watcher is not None:
+            self._watcher.cancel()
+
     async def _iterate(self) -> AsyncIterator[bytes]:
-        watcher = None
-        if self._lease is not None:
-            watcher = asyncio.get_running_loop().create_task(self._watch(self._lease))
+        if self._lease is not None and self._watcher is None:
+            self._watcher = asyncio.get_running_loop().create_task(self._watch(self._lease))
         try:
             while True:
                 chunk = await self._next()
@@ -86,8 +91,7 @@ class GuardedBody:
                     self.yielded_lock = True
                     return
         finally:
-            if watcher is not None:
-                watcher.cancel()
+            self.close()
 
     async def _next(self) -> bytes | None:
         """The next chunk; None at the end, on a disconnect, or once the

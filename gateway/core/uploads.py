@@ -184,7 +184,10 @@ class Uploads:
         if checksum is not None:
             all_hashers.append(checksum.hasher)
         guarded = GuardedBody(body, limit=limit, lease=lease, hashers=all_hashers)
-        result = await self._write_backend(b.backend, record, guarded, content_length)
+        try:
+            result = await self._write_backend(b.backend, record, guarded, content_length)
+        finally:
+            guarded.close()  # a backend may stop reading before the body's end
         refuse = self._refusal(guarded, checksum, require_complete_body)
         if refuse is not None:
             if result.rollback is not None and result.offset > record.offset:
