@@ -81,6 +81,9 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     service = await open_service(config)
     app[SERVICE] = service
+    gate = app[GATE]
+    if gate.hooks.configured("pre-finish"):
+        service.ledger.approve = gate.pre_finish
     sweeper = asyncio.get_running_loop().create_task(
         run_sweeper(service, config.uploads.sweep_interval)
     )
@@ -89,6 +92,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     with contextlib.suppress(asyncio.CancelledError):
         await sweeper
     await close_service(service)
+    await gate.hooks.close()
 
 
 @web.middleware

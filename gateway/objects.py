@@ -6,15 +6,25 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from gateway.access.errors import AccessError
+from gateway.access.gate import GATE
 from gateway.app_keys import CONFIG, SERVICE
 from gateway.content_types import serving_headers
 from gateway.core.errors import RangeNotSatisfiable, ServiceUnavailable, UploadError
 from gateway.protocols.tus.download import stream_object
+from gateway.urls import base_url
 
 
 async def get_object(request: web.Request) -> web.StreamResponse:
     service = request.app[SERVICE]
     bucket, key = request.match_info["bucket"], request.match_info["key"]
+    gate = request.app[GATE]
+    if gate.is_private(bucket):
+        # checked before the object is looked up: nothing about it is revealed
+        try:
+            gate.check_signed(base_url(request, request.app[CONFIG].server) + request.raw_path)
+        except AccessError as exc:
+            return web.Response(status=exc.status, text=exc.message + "\n")
     try:
         info = await service.stat_object(bucket, key)
         if info is None:

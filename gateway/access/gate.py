@@ -10,14 +10,18 @@ from __future__ import annotations
 import logging
 import time
 from ipaddress import ip_address
+from typing import Any
 
 from aiohttp import web
 
 from gateway.config import GatewayConfig
+from gateway.core.errors import ServiceUnavailable
+from gateway.core.events import event_payload
 from gateway.core.records import UploadRecord
 
 from .credentials import NO_CREDENTIAL, Credentials, Grant
 from .errors import KEY_SCOPE
+from .hooks import RETRY_AFTER, Changes, SyncHooks
 from .jwt_tokens import JwtVerifier
 from .ownership import OWNER_FIELD, admits
 from .signed_urls import sign_url, verify_url
@@ -33,6 +37,7 @@ class AccessGate:
         self.tokens = TokenVerifier(self.pairs)
         jwt = JwtVerifier(config.access.jwt) if config.access.jwt is not None else None
         self.credentials = Credentials(self.tokens, jwt)
+        self.hooks = SyncHooks(config.hooks)
 
     # -- uploads -------------------------------------------------------------
     def grant(self, request: web.Request) -> Grant | None:
@@ -58,6 +63,26 @@ class AccessGate:
             bucket = self.config.buckets.get(record.bucket)
             return bucket is not None and bucket.anonymous_upload
         return admits(grant, record)
+
+    # -- hooks ---------------------------------------------------------------
+    async def pre_create(self, payload: dict[str, Any]) -> Changes:
+        """Ask the pre-create hooks (payload as the webhooks': protocol,
+        bucket, key, size, metadata, endUser); their changes, validated."""
+        if not self.hooks.configured("pre-create"):
+            return Changes()
+        changes = await self.hooks.call("pre-create", payload)
+        if changes.bucket is not None and changes.bucket not in self.config.buckets:
+            log.error("pre-create hook named no configured bucket: %r", changes.bucket)
+            raise ServiceUnavailable("an upload hook is unavailable; retry later", RETRY_AFTER)
+        return changes
+
+    async def pre_finish(self, record: UploadRecord, bucket: str, key: str) -> None:
+        """The core's approver (``Ledger.approve``): the pre-finish hooks."""
+        payload = event_payload("pre-finish", record)
+        payload.update(bucket=bucket, key=key, size=record.offset or record.length)
+        payload.pop("event")
+        payload["endUser"] = (record.extra.get(OWNER_FIELD) or {}).get("endUser")
+        await self.hooks.call("pre-finish", payload)
 
     # -- reads ---------------------------------------------------------------
     def is_private(self, bucket: str) -> bool:

@@ -1,9 +1,9 @@
 """Uploads belong to their creator.
 
 A record made with a credential carries its owner (``extra["access"]``: the
-scope and endUser of the grant). Every later request on it needs a grant
-whose scope covers the record's bucket and key (the same scope while no key
-is known) and the same endUser if the owner had one. A record made without
+scope and endUser of the grant). Every later request on it needs a grant of
+the same endUser if the owner had one, and either the owner's scope or one
+that covers the record's bucket and key. A record made without
 a credential (a bucket open to anonymous uploads) is reached by its URL, as
 before. Callers answer "not found" when a grant does not admit a record, so
 existence is never revealed.
@@ -40,10 +40,14 @@ def admits(grant: Grant | None, record: UploadRecord) -> bool:
     owner = record.extra.get(OWNER_FIELD)
     if not isinstance(owner, dict):
         return grant is None or grant.policy.bucket == record.bucket
-    if grant is None or grant.policy.bucket != record.bucket:
+    if grant is None:
         return False
     if owner.get("endUser") is not None and grant.end_user != owner["endUser"]:
         return False
-    if record.key is not None:
-        return grant.policy.covers(record.key)
-    return grant.policy.scope == owner.get("scope")
+    if grant.policy.scope == owner.get("scope"):
+        return True  # the creator's scope (wherever a pre-create hook put the upload)
+    return (
+        grant.policy.bucket == record.bucket
+        and record.key is not None
+        and grant.policy.covers(record.key)
+    )

@@ -119,6 +119,7 @@ class Assembly:
                 return record
             b = ledger.bucket(record.bucket)
             assert record.key is not None
+            await ledger.approve_commit(record, record.bucket, record.key, parts)
             with backend_errors():
                 info = await b.backend.assemble(
                     [ledger.stream(p) for p in parts],
@@ -164,6 +165,7 @@ class Assembly:
             if target.backend is not ledger.bucket(record.bucket).backend:
                 raise BadRequest(f"bucket {target.name!r} is on another backend")
             object_meta.put(record, meta)
+            await ledger.approve_commit(record, target.name, key)
             await ledger.commit_stream(target, record, target.backend_key(key))
             record.bucket = target.name
             record.key = key

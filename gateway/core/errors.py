@@ -15,7 +15,8 @@ escapes a handler is an internal error.
     ├── UnsupportedChecksum   400  an algorithm the gateway does not offer
     ├── Locked                423  another request holds the upload for too long
     ├── NotReady              409  the upload is not finished (download, assembly)
-    └── ServiceUnavailable    503  the backend or state store is down (``retry_after``)
+    ├── ServiceUnavailable    503  the backend or state store is down (``retry_after``)
+    └── HookRejected          4xx  a pre-create / pre-finish hook refused (its status)
 """
 
 from __future__ import annotations
@@ -88,3 +89,14 @@ class ServiceUnavailable(UploadError):
     def __init__(self, message: str = "", retry_after: int = 5) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class HookRejected(UploadError):
+    """A synchronous hook (pre-create, pre-finish) said no: the client gets
+    the hook's status (4xx) and one line of its body."""
+
+    code = "rejected-by-hook"
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message or "rejected")
+        self.status = status

@@ -9,12 +9,14 @@ that saved the finished state.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
 
+from gateway.access.signing import signed_headers
 from gateway.config import HookConfig
 from gateway.core.records import UploadRecord
 
@@ -64,7 +66,7 @@ class Events:
         if self.hooks and not self._workers:
             self._start_workers()
         for hook, queue in zip(self.hooks, self._queues, strict=True):
-            if event not in hook.events:
+            if event not in hook.events or event.startswith("pre-"):
                 continue
             try:
                 queue.put_nowait((event, record))
@@ -95,13 +97,16 @@ class Events:
                 log.warning("no object URL for %s", record.id, exc_info=True)
         if self._session is None:
             self._session = aiohttp.ClientSession()
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        headers = {"Content-Type": "application/json", "Hook-Name": event}
+        headers.update(signed_headers(hook.secret, body))
         delay = 0.5
         for attempt in range(hook.retries + 1):
             try:
                 async with self._session.post(
                     hook.url,
-                    json=payload,
-                    headers={"Hook-Name": event},
+                    data=body,
+                    headers=headers,
                     timeout=aiohttp.ClientTimeout(total=hook.timeout),
                 ) as resp:
                     if resp.status < 500:

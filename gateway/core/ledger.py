@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,7 @@ from gateway.config import GatewayConfig
 from gateway.core import object_meta
 from gateway.core.errors import (
     BadRequest,
+    HookRejected,
     ServiceUnavailable,
     TooLarge,
     UploadError,
@@ -33,6 +35,11 @@ from gateway.core.events import Events
 from gateway.core.locks import Lease, LockManager
 from gateway.core.records import Kind, Status, UploadRecord
 from gateway.core.state.base import StateStore
+
+log = logging.getLogger(__name__)
+
+#: asks whether ``record`` may become the object ``bucket/key``; raises to refuse
+Approver = Callable[[UploadRecord, str, str], Awaitable[None]]
 
 #: kv namespace: part id → JSON list of the assembly ids waiting for it
 #: (written by ``assembly``, dropped with the part's record by ``expiry``)
@@ -83,6 +90,8 @@ class Ledger:
         }
         #: clean-up started after a request was answered (``settle`` awaits it)
         self._after_answer: set[asyncio.Task[Any]] = set()
+        #: asked before an upload becomes an object (the pre-finish hook)
+        self.approve: Approver | None = None
 
     # -- lookup --------------------------------------------------------------------
     def bucket(self, name: str) -> Bucket:
@@ -160,6 +169,33 @@ class Ledger:
         limit = b.backend.limits.max_object_size
         if limit and length > limit:
             raise TooLarge(f"the storage accepts objects up to {limit} bytes")
+
+    # -- the commit point -------------------------------------------------------------
+    async def approve_commit(
+        self, record: UploadRecord, bucket: str, key: str, parts: Sequence[UploadRecord] = ()
+    ) -> None:
+        """THE point before an upload becomes the object ``bucket/key``
+        (a stream committed, a part committed, an assembly made); the lock of
+        ``record`` is held. ``approve`` (the pre-finish hook) may refuse with
+        ``HookRejected``: then the object is never made and the bytes of
+        ``record`` and ``parts`` are discarded (their ids answer 410).
+        ``ServiceUnavailable`` (hook down) leaves everything as it was, so a
+        later request finishes the upload."""
+        if self.approve is None:
+            return
+        try:
+            await self.approve(record, bucket, key)
+        except HookRejected:
+            for r in (record, *parts):
+                if r.kind is not Kind.ASSEMBLY:
+                    b = self.bucket(r.bucket)
+                    try:
+                        await b.backend.discard_stream(self.stream(r))
+                    except BackendError:
+                        log.warning("discarding refused upload %s failed", r.id, exc_info=True)
+                self.tombstone(r, Status.TERMINATED)
+                await self.state.save(r)
+            raise
 
     async def commit_stream(self, b: Bucket, record: UploadRecord, backend_key: str) -> None:
         """Make ``record``'s complete stream the object at ``backend_key``."""

@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator
 from urllib.parse import quote
 
 from backends.base import Capability, ObjectInfo
+from gateway.access.signed_urls import sign_url
+from gateway.access.tokens import KeyPair
 from gateway.core.errors import BadRequest, UploadNotFound
 from gateway.core.ledger import Ledger, backend_errors
 from gateway.core.records import UploadRecord
@@ -51,7 +53,14 @@ class Reading:
             )
         if url:
             return url
-        return f"{base_url}/objects/{quote(bucket, safe='')}/{url_path(key)}"
+        url = f"{base_url}/objects/{quote(bucket, safe='')}/{url_path(key)}"
+        config = self.ledger.config
+        if config.buckets[bucket].private:
+            # a private bucket's objects are read only with a signed URL
+            pair = config.qiniu.keys[0]
+            signer = KeyPair(pair.access_key, pair.secret_key)
+            url = sign_url(url, signer, config.uploads.url_ttl)
+        return url
 
     async def hook_url(self, record: UploadRecord) -> str | None:
         """The object URL a webhook payload carries."""

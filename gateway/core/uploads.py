@@ -274,6 +274,7 @@ class Uploads:
             record.backend_state = await b.backend.finish_stream(ledger.stream(record))
         if record.kind is Kind.UPLOAD:
             assert record.key is not None
+            await ledger.approve_commit(record, record.bucket, record.key)
             await ledger.commit_stream(b, record, b.backend_key(record.key))
             ledger.mark_finished(record)
         else:

@@ -9,6 +9,7 @@ import hashlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -75,9 +76,8 @@ def test_tuspy_creates_resumes_and_finishes_with_a_credential(
     assert r.status_code == 200, r.text
     assert hashlib.sha256(r.content).digest() == hashlib.sha256(source.read_bytes()).digest()
     # the key came from saveKey with magic variables from the credential and tus metadata
-    assert r.headers.get("X-Object-Url", _head(url, token).headers["X-Object-Url"]).endswith(
-        f"/u/alice/{kind}.jpg"
-    )
+    object_url = _head(url, token).headers["X-Object-Url"]
+    assert urlsplit(object_url).path.endswith(f"/u/alice/{kind}.jpg")
 
 
 def test_creation_needs_a_credential_here(agw: GatewayProcess) -> None:
@@ -143,7 +143,7 @@ def test_scope_key_and_insert_only(agw: GatewayProcess) -> None:
     headers = {**TUS, **OCTET, "Upload-Offset": "0", **auth(token)}
     r = requests.patch(url, data=b"abc", headers=headers, timeout=30)
     assert r.status_code == 204
-    assert r.headers["X-Object-Url"].endswith("/" + key)
+    assert urlsplit(r.headers["X-Object-Url"]).path.endswith("/" + key)
     # bucket:key without insertOnly may replace; with insertOnly it may not
     assert tus_create(agw.files_url, 3, token).status_code == 201
     r = tus_create(agw.files_url, 3, uptoken(key=key, insertOnly=1))
@@ -157,7 +157,7 @@ def test_scope_key_and_insert_only(agw: GatewayProcess) -> None:
     # a prefixal scope puts the upload under its prefix
     r = tus_create(agw.files_url, 0, uptoken(key="pre/", isPrefixalScope=1))
     assert r.status_code == 201
-    assert "/pre/" in r.headers["X-Object-Url"]
+    assert "/pre/" in urlsplit(r.headers["X-Object-Url"]).path
 
 
 def test_concatenation_takes_only_the_callers_partials(agw: GatewayProcess) -> None:

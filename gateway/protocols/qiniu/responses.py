@@ -68,6 +68,8 @@ def error_response(error: QiniuError) -> web.Response:
 def from_core(exc: core.UploadError, not_found: ErrorKind = NO_SUCH_FILE) -> QiniuError:
     """The Qiniu error for a core error. ``not_found`` is what a missing or
     gone upload means where it happened (701 for a ctx, 612 for an uploadId)."""
+    if isinstance(exc, core.HookRejected):
+        return QiniuError(exc.status, exc.message)
     if isinstance(exc, core.UploadNotFound | core.UploadGone):
         return not_found.error()
     if isinstance(exc, core.TooLarge):

@@ -22,6 +22,7 @@ from aiohttp import web
 
 from backends.base import ObjectMeta
 from gateway.access.codec import b64decode_text
+from gateway.access.gate import GATE
 from gateway.access.tokens import UploadToken
 from gateway.core import errors as core
 from gateway.core.records import Kind, Status, UploadRecord
@@ -66,6 +67,18 @@ async def init(request: web.Request) -> web.Response:
     if key is not None:
         check_key(call, bucket, key)
         token.policy.check_key(key)
+    # the pre-create hooks may refuse (their changes do not apply: the SDK
+    # names the key in every later request)
+    await request.app[GATE].pre_create(
+        {
+            "protocol": "qiniu",
+            "bucket": bucket,
+            "key": key,
+            "size": None,
+            "metadata": {},
+            "endUser": token.policy.end_user,
+        }
+    )
     session = await sessions.create(call.service, bucket, key, call.runtime.context_ttl, token)
     assert session.expires_at is not None
     return json_response({"uploadId": session.id, "expireAt": int(session.expires_at)})

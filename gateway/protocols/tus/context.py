@@ -17,6 +17,9 @@ from gateway.core.service import UploadService
 from gateway.protocols.tus.headers import OBJECT_URL_HEADER
 from gateway.urls import base_url
 
+#: record extra: the size limit a pre-create hook set
+SIZE_LIMIT = "hook:sizeLimit"
+
 
 @dataclass
 class TusContext:
@@ -26,6 +29,10 @@ class TusContext:
     gate: AccessGate
     #: the request's verified credential, if it carries one
     grant: Grant | None = field(default=None)
+    #: a size limit a pre-create hook set for the upload being created
+    size_limit: int | None = None
+    #: the upload a request on an upload URL addresses, as admitted
+    record: UploadRecord | None = None
 
     @property
     def bucket(self) -> str:

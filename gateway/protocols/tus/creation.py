@@ -13,10 +13,10 @@ from gateway.access.errors import AccessError
 from gateway.access.ownership import owner_of
 from gateway.access.placement import NewUpload, check_content, key_for
 from gateway.core import object_meta
-from gateway.core.errors import BadRequest, UnsupportedMediaType, UploadNotFound
+from gateway.core.errors import BadRequest, TooLarge, UnsupportedMediaType, UploadNotFound
 from gateway.core.records import Kind, UploadRecord, new_upload_id
 from gateway.protocols.bodies import request_body
-from gateway.protocols.tus.context import TusContext, request_checksum
+from gateway.protocols.tus.context import SIZE_LIMIT, TusContext, request_checksum
 from gateway.protocols.tus.extensions import extensions_for
 from gateway.protocols.tus.headers import (
     OFFSET_CONTENT_TYPE,
@@ -58,10 +58,13 @@ async def create(ctx: TusContext) -> web.Response:
         _require(ctx, "concatenation")
         kind = Kind.PART
     upload_id = new_upload_id()
-    key = await _key(ctx, upload_id, length, metadata) if kind is Kind.UPLOAD else None
+    bucket, key = ctx.bucket, None
+    if kind is Kind.UPLOAD:
+        key = await _key(ctx, upload_id, length, metadata)
+        bucket, key, metadata = await _pre_create(ctx, bucket, key, length, metadata)
     record = await ctx.service.create(
         protocol="tus",
-        bucket=ctx.bucket,
+        bucket=bucket,
         key=key,
         length=length,
         kind=kind,
@@ -113,10 +116,14 @@ async def _create_final(ctx: TusContext, concat: str, metadata: dict[str, str]) 
         if part.protocol != "tus" or not ctx.gate.admits(ctx.grant, part):
             raise UploadNotFound(f"no such upload {part_id}")
     upload_id = new_upload_id()
+    key = await _key(ctx, upload_id, None, metadata)
+    bucket, key, metadata = await _pre_create(ctx, ctx.bucket, key, None, metadata)
+    if bucket != ctx.bucket:
+        raise BadRequest("a concatenated upload stays in the bucket of its parts")
     return await ctx.service.create_assembly(
         protocol="tus",
-        bucket=ctx.bucket,
-        key=await _key(ctx, upload_id, None, metadata),
+        bucket=bucket,
+        key=key,
         parts=parts,
         metadata=metadata,
         concat="final",
@@ -158,10 +165,39 @@ async def _key(
     return key
 
 
+async def _pre_create(
+    ctx: TusContext, bucket: str, key: str, length: int | None, metadata: dict[str, str]
+) -> tuple[str, str, dict[str, str]]:
+    """The pre-create hooks' say: refused (their status), or where the upload
+    goes and with what metadata; a size limit they set is checked here (a
+    deferred length: as the bytes arrive)."""
+    changes = await ctx.gate.pre_create(
+        {
+            "protocol": "tus",
+            "bucket": bucket,
+            "key": key,
+            "size": length,
+            "metadata": metadata,
+            "endUser": ctx.grant.end_user if ctx.grant else None,
+        }
+    )
+    if changes.size_limit is not None:
+        if length is not None and length > changes.size_limit:
+            raise TooLarge(f"this upload may be at most {changes.size_limit} bytes")
+        ctx.size_limit = changes.size_limit
+    return (
+        changes.bucket or bucket,
+        changes.key or key,
+        metadata if changes.metadata is None else changes.metadata,
+    )
+
+
 def _extra(ctx: TusContext, metadata: dict[str, str] | None) -> dict[str, Any] | None:
     """The record's extra: the object's type and lifetime (plain uploads) and
     its owner (made with a credential)."""
     extra = owner_of(ctx.grant)
+    if ctx.size_limit is not None:
+        extra[SIZE_LIMIT] = ctx.size_limit
     if metadata is not None:
         extra = object_meta.with_meta(extra, _meta(ctx, metadata))
     return extra or None

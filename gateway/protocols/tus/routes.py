@@ -98,6 +98,7 @@ async def _admitted(ctx: TusContext, upload_id: str, method: str) -> UploadRecor
         return record
     if not ctx.gate.admits(ctx.grant, record):
         raise UploadNotFound("no such upload")
+    ctx.record = record
     return record
 
 

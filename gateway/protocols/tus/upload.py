@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.core.errors import BadRequest, UnsupportedMediaType
+from gateway.core.errors import BadRequest, TooLarge, UnsupportedMediaType
 from gateway.core.records import Kind, Status, UploadRecord
 from gateway.protocols.bodies import request_body
-from gateway.protocols.tus.context import TusContext, request_checksum
+from gateway.protocols.tus.context import SIZE_LIMIT, TusContext, request_checksum
 from gateway.protocols.tus.headers import (
     OFFSET_CONTENT_TYPE,
     encode_metadata,
@@ -49,6 +49,7 @@ async def patch(ctx: TusContext, upload_id: str) -> web.Response:
         raise BadRequest("Upload-Offset is required")
     length = parse_non_negative(request.headers.get("Upload-Length"), "Upload-Length")
     _check_policy(ctx, offset, length)
+    _check_hook_limit(ctx, offset, length)
     checksum = request_checksum(request)
     # a final (assembled) upload is refused by the service: 403
     body = request_body(request)
@@ -80,6 +81,16 @@ def _check_policy(ctx: TusContext, offset: int, declared: int | None) -> None:
     sent = ctx.request.content_length
     if sent is not None:
         policy.check_size_so_far(offset + sent)
+
+
+def _check_hook_limit(ctx: TusContext, offset: int, declared: int | None) -> None:
+    """A pre-create hook's size limit on a deferred-length upload."""
+    limit = ctx.record.extra.get(SIZE_LIMIT) if ctx.record is not None else None
+    if not isinstance(limit, int):
+        return
+    sent = ctx.request.content_length
+    if (declared is not None and declared > limit) or (sent is not None and offset + sent > limit):
+        raise TooLarge(f"this upload may be at most {limit} bytes")
 
 
 async def _written(ctx: TusContext, record: UploadRecord) -> web.Response:
