@@ -146,9 +146,11 @@ class Ledger:
     # -- the backend ---------------------------------------------------------------------
     def stream(self, record: UploadRecord) -> StreamInfo:
         """What the backend needs to know of ``record``'s stream."""
-        # A plain upload writes towards its final key so committing moves no bytes.
+        # A plain upload writes towards its final key so committing moves no
+        # bytes — unless a pre-finish hook must approve it first (a store may
+        # make the object as its last bytes arrive, S3 a small one).
         key = None
-        if record.kind is Kind.UPLOAD and record.key is not None:
+        if record.kind is Kind.UPLOAD and record.key is not None and self.approve is None:
             key = self.bucket(record.bucket).backend_key(record.key)
         stream = record.stream(key)
         if key is not None:

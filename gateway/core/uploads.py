@@ -270,11 +270,14 @@ class Uploads:
         """Seal a complete stream; an upload becomes its object. Lock held."""
         ledger = self.ledger
         b = ledger.bucket(record.bucket)
+        if record.kind is Kind.UPLOAD:
+            # before the stream is sealed: a store may make the object then
+            assert record.key is not None
+            await ledger.approve_commit(record, record.bucket, record.key)
         with backend_errors():
             record.backend_state = await b.backend.finish_stream(ledger.stream(record))
         if record.kind is Kind.UPLOAD:
             assert record.key is not None
-            await ledger.approve_commit(record, record.bucket, record.key)
             await ledger.commit_stream(b, record, b.backend_key(record.key))
             ledger.mark_finished(record)
         else:
