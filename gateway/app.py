@@ -116,6 +116,10 @@ def create_app(config: GatewayConfig) -> web.Application:
     app[CONFIG] = config
     app[GATE] = AccessGate(config)
     app.cleanup_ctx.append(_lifecycle)
+    if config.ui.enabled or config.ui.ops_token:
+        from gateway import ui
+
+        ui.setup(app, config)  # before Qiniu's routes: its "*" on / would take GET /
     if config.tus.enabled:
         from gateway import http_trailers
         from gateway.protocols import tus

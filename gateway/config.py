@@ -234,6 +234,23 @@ class JwtConfig(_Model):
         return self
 
 
+class UiConfig(_Model):
+    #: the upload page at /ui/ (GET / redirects there)
+    enabled: bool = True
+    #: the ops view at /ui/ops is off unless this is set; send it as
+    #: ``Authorization: Bearer <token>`` (the page asks for it)
+    ops_token: str = ""
+    #: how many recent finishes the ops view keeps
+    ops_recent: int = Field(20, ge=1, le=200)
+
+    @field_validator("ops_token")
+    @classmethod
+    def _long_enough(cls, v: str) -> str:
+        if v and len(v) < 16:
+            raise ValueError("must be at least 16 characters (or empty: the ops view off)")
+        return v
+
+
 class AccessConfig(_Model):
     jwt: JwtConfig | None = None
 
@@ -248,6 +265,7 @@ class GatewayConfig(_Model):
     locks: LocksConfig = LocksConfig()
     uploads: UploadsConfig = UploadsConfig()
     hooks: list[HookConfig] = []
+    ui: UiConfig = UiConfig()
     access: AccessConfig = AccessConfig()
 
     @model_validator(mode="after")

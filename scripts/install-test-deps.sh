@@ -7,7 +7,10 @@
 #     beside PyPI's 2.38; measured here: apt ~40-115 s on a shared machine, against ~86 s
 #     for PyPI `swift==2.30.*` in a separate venv, which also pulls an eventlet 2.30 never
 #     ran with) and Ceph RGW 16 (`ceph-mon ceph-osd radosgw`, ~40 s);
-#   * npm: tus-js-client and the qiniu Node SDK into tests/js/node_modules (npm ci).
+#   * Debian: chromium and a font, for the browser tests of the upload page and the ops view;
+#   * npm: tus-js-client, the qiniu Node SDK, @tus/server (a third-party tus server for the CLI
+#     tests) and playwright-core (drives Debian's chromium; it downloads no browser) into
+#     tests/js/node_modules (npm ci).
 # Idempotent and non-interactive; a re-run with everything in place takes about a second.
 # Daemons are never started by the install (policy-rc.d), the tests start their own on free ports.
 set -euo pipefail
@@ -15,7 +18,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 APT_PKGS=(memcached redis-server
           swift swift-proxy swift-object swift-container swift-account
-          ceph-mon ceph-osd radosgw)
+          ceph-mon ceph-osd radosgw
+          chromium fonts-dejavu-core)
 
 now() { date +%s.%N; }
 T_ALL=$(now)

@@ -92,7 +92,7 @@ class Assembly:
             for part_id in distinct:
                 await self.refs.add(part_id, record.id)
                 added.append(part_id)
-            await ledger.state.create(record)
+            await ledger.create(record)
         except BaseException:
             for part_id in added:
                 async with ledger.locks.hold(lock_name(part_id)):

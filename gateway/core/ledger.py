@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -22,6 +23,7 @@ from backends.errors import BackendError, BackendUnavailable
 from backends.errors import NotFound as BackendNotFound
 from gateway.config import GatewayConfig
 from gateway.core import object_meta
+from gateway.core.body import GuardedBody
 from gateway.core.errors import (
     BadRequest,
     HookRejected,
@@ -92,6 +94,30 @@ class Ledger:
         self._after_answer: set[asyncio.Task[Any]] = set()
         #: asked before an upload becomes an object (the pre-finish hook)
         self.approve: Approver | None = None
+        #: this instance as records and the ops view name it
+        self.instance = f"{socket.gethostname()}:{config.server.port}"
+        #: bodies being received on this instance: id(body) → (upload id, offset it began at, body)
+        self.receiving: dict[int, tuple[str, int, GuardedBody]] = {}
+        #: body bytes of the requests no longer in ``receiving``
+        self.received_before = 0
+
+    def bytes_received(self) -> int:
+        """Every upload body byte this instance has received (monotonic)."""
+        return self.received_before + sum(b.received for _, _, b in self.receiving.values())
+
+    @contextlib.contextmanager
+    def receiving_body(self, upload_id: str, offset: int, body: GuardedBody) -> Iterator[None]:
+        """Shows ``body`` as in flight (the ops view's live bytes) while it is read."""
+        self.receiving[id(body)] = (upload_id, offset, body)
+        try:
+            yield
+        finally:
+            del self.receiving[id(body)]
+            self.received_before += body.received
+
+    async def create(self, record: UploadRecord) -> None:
+        record.instance = self.instance
+        await self.state.create(record)
 
     # -- lookup --------------------------------------------------------------------
     def bucket(self, name: str) -> Bucket:
@@ -119,6 +145,7 @@ class Ledger:
     async def save(self, record: UploadRecord) -> None:
         """Compare-and-set save; a lost race is a retryable 503, never a silent overwrite."""
         record.updated_at = time.time()
+        record.instance = self.instance
         if not await self.state.save(record):
             raise ServiceUnavailable("the upload changed under this request; retry")
 

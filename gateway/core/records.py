@@ -55,6 +55,8 @@ class UploadRecord:
     extra: dict[str, Any] = field(default_factory=dict)
     #: bumped on every save; the store's compare-and-set checks it
     version: int = 0
+    #: the gateway instance that last created or saved it (``host:port``)
+    instance: str = ""
 
     @property
     def deferred(self) -> bool:

@@ -112,7 +112,7 @@ class UploadService:
             expires_at=now + ttl,
             extra=dict(extra or {}),
         )
-        await self.state.create(record)
+        await self.ledger.create(record)
         return record
 
     async def update(

@@ -80,7 +80,7 @@ class Uploads:
         )
         with backend_errors():
             record.backend_state = await b.backend.create_stream(ledger.stream(record))
-        await ledger.state.create(record)
+        await ledger.create(record)
         ledger.events.emit("post-create", record)
         if record.length == 0:
             async with ledger.locks.hold(record.id):
@@ -185,7 +185,8 @@ class Uploads:
             all_hashers.append(checksum.hasher)
         guarded = GuardedBody(body, limit=limit, lease=lease, hashers=all_hashers)
         try:
-            result = await self._write_backend(b.backend, record, guarded, content_length)
+            with self.ledger.receiving_body(record.id, record.offset, guarded):
+                result = await self._write_backend(b.backend, record, guarded, content_length)
         finally:
             guarded.close()  # a backend may stop reading before the body's end
         refuse = self._refusal(guarded, checksum, require_complete_body)

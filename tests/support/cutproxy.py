@@ -1,10 +1,13 @@
 """A loopback TCP proxy that can cut a connection after N client bytes —
-to drop a client mid-request, as a flaky network does."""
+to drop a client mid-request, as a flaky network does — and can pace what
+clients send (``rate``: bytes per second over all connections), as a slow
+uplink does."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 from tests.servers.ports import free_port
 
@@ -15,6 +18,9 @@ class CutProxy:
         self.port = free_port()
         self._cut_after: int | None = None
         self.cuts = 0
+        #: client → server bytes per second, all connections together; None = as fast as possible
+        self.rate: int | None = None
+        self._paced = (time.monotonic(), 0)
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -27,6 +33,18 @@ class CutProxy:
     def cut_next_after(self, nbytes: int) -> None:
         """The next connection carrying more than ``nbytes`` client bytes is cut there."""
         self._cut_after = nbytes
+
+    async def _pace(self, n: int) -> None:
+        if not self.rate:
+            return
+        start, sent = self._paced
+        now = time.monotonic()
+        if sent / self.rate < now - start - 0.5:  # idle: no burst for the pause
+            start, sent = now, 0
+        self._paced = (start, sent + n)
+        ahead = (sent + n) / self.rate - (now - start)
+        if ahead > 0:
+            await asyncio.sleep(ahead)
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
@@ -42,7 +60,7 @@ class CutProxy:
         async def upstream() -> None:
             sent = 0
             try:
-                while data := await creader.read(65536):
+                while data := await creader.read(16384 if self.rate else 65536):
                     limit = self._cut_after
                     if limit is not None and sent + len(data) > limit:
                         self._cut_after = None
@@ -54,6 +72,7 @@ class CutProxy:
                         cwriter.transport.abort()
                         return
                     sent += len(data)
+                    await self._pace(len(data))
                     swriter.write(data)
                     await swriter.drain()
                 swriter.write_eof()

@@ -1,0 +1,163 @@
+"""The upload page and the ops view in a real browser: Debian's chromium
+driven by playwright-core (tests/js/ui_browser.mjs), against a real gateway.
+Screenshots go to test-artifacts/ui/ (the README's images are copies)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.client.harness import MiB, command, env, file_sha256, random_file, url_sha256
+from tests.conftest import gateway_config, get_target
+from tests.support.cutproxy import CutProxy
+from tests.support.gateway import ROOT, GatewayProcess
+
+JS_DIR = ROOT / "tests" / "js"
+ARTIFACTS = ROOT / "test-artifacts" / "ui"
+OPS_TOKEN = "ops-token-for-the-tests"
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+
+
+def browse(scenario: str, **args: Any) -> dict[str, Any]:
+    node = shutil.which("node")
+    assert node, "node is required (scripts/install-test-deps.sh installs it)"
+    assert Path(CHROMIUM).exists(), "chromium is required (scripts/install-test-deps.sh)"
+    assert (JS_DIR / "node_modules" / "playwright-core").is_dir(), (
+        "run scripts/install-test-deps.sh"
+    )
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(
+        [
+            node,
+            str(JS_DIR / "ui_browser.mjs"),
+            scenario,
+            json.dumps({"shots": str(ARTIFACTS), **args}),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=JS_DIR,
+        env={**os.environ, "CHROMIUM": CHROMIUM},
+    )
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["ok"], result.get("error")
+    assert result["foreign"] == []  # no request to any other origin
+    # the browser logs every 4xx; a 409 after the reload (the old PATCH's bytes
+    # were saved after the HEAD answered) is the client re-syncing, by design
+    errors = [e for e in result["consoleErrors"] if "status of 409" not in e]
+    assert errors == []
+    return result
+
+
+def ui_config(**ui: Any) -> dict[str, Any]:
+    return gateway_config(get_target("local"), ui={"ops_token": OPS_TOKEN, **ui})
+
+
+@pytest.fixture(scope="module")
+def ui_gateway() -> Iterator[GatewayProcess]:
+    with GatewayProcess(ui_config()) as gw:
+        yield gw
+
+
+@pytest.fixture
+def slow_proxy(ui_gateway: GatewayProcess) -> Iterator[CutProxy]:
+    """The browser's uplink: 4 MB/s, so that a 20 MB upload takes seconds."""
+    with CutProxy(ui_gateway.port) as proxy:
+        proxy.rate = 4_000_000
+        yield proxy
+
+
+def test_upload_reload_at_half_then_resume(slow_proxy: CutProxy, tmp_path: Path) -> None:
+    src = random_file(tmp_path / "twenty.bin", 20 * MiB)
+    seen = browse("upload", base=slow_proxy.url, file=str(src))
+    assert seen["landed"] == f"{slow_proxy.url}/ui/"  # GET / redirects to the page
+    assert 45 <= seen["percentBeforeReload"] < 100
+    assert any("twenty.bin" in p for p in seen["pendingAfterReload"])  # listed after the reload
+    tus = [r for r in seen["requests"] if "/files/" in r["url"]]
+    assert [r["method"] for r in tus].count("POST") == 1  # no second creation
+    assert "HEAD" in [r["method"] for r in tus]  # asked for the offset after the reload
+    assert seen["note"].startswith("resumed at")
+    assert not [k for k in seen["storedAfter"] if k.startswith("upload-gateway:tus:")]
+    assert url_sha256(seen["fileUrl"]) == file_sha256(src)  # byte-identical
+    assert (ARTIFACTS / "upload-page.png").stat().st_size > 10_000
+
+
+def test_cancel_terminates_the_upload(slow_proxy: CutProxy, tmp_path: Path) -> None:
+    src = random_file(tmp_path / "cancelled.bin", 20 * MiB)
+    seen = browse("cancel", base=slow_proxy.url, file=str(src))
+    assert "DELETE" in [r["method"] for r in seen["requests"]]
+    assert not [k for k in seen["storedAfter"] if k.startswith("upload-gateway:tus:")]
+    r = requests.head(seen["uploadUrl"], headers={"Tus-Resumable": "1.0.0"}, timeout=10)
+    assert r.status_code in (404, 410)
+
+
+def test_ops_view_shows_an_upload_live_then_finished(tmp_path: Path) -> None:
+    src = random_file(tmp_path / "watched.bin", 24 * MiB)
+    with GatewayProcess(ui_config()) as gw:
+        uploaded: dict[str, Any] = {}
+
+        def upload() -> None:
+            # starts once the page polls; 4 MiB/s, so it is seen for several seconds
+            proc = subprocess.run(
+                command(src, "--endpoint", gw.url, "--limit-rate", "4MiB", resume_file=tmp_path / "r"),
+                capture_output=True, text=True, env=env(), timeout=120,
+            )  # fmt: skip
+            uploaded["proc"] = proc
+
+        timer = threading.Timer(3.0, upload)
+        timer.start()
+        seen = browse("ops", base=gw.url, token=OPS_TOKEN)
+        timer.join()
+        assert url_sha256(seen["finishedUrl"]) == file_sha256(src)
+    proc = uploaded["proc"]
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads(proc.stdout)
+    assert seen["addressBar"] == f"{gw.url}/ui/ops"  # the token left the address bar
+    assert seen["id"] == record["upload"].rsplit("/", 1)[1]
+    assert "MB/s" in seen["liveRow"] and "tus" in seen["liveRow"]
+    assert seen["stillInProgress"] == 0
+    assert "25.2 MB" in seen["finishedRow"]
+    assert any(b.startswith("state: ok") for b in seen["readiness"])
+    assert seen["chartPoints"] >= 5
+    assert (ARTIFACTS / "ops-page.png").stat().st_size > 10_000
+
+
+def test_pages_stay_on_this_origin_and_can_be_turned_off(ui_gateway: GatewayProcess) -> None:
+    page = requests.get(f"{ui_gateway.url}/ui/", timeout=10)
+    assert page.status_code == 200
+    csp = page.headers["Content-Security-Policy"]
+    assert "default-src 'self'" in csp and "connect-src 'self'" in csp
+    assert page.headers["X-Content-Type-Options"] == "nosniff"
+    assert requests.get(f"{ui_gateway.url}/ui/static/..%2fops.py", timeout=10).status_code == 404
+    refused = requests.get(f"{ui_gateway.url}/ui/ops/snapshot", timeout=10)
+    assert refused.status_code == 401 and "Bearer" in refused.json()["error"]
+    wrong = requests.get(
+        f"{ui_gateway.url}/ui/ops/snapshot", headers={"Authorization": "Bearer nope"}, timeout=10
+    )
+    assert wrong.status_code == 401
+    assert "refused a snapshot request" in ui_gateway.log()
+    with GatewayProcess(gateway_config(get_target("local"), ui={"enabled": False})) as off:
+        assert requests.get(f"{off.url}/", timeout=10).status_code == 404
+        assert requests.get(f"{off.url}/ui/", timeout=10).status_code == 404
+        assert requests.get(f"{off.url}/ui/ops", timeout=10).status_code == 404  # no token: off
+
+
+def test_static_files_are_what_the_package_ships() -> None:
+    """The page's files come with the package (pyproject package-data)."""
+    import gateway.ui.assets as assets
+
+    names = sorted(p.name for p in assets.STATIC.iterdir())
+    assert names == ["index.html", "ops.html", "ops.js", "style.css", "tus.js", "upload.js"]
+    digest = hashlib.sha256(b"".join((assets.STATIC / n).read_bytes() for n in names)).hexdigest()
+    assert len(digest) == 64
