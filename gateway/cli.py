@@ -57,6 +57,7 @@ def serve(args: argparse.Namespace) -> int:
             access_log=None if not args.access_log else logging.getLogger("aiohttp.access"),
             print=lambda msg: print(msg, flush=True),
             shutdown_timeout=5,
+            keepalive_timeout=server.header_timeout,
         )
     except Exception as exc:  # start-up failures: a clear message, not a traceback
         from backends.errors import BackendError

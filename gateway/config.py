@@ -53,8 +53,14 @@ class ServerConfig(_Model):
     #: content types the gateway serves inline from its own origin (``type/*``
     #: never matches HTML, XML or SVG); every other type is an attachment
     inline_types: tuple[str, ...] = DEFAULT_INLINE
+    #: seconds from a connection's start (or the end of its last response)
+    #: to the end of the next request's headers; idle connections close then
+    header_timeout: float = Field(60.0, gt=0)
+    #: seconds a request body may go without a byte before it ends with 408
+    body_timeout: float = Field(60.0, gt=0)
 
     _v_size = field_validator("max_upload_size", mode="before")(_size)
+    _v_timeouts = field_validator("header_timeout", "body_timeout", mode="before")(_duration)
 
     @field_validator("inline_types")
     @classmethod

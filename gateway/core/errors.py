@@ -10,6 +10,7 @@ escapes a handler is an internal error.
     ├── UploadGone            410  terminated or expired
     ├── TooLarge              413  past the declared length or the size limit
     ├── UnsupportedMediaType  415  a body of the wrong Content-Type
+    ├── RequestTimeout        408  the client sent no body bytes for too long
     ├── RangeNotSatisfiable   416  a Range outside the object
     ├── ChecksumMismatch      460  the body does not match its checksum
     ├── UnsupportedChecksum   400  an algorithm the gateway does not offer
@@ -77,6 +78,10 @@ class RangeNotSatisfiable(UploadError):
 
 class ChecksumMismatch(UploadError):
     status, code = 460, "checksum-mismatch"
+
+
+class RequestTimeout(UploadError):
+    status, code = 408, "request-timeout"
 
 
 class Locked(UploadError):

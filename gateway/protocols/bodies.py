@@ -1,16 +1,26 @@
-"""What every protocol front-end reads request bodies with."""
+"""What every protocol front-end reads request bodies with.
+
+Every read waits at most ``server.body_timeout`` for the client: a client
+that stops sending (a dead connection, a stalled upload) ends its request
+with 408, keeping what arrived, instead of holding its upload and memory.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable
+from typing import TypeVar
 
 import aiohttp
 from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 
+from gateway.app_keys import CONFIG
 from gateway.core.body import BodyInterrupted
-from gateway.core.errors import BadRequest
+from gateway.core.errors import BadRequest, RequestTimeout, UploadError
 from gateway.rejection_logs import one_line
+
+T = TypeVar("T")
 
 
 def malformed_reason(exc: BaseException) -> str:
@@ -20,14 +30,26 @@ def malformed_reason(exc: BaseException) -> str:
     return f"malformed request body: {one_line(exc)}"
 
 
+async def body_read(request: web.Request, read: Awaitable[T]) -> T:
+    """``await read`` (a read of ``request``'s body), or 408 when the client
+    sent nothing for ``server.body_timeout`` seconds."""
+    limit = request.app[CONFIG].server.body_timeout
+    try:
+        async with asyncio.timeout(limit):
+            return await read
+    except TimeoutError:
+        raise RequestTimeout(f"no request body bytes for {limit:g} s") from None
+
+
 class RequestBody:
     """A request's body as chunks. A client disconnect ends it with
-    ``BodyInterrupted`` (the store keeps what arrived); so does a body aiohttp
-    cannot decode, and then ``check()`` raises the 400 that explains it."""
+    ``BodyInterrupted`` (the store keeps what arrived); so do a body aiohttp
+    cannot decode and a client silent for ``server.body_timeout``, and then
+    ``check()`` raises the 400 / 408 that explains it."""
 
     def __init__(self, request: web.Request) -> None:
         self._request = request
-        self.malformed: str | None = None
+        self.failure: UploadError | None = None
         self._iterator = self._chunks()
 
     def __aiter__(self) -> RequestBody:
@@ -37,19 +59,28 @@ class RequestBody:
         return await anext(self._iterator)
 
     async def _chunks(self) -> AsyncIterator[bytes]:
+        chunks = self._request.content.iter_chunks()
         try:
-            async for chunk, _ in self._request.content.iter_chunks():
+            while True:
+                try:
+                    chunk, _ = await body_read(self._request, anext(chunks))
+                except StopAsyncIteration:
+                    return
                 yield chunk
+        except RequestTimeout as exc:
+            self.failure = exc
+            raise BodyInterrupted(exc.message) from exc
         except RequestPayloadError as exc:
-            self.malformed = malformed_reason(exc)
-            raise BodyInterrupted(self.malformed) from exc
+            self.failure = BadRequest(malformed_reason(exc))
+            raise BodyInterrupted(self.failure.message) from exc
         except (aiohttp.ClientPayloadError, ConnectionError, aiohttp.ClientConnectionError) as exc:
             raise BodyInterrupted(str(exc)) from exc
 
     def check(self) -> None:
-        """400 if the body was malformed (after the bytes before it were kept)."""
-        if self.malformed is not None:
-            raise BadRequest(self.malformed)
+        """Raise what ended the body early (a malformed body: 400; a silent
+        client: 408), after the bytes before it were kept."""
+        if self.failure is not None:
+            raise self.failure
 
 
 def request_body(request: web.Request) -> RequestBody:

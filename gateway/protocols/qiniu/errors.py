@@ -30,6 +30,7 @@ from gateway.access.errors import Refusal as ErrorKind
 FORBIDDEN = ErrorKind(403, "forbidden")
 NOT_FOUND = ErrorKind(404, "not found")
 METHOD_NOT_ALLOWED = ErrorKind(405, "method not allowed")
+REQUEST_TIMEOUT = ErrorKind(408, "request timeout")
 CRC32_MISMATCH = ErrorKind(406, "unmatched checksum")
 CALLBACK_FAILED = ErrorKind(579, "callback failed")
 SERVICE_UNAVAILABLE = ErrorKind(503, "service unavailable")
@@ -57,6 +58,7 @@ __all__ = [
     "NO_SUCH_BUCKET",
     "NO_SUCH_FILE",
     "NO_SUCH_UPLOAD",
+    "REQUEST_TIMEOUT",
     "SERVER_ERROR",
     "SERVICE_UNAVAILABLE",
     "TOO_LARGE",

@@ -25,6 +25,7 @@ from gateway.core import errors as core
 from gateway.core.body import BodyInterrupted
 from gateway.core.records import Kind
 from gateway.numbers import parse_count
+from gateway.protocols.bodies import body_read
 
 from . import mime, qetag
 from .errors import BAD_REQUEST, CRC32_MISMATCH, TOO_LARGE
@@ -75,7 +76,10 @@ class _FilePart:
     client at once: the Node SDK's multipart stream can stop for good after
     its socket pushed back, never sending the fields that follow the file."""
 
-    def __init__(self, part: BodyPartReader, limit: int | None, budget: MemoryBudget) -> None:
+    def __init__(
+        self, request: web.Request, part: BodyPartReader, limit: int | None, budget: MemoryBudget
+    ) -> None:
+        self.request = request
         self.part = part
         self.limit = limit
         self.budget = budget
@@ -84,7 +88,7 @@ class _FilePart:
 
     async def _fill(self, queue: asyncio.Queue[bytes | BaseException | None]) -> None:
         try:
-            while chunk := await self.part.read_chunk(_CHUNK):
+            while chunk := await body_read(self.request, self.part.read_chunk(_CHUNK)):
                 self.received += len(chunk)
                 if self.limit is not None and self.received > self.limit:
                     self.too_large = True
@@ -127,9 +131,9 @@ async def _empty() -> AsyncIterator[bytes]:
     yield b""  # pragma: no cover
 
 
-async def _read_field(part: BodyPartReader) -> str:
+async def _read_field(request: web.Request, part: BodyPartReader) -> str:
     data = bytearray()
-    while chunk := await part.read_chunk(_CHUNK):
+    while chunk := await body_read(request, part.read_chunk(_CHUNK)):
         data += chunk
         if len(data) > _MAX_FIELD:
             raise BAD_REQUEST.error(f"form field {part.name!r} is too large")
@@ -153,7 +157,9 @@ async def _store_file(call: Call, part: BodyPartReader, token: UploadToken | Non
         extra={"qiniu": FORM},
     )
     hasher, crc, head = qetag.BlockHasher(), Crc32(), _Head()
-    source = _FilePart(part, limit, call.service.bucket(bucket).backend.context.budget)
+    source = _FilePart(
+        call.request, part, limit, call.service.bucket(bucket).backend.context.budget
+    )
     try:
         record = await call.service.write(
             record.id, 0, source.chunks(), hashers=[hasher, crc, head], require_complete_body=True
@@ -189,7 +195,7 @@ async def upload(request: web.Request) -> web.Response:
     try:
         try:
             reader = await request.multipart()
-            while (part := await reader.next()) is not None:
+            while (part := await body_read(request, reader.next())) is not None:
                 if not isinstance(part, BodyPartReader):
                     raise BAD_REQUEST.error("nested multipart is not supported")
                 if part.name == "file":
@@ -201,7 +207,7 @@ async def upload(request: web.Request) -> web.Response:
                 elif part.name:
                     if len(fields) >= _MAX_FIELDS:
                         raise BAD_REQUEST.error("too many form fields")
-                    fields[part.name] = await _read_field(part)
+                    fields[part.name] = await _read_field(request, part)
         except (ValueError, AssertionError, aiohttp.ClientPayloadError) as exc:
             raise BAD_REQUEST.error("invalid multipart format") from exc
         token = early_token or call.runtime.verify(fields.get("token"))

@@ -30,6 +30,7 @@ from .errors import (
     METHOD_NOT_ALLOWED,
     NO_SUCH_FILE,
     NOT_FOUND,
+    REQUEST_TIMEOUT,
     SERVER_ERROR,
     SERVICE_UNAVAILABLE,
     TOO_LARGE,
@@ -80,6 +81,8 @@ def from_core(exc: core.UploadError, not_found: ErrorKind = NO_SUCH_FILE) -> Qin
         return FORBIDDEN.error(exc.message)
     if isinstance(exc, core.Locked | core.ServiceUnavailable):
         return SERVICE_UNAVAILABLE.error(exc.message)
+    if isinstance(exc, core.RequestTimeout):
+        return REQUEST_TIMEOUT.error(exc.message)
     if isinstance(exc, core.BadRequest | core.NotReady | core.OffsetMismatch):
         return BAD_REQUEST.error(exc.message)
     return SERVER_ERROR.error()
@@ -123,6 +126,8 @@ def qiniu_handler(handler: Handler) -> Handler:
             response = error_response(exc)
         except core.UploadError as exc:
             response = error_response(from_core(exc))
+            if isinstance(exc, core.RequestTimeout):
+                response.force_close()  # the rest of a stalled body is not waited for
         except RequestPayloadError as exc:
             response = error_response(BAD_REQUEST.error(malformed_reason(exc)))
         except web.HTTPException as exc:

@@ -24,7 +24,7 @@ from gateway.access.tokens import UploadToken
 from gateway.core import errors as core
 from gateway.core.records import Kind, UploadRecord
 from gateway.numbers import parse_count
-from gateway.protocols.bodies import request_body
+from gateway.protocols.bodies import body_read, request_body
 
 from . import mime, qetag
 from .ctx import BlockContext
@@ -116,15 +116,19 @@ async def _write_chunk(
     call: Call, bucket: str, stream_id: str, offset: int, hasher: qetag.BlockHasher
 ) -> web.Response:
     crc = Crc32()
+    body = request_body(call.request)
     try:
         record = await call.service.write(
             stream_id,
             offset,
-            request_body(call.request),
+            body,
             hashers=[hasher, crc],
             content_length=call.request.content_length,
             require_complete_body=True,
         )
+    except core.BadRequest:
+        body.check()  # a body cut short by a silent client (408) or a malformed one
+        raise
     except (core.UploadNotFound, core.UploadGone, core.OffsetMismatch):
         raise INVALID_CTX.error() from None
     except core.TooLarge:
@@ -169,7 +173,7 @@ async def mkfile(request: web.Request) -> web.Response:
     params = parse_pairs(request.match_info.get("params", ""))
     if (request.content_length or 0) > _MAX_CTX_LIST:
         raise BAD_REQUEST.error("ctx list too long")
-    text = (await request.read()).decode("ascii", errors="replace")
+    text = (await body_read(request, request.read())).decode("ascii", errors="replace")
     contexts = [call.runtime.signer.decode(c) for c in text.split(",") if c.strip()]
     ids = [c.stream_id for c in contexts]
     if len(set(ids)) != len(ids):

@@ -27,7 +27,7 @@ from gateway.access.tokens import UploadToken
 from gateway.core import errors as core
 from gateway.core.records import Kind, Status, UploadRecord
 from gateway.numbers import parse_count
-from gateway.protocols.bodies import request_body
+from gateway.protocols.bodies import body_read, request_body
 
 from . import mime, qetag, sessions
 from .errors import BAD_REQUEST, CRC32_MISMATCH, FORBIDDEN, TOO_LARGE
@@ -137,15 +137,20 @@ async def upload_part(request: web.Request) -> web.Response:
             upload_id=pid,
         )
         hasher, md5, head = qetag.BlockHasher(), hashlib.md5(), _Head()
+        body = request_body(request)
         try:
-            record = await service.write(
-                pid,
-                0,
-                request_body(request),
-                hashers=[hasher, md5, head],
-                content_length=length,
-                require_complete_body=True,
-            )
+            try:
+                record = await service.write(
+                    pid,
+                    0,
+                    body,
+                    hashers=[hasher, md5, head],
+                    content_length=length,
+                    require_complete_body=True,
+                )
+            except core.BadRequest:
+                body.check()  # a body cut short by a silent client (408) or a malformed one
+                raise
             if record.length is None:
                 record = await service.write(
                     pid, record.offset, _empty(), declare_length=record.offset
@@ -232,7 +237,7 @@ async def complete(request: web.Request) -> web.Response:
     session = await _session(call, token, bucket, key)
     if (request.content_length or 0) > _MAX_COMPLETE_BODY:
         raise BAD_REQUEST.error("request body too large")
-    listed, body = _parse_complete(await request.read())
+    listed, body = _parse_complete(await body_read(request, request.read()))
     service = call.service
     async with service.lock(f"qiniu-complete:{session.id}"):
         session = await _session(call, token, bucket, key)

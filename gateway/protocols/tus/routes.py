@@ -14,6 +14,7 @@ from gateway.app_keys import CONFIG, SERVICE
 from gateway.core.errors import (
     BadRequest,
     RangeNotSatisfiable,
+    RequestTimeout,
     ServiceUnavailable,
     UploadError,
     UploadNotFound,
@@ -110,7 +111,10 @@ def _error(exc: UploadError) -> web.Response:
         headers["Tus-Version"] = TUS_VERSION
     if isinstance(exc, RangeNotSatisfiable):
         headers["Content-Range"] = exc.message
-    return web.Response(status=exc.status, text=exc.message + "\n", headers=headers)
+    response = web.Response(status=exc.status, text=exc.message + "\n", headers=headers)
+    if isinstance(exc, RequestTimeout):
+        response.force_close()  # the rest of a stalled body is not waited for
+    return response
 
 
 async def _dispatch(request: web.Request, upload_id: str | None) -> web.StreamResponse:
