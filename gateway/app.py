@@ -114,7 +114,8 @@ def create_app(config: GatewayConfig) -> web.Application:
     )
     rejection_logs.install()
     app[CONFIG] = config
-    app[GATE] = AccessGate(config)
+    app[GATE] = gate = AccessGate(config)
+    gate.warn_if_open()
     app.cleanup_ctx.append(_lifecycle)
     if config.ui.enabled or config.ui.ops_token:
         from gateway import ui

@@ -47,7 +47,11 @@ def serve(args: argparse.Namespace) -> int:
         level=getattr(logging, args.log_level.upper()),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    app = create_app(config)
+    try:
+        app = create_app(config)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
     _limit_socket_reads()
     try:
         web.run_app(
@@ -96,12 +100,9 @@ def main(argv: list[str] | None = None) -> int:
 
     add_upload_command(sub)
 
-    try:
-        from gateway.protocols.qiniu.cli import add_token_command
-    except ImportError:
-        pass
-    else:
-        add_token_command(sub, _load)
+    from gateway.access.cli import add_token_command
+
+    add_token_command(sub, _load)
 
     args = parser.parse_args(argv)
     result: int = args.func(args)

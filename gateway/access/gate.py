@@ -13,8 +13,9 @@ from ipaddress import ip_address
 from typing import Any
 
 from aiohttp import web
+from jwt import PyJWTError
 
-from gateway.config import GatewayConfig
+from gateway.config import ConfigError, GatewayConfig
 from gateway.core.errors import ServiceUnavailable
 from gateway.core.events import event_payload
 from gateway.core.records import UploadRecord
@@ -35,7 +36,10 @@ class AccessGate:
         self.config = config
         self.pairs = [KeyPair(k.access_key, k.secret_key) for k in config.qiniu.keys]
         self.tokens = TokenVerifier(self.pairs)
-        jwt = JwtVerifier(config.access.jwt) if config.access.jwt is not None else None
+        try:
+            jwt = JwtVerifier(config.access.jwt) if config.access.jwt is not None else None
+        except (OSError, ValueError, PyJWTError) as exc:
+            raise ConfigError(f"access.jwt: cannot read its key: {exc}") from exc
         self.credentials = Credentials(self.tokens, jwt)
         self.hooks = SyncHooks(config.hooks)
 
@@ -106,6 +110,11 @@ class AccessGate:
             loopback = host == "localhost" or ip_address(host).is_loopback
         except ValueError:
             loopback = False
+        for hook in self.config.hooks:
+            if not hook.secret:
+                log.warning(
+                    "hook %s has no secret: its calls are not signed (hooks[].secret)", hook.url
+                )
         if loopback or not self.config.tus.enabled:
             return
         bucket = self.config.tus.bucket

@@ -6,8 +6,8 @@ Upload tokens, put policies and magic variables are the access layer's
 (``gateway.access``), shared with tus and object reads. Modules here:
 ``qetag``/``ctx``/``errors``/``callback``/``mime`` are protocol-pure; ``form``,
 ``v1``, ``v2`` (with ``sessions``) are the endpoints; ``placing`` is their shared last step;
-``responses`` renders errors, ``X-Reqid`` and CORS; ``cli`` adds
-``upload-gateway token``.
+``responses`` renders errors, ``X-Reqid`` and CORS. ``upload-gateway token``
+is the access layer's (``gateway/access/cli.py``).
 """
 
 from gateway.protocols.qiniu.routes import setup
