@@ -44,7 +44,12 @@ def add_upload_command(sub: Any) -> None:
         default=os.environ.get("UPLOAD_GATEWAY_JWT"),
         help="JWT, sent as 'Authorization: Bearer J' (tus; env UPLOAD_GATEWAY_JWT)",
     )
-    p.add_argument("--protocol", choices=["tus", "qiniu"], default="tus")
+    p.add_argument(
+        "--protocol",
+        choices=["tus", "ietf", "qiniu"],
+        default="tus",
+        help="tus 1.0 (default), ietf (the IETF resumable-upload draft, newest rules) or qiniu",
+    )
     p.add_argument(
         "--chunk-size",
         default="0",
@@ -118,9 +123,9 @@ def _settings(args: argparse.Namespace) -> Settings:
     parts = urlsplit(endpoint)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise UsageError(f"--endpoint {endpoint!r}: expected http(s)://host[:port][/path]")
-    if args.protocol == "tus" and parts.path in ("", "/"):
+    if args.protocol in ("tus", "ietf") and parts.path in ("", "/"):
         endpoint = urlunsplit((parts.scheme, parts.netloc, "/files/", "", ""))
-    if args.protocol == "tus" and args.key is not None:
+    if args.protocol != "qiniu" and args.key is not None:
         raise UsageError("--key is for --protocol qiniu: a tus server names the object itself")
     if args.protocol == "qiniu" and not args.token:
         raise UsageError("--protocol qiniu needs --token (a Qiniu upload token)")
@@ -159,6 +164,7 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
     import aiohttp
 
     from .files import expand
+    from .ietf import IetfClient
     from .progress import reporter
     from .qiniu import QiniuClient
     from .resume_store import ResumeStore
@@ -178,6 +184,8 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
         client: TusClient | QiniuClient
         if args.protocol == "qiniu":
             client = QiniuClient(ctx, args.token, len(files))
+        elif args.protocol == "ietf":
+            client = IetfClient(ctx)
         else:
             client = TusClient(ctx)
         for file in files:

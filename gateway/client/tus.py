@@ -46,6 +46,13 @@ def split(size: int, parallel: int) -> list[tuple[int, int]]:
 
 
 class TusClient:
+    NAME = "tus"
+    #: headers on every request
+    PROTOCOL_HEADERS: Mapping[str, str] = TUS
+    #: statuses of a successful PATCH
+    APPEND_OK: tuple[int, ...] = (204,)
+    NO_CONCAT = "the server does not offer tus concatenation: uploading each file as one stream"
+
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.endpoint = ctx.settings.endpoint
@@ -53,7 +60,7 @@ class TusClient:
         self._warned = False
 
     def _headers(self, **extra: str) -> dict[str, str]:
-        headers = dict(TUS)
+        headers = dict(self.PROTOCOL_HEADERS)
         if self.ctx.settings.authorization:
             headers["Authorization"] = self.ctx.settings.authorization
         headers.update(extra)
@@ -79,12 +86,10 @@ class TusClient:
         ranges = split(file.size, s.parallel)
         if len(ranges) > 1 and "concatenation" not in await self.extensions(file.name):
             if not self._warned:
-                self.ctx.reporter.message(
-                    "the server does not offer tus concatenation: uploading each file as one stream"
-                )
+                self.ctx.reporter.message(self.NO_CONCAT)
                 self._warned = True
             ranges = [(0, file.size)]
-        fingerprint = file.fingerprint("tus", self.endpoint, len(ranges), file.name, s.metadata)
+        fingerprint = file.fingerprint(self.NAME, self.endpoint, len(ranges), file.name, s.metadata)
         try:
             return await self._upload(file, progress, fingerprint, ranges)
         except Gone as exc:
@@ -237,23 +242,24 @@ class TusClient:
             _, headers = await self._head(url, file.name)
         return headers
 
+    def _append_headers(self, offset: int, stop: int, length: int) -> dict[str, str]:
+        return {
+            "Upload-Offset": str(offset),
+            "Content-Type": "application/offset+octet-stream",
+            "Content-Length": str(stop - offset),
+        }
+
     async def _patch(
         self, url: str, file: LocalFile, base: int, offset: int, length: int, progress: PartProgress
     ) -> tuple[int, Mapping[str, str]]:
         chunk = self.ctx.settings.chunk_size
         stop = min(length, offset + chunk) if chunk else length
-        headers = self._headers(
-            **{
-                "Upload-Offset": str(offset),
-                "Content-Type": "application/offset+octet-stream",
-                "Content-Length": str(stop - offset),
-            }
-        )
+        headers = self._headers(**self._append_headers(offset, stop, length))
         body = file_range(
             file.path, base + offset, base + stop, self.ctx.settings.limit, progress.advance
         )
         async with self.ctx.http.patch(url, data=body, headers=headers) as r:
-            if r.status == 204 and "Upload-Offset" in r.headers:
+            if r.status in self.APPEND_OK and "Upload-Offset" in r.headers:
                 return int(r.headers["Upload-Offset"]), r.headers.copy()
             text = await r.text()
             if r.status in (404, 410):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
+import pytest
 import requests
 
 from tests.client.harness import (
@@ -28,9 +29,12 @@ from tests.support.gateway import GatewayProcess
 from tests.support.targets import Target
 
 
-def test_single_file(cli_gateway: GatewayProcess, tmp_path: Path) -> None:
+@pytest.mark.parametrize("protocol", ["tus", "ietf"])
+def test_single_file(cli_gateway: GatewayProcess, tmp_path: Path, protocol: str) -> None:
     src = random_file(tmp_path / "one.bin", 5 * MiB + 7)
-    [rec] = run(src, "--endpoint", cli_gateway.url, resume_file=tmp_path / "r.json")
+    [rec] = run(
+        src, "--endpoint", cli_gateway.url, "--protocol", protocol, resume_file=tmp_path / "r.json"
+    )
     assert rec["name"] == "one.bin" and rec["size"] == src.stat().st_size
     assert rec["resumed_from"] == 0
     assert url_sha256(rec["url"]) == file_sha256(src)
@@ -72,12 +76,13 @@ def test_parallel_four_is_a_tus_concatenation(cli_gateway: GatewayProcess, tmp_p
     assert url_sha256(rec["url"]) == file_sha256(src)
 
 
+@pytest.mark.parametrize("protocol", ["tus", "ietf"])
 def test_killed_client_resumes_with_the_same_command(
-    cli_gateway: GatewayProcess, tmp_path: Path
+    cli_gateway: GatewayProcess, tmp_path: Path, protocol: str
 ) -> None:
     src = random_file(tmp_path / "big.bin", 24 * MiB)
     resume = tmp_path / "r.json"
-    args = (src, "--endpoint", cli_gateway.url, "--limit-rate", "6MiB")
+    args = (src, "--endpoint", cli_gateway.url, "--protocol", protocol, "--limit-rate", "6MiB")
     proc = start(*args, resume_file=resume, log=tmp_path / "cli.log")
 
     def upload_url() -> str:
@@ -94,9 +99,8 @@ def test_killed_client_resumes_with_the_same_command(
     wait_until(lambda: tus_offset(url) > 0, timeout=15, what="the bytes kept")
     at_kill = tus_offset(url)
     assert at_kill < src.stat().st_size
-    [rec] = run(*args[:3], resume_file=resume)  # the same command, without the rate limit
+    [rec] = run(*args[:5], resume_file=resume)  # the same command, without the rate limit
     assert rec["upload"] == url  # no second creation
-
     assert at_kill <= rec["resumed_from"] < src.stat().st_size
     assert url_sha256(rec["url"]) == file_sha256(src)
 
