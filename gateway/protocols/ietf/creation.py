@@ -1,7 +1,8 @@
 """Upload creation: a POST to the upload path with ``Upload-Complete``
 (interop 3: ``Upload-Incomplete``), with or without content. The upload is
-an ordinary core upload (kind ``UPLOAD``, keyed by its id, as a tus upload);
-its URL goes out in a 104 before the content is read."""
+an ordinary core upload (kind ``UPLOAD``), placed exactly as a tus upload
+(its id as the key, or the credential's policy's key); its URL goes out in a
+104 before the content is read."""
 
 from __future__ import annotations
 
