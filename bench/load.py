@@ -1,13 +1,17 @@
 """Load generators; each prints one JSON line (see ``Result``).
 
     python -m bench.load tus --url http://127.0.0.1:P/files/ --size 512M --chunk 8M
+    python -m bench.load ietf --url http://127.0.0.1:P/files/ --size 1M --count 200 -c 32
     python -m bench.load qiniu-form --url http://127.0.0.1:P --size 1M --count 200 -c 32 \
         --ak AK --sk SK --bucket default
     python -m bench.load qiniu-sdk --url http://127.0.0.1:P --size 64M --version v2 \
         --ak AK --sk SK --bucket default
 
 tus: POST, PATCHes of ``--chunk`` bytes (each checked: 204 and the new
-Upload-Offset), then a HEAD that must report the full offset. A PATCH body is
+Upload-Offset), then a HEAD that must report the full offset. ietf: the same
+over the IETF resumable-upload protocol (interop 8): a creation without
+content, ``application/partial-upload`` appends (the last with
+``Upload-Complete: ?1``), a HEAD that must say complete. A PATCH body is
 one random buffer handed to aiohttp as 1 MiB memoryview slices with an
 explicit Content-Length (no copy of the body per request). Latency of an
 upload = POST start to HEAD end. qiniu-form: multipart ``POST /`` with token,
@@ -130,6 +134,48 @@ async def _tus_one(
             raise Failed(f"HEAD {r.status} Upload-Offset={got}, want {size}")
 
 
+async def _ietf_one(
+    session: aiohttp.ClientSession, url: str, size: int, chunk: int, buf: memoryview, name: str
+) -> None:
+    interop = {"Upload-Draft-Interop-Version": "8"}
+    headers = {
+        **interop,
+        "Upload-Complete": "?0",
+        "Upload-Length": str(size),
+        "Content-Disposition": f'inline; filename="{name}"',
+    }
+    async with session.post(url, headers=headers) as r:  # aiohttp skips the 104
+        body = await r.read()
+        if r.status != 201 or "Location" not in r.headers:
+            raise Failed(f"POST {r.status} {body[:200]!r}")
+        location = str(r.url.join(URL(r.headers["Location"])))
+    offset = 0
+    while offset < size:
+        n = min(chunk, size - offset)
+        last = offset + n == size
+        headers = {
+            **interop,
+            "Upload-Offset": str(offset),
+            "Upload-Complete": "?1" if last else "?0",
+            "Content-Type": "application/partial-upload",
+            "Content-Length": str(n),
+        }
+        data = buf[:n]
+        payload = _slices(data) if n > _SLICE else data
+        async with session.patch(location, data=payload, headers=headers) as r:
+            body = await r.read()
+            got = r.headers.get("Upload-Offset")
+            if r.status != (200 if last else 204) or got is None or int(got) != offset + n:
+                raise Failed(f"PATCH@{offset} {r.status} offset={got} {body[:200]!r}")
+        offset += n
+    async with session.head(location, headers=interop) as r:
+        got = r.headers.get("Upload-Offset")
+        if r.status != 204 or got is None or int(got) != size:
+            raise Failed(f"HEAD {r.status} Upload-Offset={got}, want {size}")
+        if r.headers.get("Upload-Complete") != "?1":
+            raise Failed("HEAD: the upload is not complete")
+
+
 def _form_token(ak: str, sk: str, bucket: str) -> str:
     import qiniu
 
@@ -230,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="bench.load", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("mode", choices=("tus", "qiniu-form", "qiniu-sdk"))
+    ap.add_argument("mode", choices=("tus", "ietf", "qiniu-form", "qiniu-sdk"))
     ap.add_argument("--url", required=True)
     ap.add_argument("--size", type=parse_size, required=True, help="bytes per upload (K/M/G)")
     ap.add_argument("--chunk", type=parse_size, default=8 << 20, help="tus PATCH size")
@@ -245,15 +291,14 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     ru0 = resource.getrusage(resource.RUSAGE_SELF)
     run_id = uuid.uuid4().hex[:8]
-    if a.mode == "tus":
+    if a.mode in ("tus", "ietf"):
         buf = memoryview(os.urandom(min(a.chunk, a.size) or 1))
+        one = _tus_one if a.mode == "tus" else _ietf_one
         res = asyncio.run(
             _run_async(
                 a.count,
                 a.concurrency,
-                lambda s, i: _tus_one(
-                    s, a.url, a.size, a.chunk, buf, f"{a.prefix}-{run_id}-{i}.bin"
-                ),
+                lambda s, i: one(s, a.url, a.size, a.chunk, buf, f"{a.prefix}-{run_id}-{i}.bin"),
             )
         )
     elif a.mode == "qiniu-form":

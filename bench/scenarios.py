@@ -11,11 +11,11 @@ MiB = 1 << 20
 
 @dataclass(frozen=True)
 class Scenario:
-    kind: str  # tus | qiniu-form | qiniu-v1 | qiniu-v2
+    kind: str  # tus | ietf | qiniu-form | qiniu-v1 | qiniu-v2
     size: int
     count: int = 1
     concurrency: int = 1
-    chunk: int = 8 * MiB  # tus PATCH size
+    chunk: int = 8 * MiB  # tus / ietf PATCH size
 
     @property
     def name(self) -> str:
@@ -35,9 +35,9 @@ class Scenario:
         return ["--size", str(self.size), "--count", str(self.count), "-c", str(self.concurrency)]
 
     def load_args(self, base_url: str, tus_path: str, ak: str, sk: str) -> list[str]:
-        if self.kind == "tus":
+        if self.kind in ("tus", "ietf"):
             return [
-                "tus",
+                self.kind,
                 "--url",
                 base_url + tus_path,
                 "--chunk",
@@ -64,6 +64,7 @@ FULL = [
     Scenario("tus", 512 * MiB),
     Scenario("tus", 8 * MiB, count=64, concurrency=64),
     Scenario("tus", 1 * MiB, count=200, concurrency=32),
+    Scenario("ietf", 1 * MiB, count=200, concurrency=32),
     Scenario("qiniu-form", 1 * MiB, count=200, concurrency=32),
     Scenario("qiniu-v1", 64 * MiB),
     Scenario("qiniu-v2", 64 * MiB),
@@ -72,6 +73,7 @@ FULL = [
 QUICK = [
     Scenario("tus", 16 * MiB),
     Scenario("tus", 1 * MiB, count=8, concurrency=8),
+    Scenario("ietf", 1 * MiB, count=8, concurrency=8),
     Scenario("tus", 256 * 1024, count=20, concurrency=8),
     Scenario("qiniu-form", 256 * 1024, count=20, concurrency=8),
     Scenario("qiniu-v1", 12 * MiB),
