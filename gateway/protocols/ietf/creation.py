@@ -45,11 +45,12 @@ async def create(ctx: TusContext, version: Version) -> web.Response:
     length = transfer.indicated_length(ctx, 0, complete=complete)
     metadata = metadata_of(ctx)
     upload_id = new_upload_id()
-    # the key and the record's extra (object type, lifetime, owner) as for tus
-    key, extra = await place(ctx, upload_id, length, metadata)
+    # where it goes and its record's extra (object type, lifetime, owner), as
+    # for tus: the credential's policy, then the pre-create hooks
+    bucket, key, metadata, extra = await place(ctx, upload_id, length, metadata, "ietf")
     record = await ctx.service.create(
         protocol="ietf",
-        bucket=ctx.bucket,
+        bucket=bucket,
         key=key,
         length=length,
         metadata=metadata,

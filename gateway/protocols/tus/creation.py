@@ -166,14 +166,19 @@ async def _key(
 
 
 async def _pre_create(
-    ctx: TusContext, bucket: str, key: str, length: int | None, metadata: dict[str, str]
+    ctx: TusContext,
+    bucket: str,
+    key: str,
+    length: int | None,
+    metadata: dict[str, str],
+    protocol: str = "tus",
 ) -> tuple[str, str, dict[str, str]]:
     """The pre-create hooks' say: refused (their status), or where the upload
     goes and with what metadata; a size limit they set is checked here (a
     deferred length: as the bytes arrive)."""
     changes = await ctx.gate.pre_create(
         {
-            "protocol": "tus",
+            "protocol": protocol,
             "bucket": bucket,
             "key": key,
             "size": length,
@@ -223,10 +228,11 @@ async def _created(ctx: TusContext, record: UploadRecord, *, with_offset: bool) 
 
 
 async def place(
-    ctx: TusContext, upload_id: str, length: int | None, metadata: dict[str, str]
-) -> tuple[str, dict[str, Any] | None]:
-    """A new plain upload's key and record extra under the request's
-    credential, exactly as for a tus upload: the IETF protocol on the same
-    path creates its uploads through this."""
+    ctx: TusContext, upload_id: str, length: int | None, metadata: dict[str, str], protocol: str
+) -> tuple[str, str, dict[str, str], dict[str, Any] | None]:
+    """A new plain upload's bucket, key, metadata and record extra under the
+    request's credential and the pre-create hooks, exactly as for a tus
+    upload: the IETF protocol on the same path creates its uploads through this."""
     key = await _key(ctx, upload_id, length, metadata)
-    return key, _extra(ctx, metadata)
+    bucket, key, metadata = await _pre_create(ctx, ctx.bucket, key, length, metadata, protocol)
+    return bucket, key, metadata, _extra(ctx, metadata)

@@ -66,8 +66,10 @@ async def patch(ctx: TusContext, upload_id: str) -> web.Response:
 
 
 def check_append(ctx: TusContext, offset: int, declared: int | None) -> None:
-    """What the credential allows an append (tus PATCH, IETF append)."""
+    """What the credential and a pre-create hook's size limit allow an
+    append (the IETF protocol's, on the same path)."""
     _check_policy(ctx, offset, declared)
+    _check_hook_limit(ctx, offset, declared)
 
 
 def _check_policy(ctx: TusContext, offset: int, declared: int | None) -> None:
