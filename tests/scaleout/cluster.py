@@ -18,6 +18,8 @@ def cluster_config(
     redis_url: str, data_root: Path, backend: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     return {
+        # behind the RandomProxy, which sets X-Forwarded-* (Location names the proxy)
+        "server": {"trust_forwarded": True},
         # by default a shared directory stands for the object store's own cluster
         "backends": {"default": backend or {"type": "local", "root": str(data_root)}},
         "buckets": {
