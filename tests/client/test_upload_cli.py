@@ -125,20 +125,17 @@ def test_gateway_restart_mid_upload(client_target: Target, tmp_path: Path) -> No
         assert url_sha256(rec["url"]) == file_sha256(src)
 
 
+def qiniu_args(gw: GatewayProcess, key: str) -> tuple[str, ...]:
+    return ("--protocol", "qiniu", "--endpoint", gw.url, "--token", token(), "--key", key)
+
+
 def test_qiniu_single_and_parallel_parts(cli_gateway: GatewayProcess, tmp_path: Path) -> None:
     small = random_file(tmp_path / "small.txt", 1234)
     big = random_file(tmp_path / "big.bin", 9 * MiB + 5)
     recs = run(
         small,
         big,
-        "--protocol",
-        "qiniu",
-        "--endpoint",
-        cli_gateway.url,
-        "--token",
-        token(),
-        "--key",
-        "cli/",
+        *qiniu_args(cli_gateway, "cli/"),
         "--parallel",
         "4",
         "--chunk-size",
@@ -153,17 +150,7 @@ def test_qiniu_single_and_parallel_parts(cli_gateway: GatewayProcess, tmp_path: 
 def test_qiniu_killed_client_resumes(cli_gateway: GatewayProcess, tmp_path: Path) -> None:
     src = random_file(tmp_path / "big.bin", 20 * MiB)
     resume = tmp_path / "r.json"
-    args = (
-        src,
-        "--protocol",
-        "qiniu",
-        "--endpoint",
-        cli_gateway.url,
-        "--token",
-        token(),
-        "--key",
-        "resume.bin",
-    )
+    args = (src, *qiniu_args(cli_gateway, "resume.bin"))
     proc = start(*args, "--limit-rate", "6MiB", resume_file=resume, log=tmp_path / "cli.log")
     wait_until(lambda: bool(stored(resume)), what="an upload id")
     upload_id = stored(resume)[0]["upload_id"]

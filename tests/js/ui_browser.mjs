@@ -86,7 +86,7 @@ try {
       (id) => /\/s$/.test(document.querySelector(`#uploads tr[data-id="${id}"] td:nth-child(5)`)?.textContent || ''),
       result.id, { timeout: 30000, polling: 200 });
     result.liveRow = await page.locator(`#uploads tr[data-id="${result.id}"]`).textContent();
-    await page.screenshot({ path: path.join(args.shots, 'ops-live.png') });
+    await page.screenshot({ path: path.join(args.shots, 'ops-live.png'), fullPage: true });
     await page.locator(`#finished tr[data-id="${result.id}"]`).waitFor({ timeout: 120000 });
     await page.waitForTimeout(1500); // the chart's line after the upload
     result.finishedRow = await page.locator(`#finished tr[data-id="${result.id}"]`).textContent();
@@ -94,7 +94,7 @@ try {
     result.stillInProgress = await page.locator(`#uploads tr[data-id="${result.id}"]`).count();
     result.readiness = await page.locator('#ready .badge').allTextContents();
     result.chartPoints = (await page.locator('#chart polyline').getAttribute('points')).split(' ').length;
-    await page.screenshot({ path: path.join(args.shots, 'ops-page.png') });
+    await page.screenshot({ path: path.join(args.shots, 'ops-page.png'), fullPage: true });
   } else {
     throw new Error(`unknown scenario ${scenario}`);
   }

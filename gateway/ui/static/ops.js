@@ -2,20 +2,8 @@
 // The ops view: polls /ui/ops/snapshot each second with the ops token and
 // draws the tables and a plain SVG throughput chart.
 
-const $ = (selector) => document.querySelector(selector);
 const SVG = 'http://www.w3.org/2000/svg';
 
-function human(bytes) {
-  if (bytes === null || bytes === undefined) return '?';
-  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1000 && unit < units.length - 1) {
-    value /= 1000;
-    unit++;
-  }
-  return `${value.toFixed(unit ? 1 : 0)} ${units[unit]}`;
-}
 
 function duration(seconds) {
   if (seconds === null || seconds === undefined) return '';
@@ -97,14 +85,8 @@ function drawChart(points) {
   path.setAttribute('stroke-width', '2');
   path.setAttribute('vector-effect', 'non-scaling-stroke');
   svg.append(path);
-  const label = document.createElementNS(SVG, 'text');
-  label.setAttribute('x', '6');
-  label.setAttribute('y', '14');
-  label.setAttribute('font-size', '12');
-  label.setAttribute('fill', '#66707c');
   const latest = points.length ? points[points.length - 1][1] : 0;
-  label.textContent = `now ${human(latest)}/s · peak ${human(max)}/s`;
-  svg.append(label);
+  $('#chart-label').textContent = `now ${human(latest)}/s · peak ${human(max)}/s`;
 }
 
 function render(data) {

@@ -2,18 +2,7 @@
 // The upload page: files picked or dropped are sent with TusUpload (tus.js),
 // one row each with progress, pause/resume and cancel; the file URL when done.
 
-const $ = (selector) => document.querySelector(selector);
 
-function human(bytes) {
-  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1000 && unit < units.length - 1) {
-    value /= 1000;
-    unit++;
-  }
-  return `${value.toFixed(unit ? 1 : 0)} ${units[unit]}`;
-}
 
 // A token from ?token= / ?jwt= (then dropped from the address bar) or the field.
 function credentials() {
