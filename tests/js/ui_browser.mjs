@@ -3,6 +3,7 @@
 // usage: node ui_browser.mjs SCENARIO '{"base": "http://127.0.0.1:PORT", ...}'
 //   upload: {file, shots}         pick, reload at about half, pick again, wait for the URL
 //   cancel: {file}                pick, cancel while it runs
+//   offline: {file}               pick, take the network away at about a third, give it back
 //   ops:    {token, shots}        wait for an upload row, then for it among the finishes
 import fs from 'node:fs';
 import os from 'node:os';
@@ -75,6 +76,23 @@ try {
     await page.click(`.upload[data-name="${name}"] button.cancel`);
     await page.waitForSelector(`.upload[data-name="${name}"][data-state="cancelled"]`);
     result.storedAfter = await page.evaluate(() => Object.keys(localStorage));
+  } else if (scenario === 'offline') {
+    const name = path.basename(args.file);
+    await page.goto(`${args.base}/ui/`);
+    await page.waitForSelector('body[data-ready="yes"]');
+    await page.setInputFiles('#file', args.file);
+    await page.waitForFunction(
+      (n) => Number(document.querySelector(`.upload[data-name="${n}"]`)?.dataset.percent) >= 30,
+      name, { timeout: 120000, polling: 100 });
+    await context.setOffline(true);
+    await page.waitForFunction(
+      (n) => /retrying|connection/.test(document.querySelector(`.upload[data-name="${n}"] .note`)?.textContent || ''),
+      name, { timeout: 60000, polling: 100 });
+    result.noteWhileOffline = await page.locator(`.upload[data-name="${name}"] .note`).textContent();
+    await page.waitForTimeout(1500);
+    await context.setOffline(false);
+    await page.waitForSelector(`.upload[data-name="${name}"][data-state="done"]`, { timeout: 120000 });
+    result.fileUrl = await page.locator('.upload .file-url').first().getAttribute('href');
   } else if (scenario === 'ops') {
     await page.goto(`${args.base}/ui/ops?token=${encodeURIComponent(args.token)}`);
     result.addressBar = page.url();

@@ -52,9 +52,11 @@ def browse(scenario: str, **args: Any) -> dict[str, Any]:
     result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["ok"], result.get("error")
     assert result["foreign"] == []  # no request to any other origin
-    # the browser logs every 4xx; a 409 after the reload (the old PATCH's bytes
-    # were saved after the HEAD answered) is the client re-syncing, by design
-    errors = [e for e in result["consoleErrors"] if "status of 409" not in e]
+    # the browser logs every failed load: a 409 after a reload (the old PATCH's
+    # bytes were saved after the HEAD answered) is the client re-syncing, and
+    # requests while offline fail; nothing else may be logged as an error
+    expected = ("status of 409", "net::ERR_INTERNET_DISCONNECTED")
+    errors = [e for e in result["consoleErrors"] if not any(x in e for x in expected)]
     assert errors == []
     return result
 
@@ -99,6 +101,15 @@ def test_cancel_terminates_the_upload(slow_proxy: CutProxy, tmp_path: Path) -> N
     assert not [k for k in seen["storedAfter"] if k.startswith("upload-gateway:tus:")]
     r = requests.head(seen["uploadUrl"], headers={"Tus-Resumable": "1.0.0"}, timeout=10)
     assert r.status_code in (404, 410)
+
+
+def test_a_lost_network_is_survived(slow_proxy: CutProxy, tmp_path: Path) -> None:
+    src = random_file(tmp_path / "offline.bin", 12 * MiB)
+    seen = browse("offline", base=slow_proxy.url, file=str(src))
+    assert "retrying" in seen["noteWhileOffline"]
+    tus = [r for r in seen["requests"] if "/files/" in r["url"]]
+    assert [r["method"] for r in tus].count("POST") == 1
+    assert url_sha256(seen["fileUrl"]) == file_sha256(src)
 
 
 def test_ops_view_shows_an_upload_live_then_finished(tmp_path: Path) -> None:
