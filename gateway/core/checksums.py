@@ -13,7 +13,9 @@ from typing import Protocol
 from gateway.core.errors import BadRequest, UnsupportedChecksum
 
 
-class _Crc32:
+class Crc32:
+    """CRC-32 as a hasher: ``value`` the running checksum."""
+
     def __init__(self) -> None:
         self.value = 0
 
@@ -37,7 +39,7 @@ ALGORITHMS: dict[str, Callable[[], _Hash]] = {
     "md5": hashlib.md5,
     "sha256": hashlib.sha256,
     "sha512": hashlib.sha512,
-    "crc32": _Crc32,
+    "crc32": Crc32,
 }
 
 

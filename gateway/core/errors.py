@@ -8,6 +8,7 @@ escapes a handler is an internal error.
     ├── UploadNotFound        404  no such upload
     ├── OffsetMismatch        409  the client's offset is not the upload's (``current``)
     ├── UploadGone            410  terminated or expired
+    │   └── NoSuchSession     410  a multipart session unknown, ended or of another bucket
     ├── TooLarge              413  past the declared length or the size limit
     ├── UnsupportedMediaType  415  a body of the wrong Content-Type
     ├── RequestTimeout        408  the client sent no body bytes for too long
@@ -62,6 +63,13 @@ class NotReady(UploadError):
 
 class UploadGone(UploadError):
     status, code = 410, "upload-gone"
+
+
+class NoSuchSession(UploadGone):
+    code = "no-such-session"
+
+    def __init__(self) -> None:
+        super().__init__("no such multipart upload")
 
 
 class TooLarge(UploadError):

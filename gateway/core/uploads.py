@@ -39,6 +39,25 @@ log = logging.getLogger(__name__)
 PartDone = Callable[[UploadRecord], Awaitable[None]]
 
 
+def refusal(
+    body: GuardedBody, checksum: Checksum | None, require_complete: bool
+) -> Exception | None:
+    """Why the bytes of ``body`` must not stand, if they must not."""
+    if body.exceeded:
+        return TooLarge("the body exceeds the upload length")
+    if checksum is not None or require_complete:
+        if body.yielded_lock:
+            return Locked("interrupted by another request for this upload")
+        if body.interrupted:
+            return BadRequest("the body was cut short")
+        try:
+            if checksum is not None and not checksum.matches():
+                return ChecksumMismatch("checksum mismatch")
+        except UploadError as exc:  # a malformed or missing trailer
+            return exc
+    return None
+
+
 class Uploads:
     def __init__(self, ledger: Ledger, part_done: PartDone) -> None:
         self.ledger = ledger
@@ -88,9 +107,14 @@ class Uploads:
             record = await self._after_unlock(record)
         return record
 
-    async def status(self, upload_id: str) -> UploadRecord:
+    async def status(self, upload_id: str, *, interrupt: bool = False) -> UploadRecord:
         """Like ``get``, finishing an upload whose last write was saved but
-        whose finishing step was cut short (a crash in between)."""
+        whose finishing step was cut short (a crash in between). With
+        ``interrupt``, a write in flight is first asked to stop and save what
+        it received, so the offset is one the next write is accepted at."""
+        if interrupt:
+            async with self.ledger.locks.hold(upload_id):
+                pass
         record = await self.ledger.get(upload_id)
         if (
             record.status is Status.ACTIVE
@@ -189,7 +213,7 @@ class Uploads:
                 result = await self._write_backend(b.backend, record, guarded, content_length)
         finally:
             guarded.close()  # a backend may stop reading before the body's end
-        refuse = self._refusal(guarded, checksum, require_complete_body)
+        refuse = refusal(guarded, checksum, require_complete_body)
         if refuse is not None:
             if result.rollback is not None and result.offset > record.offset:
                 with backend_errors():
@@ -229,24 +253,6 @@ class Uploads:
                     with contextlib.suppress(Exception):
                         await asyncio.shield(self._save_write(record, exc.partial))
                 raise
-
-    @staticmethod
-    def _refusal(
-        body: GuardedBody, checksum: Checksum | None, require_complete: bool
-    ) -> Exception | None:
-        if body.exceeded:
-            return TooLarge("the body exceeds the upload length")
-        if checksum is not None or require_complete:
-            if body.yielded_lock:
-                return Locked("interrupted by another request for this upload")
-            if body.interrupted:
-                return BadRequest("the body was cut short")
-            try:
-                if checksum is not None and not checksum.matches():
-                    return ChecksumMismatch("checksum mismatch")
-            except UploadError as exc:  # a malformed or missing trailer
-                return exc
-        return None
 
     async def _save_write(self, record: UploadRecord, result: WriteResult) -> None:
         record.offset = result.offset

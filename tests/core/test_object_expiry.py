@@ -5,63 +5,16 @@ and its content type is kept by the store."""
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-import redis as redis_py
-
 from backends.base import ObjectMeta
-from gateway.app import close_service, open_service
-from gateway.config import load_config
 from gateway.core.expiry import sweep_once
 from gateway.core.records import Kind, Status
 from gateway.core.service import UploadService
-from tests.servers.redis import RedisServer
-
-
-@pytest.fixture(scope="module")
-def redis_server() -> Iterator[RedisServer]:
-    with RedisServer(persist=False) as server:
-        yield server
-
-
-@pytest.fixture(params=["sqlite", "redis"])
-def state(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
-    if request.param == "sqlite":
-        return {"type": "sqlite", "path": str(tmp_path / "state.db")}
-    server: RedisServer = request.getfixturevalue("redis_server")
-    client = redis_py.Redis.from_url(server.url)
-    client.flushdb()  # no records of an earlier test
-    client.close()
-    return {"type": "redis", "url": server.url}
-
-
-def run(
-    tmp_path: Path, state: dict[str, Any], body: Callable[[UploadService], Awaitable[None]]
-) -> None:
-    config = load_config(
-        {
-            "backends": {"default": {"type": "local", "root": str(tmp_path / "data")}},
-            "buckets": {"default": {"backend": "default"}},
-            "state": state,
-            "locks": {"type": "redis", "url": state["url"]}
-            if state["type"] == "redis"
-            else {"type": "memory"},
-        }
-    )
-
-    async def main() -> None:
-        service = await open_service(config)
-        try:
-            await body(service)
-        finally:
-            await close_service(service)
-
-    asyncio.run(main())
+from tests.core.services import run
 
 
 async def _chunks(data: bytes) -> AsyncIterator[bytes]:
@@ -95,7 +48,7 @@ def test_due_object_is_deleted_by_the_sweeper(tmp_path: Path, state: dict[str, A
         gone = await store(service, "gone.txt", b"expires", past)
         assert await sweep_once(service) == 1
         assert await service.stat_object("default", "gone.txt") is None
-        swept = await service.find(gone)
+        swept = await service.state.get(gone)
         assert swept is not None and swept.status is Status.EXPIRED
         assert await content(service, "later.txt") == b"stays a while"
 
@@ -106,12 +59,12 @@ def test_newer_upload_at_the_key_is_spared(tmp_path: Path, state: dict[str, Any]
     async def body(service: UploadService) -> None:
         old = await store(service, "k.bin", b"old", ObjectMeta(delete_at=int(time.time()) + 3600))
         await store(service, "k.bin", b"newer", None)
-        record = await service.find(old)
+        record = await service.state.get(old)
         assert record is not None
         record.expires_at = time.time() - 1  # the days have passed
         assert await service.state.save(record)
         assert await sweep_once(service) == 1
         assert await content(service, "k.bin") == b"newer"
-        assert (await service.find(old)).status is Status.EXPIRED  # type: ignore[union-attr]
+        assert (await service.state.get(old)).status is Status.EXPIRED  # type: ignore[union-attr]
 
     run(tmp_path, state, body)

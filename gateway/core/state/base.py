@@ -31,6 +31,11 @@ class StateStore(abc.ABC):
     async def get(self, upload_id: str) -> UploadRecord | None: ...
 
     @abc.abstractmethod
+    async def get_many(self, upload_ids: list[str]) -> list[UploadRecord | None]:
+        """The records of ``upload_ids`` in their order (None where there is
+        none), in a few round trips however many ids there are."""
+
+    @abc.abstractmethod
     async def save(self, record: UploadRecord) -> bool:
         """Store ``record`` if the stored version is still ``record.version``;
         on success bump ``record.version`` and return True. False means

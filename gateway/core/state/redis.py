@@ -114,6 +114,13 @@ class RedisStateStore(StateStore):
             data = await self.redis.hget(self._record_key(upload_id), "data")
         return UploadRecord.from_json(data) if data is not None else None
 
+    async def get_many(self, upload_ids: list[str]) -> list[UploadRecord | None]:
+        async with guard("state store"), self.redis.pipeline(transaction=False) as pipe:
+            for upload_id in upload_ids:
+                pipe.hget(self._record_key(upload_id), "data")
+            datas = await pipe.execute()
+        return [UploadRecord.from_json(d) if d is not None else None for d in datas]
+
     async def save(self, record: UploadRecord) -> bool:
         old = record.version
         record.version = old + 1

@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 _BUSY_TIMEOUT_MS = 5000  # in the thread; 0 in the event loop
 _CHECKPOINT_EVERY = 256  # calls between two WAL checkpoints
+_IN_BATCH = 500  # ids per ``IN (...)`` of ``get_many`` (under SQLite's variable limit)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS uploads (
@@ -183,6 +184,19 @@ class SQLiteStateStore(StateStore):
             inline=True,
         )
         return UploadRecord.from_json(row[0]) if row else None
+
+    async def get_many(self, upload_ids: list[str]) -> list[UploadRecord | None]:
+        def select(db: sqlite3.Connection) -> list[tuple[str, str]]:
+            rows: list[tuple[str, str]] = []
+            for start in range(0, len(upload_ids), _IN_BATCH):
+                batch = upload_ids[start : start + _IN_BATCH]
+                marks = ",".join("?" * len(batch))
+                query = f"SELECT id, data FROM uploads WHERE id IN ({marks})"
+                rows += db.execute(query, batch).fetchall()
+            return rows
+
+        found = {i: UploadRecord.from_json(d) for i, d in await self._run(select)}
+        return [found.get(i) for i in upload_ids]
 
     async def save(self, record: UploadRecord) -> bool:
         old = record.version

@@ -48,9 +48,7 @@ async def offset(ctx: TusContext, version: Version, upload_id: str) -> web.Respo
     # An append still in flight (a client that gave up on it) is asked to
     # stop and save what it received, so the offset answered is one the next
     # append will be accepted at (the drafts: never outdated information).
-    async with ctx.service.lock(upload_id):
-        pass
-    record = await ctx.service.status(upload_id)
+    record = await ctx.service.status(upload_id, interrupt=True)
     headers = await _state_headers(ctx, version, record)
     headers["Cache-Control"] = "no-store"
     return web.Response(status=204, headers=headers)

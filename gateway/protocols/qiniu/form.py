@@ -23,33 +23,22 @@ from backends.base import Capability, MemoryBudget, ObjectMeta
 from gateway.access.tokens import UploadToken
 from gateway.core import errors as core
 from gateway.core.body import BodyInterrupted
+from gateway.core.checksums import Crc32
 from gateway.core.records import Kind
 from gateway.numbers import parse_count
 from gateway.protocols.bodies import body_read
 
-from . import mime, qetag
+from . import qetag
 from .errors import BAD_REQUEST, CRC32_MISMATCH, TOO_LARGE
 from .placing import NewFile, place
 from .runtime import Call
-from .v1 import Crc32
+from .shared import Head, custom_vars, empty_body, user_metadata
 
 _CHUNK = 256 * 1024
 _READ_AHEAD = 4 * 1024 * 1024
 _MAX_FIELD = 64 * 1024
 _MAX_FIELDS = 1000
 FORM = "form"
-
-
-class _Head:
-    """Keeps the first bytes of the file, for MIME sniffing."""
-
-    def __init__(self, size: int = mime.SNIFF_BYTES) -> None:
-        self.size = size
-        self.data = bytearray()
-
-    def update(self, data: bytes, /) -> None:
-        if len(self.data) < self.size:
-            self.data += data[: self.size - len(self.data)]
 
 
 @dataclass
@@ -126,11 +115,6 @@ class _FilePart:
                     self.budget.release(len(item))
 
 
-async def _empty() -> AsyncIterator[bytes]:
-    return
-    yield b""  # pragma: no cover
-
-
 async def _read_field(request: web.Request, part: BodyPartReader) -> str:
     data = bytearray()
     while chunk := await body_read(request, part.read_chunk(_CHUNK)):
@@ -156,7 +140,7 @@ async def _store_file(call: Call, part: BodyPartReader, token: UploadToken | Non
         kind=Kind.PART,
         extra={"qiniu": FORM},
     )
-    hasher, crc, head = qetag.BlockHasher(), Crc32(), _Head()
+    hasher, crc, head = qetag.BlockHasher(), Crc32(), Head()
     source = _FilePart(
         call.request, part, limit, call.service.bucket(bucket).backend.context.budget
     )
@@ -167,7 +151,7 @@ async def _store_file(call: Call, part: BodyPartReader, token: UploadToken | Non
         if source.too_large:
             raise TOO_LARGE.error()
         record = await call.service.write(
-            record.id, record.offset, _empty(), declare_length=record.offset
+            record.id, record.offset, empty_body(), declare_length=record.offset
         )
     except BaseException:
         with contextlib.suppress(Exception):
@@ -229,7 +213,7 @@ async def _finish(
         expected = parse_count(fields["crc32"].strip(), "crc32", maximum=0xFFFFFFFF)
         if expected != stored.crc32:
             raise CRC32_MISMATCH.error()
-    metadata = {k: v for k, v in fields.items() if k.lower().startswith("x-qn-meta-")}
+    metadata = user_metadata(fields)
 
     async def head() -> bytes:
         return stored.head
@@ -254,7 +238,7 @@ async def _finish(
         client_key=fields.get("key"),
         fname=fields.get("fname") or stored.filename,
         client_mime=stored.content_type,
-        custom={k: v for k, v in fields.items() if k.startswith("x:")},
+        custom=custom_vars(fields),
         metadata=metadata,
         head=head,
     )

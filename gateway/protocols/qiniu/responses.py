@@ -29,6 +29,7 @@ from .errors import (
     FORBIDDEN,
     METHOD_NOT_ALLOWED,
     NO_SUCH_FILE,
+    NO_SUCH_UPLOAD,
     NOT_FOUND,
     REQUEST_TIMEOUT,
     SERVER_ERROR,
@@ -71,6 +72,8 @@ def from_core(exc: core.UploadError, not_found: ErrorKind = NO_SUCH_FILE) -> Qin
     gone upload means where it happened (701 for a ctx, 612 for an uploadId)."""
     if isinstance(exc, core.HookRejected):
         return QiniuError(exc.status, exc.message)
+    if isinstance(exc, core.NoSuchSession):
+        return NO_SUCH_UPLOAD.error()
     if isinstance(exc, core.UploadNotFound | core.UploadGone):
         return not_found.error()
     if isinstance(exc, core.TooLarge):

@@ -12,9 +12,6 @@ the ctx is answered ``701`` and the SDK restarts the block.
 
 from __future__ import annotations
 
-import contextlib
-import zlib
-
 from aiohttp import web
 
 from backends.base import Capability, ObjectMeta
@@ -22,6 +19,7 @@ from gateway.access.codec import b64decode_text, b64encode
 from gateway.access.ownership import admits, grant_of, owner_of
 from gateway.access.tokens import UploadToken
 from gateway.core import errors as core
+from gateway.core.checksums import Crc32
 from gateway.core.records import Kind, UploadRecord
 from gateway.numbers import parse_count
 from gateway.protocols.bodies import body_read, request_body
@@ -32,17 +30,10 @@ from .errors import BAD_REQUEST, INVALID_CTX
 from .placing import NewFile, place
 from .responses import json_response
 from .runtime import Call
+from .shared import custom_vars, user_metadata
 
 _MAX_CTX_LIST = 16 * 1024 * 1024
 V1 = "v1"
-
-
-class Crc32:
-    def __init__(self) -> None:
-        self.value = 0
-
-    def update(self, data: bytes, /) -> None:
-        self.value = zlib.crc32(data, self.value)
 
 
 def _authorize(call: Call) -> tuple[UploadToken, str]:
@@ -201,13 +192,14 @@ async def mkfile(request: web.Request) -> web.Response:
             data += chunk
         return data
 
-    metadata = {k: v for k, v in params.items() if k.lower().startswith("x-qn-meta-")}
+    metadata = user_metadata(params)
+    multipart = call.service.multipart
 
     async def store(key: str, extra: dict[str, object], meta: ObjectMeta) -> None:
-        await store_streams(call, bucket, ids, key, metadata, dict(extra), meta)
+        await multipart.assemble("qiniu", bucket, ids, key, metadata, dict(extra), meta)
 
     async def discard() -> None:
-        await discard_streams(call, ids)
+        await multipart.discard(ids)
 
     new = NewFile(
         bucket=bucket,
@@ -216,50 +208,8 @@ async def mkfile(request: web.Request) -> web.Response:
         client_key=params.get("key"),
         fname=params.get("fname"),
         client_mime=params.get("mimeType"),
-        custom={k: v for k, v in params.items() if k.startswith("x:")},
+        custom=custom_vars(params),
         metadata=metadata,
         head=head,
     )
     return await place(call, token, new, store, discard)
-
-
-async def store_streams(
-    call: Call,
-    bucket: str,
-    ids: list[str],
-    key: str,
-    metadata: dict[str, str],
-    extra: dict[str, object],
-    meta: ObjectMeta | None = None,
-) -> None:
-    """The object ``key`` from complete streams: one is committed (no bytes
-    move), several assembled; none makes an empty object."""
-    if not ids:
-        empty = await call.service.create(
-            protocol="qiniu",
-            bucket=bucket,
-            key=None,
-            length=0,
-            kind=Kind.PART,
-            extra={"qiniu": V1},
-        )
-        ids = [empty.id]
-    if len(ids) == 1:
-        await call.service.commit_part(ids[0], key, metadata=metadata, extra=extra, meta=meta)
-        return
-    await call.service.create_assembly(
-        protocol="qiniu",
-        bucket=bucket,
-        key=key,
-        parts=ids,
-        metadata=metadata,
-        allow_unfinished=False,
-        extra=extra,
-        meta=meta,
-    )
-
-
-async def discard_streams(call: Call, ids: list[str]) -> None:
-    for stream_id in ids:
-        with contextlib.suppress(core.UploadError):
-            await call.service.terminate(stream_id)

@@ -1,0 +1,357 @@
+"""Multipart uploads with known order: open a session, put numbered parts
+(each one request, verified before it is sealed), list them, complete the
+object from a chosen list of parts, or abort. Qiniu v2 is one client of it;
+an S3-style API would be another.
+
+A session is a record of its own (``Kind.ASSEMBLY`` without parts, swept at
+its expiry), so every instance sees it and it survives restarts. Its part
+*n* is a ``Kind.PART`` stream with the derived id ``<session>-<n>``: any
+instance finds it without a map, and a part costs the same however many
+there are. Putting a part takes one lock (the part's), two reads (the
+session, the part it replaces) and two saves (the new part, then the part
+sealed with its digests); a re-sent part replaces the old one.
+
+``assemble`` / ``discard`` make an object of (or drop) complete streams in a
+given order, for any protocol that tracks its parts itself (Qiniu v1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from backends.base import ObjectMeta, WriteResult
+from gateway.core.assembly import Assembly
+from gateway.core.body import GuardedBody, Hasher
+from gateway.core.checksums import Crc32
+from gateway.core.errors import BadRequest, ChecksumMismatch, NoSuchSession, UploadError
+from gateway.core.expiry import Expiry
+from gateway.core.ledger import Ledger, backend_errors
+from gateway.core.records import Kind, Status, UploadRecord, new_upload_id
+from gateway.core.uploads import Uploads, refusal
+
+log = logging.getLogger(__name__)
+
+MAX_PART_NUMBER = 10000
+_MARK = "core:multipart"  # in ``extra``: what makes a record a session or a part
+_LIST_BATCH = 1000  # part ids read at once when listing
+
+#: the access layer's word on whether a request may use a session's record
+Admit = Callable[[UploadRecord], bool]
+
+
+@dataclass(frozen=True)
+class Session:
+    id: str
+    protocol: str
+    bucket: str
+    key: str | None
+    expires_at: float
+
+
+@dataclass(frozen=True)
+class Part:
+    number: int
+    id: str
+    size: int
+    #: the MD5 of the part's bytes, hex
+    etag: str
+    put_time: int
+    #: what the protocol asked to keep with the part (``put_part(info=…)``)
+    info: dict[str, Any]
+
+
+def part_id(session_id: str, number: int) -> str:
+    return f"{session_id}-{number}"
+
+
+def _part_of(record: UploadRecord) -> Part | None:
+    mark = record.extra.get(_MARK)
+    if record.status is not Status.COMPLETE or not isinstance(mark, dict):
+        return None
+    info = {k: v for k, v in record.extra.items() if k != _MARK}
+    return Part(mark["number"], record.id, record.offset, mark["etag"], mark["putTime"], info)
+
+
+class Multipart:
+    def __init__(self, ledger: Ledger, uploads: Uploads, assembly: Assembly, expiry: Expiry):
+        self.ledger = ledger
+        self._uploads = uploads
+        self._assembly = assembly
+        self._expiry = expiry
+
+    # -- sessions --------------------------------------------------------------------
+    async def open(
+        self,
+        *,
+        protocol: str,
+        bucket: str,
+        key: str | None,
+        ttl: float,
+        extra: dict[str, Any] | None = None,
+    ) -> Session:
+        """A new session for the object ``key`` (None: named at completion);
+        ``extra`` is kept on its record (e.g. its owner, for ``admit``)."""
+        self.ledger.bucket(bucket)
+        now = time.time()
+        record = UploadRecord(
+            id=new_upload_id(),
+            protocol=protocol,
+            kind=Kind.ASSEMBLY,
+            bucket=bucket,
+            key=key,
+            length=None,
+            created_at=now,
+            updated_at=now,
+            expires_at=now + ttl,
+            extra={**(extra or {}), _MARK: "session"},
+        )
+        await self.ledger.create(record)
+        return self._session_of(record)
+
+    async def session(
+        self, session_id: str, bucket: str, protocol: str, admit: Admit | None = None
+    ) -> Session:
+        """The open session ``session_id`` of ``bucket`` opened by
+        ``protocol``, if ``admit`` (the access layer's) admits its record;
+        else ``NoSuchSession``."""
+        try:
+            record = await self.ledger.get(session_id)
+        except UploadError:
+            raise NoSuchSession() from None
+        if (
+            record.extra.get(_MARK) != "session"
+            or record.bucket != bucket
+            or record.protocol != protocol
+            or record.status is not Status.ACTIVE
+            or (admit is not None and not admit(record))
+        ):
+            raise NoSuchSession()
+        return self._session_of(record)
+
+    @staticmethod
+    def _session_of(record: UploadRecord) -> Session:
+        assert record.expires_at is not None
+        return Session(record.id, record.protocol, record.bucket, record.key, record.expires_at)
+
+    # -- parts -----------------------------------------------------------------------
+    async def put_part(
+        self,
+        session: Session,
+        number: int,
+        body: AsyncIterator[bytes],
+        *,
+        content_length: int | None,
+        content_md5: bytes | None = None,
+        crc32: int | None = None,
+        hashers: Sequence[Hasher] = (),
+        info: Callable[[], dict[str, Any]] | None = None,
+    ) -> Part:
+        """Store part ``number`` of ``session`` from ``body`` (all of it, or
+        nothing), replacing the part of that number if there was one. The
+        bytes are checked against ``content_md5`` / ``crc32`` before the part
+        is sealed; ``info()``, called once the body has passed ``hashers``, is
+        kept with the part."""
+        if not 1 <= number <= MAX_PART_NUMBER:
+            raise BadRequest(f"part numbers go from 1 to {MAX_PART_NUMBER}")
+        ledger = self.ledger
+        b = ledger.bucket(session.bucket)
+        ledger.check_length(content_length, b)
+        pid = part_id(session.id, number)
+        async with ledger.locks.hold(pid) as lease:
+            old = await ledger.state.get(pid)
+            if old is not None and old.status in (Status.ACTIVE, Status.COMPLETE):
+                with backend_errors():
+                    await b.backend.discard_stream(ledger.stream(old))
+            now = time.time()
+            record = UploadRecord(
+                id=pid,
+                protocol=session.protocol,
+                kind=Kind.PART,
+                bucket=session.bucket,
+                key=None,
+                length=content_length,
+                created_at=now,
+                updated_at=now,
+                expires_at=ledger.expiry(),
+                extra={_MARK: {"session": session.id, "number": number}},
+            )
+            with backend_errors():
+                record.backend_state = await b.backend.create_stream(ledger.stream(record))
+            if old is None:
+                await ledger.create(record)
+            else:
+                record.version = old.version
+                await ledger.save(record)
+            md5, crc = hashlib.md5(), Crc32()
+            max_size = ledger.config.server.max_upload_size or None
+            guarded = GuardedBody(
+                body,
+                limit=content_length if content_length is not None else max_size,
+                lease=lease,
+                hashers=[md5, crc, *hashers],
+            )
+            result: WriteResult | None = None
+            try:
+                stream = ledger.stream(record)
+                stream.incoming = content_length
+                try:
+                    with backend_errors(), ledger.receiving_body(pid, 0, guarded):
+                        result = await b.backend.write(stream, aiter(guarded))
+                finally:
+                    guarded.close()  # a backend may stop reading before the body's end
+                refuse = refusal(guarded, None, require_complete=True)
+                if refuse is not None:
+                    raise refuse
+                if content_length is not None and result.offset != content_length:
+                    raise BadRequest("the body was cut short")
+                if content_md5 is not None and md5.digest() != content_md5:
+                    raise ChecksumMismatch("Content-MD5 mismatch")
+                if crc32 is not None and crc.value != crc32:
+                    raise ChecksumMismatch("CRC32 mismatch")
+                record.length = record.offset = result.offset
+                record.backend_state = result.state
+                with backend_errors():  # verified: now sealed
+                    record.backend_state = await b.backend.finish_stream(ledger.stream(record))
+                record.status = Status.COMPLETE
+                record.extra.update(info() if info is not None else {})
+                mark = {"etag": md5.hexdigest(), "putTime": int(time.time())}
+                record.extra[_MARK].update(mark)
+                await ledger.save(record)
+            except BaseException:
+                await asyncio.shield(self._drop(record, result))
+                raise
+        assert result is not None
+        if result.after_commit is not None:
+            try:
+                await result.after_commit()
+            except Exception:  # leftovers are swept later; the part stands
+                log.warning("cleanup after part %s failed", pid, exc_info=True)
+        part = _part_of(record)
+        assert part is not None
+        return part
+
+    async def _drop(self, record: UploadRecord, result: WriteResult | None) -> None:
+        """A part that failed: its bytes go, its id answers as gone. If the
+        store cannot drop them now, the record stays and the sweeper does."""
+        b = self.ledger.bucket(record.bucket)
+        try:
+            if result is not None:
+                if result.rollback is not None:
+                    await result.rollback()
+                record.backend_state = result.state
+            await b.backend.discard_stream(self.ledger.stream(record))
+            self.ledger.tombstone(record, Status.TERMINATED)
+            await self.ledger.state.save(record)
+        except Exception:
+            log.warning("could not drop the failed part %s", record.id, exc_info=True)
+
+    async def parts(self, session: Session, numbers: Sequence[int]) -> list[Part | None]:
+        """The complete parts of these numbers (None where there is none)."""
+        ids = [part_id(session.id, n) for n in numbers]
+        records = await self.ledger.state.get_many(ids)
+        return [_part_of(r) if r is not None else None for r in records]
+
+    async def list_parts(
+        self, session: Session, after: int = 0, limit: int = 1000
+    ) -> tuple[list[Part], bool]:
+        """Complete parts numbered above ``after``, ascending, at most
+        ``limit``; and whether more follow."""
+        found: list[Part] = []
+        number = after + 1
+        while number <= MAX_PART_NUMBER and len(found) <= limit:
+            numbers = list(range(number, min(number + _LIST_BATCH, MAX_PART_NUMBER + 1)))
+            found += [p for p in await self.parts(session, numbers) if p is not None]
+            number = numbers[-1] + 1
+        return found[:limit], len(found) > limit
+
+    # -- completion ---------------------------------------------------------------------
+    @asynccontextmanager
+    async def completing(
+        self, session_id: str, bucket: str, protocol: str, admit: Admit | None = None
+    ) -> AsyncIterator[Session]:
+        """Hold the session while it is completed or aborted (one at a time)."""
+        async with self.ledger.locks.hold(session_id):
+            yield await self.session(session_id, bucket, protocol, admit)
+
+    async def complete(
+        self,
+        session: Session,
+        parts: Sequence[Part],
+        key: str,
+        *,
+        metadata: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+        meta: ObjectMeta | None = None,
+    ) -> None:
+        """The object ``key`` from ``parts`` in order; the session ends.
+        Call it inside ``completing``."""
+        ids = [p.id for p in parts]
+        await self.assemble(session.protocol, session.bucket, ids, key, metadata, extra, meta)
+        await self.end(session)
+
+    async def end(self, session: Session) -> None:
+        """The session ends (its id is gone from now on); its parts stay
+        until completed, discarded or expired."""
+        record = await self.ledger.state.get(session.id)
+        if record is not None and record.status is Status.ACTIVE:
+            self.ledger.tombstone(record, Status.EXPIRED)
+            await self.ledger.save(record)
+
+    async def abort(
+        self, session_id: str, bucket: str, protocol: str, admit: Admit | None = None
+    ) -> None:
+        """End the session and drop every part it holds."""
+        async with self.completing(session_id, bucket, protocol, admit) as session:
+            await self.end(session)
+            ids = [part_id(session.id, n) for n in range(1, MAX_PART_NUMBER + 1)]
+            records = await self.ledger.state.get_many(ids)
+            live = (Status.ACTIVE, Status.COMPLETE)
+            await self.discard([r.id for r in records if r is not None and r.status in live])
+
+    # -- streams in a known order -------------------------------------------------------
+    async def assemble(
+        self,
+        protocol: str,
+        bucket: str,
+        ids: Sequence[str],
+        key: str,
+        metadata: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+        meta: ObjectMeta | None = None,
+    ) -> None:
+        """The object ``key`` from complete streams in order: one is committed
+        (no bytes move), several assembled; none makes an empty object."""
+        if not ids:
+            empty = await self._uploads.create(
+                protocol=protocol, bucket=bucket, key=None, length=0, kind=Kind.PART
+            )
+            ids = [empty.id]
+        if len(ids) == 1:
+            await self._assembly.commit_part(ids[0], key, metadata=metadata, extra=extra, meta=meta)
+            return
+        await self._assembly.create_assembly(
+            protocol=protocol,
+            bucket=bucket,
+            key=key,
+            parts=ids,
+            metadata=metadata,
+            allow_unfinished=False,
+            extra=extra,
+            meta=meta,
+        )
+
+    async def discard(self, ids: Sequence[str]) -> None:
+        """Drop streams that will not be used (best effort: the sweeper
+        drops what is left at its expiry)."""
+        for stream_id in ids:
+            try:
+                await self._expiry.terminate(stream_id)
+            except UploadError as exc:
+                log.info("discarding %s: %s", stream_id, exc)
