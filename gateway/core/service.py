@@ -28,6 +28,7 @@ from gateway.core.expiry import Expiry
 from gateway.core.ledger import Bucket, Ledger
 from gateway.core.multipart import Multipart
 from gateway.core.reading import Reading
+from gateway.core.records import UploadRecord
 from gateway.core.uploads import Uploads
 
 __all__ = ["Bucket", "UploadService"]
