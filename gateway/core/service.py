@@ -58,8 +58,9 @@ class UploadService:
         self.create = uploads.create
         self.write = uploads.write
 
-        async def status(upload_id: str) -> UploadRecord:
-            return await assembly.settle_pending(await uploads.status(upload_id))
+        async def status(upload_id: str, *, interrupt: bool = False) -> UploadRecord:
+            record = await uploads.status(upload_id, interrupt=interrupt)
+            return await assembly.settle_pending(record)
 
         self.status = status
         self.create_assembly = assembly.create_assembly
