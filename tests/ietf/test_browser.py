@@ -1,0 +1,50 @@
+"""tus-js-client's browser build in Debian's chromium (playwright-core,
+tests/js/ietf_browser.mjs) speaking the IETF drafts to the gateway: the
+whole file in the creation request (the browser's network stack meets the
+104), and in chunks; byte-identical by SHA-256."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import requests
+
+from tests.support.gateway import GatewayProcess
+from tests.tus.test_tus_js_client import JS_DIR
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+MiB = 1024 * 1024
+
+
+UPLOADS = [
+    {"protocol": protocol, "options": options}
+    for protocol in ("ietf-draft-03", "ietf-draft-05")
+    for options in ({"uploadDataDuringCreation": True}, {"chunkSize": MiB + 3})
+]
+
+
+def test_chromium_uploads(rules_gateway: GatewayProcess) -> None:
+    node = shutil.which("node")
+    assert node, "node is required (scripts/install-test-deps.sh installs it)"
+    assert Path(CHROMIUM).exists(), "chromium is required (scripts/install-test-deps.sh)"
+    args = {"base": rules_gateway.url, "size": 3 * MiB + 5, "uploads": UPLOADS}
+    proc = subprocess.run(
+        [node, str(JS_DIR / "ietf_browser.mjs"), json.dumps(args)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=JS_DIR,
+        env={**os.environ, "CHROMIUM": CHROMIUM},
+    )
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["ok"], result.get("error")
+    assert len(result["uploads"]) == len(UPLOADS)
+    for upload, done in zip(UPLOADS, result["uploads"], strict=True):
+        got = requests.get(done["url"], timeout=60).content
+        assert hashlib.sha256(got).hexdigest() == done["sha256"], upload
