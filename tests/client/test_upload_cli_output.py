@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import pty
 import re
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -17,11 +18,15 @@ from tests.client.harness import (
     command,
     env,
     file_sha256,
+    percent_sent,
     random_file,
     run,
+    start,
     stored,
     url_sha256,
+    wait_until,
 )
+from tests.conftest import gateway_config
 from tests.qiniu.harness import qiniu_config
 from tests.support.gateway import GatewayProcess
 from tests.support.targets import LocalTarget
@@ -156,3 +161,53 @@ def test_a_refused_token_is_not_retried(tmp_path: Path) -> None:
     assert "HTTP 401" in proc.stderr, proc.stderr
     assert "retrying" not in proc.stderr
     assert time.monotonic() - started < 20
+
+
+def test_token_and_jwt_credentials(tmp_path: Path) -> None:
+    """--token sends ``Authorization: UpToken`` (its saveKey names the object),
+    --jwt sends ``Bearer``; without a credential the 401 is reported, not retried."""
+    import jwt
+    import qiniu
+
+    secret = "a-jwt-secret-of-the-tests-0123456789"
+    config = gateway_config(
+        LocalTarget(),
+        buckets={"default": {"backend": "default", "anonymous_upload": False}},
+        qiniu={"keys": [{"access_key": "cli-ak", "secret_key": "cli-sk"}]},
+        access={"jwt": {"algorithms": ["HS256"], "secret": secret}},
+    )
+    src = random_file(tmp_path / "report.pdf", MiB + 1)
+    token = qiniu.Auth("cli-ak", "cli-sk").upload_token(
+        "default", None, 3600, {"saveKey": "cli/$(fname)"}
+    )
+    bearer = jwt.encode(
+        {"exp": int(time.time()) + 3600, "policy": {"scope": "default"}}, secret, "HS256"
+    )
+    with GatewayProcess(config) as gw:
+        [rec] = run(src, "--endpoint", gw.url, "--token", token, resume_file=tmp_path / "r1")
+        assert rec["url"] == f"{gw.url}/objects/default/cli/report.pdf"
+        assert url_sha256(rec["url"]) == file_sha256(src)
+        [rec] = run(src, "--endpoint", gw.url, "--jwt", bearer, resume_file=tmp_path / "r2")
+        assert url_sha256(rec["url"]) == file_sha256(src)
+        proc = subprocess.run(
+            command(src, "--endpoint", gw.url, resume_file=tmp_path / "r3"),
+            capture_output=True, text=True, env=env(), timeout=60,
+        )  # fmt: skip
+    assert proc.returncode == 1
+    assert "HTTP 401" in proc.stdout and "retrying" not in proc.stderr
+
+
+def test_ctrl_c_says_how_to_resume(local_gateway: GatewayProcess, tmp_path: Path) -> None:
+    src = random_file(tmp_path / "big.bin", 16 * MiB)
+    resume = tmp_path / "r.json"
+    log = tmp_path / "cli.log"
+    proc = start(
+        src, "--endpoint", local_gateway.url, "--limit-rate", "4MiB", resume_file=resume, log=log
+    )
+    wait_until(lambda: percent_sent(log) >= 30, what="a third sent")
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=30) == 130
+    assert "interrupted: run the same command again to resume" in log.read_text()
+    [rec] = run(src, "--endpoint", local_gateway.url, resume_file=resume)
+    assert rec["resumed_from"] > 0
+    assert url_sha256(rec["url"]) == file_sha256(src)

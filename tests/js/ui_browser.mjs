@@ -3,6 +3,7 @@
 // usage: node ui_browser.mjs SCENARIO '{"base": "http://127.0.0.1:PORT", ...}'
 //   upload: {file, shots}         pick, reload at about half, pick again, wait for the URL
 //   cancel: {file}                pick, cancel while it runs
+//   token:  {file, token}         open /ui/?token=..., upload, read the file URL
 //   offline: {file}               pick, take the network away at about a third, give it back
 //   ops:    {token, shots}        wait for an upload row, then for it among the finishes
 import fs from 'node:fs';
@@ -76,6 +77,14 @@ try {
     await page.click(`.upload[data-name="${name}"] button.cancel`);
     await page.waitForSelector(`.upload[data-name="${name}"][data-state="cancelled"]`);
     result.storedAfter = await page.evaluate(() => Object.keys(localStorage));
+  } else if (scenario === 'token') {
+    const name = path.basename(args.file);
+    await page.goto(`${args.base}/ui/?token=${encodeURIComponent(args.token)}`);
+    await page.waitForSelector('body[data-ready="yes"]');
+    result.addressBar = page.url();
+    await page.setInputFiles('#file', args.file);
+    await page.waitForSelector(`.upload[data-name="${name}"][data-state="done"]`, { timeout: 120000 });
+    result.fileUrl = await page.locator('.upload .file-url').first().getAttribute('href');
   } else if (scenario === 'offline') {
     const name = path.basename(args.file);
     await page.goto(`${args.base}/ui/`);

@@ -103,6 +103,29 @@ def test_cancel_terminates_the_upload(slow_proxy: CutProxy, tmp_path: Path) -> N
     assert r.status_code in (404, 410)
 
 
+def test_a_token_from_the_query(tmp_path: Path) -> None:
+    """A bucket that needs a credential: the page sends ?token= as
+    ``Authorization: UpToken`` and the token's saveKey names the object."""
+    import qiniu
+
+    config = ui_config()
+    config["buckets"] = {"default": {"backend": "default", "anonymous_upload": False}}
+    config["qiniu"] = {"keys": [{"access_key": "page-ak", "secret_key": "page-sk"}]}
+    src = random_file(tmp_path / "holiday.bin", 2 * MiB)
+    token = qiniu.Auth("page-ak", "page-sk").upload_token(
+        "default", None, 3600, {"saveKey": "page/$(fname)"}
+    )
+    with GatewayProcess(config) as gw:
+        anonymous = requests.post(
+            gw.files_url, headers={"Tus-Resumable": "1.0.0", "Upload-Length": "1"}, timeout=10
+        )
+        assert anonymous.status_code == 401
+        seen = browse("token", base=gw.url, file=str(src), token=token)
+        assert seen["addressBar"] == f"{gw.url}/ui/"  # the token left the address bar
+        assert seen["fileUrl"] == f"{gw.url}/objects/default/page/holiday.bin"
+        assert url_sha256(seen["fileUrl"]) == file_sha256(src)
+
+
 def test_a_lost_network_is_survived(slow_proxy: CutProxy, tmp_path: Path) -> None:
     src = random_file(tmp_path / "offline.bin", 12 * MiB)
     seen = browse("offline", base=slow_proxy.url, file=str(src))
