@@ -163,7 +163,8 @@ class LocalBackend(Backend):
     # -- streams -------------------------------------------------------------
     async def create_stream(self, stream: StreamInfo) -> JSON:
         path = self._stream_path(stream)
-        await asyncio.to_thread(_create_empty, path, stream.content_type)
+        with self.telemetry.timed("create"):
+            await asyncio.to_thread(_create_empty, path, stream.content_type)
         return {}
 
     async def write(self, stream: StreamInfo, body: AsyncIterator[bytes]) -> WriteResult:
@@ -235,14 +236,18 @@ class LocalBackend(Backend):
             end = start + written + batched
             seal = _completes(stream, end)
             last = partial(file.write_chunks, batch, start + written) if batch else None
-            written += await loop.run_in_executor(None, file.finish, last, end, seal, self.fsync)
+            with self.telemetry.timed("append"):  # the last batch, sealed (fsync) if complete
+                written += await loop.run_in_executor(
+                    None, file.finish, last, end, seal, self.fsync
+                )
         return written, seal
 
     async def finish_stream(self, stream: StreamInfo) -> JSON:
         if self._sealed.pop(stream.id, None) == stream.offset:
             return stream.state  # the write that completed it sealed it
         path = self._stream_path(stream)
-        await asyncio.to_thread(_seal, path, stream.offset, self.fsync)
+        with self.telemetry.timed("fsync"):
+            await asyncio.to_thread(_seal, path, stream.offset, self.fsync)
         return stream.state
 
     async def commit(
@@ -255,7 +260,8 @@ class LocalBackend(Backend):
             local_meta.save(source, target, meta, self.fsync)
             _move_into_place(source, target, self.fsync)
 
-        await asyncio.to_thread(move)
+        with self.telemetry.timed("commit"):
+            await asyncio.to_thread(move)
         return ObjectInfo(key=key, size=stream.offset)
 
     async def assemble(
@@ -267,12 +273,14 @@ class LocalBackend(Backend):
         def concatenate() -> int:
             return _concatenate(sources, target, self.objects_dir, self.fsync, meta)
 
-        size = await asyncio.to_thread(concatenate)
+        with self.telemetry.timed("assemble"):
+            size = await asyncio.to_thread(concatenate)
         return ObjectInfo(key=key, size=size)
 
     async def discard_stream(self, stream: StreamInfo) -> None:
         self._sealed.pop(stream.id, None)
-        await asyncio.to_thread(_unlink_quietly, self._stream_path(stream))
+        with self.telemetry.timed("discard"):
+            await asyncio.to_thread(_unlink_quietly, self._stream_path(stream))
 
     # -- objects -------------------------------------------------------------
     async def stat(self, key: str) -> ObjectInfo | None:
@@ -280,7 +288,8 @@ class LocalBackend(Backend):
             path = self._object_path(key)
         except NotFound:
             return None
-        return await asyncio.to_thread(local_meta.info, path, key)
+        with self.telemetry.timed("stat"):
+            return await asyncio.to_thread(local_meta.info, path, key)
 
     async def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
         async for chunk in _read_file(self._object_path(key), key, start, end):
@@ -303,7 +312,8 @@ class LocalBackend(Backend):
             _unlink_quietly(path)
             local_meta.remove(path)
 
-        await asyncio.to_thread(delete)
+        with self.telemetry.timed("delete"):
+            await asyncio.to_thread(delete)
 
 
 async def _read_file(path: Path, name: str, start: int, end: int | None) -> AsyncIterator[bytes]:

@@ -6,7 +6,7 @@ labels (never a key, an id or a user):
 
 * a **request** to the store: backend name, operation (``upload_part``,
   ``complete``, ``put_segment``, ``append``, ``fsync``, …), seconds, outcome
-  (``ok`` / ``error`` / ``cancelled``);
+  (``ok`` / ``not_found`` / ``error`` / ``cancelled``);
 * an **error**: backend, operation, reason (``unavailable``, ``timeout``,
   ``not_found``, … — see ``reason_of``);
 * a **fallback**: the backend did something slower or different from its
@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 
 #: outcome label values of a store request
 OK = "ok"
+NOT_FOUND = "not_found"  # an answer, not a failure: no error is counted
 ERROR = "error"
 CANCELLED = "cancelled"
 
@@ -147,14 +148,19 @@ class BackendTelemetry:
     @contextlib.contextmanager
     def timed(self, operation: str) -> Iterator[None]:
         """Time the store request inside; a failure is also an error whose
-        reason is ``reason_of(exc)``. A cancelled request is ``cancelled``,
-        not an error (the client went away)."""
+        reason is ``reason_of(exc)``. A cancelled request is ``cancelled``
+        and ``NotFound`` is ``not_found``, neither an error."""
         start = time.perf_counter()
         try:
             yield
         except (asyncio.CancelledError, GeneratorExit):
             self.sink.backend_request(
                 self.backend, operation, time.perf_counter() - start, CANCELLED
+            )
+            raise
+        except NotFound:
+            self.sink.backend_request(
+                self.backend, operation, time.perf_counter() - start, NOT_FOUND
             )
             raise
         except BaseException as exc:

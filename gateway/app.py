@@ -13,9 +13,10 @@ from aiohttp.typedefs import Handler
 
 from backends.base import Backend, BackendContext
 from backends.registry import backend_class
-from gateway import objects, rejection_logs
+from backends.telemetry import NO_TELEMETRY
+from gateway import objects, observability, rejection_logs
 from gateway.access.gate import GATE, AccessGate
-from gateway.app_keys import CONFIG, SERVICE
+from gateway.app_keys import CONFIG, CONFIG_PATH, SERVICE
 from gateway.config import GatewayConfig
 from gateway.core.budget import Budget, request_scope
 from gateway.core.events import Events
@@ -25,8 +26,14 @@ from gateway.core.locks import LockManager, MemoryLocks
 from gateway.core.service import UploadService
 from gateway.core.state.base import StateStore
 from gateway.core.state.sqlite import SQLiteStateStore
+from gateway.observability import summary
+from gateway.observability.keys import METRICS, OBSERVER
+from gateway.observability.metrics import Metrics
 
 log = logging.getLogger(__name__)
+
+#: how long a stopping instance waits for requests in flight
+SHUTDOWN_TIMEOUT = 5.0
 
 
 def make_state(config: GatewayConfig) -> StateStore:
@@ -53,18 +60,28 @@ def make_backends(config: GatewayConfig, context: BackendContext) -> dict[str, B
     return backends
 
 
-async def open_service(config: GatewayConfig) -> UploadService:
-    """Open state, locks and backends; raise on any start-up failure."""
+async def open_service(config: GatewayConfig, metrics: Metrics | None = None) -> UploadService:
+    """Open state, locks and backends; raise on any start-up failure. With
+    ``metrics``, everything reports into them."""
     state = make_state(config)
-    await state.open()
     locks = make_locks(config)
+    telemetry = NO_TELEMETRY
+    if metrics is not None:
+        state, locks, telemetry = observability.instrument(metrics, config, state, locks)
+    await state.open()
     await locks.open()
     budget = Budget(config.uploads.memory_budget, config.uploads.memory_budget_wait)
-    context = BackendContext(kv=state, budget=budget, public_url=config.server.public_url)
+    context = BackendContext(
+        kv=state, budget=budget, public_url=config.server.public_url, telemetry=telemetry
+    )
     backends = make_backends(config, context)
     for backend in backends.values():
         await backend.start()
-    return UploadService(Ledger(config, state, locks, backends, Events(config.hooks)))
+    events = Events(config.hooks)
+    if metrics is not None:
+        metrics.watch_memory_budget(lambda: budget.used, budget.total)
+        observability.watch(events, metrics)
+    return UploadService(Ledger(config, state, locks, backends, events))
 
 
 async def close_service(service: UploadService) -> None:
@@ -79,11 +96,12 @@ async def close_service(service: UploadService) -> None:
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
-    service = await open_service(config)
+    service = await open_service(config, app[METRICS] if config.metrics.enabled else None)
     app[SERVICE] = service
     gate = app[GATE]
     if gate.hooks.configured("pre-finish"):
         service.ledger.approve = gate.pre_finish
+    summary.log_startup(config, app[CONFIG_PATH], service.backends)
     sweeper = asyncio.get_running_loop().create_task(
         run_sweeper(service, config.uploads.sweep_interval)
     )
@@ -91,6 +109,11 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     sweeper.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await sweeper
+    summary.log_shutdown_end(
+        app[OBSERVER].in_flight,
+        len(service.ledger._after_answer),
+        sum(service.events.pending.values()),
+    )
     await close_service(service)
     await gate.hooks.close()
 
@@ -103,7 +126,14 @@ async def _budget_scope(request: web.Request, handler: Handler) -> web.StreamRes
         return await handler(request)
 
 
-def create_app(config: GatewayConfig) -> web.Application:
+async def _on_shutdown(app: web.Application) -> None:
+    observer = app[OBSERVER]
+    summary.log_shutdown_start(observer.in_flight, observer.open_connections(), SHUTDOWN_TIMEOUT)
+
+
+def create_app(
+    config: GatewayConfig, *, config_path: str | None = None, access_log: bool = True
+) -> web.Application:
     app = web.Application(
         client_max_size=64 * 1024 * 1024,
         middlewares=[_budget_scope],
@@ -116,6 +146,9 @@ def create_app(config: GatewayConfig) -> web.Application:
     app[CONFIG] = config
     app[GATE] = gate = AccessGate(config)
     gate.warn_if_open()
+    app[CONFIG_PATH] = config_path or ""
+    observability.setup(app, config, access_log=access_log)
+    app.on_shutdown.append(_on_shutdown)
     app.cleanup_ctx.append(_lifecycle)
     if config.ui.enabled or config.ui.ops_token:
         from gateway import ui

@@ -1,14 +1,16 @@
-"""``upload-gateway`` command line: serve, check-config, token, upload."""
+"""``upload-gateway`` command line: serve, check-config, uploads, token, upload."""
 
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
 from aiohttp import web
 
 from gateway.config import ConfigError, GatewayConfig, load_config_file
+from gateway.observability import logs
+from gateway.observability.summary import version
+from gateway.uploads_cli import add_uploads_command
 
 
 def _load(path: str | None) -> GatewayConfig:
@@ -36,19 +38,16 @@ def _limit_socket_reads() -> None:
 
 
 def serve(args: argparse.Namespace) -> int:
-    from gateway.app import create_app
+    from gateway.app import SHUTDOWN_TIMEOUT, create_app
 
     config = _load(args.config)
     server = config.server.model_copy(
         update={k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     )
     config = config.model_copy(update={"server": server})
-    logging.basicConfig(
-        level=getattr(logging, args.log_level.upper()),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    logs.configure(args.log_format, args.log_level)
     try:
-        app = create_app(config)
+        app = create_app(config, config_path=args.config, access_log=args.access_log)
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
@@ -58,9 +57,9 @@ def serve(args: argparse.Namespace) -> int:
             app,
             host=server.host,
             port=server.port,
-            access_log=None if not args.access_log else logging.getLogger("aiohttp.access"),
+            access_log=None,  # the gateway's own (gateway.access), with request ids
             print=lambda msg: print(msg, flush=True),
-            shutdown_timeout=5,
+            shutdown_timeout=SHUTDOWN_TIMEOUT,
             keepalive_timeout=server.header_timeout,
         )
     except Exception as exc:  # start-up failures: a clear message, not a traceback
@@ -82,14 +81,23 @@ def check_config(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="upload-gateway", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"upload-gateway {version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("serve", help="run the gateway")
     p.add_argument("-c", "--config", help="config.yaml (default: the embedded default)")
     p.add_argument("--host")
     p.add_argument("--port", type=int)
-    p.add_argument("--log-level", default="info")
-    p.add_argument("--access-log", action="store_true", help="log every request")
+    p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    p.add_argument(
+        "--log-format", default="text", choices=logs.LOG_FORMATS, help="text, or JSON lines"
+    )
+    p.add_argument(
+        "--access-log",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="a line per request (default on)",
+    )
     p.set_defaults(func=serve)
 
     p = sub.add_parser("check-config", help="validate a config file and exit")
@@ -99,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     from gateway.client.command import add_upload_command
 
     add_upload_command(sub)
+    add_uploads_command(sub, _load)
 
     from gateway.access.cli import add_token_command
 

@@ -261,6 +261,16 @@ class AccessConfig(_Model):
     jwt: JwtConfig | None = None
 
 
+class MetricsConfig(_Model):
+    enabled: bool = True
+    #: serve ``/metrics`` on its own listener (``port`` > 0) instead of the main one
+    host: str = ""  # default: server.host
+    port: int = Field(0, ge=0, le=65535)
+    #: scrapers must send ``Authorization: Bearer <token>``; no default:
+    #: without it /metrics is open to whoever reaches its port
+    token: str = ""
+
+
 class GatewayConfig(_Model):
     server: ServerConfig = ServerConfig()
     backends: dict[str, dict[str, Any]] = {"default": {"type": "local", "root": "./data"}}
@@ -273,6 +283,7 @@ class GatewayConfig(_Model):
     hooks: list[HookConfig] = []
     ui: UiConfig = UiConfig()
     access: AccessConfig = AccessConfig()
+    metrics: MetricsConfig = MetricsConfig()
 
     @model_validator(mode="after")
     def _references(self) -> GatewayConfig:
@@ -289,6 +300,8 @@ class GatewayConfig(_Model):
         staging = self.qiniu.staging_bucket
         if staging and staging not in self.buckets:
             raise ValueError(f"qiniu.staging_bucket: no bucket named {staging!r}")
+        if self.metrics.enabled and self.metrics.port and self.metrics.port == self.server.port:
+            raise ValueError("metrics.port: the main port already serves /metrics; use another")
         if self.state.type == "sqlite" and self.locks.type == "redis":
             raise ValueError("locks.type redis needs state.type redis (shared state)")
         if self.state.type == "redis" and self.locks.type == "memory":

@@ -1,6 +1,5 @@
 """The gateway's own object URLs (``GET /objects/{bucket}/{key}``) — the URL
-business services get when the backend issues none (local disk) — and the
-health endpoints."""
+business services get when the backend issues none (local disk)."""
 
 from __future__ import annotations
 
@@ -11,6 +10,7 @@ from gateway.access.gate import GATE
 from gateway.app_keys import CONFIG, SERVICE
 from gateway.content_types import serving_headers
 from gateway.core.errors import RangeNotSatisfiable, ServiceUnavailable, UploadError
+from gateway.observability.context import note_failure
 from gateway.protocols.tus.download import stream_object
 from gateway.urls import base_url
 
@@ -32,6 +32,8 @@ async def get_object(request: web.Request) -> web.StreamResponse:
         headers = serving_headers(info.content_type, request.app[CONFIG].server.inline_types)
         return await stream_object(request, service, bucket, key, info.size, headers)
     except UploadError as exc:
+        if exc.status >= 500:
+            note_failure(exc)
         headers = {}
         if isinstance(exc, ServiceUnavailable):
             headers["Retry-After"] = str(exc.retry_after)
@@ -40,36 +42,5 @@ async def get_object(request: web.Request) -> web.StreamResponse:
         return web.Response(status=exc.status, text=exc.message + "\n", headers=headers)
 
 
-async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
-
-
-async def readyz(request: web.Request) -> web.Response:
-    service = request.app[SERVICE]
-    checks: dict[str, str] = {}
-    try:
-        await service.state.ping()
-        checks["state"] = "ok"
-    except Exception as exc:
-        checks["state"] = f"error: {exc}"
-    try:
-        await service.locks.ping()
-        checks["locks"] = "ok"
-    except Exception as exc:
-        checks["locks"] = f"error: {exc}"
-    for name, backend in service.backends.items():
-        try:
-            await backend.ping()
-            checks[f"backend:{name}"] = "ok"
-        except Exception as exc:
-            checks[f"backend:{name}"] = f"error: {exc}"
-    ok = all(v == "ok" for v in checks.values())
-    return web.json_response(
-        {"status": "ok" if ok else "unavailable", "checks": checks}, status=200 if ok else 503
-    )
-
-
 def setup(app: web.Application) -> None:
     app.router.add_get("/objects/{bucket}/{key:.+}", get_object)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)

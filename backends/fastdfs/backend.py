@@ -162,6 +162,7 @@ class FastDFSBackend(Backend):
             network_timeout=config.network_timeout,
             pool_size=config.pool_size,
             idle_timeout=config.idle_timeout,
+            telemetry=self.telemetry,
         )
         self.namespace = config.kv_namespace
         self._regenerate_supported = True
@@ -342,6 +343,11 @@ class FastDFSBackend(Backend):
             # EINVAL for a file that is still there: a server older than V6.02
             await self.client.file_info(file_id, storage=storage)
             self._regenerate_supported = False
+            self.telemetry.fallback(
+                "regenerate_appender_filename",
+                "unsupported",
+                "the storage server is older than V6.02: objects stay appender files",
+            )
             return file_id
 
     async def discard_stream(self, stream: StreamInfo) -> None:

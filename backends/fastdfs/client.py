@@ -41,6 +41,7 @@ from backends.fastdfs.protocol import (
     unpack_fixed,
     unpack_header,
 )
+from backends.telemetry import NO_TELEMETRY, BackendTelemetry
 
 Addr = tuple[str, int]
 
@@ -209,7 +210,9 @@ class FastDFSClient:
         network_timeout: float = 30.0,
         pool_size: int = 8,
         idle_timeout: float = 30.0,
+        telemetry: BackendTelemetry | None = None,
     ) -> None:
+        self.telemetry = telemetry or NO_TELEMETRY.bound("fastdfs")
         if not trackers:
             raise ValueError("at least one tracker is required")
         self.trackers = list(trackers)
@@ -230,7 +233,21 @@ class FastDFSClient:
         payload: Payload | None = None,
         retry: bool = False,
     ) -> bytes:
-        """Send one request and return the answer's body (at most 1 KiB)."""
+        """Send one request and return the answer's body (at most 1 KiB);
+        timed and reported to the backend's telemetry."""
+        with self.telemetry.timed(cmd.name.lower()):
+            return await self._send(addr, cmd, body, what, payload=payload, retry=retry)
+
+    async def _send(
+        self,
+        addr: Addr,
+        cmd: Cmd,
+        body: bytes,
+        what: str,
+        *,
+        payload: Payload | None,
+        retry: bool,
+    ) -> bytes:
         for attempt in range(2):
             conn, reused = await self._pool.acquire(addr)
             try:
@@ -239,6 +256,9 @@ class FastDFSClient:
                 conn.abort()
                 if retry and reused and attempt == 0:
                     self._pool.discard_idle(addr)
+                    self.telemetry.warn(
+                        "stale-connection", "%s: %r; retrying on a new connection", what, exc
+                    )
                     continue
                 raise _unavailable(addr, what, exc) from exc
             except BaseException:

@@ -60,7 +60,7 @@ class S3Backend(Backend):
         super().__init__(name, config, context)
         assert isinstance(config, S3Config)
         self.cfg = config
-        self.store = Store(config)
+        self.store = Store(config, self.telemetry)
         self.copier = Copier(self.store, config, context.budget)
         self.preopen = PreOpener(self.store, config.preopen_parts, config.preopen_timeout)
 

@@ -34,7 +34,9 @@ from botocore.exceptions import (
 
 from backends.base import ObjectInfo
 from backends.errors import BackendConfigError, BackendError, BackendUnavailable, NotFound
+from backends.s3 import observe
 from backends.s3.config import S3Config
+from backends.telemetry import BackendTelemetry
 
 _NOT_FOUND = {"NoSuchKey", "NoSuchUpload", "NotFound", "404", "InvalidPart"}
 _UNAVAILABLE = {
@@ -206,8 +208,9 @@ class PacedBody(aiohttp.payload.Payload):
 class Store:
     """One bucket through one aiobotocore client."""
 
-    def __init__(self, config: S3Config) -> None:
+    def __init__(self, config: S3Config, telemetry: BackendTelemetry | None = None) -> None:
         self.config = config
+        self.telemetry = telemetry
         self.bucket = config.bucket
         self._stack = AsyncExitStack()
         self._client: Any = None
@@ -246,6 +249,8 @@ class Store:
         with s3_errors("client"):
             self._client = await self._stack.enter_async_context(creator)
         self._client.meta.events.register("before-sign.s3.UploadPart", _aws_chunked)
+        if self.telemetry is not None:
+            observe.watch(self._client.meta.events, self.telemetry)
 
     async def close(self) -> None:
         self._client = None

@@ -78,7 +78,7 @@ class SwiftBackend(Backend):
         self.cfg = config
         self.container = config.container
         self.segments = config.segments
-        self.client = SwiftClient(config)
+        self.client = SwiftClient(config, self.telemetry)
         self.manifests = Manifests(self.client, self.segments)
         self.writer = SegmentWriter(self.client, self.segments)
         self._temp_url_key = config.temp_url_key.get_secret_value() if config.temp_url_key else ""

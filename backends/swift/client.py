@@ -20,6 +20,7 @@ from yarl import URL
 
 from backends.errors import BackendUnavailable
 from backends.swift.config import SwiftConfig
+from backends.telemetry import NO_TELEMETRY, BackendTelemetry
 
 #: what a request can fail with before Swift answers (timeouts are OSErrors)
 TRANSPORT_ERRORS = (aiohttp.ClientError, OSError)
@@ -195,8 +196,9 @@ def _unavailable(message: str, cfg: SwiftConfig) -> BackendUnavailable:
 class SwiftClient:
     """One aiohttp session and one token, shared by every request of a backend."""
 
-    def __init__(self, cfg: SwiftConfig) -> None:
+    def __init__(self, cfg: SwiftConfig, telemetry: BackendTelemetry | None = None) -> None:
         self.cfg = cfg
+        self.telemetry = telemetry or NO_TELEMETRY.bound("swift")
         self._http: aiohttp.ClientSession | None = None
         self._creds: Credentials | None = None
         self._auth_lock = asyncio.Lock()
@@ -305,6 +307,21 @@ class SwiftClient:
             raise self.unavailable(f"{method} {what} answered {reply.status}: {body[:200]!r}")
         return reply
 
+    def operation(
+        self, method: str, container: str | None, name: str | None, query: Mapping[str, str] | None
+    ) -> str:
+        """The telemetry name of a request: ``put_segment``, ``put_manifest``,
+        ``get_object``, ``head_container``, …"""
+        if name is None:
+            thing = "container" if container else "account"
+        elif container == self.cfg.segments:
+            thing = "segment"
+        elif query and "multipart-manifest" in query:
+            thing = "manifest"
+        else:
+            thing = "object"
+        return f"{method.lower()}_{thing}"
+
     @contextlib.asynccontextmanager
     async def request(
         self,
@@ -317,6 +334,18 @@ class SwiftClient:
         data: Any = None,
         timeout: float | None = None,
     ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """``_request``, timed and reported to the backend's telemetry."""
+        with self.telemetry.timed(self.operation(method, container, name, query)):
+            attempts = self._attempts(method, container, name, query, headers, data, timeout)
+            async with attempts as resp:
+                yield resp
+
+    @contextlib.asynccontextmanager
+    async def _attempts(
+        self, method: str, container: str | None, name: str | None,
+        query: Mapping[str, str] | None, headers: Mapping[str, str] | None, data: Any,
+        timeout: float | None,
+    ) -> AsyncIterator[aiohttp.ClientResponse]:  # fmt: skip
         """The response, body unread. 401 → re-auth and retry once (when ``data``
         can be sent again: bytes, None, or a ``StreamBody`` not read yet).
         5xx / 408 / transport failures → ``BackendUnavailable``; other statuses
@@ -358,6 +387,13 @@ class SwiftClient:
             except aiohttp.ServerDisconnectedError as exc:
                 # a pooled connection the server had closed (e.g. a restarted proxy)
                 if attempt == 1 and _replayable(data) and not responded:
+                    self.telemetry.warn(
+                        "stale-connection",
+                        "%s %s: %r; retrying on a new connection",
+                        method,
+                        what,
+                        exc,
+                    )
                     continue
                 raise self.unavailable(f"{method} {what}: {exc!r}") from exc
             except TRANSPORT_ERRORS as exc:

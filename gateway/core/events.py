@@ -9,6 +9,7 @@ that saved the finished state.
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -16,6 +17,7 @@ from typing import Any
 
 import aiohttp
 
+from backends.telemetry import warn_limited
 from gateway.access.signing import signed_headers
 from gateway.config import HookConfig
 from gateway.core.records import UploadRecord
@@ -56,6 +58,10 @@ class Events:
         self._session: aiohttp.ClientSession | None = None
         #: gives the object URL for a payload (set by the service)
         self.url_for: UrlResolver | None = None
+        #: deliveries queued and not yet done, per event (for the metrics)
+        self.pending: collections.Counter[str] = collections.Counter()
+        #: told of every delivery attempt: (event, succeeded)
+        self.on_attempt: Callable[[str, bool], None] | None = None
 
     def emit(self, event: str, record: UploadRecord) -> None:
         for listener in self.listeners:
@@ -70,6 +76,7 @@ class Events:
                 continue
             try:
                 queue.put_nowait((event, record))
+                self.pending[event] += 1
             except asyncio.QueueFull:
                 log.error("hook %s is backed up; dropped %s for %s", hook.url, event, record.id)
 
@@ -87,6 +94,8 @@ class Events:
                 await self._deliver(hook, event, record)
             except Exception:
                 log.exception("hook %s failed on %s", hook.url, event)
+            finally:
+                self.pending[event] -= 1
 
     async def _deliver(self, hook: HookConfig, event: str, record: UploadRecord) -> None:
         payload = event_payload(event, record)
@@ -109,15 +118,24 @@ class Events:
                     headers=headers,
                     timeout=aiohttp.ClientTimeout(total=hook.timeout),
                 ) as resp:
+                    self._attempted(event, resp.status < 400)
                     if resp.status < 500:
                         if resp.status >= 400:
                             log.warning("hook %s refused %s: %s", hook.url, event, resp.status)
                         return
+                    warn_limited(log, f"hook:{hook.url}", "hook %s answered %s: retrying %s",
+                                 hook.url, resp.status, event)  # fmt: skip
             except (aiohttp.ClientError, TimeoutError) as exc:
-                log.info("hook %s attempt %d failed: %s", hook.url, attempt + 1, exc)
+                self._attempted(event, False)
+                warn_limited(log, f"hook:{hook.url}", "hook %s attempt %d failed: %s",
+                             hook.url, attempt + 1, exc)  # fmt: skip
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30)
         log.error("hook %s gave up on %s for %s", hook.url, event, record.id)
+
+    def _attempted(self, event: str, ok: bool) -> None:
+        if self.on_attempt is not None:
+            self.on_attempt(event, ok)
 
     async def close(self) -> None:
         for task in self._workers:

@@ -55,8 +55,11 @@ class Expiry:
                 await self._expire_object(record)
             else:
                 await self._discard(record)
+            unfinished = record.status is not Status.FINISHED
             ledger.tombstone(record, Status.EXPIRED)
             await ledger.state.save(record)
+            if unfinished:  # for the metrics; no webhook is configured for it
+                ledger.events.emit("expired", record)
 
     async def _discard(self, record: UploadRecord) -> None:
         b = self.ledger.bucket(record.bucket)

@@ -12,6 +12,7 @@ from backends.telemetry import (
     CANCELLED,
     ERROR,
     NO_TELEMETRY,
+    NOT_FOUND,
     OK,
     RateLimiter,
     Telemetry,
@@ -46,6 +47,8 @@ def test_timed_records_outcome_and_error_reason() -> None:
             await asyncio.sleep(0)
         with pytest.raises(BackendUnavailable), t.timed("complete"):
             raise BackendUnavailable("down")
+        with pytest.raises(NotFound), t.timed("head_object"):
+            raise NotFound("no such key")
 
         async def slow() -> None:
             with t.timed("put_segment"):
@@ -61,6 +64,7 @@ def test_timed_records_outcome_and_error_reason() -> None:
     assert sink.requests == [
         ("s3main", "upload_part", OK),
         ("s3main", "complete", ERROR),
+        ("s3main", "head_object", NOT_FOUND),
         ("s3main", "put_segment", CANCELLED),
     ]
     assert sink.errors == [("s3main", "complete", "unavailable")]

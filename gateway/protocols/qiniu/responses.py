@@ -21,6 +21,7 @@ from aiohttp.web_protocol import RequestPayloadError
 
 from gateway.app_keys import CONFIG
 from gateway.core import errors as core
+from gateway.observability.context import current_id, note_failure
 from gateway.protocols.bodies import malformed_reason
 
 from .errors import (
@@ -121,14 +122,15 @@ def qiniu_handler(handler: Handler) -> Handler:
     """Wrap a handler: render errors, add ``X-Reqid``/``X-Log`` and CORS."""
 
     async def wrapped(request: web.Request) -> web.StreamResponse:
-        reqid = secrets.token_urlsafe(12)
+        # the request's id (X-Request-Id), as Qiniu clients expect it in X-Reqid
+        reqid = current_id() or secrets.token_urlsafe(12)
         response: web.StreamResponse
         try:
             response = await handler(request)
-        except QiniuError as exc:
-            response = error_response(exc)
-        except core.UploadError as exc:
-            response = error_response(from_core(exc))
+        except (QiniuError, core.UploadError) as exc:
+            if exc.status >= 500:
+                note_failure(exc)
+            response = error_response(exc if isinstance(exc, QiniuError) else from_core(exc))
             if isinstance(exc, core.RequestTimeout):
                 response.force_close()  # the rest of a stalled body is not waited for
         except RequestPayloadError as exc:
@@ -138,8 +140,9 @@ def qiniu_handler(handler: Handler) -> Handler:
                 response = web.Response(status=exc.status, headers=exc.headers)
             else:
                 response = error_response(_http_error(exc))
-        except Exception:
-            log.exception("qiniu %s %s failed (reqid %s)", request.method, request.path, reqid)
+        except Exception as exc:
+            note_failure(exc)
+            log.exception("qiniu %s %s failed", request.method, request.path)
             response = error_response(SERVER_ERROR.error())
         if not response.prepared:
             response.headers[X_REQID] = reqid

@@ -20,6 +20,7 @@ from gateway.core.errors import (
     UploadNotFound,
 )
 from gateway.core.records import UploadRecord
+from gateway.observability.context import note_failure, set_protocol
 from gateway.protocols import ietf
 from gateway.protocols.bodies import malformed_reason
 from gateway.protocols.ietf.limits import upload_limit
@@ -104,6 +105,8 @@ async def _admitted(ctx: TusContext, upload_id: str, method: str) -> UploadRecor
 
 
 def _error(exc: UploadError) -> web.Response:
+    if exc.status >= 500:
+        note_failure(exc)
     headers = {"Content-Type": "text/plain; charset=utf-8"}
     if isinstance(exc, ServiceUnavailable):
         headers["Retry-After"] = str(exc.retry_after)
@@ -121,6 +124,7 @@ async def _dispatch(request: web.Request, upload_id: str | None) -> web.StreamRe
     ctx = TusContext(request, request.app[SERVICE], request.app[CONFIG], request.app[GATE])
     method = _method(request)
     if ietf.applies(request, method, upload_id):  # the IETF resumable-upload protocol
+        set_protocol("ietf")
         return await ietf.handle(ctx, method, upload_id, admit=_admitted)
     if method == "OPTIONS":
         return _options(ctx)
@@ -154,7 +158,8 @@ async def _handle(request: web.Request, upload_id: str | None) -> web.StreamResp
         response = _refused(exc)
     except web.HTTPException as exc:
         response = exc
-    except Exception:
+    except Exception as exc:
+        note_failure(exc)
         log.exception("tus %s %s failed", request.method, request.path)
         response = web.Response(status=500, text="internal error\n")
     if not response.prepared:
