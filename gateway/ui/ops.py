@@ -152,10 +152,8 @@ def backend_stats(app: web.Application, names: list[str]) -> dict[str, Any]:
 
 
 def _registry(app: web.Application) -> Any:
-    try:
-        from gateway.observability.keys import METRICS  # type: ignore[import-not-found]
-    except ImportError:
-        return None
+    from gateway.observability.keys import METRICS
+
     metrics = app.get(METRICS)
     return getattr(metrics, "registry", None)
 
