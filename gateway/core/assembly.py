@@ -66,7 +66,7 @@ class Assembly:
                 raise BadRequest(f"upload {part.id} is not finished")
         records = [distinct[p] for p in parts]
         # a part listed n times counts n times; a deferred one at what it holds
-        limit = max_total(ledger.config.server.max_upload_size, b.backend.limits.max_object_size)
+        limit = max_total(ledger.config, b)
         if limit and sum(known_size(p) for p in records) > limit:
             raise too_large(limit)
         known = all(p.length is not None for p in records)
@@ -118,6 +118,12 @@ class Assembly:
             if any(p.status is not Status.COMPLETE for p in parts):
                 return record
             b = ledger.bucket(record.bucket)
+            limit = max_total(ledger.config, b)
+            if limit and sum(p.offset for p in parts) > limit:  # deferred parts grown at once
+                log.warning("assembly %s gives up: its parts exceed %d bytes", assembly_id, limit)
+                ledger.tombstone(record, Status.EXPIRED)
+                await ledger.save(record)
+                raise too_large(limit)
             assert record.key is not None
             await ledger.approve_commit(record, record.bucket, record.key, parts)
             with backend_errors():

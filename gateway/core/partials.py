@@ -20,8 +20,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
+from gateway.config import GatewayConfig
 from gateway.core.errors import TooLarge, UploadGone
 from gateway.core.ledger import CONCAT_WAIT as NAMESPACE
+from gateway.core.ledger import Bucket
 from gateway.core.locks import LockManager
 from gateway.core.records import Status, UploadRecord
 from gateway.core.state.base import StateStore
@@ -36,9 +38,11 @@ def known_size(part: UploadRecord) -> int:
     return part.length if part.length is not None else part.offset
 
 
-def max_total(max_upload_size: int, store_limit: int | None) -> int | None:
-    """The size no assembly may exceed: the smaller configured bound, if any."""
-    bounds = [b for b in (max_upload_size, store_limit) if b]
+def max_total(config: GatewayConfig, bucket: Bucket) -> int | None:
+    """The size no assembly in ``bucket`` may exceed: the smaller of
+    ``server.max_upload_size`` and the store's object limit, if any."""
+    store_limit = bucket.backend.limits.max_object_size
+    bounds = [b for b in (config.server.max_upload_size, store_limit) if b]
     return min(bounds) if bounds else None
 
 

@@ -28,7 +28,7 @@ from gateway.core.errors import (
     TooLarge,
     UploadError,
 )
-from gateway.core.ledger import Ledger, backend_errors
+from gateway.core.ledger import Bucket, Ledger, backend_errors
 from gateway.core.locks import Lease
 from gateway.core.partials import PartRefs, max_total, too_large
 from gateway.core.records import Kind, Status, UploadRecord, new_upload_id
@@ -183,7 +183,7 @@ class Uploads:
                 return record
             raise TooLarge("the upload is already complete")
         b = self.ledger.bucket(record.bucket)
-        room = await self._room_in_assemblies(record, b.backend)
+        room = await self._room_in_assemblies(record, b)
         if declare_length is not None:
             if record.length is not None and record.length != declare_length:
                 raise BadRequest("the upload length cannot change")
@@ -222,14 +222,14 @@ class Uploads:
         return await self._commit_write(record, result)
 
     async def _room_in_assemblies(
-        self, record: UploadRecord, backend: Backend
+        self, record: UploadRecord, bucket: Bucket
     ) -> tuple[int, int] | None:
         """For a part of deferred length listed by unassembled assemblies: how
         far it may grow before one of them would exceed the size limit, and
         that limit (a part listed 17 times grows each of them 17 times)."""
         if record.kind is not Kind.PART or record.length is not None:
             return None
-        limit = max_total(self.ledger.config.server.max_upload_size, backend.limits.max_object_size)
+        limit = max_total(self.ledger.config, bucket)
         room = await self._refs.room(record, limit)
         return None if room is None or limit is None else (room, limit)
 

@@ -23,7 +23,17 @@ import requests
 from tests.conftest import gateway_config
 from tests.support.gateway import GatewayProcess
 from tests.support.targets import Target
-from tests.tus.helpers import TUS, create, download, head, offset_of, patch, sha256
+from tests.tus.helpers import (
+    TUS,
+    answer_head,
+    create,
+    download,
+    head,
+    offset_of,
+    open_patch,
+    patch,
+    sha256,
+)
 
 JS_DIR = Path(__file__).resolve().parents[1] / "js"
 MAX = 1024 * 1024
@@ -168,3 +178,36 @@ def test_a_final_whose_partial_was_terminated_ends_instead_of_waiting(
     again = _final(files, [done])
     assert again.status_code == 201, again.text
     assert download(str(again.headers["Location"])) == b"x" * 1000
+
+
+def test_deferred_partials_grown_at_once_past_the_limit_end_their_final(
+    limited_gateway: GatewayProcess,
+) -> None:
+    """Two deferred partials of one final, written at the same time: each
+    PATCH took its room while the other still held nothing, so together they
+    pass the limit. The final must not be assembled past it: it ends (410)."""
+    files = limited_gateway.files_url
+    a, b = _partial(files, None, deferred=True), _partial(files, None, deferred=True)
+    made = _final(files, [a, b])
+    assert made.status_code == 201, made.text
+    final_url = str(made.headers["Location"])
+    size = 600_000  # each alone fits in 1 MiB, both do not
+    pieces = {a: os.urandom(size), b: os.urandom(size)}
+    # both PATCHes are admitted (headers read, room taken) before either stores
+    socks = {url: open_patch(url, 0, size, data[:1000]) for url, data in pieces.items()}
+    try:
+        time.sleep(0.5)
+        for url, sock in socks.items():
+            sock.sendall(pieces[url][1000:])
+        for sock in socks.values():
+            sock.settimeout(30)
+            assert answer_head(sock)[0] == 204
+    finally:
+        for sock in socks.values():
+            sock.close()
+    for url in (a, b):
+        assert patch(url, size, b"", **{"Upload-Length": str(size)}).status_code == 204
+    deadline = time.monotonic() + 15
+    while head(final_url).status_code == 200 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert head(final_url).status_code == 410
