@@ -107,7 +107,7 @@ async def _list(service: UploadService, limit: int, as_json: bool) -> int:
 
 
 async def _unfinished(service: UploadService, upload_id: str) -> UploadRecord | None:
-    record = await service.find(upload_id)
+    record = await service.state.get(upload_id)
     if record is None:
         print(f"no upload {upload_id}", file=sys.stderr)
         return None
@@ -121,15 +121,13 @@ async def _expire(service: UploadService, upload_id: str) -> int:
     if await _unfinished(service, upload_id) is None:
         return 1
 
-    def due_now(record: UploadRecord) -> bool:
-        if record.status not in _UNFINISHED:
-            return False
-        record.expires_at = time.time() - 1
-        return True
-
-    await service.update(upload_id, due_now)
+    async with service.locks.hold(upload_id):
+        record = await service.state.get(upload_id)
+        if record is not None and record.status in _UNFINISHED:
+            record.expires_at = time.time() - 1  # due now: the sweeper's own path ends it
+            await service.ledger.save(record)
     await service.expire(upload_id)
-    record = await service.find(upload_id)
+    record = await service.state.get(upload_id)
     if record is None or record.status is not Status.EXPIRED:
         print(f"upload {upload_id} was not expired (it changed meanwhile)", file=sys.stderr)
         return 1

@@ -55,6 +55,9 @@ class ObservedState(StateStore):
             context.annotate(record.id, record.bucket, record.key)
         return record
 
+    async def get_many(self, upload_ids: list[str]) -> list[UploadRecord | None]:
+        return await self._call(self.inner.get_many(upload_ids))
+
     async def save(self, record: UploadRecord) -> bool:
         context.annotate(record.id, record.bucket, record.key)
         return await self._call(self.inner.save(record))
