@@ -1,6 +1,6 @@
 """The contract between the gateway core and an object store.
 
-A backend stores two kinds of things (DESIGN.md §2):
+A backend stores two kinds of things (ARCHITECTURE.md §2, §6):
 
 * **streams** — bytes that arrive in order at increasing offsets over many
   requests (a tus upload, a Qiniu block or v2 part). The backend keeps whatever
@@ -158,7 +158,7 @@ class KeyValue(Protocol):
 
 
 class MemoryBudget(Protocol):
-    """The global budget for part buffers (DESIGN.md §4)."""
+    """The global budget for part buffers."""
 
     async def acquire(self, size: int) -> None: ...
 

@@ -1,5 +1,6 @@
 """The peer tus servers, measured with the gateway in one run of the shared
-peers tool (``/work/shared/peers/run_all.sh``), which is run, never copied.
+peers tool (``shared/peers/run_all.sh`` beside the checkout: ``../shared/peers``,
+or ``$UGW_PEERS_SRC``), which is run, never copied.
 
 The tool writes a venv, node_modules and results next to itself, so it runs
 from a private copy (``--peers-dir``, default ``~/.cache/upload-gateway-bench/
@@ -21,7 +22,19 @@ from typing import Any
 
 import yaml
 
-SHARED = Path(os.environ.get("UGW_PEERS_SRC", "/work/shared/peers"))
+CHECKOUT = Path(__file__).resolve().parents[1]
+
+
+def _shared_tool() -> Path:
+    """``$UGW_PEERS_SRC``, else ``shared/peers`` beside the checkout (or beside
+    the directory holding it, for a git worktree one level further down)."""
+    if "UGW_PEERS_SRC" in os.environ:
+        return Path(os.environ["UGW_PEERS_SRC"])
+    beside = [d / "shared" / "peers" for d in (CHECKOUT.parent, CHECKOUT.parent.parent)]
+    return next((d for d in beside if d.is_dir()), beside[0])
+
+
+SHARED = _shared_tool()
 DEFAULT_DIR = Path.home() / ".cache" / "upload-gateway-bench" / "peers"
 GW = "gw"
 #: the tool's names; tus-node-file = @tus/server 2.x + @tus/file-store

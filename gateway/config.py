@@ -1,4 +1,4 @@
-"""Typed, validated configuration (``config.yaml``; DESIGN.md §5).
+"""Typed, validated configuration (``config.yaml``).
 
 Unknown keys, wrong types and impossible combinations are rejected at
 start-up with a message naming the key. ``${ENV_VAR}`` (or

@@ -1,5 +1,5 @@
 """URL-safe base64 as Qiniu uses it: encoded *with* ``=`` padding, decoded
-with or without it (docs/qiniu-protocol.md §0.6)."""
+with or without it (the SDKs send both)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The refusals of the access layer: a status and a one-line message.
 
 The codes and texts are Qiniu's (an upload token is Qiniu's credential, and
-its SDKs match on them: docs/qiniu-protocol.md §0); each protocol renders an
+its SDKs match on them: ARCHITECTURE.md §8); each protocol renders an
 ``AccessError`` its own way. ``Refusal.error()`` makes the exception.
 """
 

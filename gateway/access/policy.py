@@ -1,4 +1,4 @@
-"""The put policy carried by an upload token (docs/qiniu-protocol.md §1).
+"""The put policy carried by an upload token.
 
 ``PutPolicy.parse`` reads the decoded JSON leniently: unknown fields are
 ignored, numbers may arrive as strings, and only the fields the gateway acts

@@ -12,7 +12,6 @@ that lists it. ``commit_part`` makes one complete part an object of its own
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -71,7 +70,7 @@ class Assembly:
             raise too_large(limit)
         known = all(p.length is not None for p in records)
         length = sum(p.length or 0 for p in records) if known else None
-        now = time.time()
+        now = self.ledger.now()
         record = UploadRecord(
             id=upload_id or new_upload_id(),
             protocol=protocol,

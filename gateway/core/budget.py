@@ -1,4 +1,4 @@
-"""The global memory budget for part buffers (DESIGN.md §4).
+"""The global memory budget for part buffers.
 
 Backends that must hold bytes before sending them (S3 parts, packed tails)
 ``acquire`` the size first and ``release`` it when the buffer is gone; when

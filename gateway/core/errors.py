@@ -7,6 +7,7 @@ escapes a handler is an internal error.
     ├── Forbidden             403  operation not allowed on this upload (PATCH on a final)
     ├── UploadNotFound        404  no such upload
     ├── OffsetMismatch        409  the client's offset is not the upload's (``current``)
+    ├── UploadExists          409  a record with this id exists (state stores' ``create``)
     ├── UploadGone            410  terminated or expired
     │   └── NoSuchSession     410  a multipart session unknown, ended or of another bucket
     ├── TooLarge              413  past the declared length or the size limit
@@ -55,6 +56,10 @@ class OffsetMismatch(UploadError):
     def __init__(self, current: int) -> None:
         super().__init__(f"offset mismatch: the upload is at {current}")
         self.current = current
+
+
+class UploadExists(UploadError):
+    status, code = 409, "upload-exists"
 
 
 class NotReady(UploadError):

@@ -1,4 +1,4 @@
-"""Events and webhooks (DESIGN.md §6).
+"""Events and webhooks.
 
 ``post-*`` events are delivered asynchronously to the configured hook URLs
 with retries and exponential backoff; a slow or failing hook never delays an

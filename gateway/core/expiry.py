@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import Protocol
 
 from backends.base import Capability
@@ -45,7 +44,7 @@ class Expiry:
         ledger = self.ledger
         async with ledger.locks.hold(upload_id, timeout=1.0):
             record = await ledger.state.get(upload_id)
-            if record is None or record.expires_at is None or record.expires_at > time.time():
+            if record is None or record.expires_at is None or record.expires_at > ledger.now():
                 return
             if record.status in (Status.TERMINATED, Status.EXPIRED):
                 await ledger.state.delete(upload_id)
@@ -111,6 +110,8 @@ class Sweepable(Protocol):
 
     async def expire(self, upload_id: str) -> None: ...
 
+    def now(self) -> float: ...
+
 
 async def sweep_once(service: Sweepable) -> int:
     """One pass; returns how many records it handled."""
@@ -118,7 +119,7 @@ async def sweep_once(service: Sweepable) -> int:
     try:
         async with service.locks.hold("sweeper", timeout=0.1):
             for _round in range(50):  # bounded: stuck records wait for the next pass
-                ids = await service.state.expired(time.time(), limit=100)
+                ids = await service.state.expired(service.now(), limit=100)
                 if not ids:
                     break
                 progress = 0

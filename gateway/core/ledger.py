@@ -81,8 +81,11 @@ class Ledger:
         locks: LockManager,
         backends: dict[str, Backend],
         events: Events,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
+        #: the wall clock every expiry is reckoned by (tests move it)
+        self.clock = clock
         self.state = state
         self.locks = locks
         self.events = events
@@ -119,6 +122,9 @@ class Ledger:
         record.instance = self.instance
         await self.state.create(record)
 
+    def now(self) -> float:
+        return self.clock()
+
     # -- lookup --------------------------------------------------------------------
     def bucket(self, name: str) -> Bucket:
         try:
@@ -136,7 +142,7 @@ class Ledger:
         if (
             record.status in (Status.ACTIVE, Status.COMPLETE)
             and record.expires_at is not None
-            and record.expires_at < time.time()
+            and record.expires_at < self.now()
         ):
             raise UploadGone("the upload expired")
         return record
@@ -144,14 +150,14 @@ class Ledger:
     # -- saving ----------------------------------------------------------------------
     async def save(self, record: UploadRecord) -> None:
         """Compare-and-set save; a lost race is a retryable 503, never a silent overwrite."""
-        record.updated_at = time.time()
+        record.updated_at = self.now()
         record.instance = self.instance
         if not await self.state.save(record):
             raise ServiceUnavailable("the upload changed under this request; retry")
 
     def expiry(self) -> float:
         """When an upload touched now expires."""
-        return time.time() + self.config.uploads.expire_after
+        return self.now() + self.config.uploads.expire_after
 
     def mark_finished(self, record: UploadRecord) -> None:
         record.status = Status.FINISHED
@@ -160,7 +166,7 @@ class Ledger:
     def tombstone(self, record: UploadRecord, status: Status) -> None:
         """``record`` ends (terminated or expired); its id answers 410 until swept."""
         record.status = status
-        record.expires_at = time.time() + self.config.uploads.tombstone_ttl
+        record.expires_at = self.now() + self.config.uploads.tombstone_ttl
 
     # -- locks -------------------------------------------------------------------------
     def object_lock(

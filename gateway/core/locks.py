@@ -1,4 +1,4 @@
-"""Per-upload locks (DESIGN.md §4).
+"""Per-upload locks (ARCHITECTURE.md §7).
 
 Every mutating request holds its upload's lock for the whole read-state →
 write → save-state span. A second request waits at most ``acquire_timeout``

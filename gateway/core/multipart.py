@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -99,7 +98,7 @@ class Multipart:
         """A new session for the object ``key`` (None: named at completion);
         ``extra`` is kept on its record (e.g. its owner, for ``admit``)."""
         self.ledger.bucket(bucket)
-        now = time.time()
+        now = self.ledger.now()
         record = UploadRecord(
             id=new_upload_id(),
             protocol=protocol,
@@ -169,7 +168,7 @@ class Multipart:
             if old is not None and old.status in (Status.ACTIVE, Status.COMPLETE):
                 with backend_errors():
                     await b.backend.discard_stream(ledger.stream(old))
-            now = time.time()
+            now = self.ledger.now()
             record = UploadRecord(
                 id=pid,
                 protocol=session.protocol,
@@ -221,7 +220,7 @@ class Multipart:
                     record.backend_state = await b.backend.finish_stream(ledger.stream(record))
                 record.status = Status.COMPLETE
                 record.extra.update(info() if info is not None else {})
-                mark = {"etag": md5.hexdigest(), "putTime": int(time.time())}
+                mark = {"etag": md5.hexdigest(), "putTime": int(self.ledger.now())}
                 record.extra[_MARK].update(mark)
                 await ledger.save(record)
             except BaseException:

@@ -1,4 +1,4 @@
-"""Distributed per-upload locks on Redis (DESIGN.md §4).
+"""Distributed per-upload locks on Redis (ARCHITECTURE.md §7).
 
 A lock is a lease: ``<prefix>lock:<key>`` holds a random token and expires
 after ``lease`` seconds (3 by default) unless its holder renews it, which a

@@ -53,6 +53,7 @@ class UploadService:
 
         self.bucket = ledger.bucket
         self.get = ledger.get
+        self.now = ledger.now
         self.object_lock = ledger.object_lock
         self.settle = ledger.settle
         self.create = uploads.create

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -82,7 +81,7 @@ class Uploads:
         ledger = self.ledger
         b = ledger.bucket(bucket)
         ledger.check_length(length, b)
-        now = time.time()
+        now = self.ledger.now()
         record = UploadRecord(
             id=upload_id or new_upload_id(),
             protocol=protocol,

@@ -1,14 +1,20 @@
-"""The state stores core tests run on: SQLite (the default) and Redis."""
+"""The state stores core tests run on: SQLite (the default) and Redis.
+``state`` is the configuration of a service; ``make_store`` a bare store
+(in a fresh Redis namespace per test)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis as redis_py
 
+from gateway.core.state.base import StateStore
+from gateway.core.state.redis import RedisStateStore
+from gateway.core.state.sqlite import SQLiteStateStore
 from tests.servers.redis import RedisServer
 
 
@@ -27,3 +33,15 @@ def state(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
     client.flushdb()  # no records of an earlier test
     client.close()
     return {"type": "redis", "url": server.url}
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def make_store(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[Callable[[], StateStore]]:
+    if request.param == "sqlite":
+        yield lambda: SQLiteStateStore(tmp_path / "state.db")
+    else:
+        server: RedisServer = request.getfixturevalue("redis_server")
+        prefix = f"t{time.monotonic_ns()}:"  # a fresh namespace per test
+        yield lambda: RedisStateStore(server.url, prefix=prefix)

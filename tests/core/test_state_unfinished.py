@@ -5,34 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
-
-import pytest
+from collections.abc import Callable
 
 from gateway.core.records import Kind, Status, UploadRecord
 from gateway.core.state.base import StateStore
 from gateway.core.state.redis import RedisStateStore
-from gateway.core.state.sqlite import SQLiteStateStore
 from tests.servers.redis import RedisServer
-
-
-@pytest.fixture(scope="module")
-def redis_server() -> Iterator[RedisServer]:
-    with RedisServer(persist=False) as server:
-        yield server
-
-
-@pytest.fixture(params=["sqlite", "redis"])
-def make_store(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> Iterator[Callable[[], StateStore]]:
-    if request.param == "sqlite":
-        yield lambda: SQLiteStateStore(tmp_path / "state.db")
-    else:
-        server: RedisServer = request.getfixturevalue("redis_server")
-        prefix = f"t{time.monotonic_ns()}:"  # a fresh namespace per test
-        yield lambda: RedisStateStore(server.url, prefix=prefix)
 
 
 def _record(upload_id: str, status: Status, expires_in: float | None) -> UploadRecord:

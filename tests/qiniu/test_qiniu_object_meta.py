@@ -6,6 +6,7 @@ the same key."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 import time
@@ -17,6 +18,9 @@ import qiniu
 import requests
 from qiniu import UploadProgressRecorder
 
+from gateway.app import close_service, open_service
+from gateway.config import load_config
+from gateway.core.expiry import sweep_once
 from gateway.core.records import Status, UploadRecord
 from tests.qiniu.harness import BUCKET, MiB, region, sha256, token
 from tests.support.gateway import GatewayProcess
@@ -138,26 +142,24 @@ def _finished_records(gw: GatewayProcess, key: str) -> list[UploadRecord]:
     return [r for r in records if r.bucket == BUCKET and r.key == key]
 
 
-def _make_due(gw: GatewayProcess, record: UploadRecord) -> None:
-    """Move a record's due time to the past, as if the days had passed."""
-    with sqlite3.connect(gw.workdir / "state.db") as db:
-        record.expires_at = time.time() - 1
-        record.version += 1
-        changed = db.execute(
-            "UPDATE uploads SET version = ?, expires_at = ?, data = ? WHERE id = ? AND version = ?",
-            (record.version, record.expires_at, record.to_json(), record.id, record.version - 1),
-        ).rowcount
-    assert changed == 1
+def _sweep_days_later(gw: GatewayProcess, record_id: str, days: float) -> None:
+    """One sweeper pass ``days`` from now, as if they had passed: a service
+    over the gateway's own state and store, with its clock moved ahead."""
+    config = load_config(
+        {**gw.config, "state": {"type": "sqlite", "path": str(gw.workdir / "state.db")}}
+    )
 
+    async def sweep() -> UploadRecord | None:
+        service = await open_service(config)
+        try:
+            service.ledger.clock = lambda: time.time() + days * DAY
+            await sweep_once(service)
+            return await service.state.get(record_id)
+        finally:
+            await close_service(service)
 
-def _wait_swept(gw: GatewayProcess, record_id: str, key: str, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        current = [r for r in _finished_records(gw, key) if r.id == record_id]
-        if not current or current[0].status is Status.EXPIRED:
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"the sweeper did not handle {record_id}")
+    swept = asyncio.run(sweep())
+    assert swept is None or swept.status is Status.EXPIRED
 
 
 def _swift_delete_at(target: Target, key: str) -> str | None:
@@ -188,8 +190,7 @@ def test_delete_after_days(qgw: GatewayProcess, target: Target) -> None:
     [record] = [r for r in _finished_records(qgw, key) if r.status is Status.FINISHED]
     assert record.expires_at is not None
     assert started + 2 * DAY - 5 <= record.expires_at <= time.time() + 2 * DAY + 5
-    _make_due(qgw, record)
-    _wait_swept(qgw, record.id, key)
+    _sweep_days_later(qgw, record.id, 2.01)
     assert _get(ret["url"]).status_code == 404
 
 
@@ -203,8 +204,7 @@ def test_delete_after_days_spares_a_newer_upload(qgw: GatewayProcess, target: Ta
         assert _swift_delete_at(target, key) is None
     else:
         [record] = old
-        _make_due(qgw, record)
-        _wait_swept(qgw, record.id, key)
+        _sweep_days_later(qgw, record.id, 1.01)
     resp = _get(ret["url"])
     assert resp.status_code == 200
     assert resp.content == newer

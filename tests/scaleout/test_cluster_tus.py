@@ -1,5 +1,5 @@
 """Three gateway instances on one Redis and one store, every request of
-tuspy uploads sent to a random instance (DESIGN.md §4, issue 8)."""
+tuspy uploads sent to a random instance (ARCHITECTURE.md §7, issue 8)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""RedisStateStore: the StateStore contract on a real Redis."""
+"""RedisStateStore beyond the StateStore contract (``tests/core/test_state_contract.py``):
+Redis unreachable, Redis restarted."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 
 from gateway.core.errors import ServiceUnavailable
 from gateway.core.records import Kind, UploadRecord
-from gateway.core.state.redis import RecordExists, RedisStateStore
+from gateway.core.state.redis import RedisStateStore
 from tests.servers.ports import free_port
 from tests.servers.redis import RedisServer
 
@@ -40,95 +41,6 @@ def record(upload_id: str = "u1", expires_at: float | None = 100.0) -> UploadRec
         expires_at=expires_at,
         backend_state={"private": 1},
     )
-
-
-def test_create_get_save_compare_and_set(redis_url: str) -> None:
-    async def body(store: RedisStateStore) -> None:
-        rec = record()
-        await store.create(rec)
-        assert rec.version == 1
-        got = await store.get("u1")
-        assert got == rec
-        a, b = await store.get("u1"), await store.get("u1")
-        assert a is not None and b is not None
-        a.offset = 4
-        assert await store.save(a)
-        assert a.version == 2
-        b.offset = 7  # read the same version: must lose
-        assert not await store.save(b)
-        assert b.version == 1
-        stored = await store.get("u1")
-        assert stored is not None and stored.offset == 4 and stored.version == 2
-        assert await store.get("nope") is None
-
-    run(redis_url, body)
-
-
-def test_concurrent_savers_exactly_one_wins(redis_url: str) -> None:
-    async def body(store: RedisStateStore) -> None:
-        await store.create(record())
-        copies = [await store.get("u1") for _ in range(20)]
-        for i, c in enumerate(copies):
-            assert c is not None
-            c.offset = i
-        results = await asyncio.gather(*(store.save(c) for c in copies if c is not None))
-        assert sum(results) == 1
-
-    run(redis_url, body)
-
-
-def test_create_is_idempotent_but_never_overwrites(redis_url: str) -> None:
-    async def body(store: RedisStateStore) -> None:
-        rec = record()
-        await store.create(rec)
-        await store.create(record())  # the same record again (a retried command)
-        other = record()
-        other.length = 99
-        with pytest.raises(RecordExists):
-            await store.create(other)
-        got = await store.get("u1")
-        assert got is not None and got.length == 10
-
-    run(redis_url, body)
-
-
-def test_expired_follows_saves_and_deletes(redis_url: str) -> None:
-    async def body(store: RedisStateStore) -> None:
-        await store.create(record("a", 10.0))
-        await store.create(record("b", 20.0))
-        await store.create(record("c", None))
-        assert sorted(await store.expired(15.0)) == ["a"]
-        assert sorted(await store.expired(25.0)) == ["a", "b"]
-        assert len(await store.expired(25.0, limit=1)) == 1
-        a = await store.get("a")
-        assert a is not None
-        a.expires_at = None  # finished: no longer expires
-        assert await store.save(a)
-        b = await store.get("b")
-        assert b is not None
-        b.expires_at = 30.0
-        assert await store.save(b)
-        assert await store.expired(25.0) == []
-        assert await store.expired(31.0) == ["b"]
-        await store.delete("b")
-        assert await store.get("b") is None
-        assert await store.expired(1e12) == []
-
-    run(redis_url, body)
-
-
-def test_kv(redis_url: str) -> None:
-    async def body(store: RedisStateStore) -> None:
-        assert await store.kv_get("ns", "k") is None
-        await store.kv_set("ns", "k", "v1")
-        await store.kv_set("ns", "k", "v2")
-        await store.kv_set("other", "k", "x")
-        assert await store.kv_get("ns", "k") == "v2"
-        await store.kv_delete("ns", "k")
-        assert await store.kv_get("ns", "k") is None
-        assert await store.kv_get("other", "k") == "x"
-
-    run(redis_url, body)
 
 
 def test_unreachable_redis_is_service_unavailable() -> None:

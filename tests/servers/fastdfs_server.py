@@ -1,7 +1,7 @@
 """A FastDFS test server: one tracker and one storage server on loopback.
 
 It speaks the FastDFS 6.x wire protocol for exactly the commands the gateway
-uses and behaves as the real server does (docs/backends.md):
+uses and behaves as the real server does:
 
 * tracker: query store without/with group (101/104), query fetch (102) and
   update (103), active test (111), quit (82);

@@ -25,7 +25,9 @@ class StateStore(abc.ABC):
 
     @abc.abstractmethod
     async def create(self, record: UploadRecord) -> None:
-        """Insert a new record (``record.version`` is 0 → stored as 1)."""
+        """Insert a new record (``record.version`` is 0 → stored as 1).
+        The same record again (a retried call) succeeds; another record
+        with its id raises ``UploadExists`` and changes nothing."""
 
     @abc.abstractmethod
     async def get(self, upload_id: str) -> UploadRecord | None: ...

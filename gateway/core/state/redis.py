@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.core.errors import UploadExists
 from gateway.core.records import Status, UploadRecord
 from gateway.core.redis_conn import DEFAULT_PREFIX, connect, guard
 from gateway.core.state.base import StateStore
@@ -46,10 +47,6 @@ return 1
 
 _BATCH = 256  # expiry index entries read at once by ``unfinished``
 _UNFINISHED = (Status.ACTIVE, Status.COMPLETE)
-
-
-class RecordExists(Exception):
-    """``create`` with an id that is already taken."""
 
 
 def _score(expires_at: float | None) -> str:
@@ -107,7 +104,7 @@ class RedisStateStore(StateStore):
             )
         if not created:
             record.version = 0
-            raise RecordExists(f"upload {record.id} exists")
+            raise UploadExists(f"upload {record.id} exists")
 
     async def get(self, upload_id: str) -> UploadRecord | None:
         async with guard("state store"):

@@ -31,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-from gateway.core.errors import ServiceUnavailable
+from gateway.core.errors import ServiceUnavailable, UploadExists
 from gateway.core.records import Status, UploadRecord
 from gateway.core.state.base import StateStore
 
@@ -170,13 +170,21 @@ class SQLiteStateStore(StateStore):
     async def create(self, record: UploadRecord) -> None:
         record.version = 1
         data = record.to_json()
-        await self._run(
-            lambda db: db.execute(
-                "INSERT INTO uploads (id, version, expires_at, data) VALUES (?, ?, ?, ?)",
-                (record.id, record.version, record.expires_at, data),
-            ),
-            inline=True,
-        )
+
+        def insert(db: sqlite3.Connection) -> bool:
+            try:
+                db.execute(
+                    "INSERT INTO uploads (id, version, expires_at, data) VALUES (?, ?, ?, ?)",
+                    (record.id, record.version, record.expires_at, data),
+                )
+            except sqlite3.IntegrityError:  # the id is taken: by this very record?
+                row = db.execute("SELECT data FROM uploads WHERE id = ?", (record.id,)).fetchone()
+                return row is not None and row[0] == data
+            return True
+
+        if not await self._run(insert, inline=True):
+            record.version = 0
+            raise UploadExists(f"upload {record.id} exists")
 
     async def get(self, upload_id: str) -> UploadRecord | None:
         row = await self._run(

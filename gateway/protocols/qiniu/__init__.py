@@ -1,6 +1,6 @@
 """Qiniu (Kodo) upload API on the gateway core: upload tokens and put
 policies, form upload, resumable v1 (mkblk/bput/mkfile) and v2 (multipart).
-See docs/qiniu-protocol.md for what the official SDKs require.
+ARCHITECTURE.md §8 says what the official SDKs require.
 
 Upload tokens, put policies and magic variables are the access layer's
 (``gateway.access``), shared with tus and object reads. Modules here:

@@ -3,7 +3,7 @@
 ``<payload>.<signature>``, both unpadded URL-safe base64 (so a ctx never holds
 ``/`` or ``,``, which separate it in ``bput`` paths and ``mkfile`` bodies).
 Nothing about it is kept in memory: any instance sharing the secret can
-verify it after a restart until ``expires_at`` (DESIGN.md §4). A ctx whose
+verify it after a restart until ``expires_at`` (ARCHITECTURE.md §7). A ctx whose
 offset is no longer the stream's (stale) is the caller's check, against the
 stream's record.
 """

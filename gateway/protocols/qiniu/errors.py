@@ -4,7 +4,7 @@ Java and Go restart an upload on ``701 invalid context`` and on a 612 whose
 text contains ``no such uploadId``; Python/Node retry only statuses >= 500
 outside Qiniu's own list (579, 612, 614, 631, 701 are final). So the codes and
 texts below are part of the protocol, not decoration
-(docs/qiniu-protocol.md §0, §5).
+(ARCHITECTURE.md §8).
 
 Each entry is an ``ErrorKind`` (a value); ``kind.error()`` makes the
 exception a handler raises, and the HTTP layer renders ``QiniuError`` as
