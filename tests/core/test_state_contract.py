@@ -5,42 +5,13 @@ has to survive (a Redis restart, Redis unreachable) is tested beside it."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import Callable
 
 import pytest
 
 from gateway.core.errors import UploadExists
-from gateway.core.records import Kind, UploadRecord
 from gateway.core.state.base import StateStore
-
-T = TypeVar("T")
-Body = Callable[[StateStore], Awaitable[T]]
-
-
-def run(make_store: Callable[[], StateStore], body: Body[T]) -> T:
-    async def main() -> T:
-        store = make_store()
-        await store.open()
-        try:
-            return await body(store)
-        finally:
-            await store.close()
-
-    return asyncio.run(main())
-
-
-def record(upload_id: str = "u1", expires_at: float | None = 100.0) -> UploadRecord:
-    return UploadRecord(
-        id=upload_id,
-        protocol="tus",
-        kind=Kind.UPLOAD,
-        bucket="default",
-        key=upload_id,
-        length=10,
-        expires_at=expires_at,
-        backend_state={"private": 1},
-    )
+from tests.core.services import record, run_store
 
 
 def test_create_get_save_compare_and_set(make_store: Callable[[], StateStore]) -> None:
@@ -61,7 +32,7 @@ def test_create_get_save_compare_and_set(make_store: Callable[[], StateStore]) -
         assert stored is not None and stored.offset == 4 and stored.version == 2
         assert await store.get("nope") is None
 
-    run(make_store, body)
+    run_store(make_store, body)
 
 
 def test_concurrent_savers_exactly_one_wins(make_store: Callable[[], StateStore]) -> None:
@@ -74,7 +45,7 @@ def test_concurrent_savers_exactly_one_wins(make_store: Callable[[], StateStore]
         results = await asyncio.gather(*(store.save(c) for c in copies if c is not None))
         assert sum(results) == 1
 
-    run(make_store, body)
+    run_store(make_store, body)
 
 
 def test_create_an_existing_id_is_a_core_error(make_store: Callable[[], StateStore]) -> None:
@@ -89,7 +60,7 @@ def test_create_an_existing_id_is_a_core_error(make_store: Callable[[], StateSto
         got = await store.get("u1")
         assert got is not None and got.length == 10 and got.version == 1
 
-    run(make_store, body)
+    run_store(make_store, body)
 
 
 def test_get_many_keeps_the_order_and_the_gaps(make_store: Callable[[], StateStore]) -> None:
@@ -104,7 +75,7 @@ def test_get_many_keeps_the_order_and_the_gaps(make_store: Callable[[], StateSto
         ]
         assert await store.get_many([]) == []
 
-    run(make_store, body)
+    run_store(make_store, body)
 
 
 def test_expired_follows_saves_and_deletes(make_store: Callable[[], StateStore]) -> None:
@@ -129,7 +100,7 @@ def test_expired_follows_saves_and_deletes(make_store: Callable[[], StateStore])
         assert await store.get("b") is None
         assert await store.expired(1e12) == []
 
-    run(make_store, body)
+    run_store(make_store, body)
 
 
 def test_kv(make_store: Callable[[], StateStore]) -> None:
@@ -143,4 +114,4 @@ def test_kv(make_store: Callable[[], StateStore]) -> None:
         assert await store.kv_get("ns", "k") is None
         assert await store.kv_get("other", "k") == "x"
 
-    run(make_store, body)
+    run_store(make_store, body)

@@ -5,42 +5,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
 
 import pytest
 
 from gateway.core.errors import ServiceUnavailable
-from gateway.core.records import Kind, UploadRecord
 from gateway.core.state.redis import RedisStateStore
+from tests.core.services import record, run_store
 from tests.servers.ports import free_port
 from tests.servers.redis import RedisServer
 
-T = TypeVar("T")
 
-
-def run(url: str, body: Callable[[RedisStateStore], Awaitable[T]]) -> T:
-    async def main() -> T:
-        store = RedisStateStore(url)
-        await store.open()
-        try:
-            return await body(store)
-        finally:
-            await store.close()
-
-    return asyncio.run(main())
-
-
-def record(upload_id: str = "u1", expires_at: float | None = 100.0) -> UploadRecord:
-    return UploadRecord(
-        id=upload_id,
-        protocol="tus",
-        kind=Kind.UPLOAD,
-        bucket="default",
-        key=upload_id,
-        length=10,
-        expires_at=expires_at,
-        backend_state={"private": 1},
-    )
+def run(url: str, body: Callable[[RedisStateStore], Awaitable[None]]) -> None:
+    run_store(lambda: RedisStateStore(url), body)
 
 
 def test_unreachable_redis_is_service_unavailable() -> None:
