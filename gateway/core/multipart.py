@@ -70,6 +70,11 @@ def part_id(session_id: str, number: int) -> str:
     return f"{session_id}-{number}"
 
 
+def is_session(record: UploadRecord) -> bool:
+    """``record`` is a multipart session (its parts: ``part_id(record.id, n)``)."""
+    return record.extra.get(_MARK) == "session"
+
+
 def _part_of(record: UploadRecord) -> Part | None:
     mark = record.extra.get(_MARK)
     if record.status is not Status.COMPLETE or not isinstance(mark, dict):

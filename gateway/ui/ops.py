@@ -23,6 +23,7 @@ from aiohttp import web
 
 from gateway.app_keys import SERVICE
 from gateway.config import GatewayConfig
+from gateway.core.multipart import is_session
 from gateway.core.records import Kind, UploadRecord
 from gateway.urls import base_url
 
@@ -77,7 +78,16 @@ async def build_snapshot(request: web.Request) -> dict[str, Any]:
     now = time.time()
     records = await service.state.unfinished(limit=READ_LIMIT)
     receiving = live.live_bytes()
-    uploads = [_upload(live, r, now, receiving) for r in records if r.kind is not Kind.ASSEMBLY]
+    sessions = {r.id: r for r in records if is_session(r)}
+    parts: dict[str, list[UploadRecord]] = {sid: [] for sid in sessions}
+    uploads = []
+    for r in records:
+        session_id = r.id.rsplit("-", 1)[0]
+        if r.kind is Kind.PART and session_id in sessions:
+            parts[session_id].append(r)
+        elif r.kind is not Kind.ASSEMBLY:
+            uploads.append(_upload(live, r, now, receiving))
+    uploads += [_session(live, sessions[s], ps, now, receiving) for s, ps in parts.items()]
     live.forget_except({u["id"] for u in uploads})
     uploads.sort(key=lambda u: (not u["receiving"], u["idle"]))
     base = base_url(request, service.config.server)
@@ -117,6 +127,34 @@ def _upload(
         "idle": 0.0 if record.id in receiving else max(0.0, now - record.updated_at),
         "instance": record.instance or None,
         "receiving": record.id in receiving,
+    }
+
+
+def _session(
+    live: Live,
+    session: UploadRecord,
+    parts: list[UploadRecord],
+    now: float,
+    receiving: dict[str, int],
+) -> dict[str, Any]:
+    """A multipart session (Qiniu v2) as one row: its parts' bytes together."""
+    held = sum(max(p.offset, receiving.get(p.id, 0)) for p in parts)
+    latest = max([session, *parts], key=lambda r: r.updated_at)
+    active = any(p.id in receiving for p in parts)
+    return {
+        "id": session.id,
+        "protocol": session.protocol,
+        "kind": "session",
+        "bucket": session.bucket,
+        "key": session.key,
+        "bytes": held,
+        "size": None,
+        "rate": live.rate(session.id, now, held),
+        "age": max(0.0, now - session.created_at),
+        "idle": 0.0 if active else max(0.0, now - latest.updated_at),
+        "instance": latest.instance or None,
+        "receiving": active,
+        "parts": len(parts),
     }
 
 

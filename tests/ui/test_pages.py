@@ -204,3 +204,35 @@ def test_every_file_a_page_names_is_served(ui_gateway: GatewayProcess) -> None:
     assert named | {"index.html", "ops.html"} == {p.name for p in assets.STATIC.iterdir()}
     pyproject = (ROOT / "pyproject.toml").read_text()
     assert '"gateway.ui" = ["static/*"]' in pyproject
+
+
+def test_ops_snapshot_shows_a_qiniu_session_as_one_row(tmp_path: Path) -> None:
+    """Qiniu v2 parts are counted into their session's row (key, bytes, parts)."""
+    from tests.client.harness import percent_sent, start, wait_until
+    from tests.qiniu.harness import qiniu_config, token
+
+    config = qiniu_config(get_target("local"))
+    config["ui"] = {"ops_token": OPS_TOKEN}
+    src = random_file(tmp_path / "big.bin", 16 * MiB)
+    log = tmp_path / "cli.log"
+    with GatewayProcess(config) as gw:
+        proc = start(
+            src, "--protocol", "qiniu", "--endpoint", gw.url, "--token", token(),
+            "--key", "ops/big.bin", "--limit-rate", "4MiB", resume_file=tmp_path / "r", log=log,
+        )  # fmt: skip
+        wait_until(lambda: percent_sent(log) >= 60, what="more than half sent")
+        proc.kill()
+        proc.wait()
+        r = requests.get(
+            f"{gw.url}/ui/ops/snapshot",
+            headers={"Authorization": f"Bearer {OPS_TOKEN}"},
+            timeout=10,
+        )
+    [row] = r.json()["uploads"]
+    assert (row["protocol"], row["kind"], row["bucket"], row["key"]) == (
+        "qiniu",
+        "session",
+        "photos",
+        "ops/big.bin",
+    )
+    assert row["parts"] >= 2 and 2 * 4 * MiB <= row["bytes"] <= row["parts"] * 4 * MiB

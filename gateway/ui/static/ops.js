@@ -108,7 +108,7 @@ function render(data) {
   $('#upload-count').textContent = data.uploads_total > data.uploads.length
     ? `(${data.uploads.length} of ${data.uploads_total})` : `(${data.uploads_total})`;
   const uploads = fill($('#uploads'), data.uploads.map((u) => [
-    u.protocol + (u.kind === 'part' ? ' (part)' : ''),
+    u.protocol + (u.kind === 'part' ? ' (part)' : u.kind === 'session' ? ` (${u.parts} parts)` : ''),
     u.bucket,
     u.key || u.id,
     progress(u.bytes, u.size),
