@@ -120,6 +120,7 @@ try {
     result.finishedUrl = await page.locator(`#finished tr[data-id="${result.id}"] a`).getAttribute('href');
     result.stillInProgress = await page.locator(`#uploads tr[data-id="${result.id}"]`).count();
     result.readiness = await page.locator('#ready .badge').allTextContents();
+    result.backends = await page.locator('#backends tbody tr').allTextContents();
     result.chartPoints = (await page.locator('#chart polyline').getAttribute('points')).split(' ').length;
     await page.screenshot({ path: path.join(args.shots, 'ops-page.png'), fullPage: true });
   } else {

@@ -61,5 +61,10 @@ def test_every_instance_sees_every_upload(redis_url: str) -> None:
             assert entry["instance"] == f"{host}:{b.port}" and entry["size"] == 1000
             assert entry["url"] and requests.get(entry["url"], timeout=10).status_code == 200
             assert seen["ready"]["status"] == "ok"
+            assert all(c["status"] == "ok" for c in seen["ready"]["checks"].values())
+            # this instance's store calls, from its Prometheus metrics
+            stats = seen["backends"]
+            assert stats["available"] and stats["backends"]["default"]["requests"] > 0
+            assert stats["backends"]["default"]["errors"] == 0
     finally:
         cluster.stop()

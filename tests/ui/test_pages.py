@@ -162,6 +162,8 @@ def test_ops_view_shows_an_upload_live_then_finished(tmp_path: Path) -> None:
     assert seen["stillInProgress"] == 0
     assert "25.2 MB" in seen["finishedRow"]
     assert any(b.startswith("state: ok") for b in seen["readiness"])
+    [backend] = seen["backends"]  # store requests and their mean latency, from the metrics
+    assert backend.startswith("default") and " ms" in backend
     assert seen["chartPoints"] >= 5
     assert (ARTIFACTS / "ops-page.png").stat().st_size > 10_000
 
