@@ -443,3 +443,16 @@ def test_offset_mismatch_is_reported_before_the_length(
     r = append(url, v, 0, b"abcdefg", complete=True)
     assert r.status == 409
     assert r.headers["upload-offset"] == "3"
+
+
+@pytest.mark.parametrize("v", ALL)
+def test_an_empty_append_completes_an_upload_of_unknown_length(
+    rules_gateway: GatewayProcess, v: int | None
+) -> None:
+    url = create(rules_gateway.files_url, v, b"abc", complete=False).headers["location"]
+    assert "upload-length" not in request("HEAD", url, fields(v)).headers
+    r = append(url, v, 3, b"", complete=True)
+    assert r.status in (200, 201)
+    assert says_complete(v, r.headers)
+    assert r.headers["upload-length"] == "3"
+    assert requests.get(url, timeout=30).content == b"abc"
