@@ -100,10 +100,9 @@ def test_tus_and_ietf_uploads_mixed(gateway: GatewayProcess) -> None:
         assert "X-Object-Url" in final.headers
 
 
-def test_offset_retrieval_stops_an_append_in_flight(gateway: GatewayProcess) -> None:
-    v = 8
-    data = os.urandom(2 * MiB)
-    url = create(gateway.files_url, v, complete=False).headers["location"]
+def _trickling_append(url: str, v: int, data: bytes) -> tuple[threading.Thread, list[Exchange]]:
+    """An append of ``data`` at 0 whose content trickles in (a client whose
+    connection went bad), started in a thread."""
     result: list[Exchange] = []
 
     def trickle() -> None:
@@ -113,6 +112,14 @@ def test_offset_retrieval_stops_an_append_in_flight(gateway: GatewayProcess) -> 
     writer = threading.Thread(target=trickle)
     writer.start()
     time.sleep(0.6)
+    return writer, result
+
+
+def test_offset_retrieval_stops_an_append_in_flight(gateway: GatewayProcess) -> None:
+    v = 8
+    data = os.urandom(2 * MiB)
+    url = create(gateway.files_url, v, complete=False).headers["location"]
+    writer, result = _trickling_append(url, v, data)
     offset = offset_of(url, v)  # the trickling append stops and saves first
     writer.join(30)
     final = result[0].final
@@ -121,4 +128,20 @@ def test_offset_retrieval_stops_an_append_in_flight(gateway: GatewayProcess) -> 
     assert offset_of(url, v) == offset  # nothing appended after the answer
     r = append(url, v, offset, data[offset:], complete=True)
     assert r.status == 200
+    assert _sha(requests.get(url, timeout=60).content) == _sha(data)
+
+
+def test_two_appends_never_interleave(gateway: GatewayProcess) -> None:
+    v = 6
+    data = os.urandom(2 * MiB)
+    url = create(gateway.files_url, v, complete=False).headers["location"]
+    writer, _ = _trickling_append(url, v, data)
+    # the client retries from 0: it waits for the first, which stops and saves
+    r = append(url, v, 0, data, complete=True)
+    writer.join(30)
+    if r.status == 409:  # the first had saved some bytes: resume where it says
+        offset = int(r.headers["upload-offset"])
+        assert offset == offset_of(url, v)
+        r = append(url, v, offset, data[offset:], complete=True)
+    assert r.status == 201
     assert _sha(requests.get(url, timeout=60).content) == _sha(data)
