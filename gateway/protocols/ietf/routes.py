@@ -12,7 +12,6 @@ of a finished file, plain OPTIONS) stays tus's.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -21,6 +20,7 @@ from gateway.access.errors import AccessError
 from gateway.core.errors import BadRequest, TooLarge, UploadError
 from gateway.core.records import UploadRecord
 from gateway.numbers import is_digits
+from gateway.observability.context import note_failure
 from gateway.protocols.ietf import creation, fields, resource
 from gateway.protocols.ietf.limits import upload_limit
 from gateway.protocols.ietf.problems import render, render_refusal
@@ -32,8 +32,6 @@ from gateway.protocols.ietf.versions import (
     Version,
 )
 from gateway.protocols.tus.context import TusContext
-
-log = logging.getLogger(__name__)
 
 Handler = Callable[[TusContext, Version, str], Awaitable[web.Response]]
 #: the tus routes' admission of a request to an upload of the path (access
@@ -120,7 +118,7 @@ async def handle(
             if limit:
                 headers["Upload-Limit"] = limit
         if exc.status >= 500:
-            log.warning("ietf %s %s: %s", method, ctx.request.path, exc.message)
+            note_failure(exc)  # logged at ERROR with its cause, as for tus
         return render(version, exc, provided_offset=_provided_offset(ctx), headers=headers)
 
 
