@@ -9,8 +9,13 @@ from gateway.access.errors import AccessError
 from gateway.access.gate import GATE
 from gateway.app_keys import CONFIG, SERVICE
 from gateway.content_types import serving_headers
-from gateway.core.errors import RangeNotSatisfiable, ServiceUnavailable, UploadError
-from gateway.observability.context import note_failure
+from gateway.core.errors import (
+    RangeNotSatisfiable,
+    ServiceUnavailable,
+    UploadError,
+    client_message,
+)
+from gateway.observability.context import current_id, note_failure
 from gateway.protocols.tus.download import stream_object
 from gateway.urls import base_url
 
@@ -39,7 +44,9 @@ async def get_object(request: web.Request) -> web.StreamResponse:
             headers["Retry-After"] = str(exc.retry_after)
         if isinstance(exc, RangeNotSatisfiable):
             headers["Content-Range"] = exc.message
-        return web.Response(status=exc.status, text=exc.message + "\n", headers=headers)
+        return web.Response(
+            status=exc.status, text=client_message(exc, current_id()) + "\n", headers=headers
+        )
 
 
 def setup(app: web.Application) -> None:

@@ -118,3 +118,15 @@ class HookRejected(UploadError):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message or "rejected")
         self.status = status
+
+
+#: all a client learns of a 5xx; the cause goes to the log
+RETRY_LATER = "temporarily unavailable; retry later"
+
+
+def client_message(exc: UploadError, request_id: str | None = None) -> str:
+    """The text a client sees: a 5xx says only to retry later, with the
+    request id to quote (the store's details stay in the log)."""
+    if exc.status < 500:
+        return exc.message
+    return f"{RETRY_LATER} (request {request_id})" if request_id else RETRY_LATER

@@ -78,6 +78,8 @@ def test_swift_stopped_mid_upload_then_restarted(own_swift: S3Target, tmp_path: 
             r = patch(other, 0, data[:MiB])
             assert r.status_code == 503, r.text
             assert int(r.headers["Retry-After"]) > 0
+            # the client is told to retry; the store's address stays in the log
+            assert r.text.strip() == "temporarily unavailable; retry later", r.text
             assert offset_of(other) == 0
             time.sleep(1.0)
         finally:

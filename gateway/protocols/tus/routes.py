@@ -12,15 +12,17 @@ from gateway.access.errors import AccessError
 from gateway.access.gate import GATE
 from gateway.app_keys import CONFIG, SERVICE
 from gateway.core.errors import (
+    RETRY_LATER,
     BadRequest,
     RangeNotSatisfiable,
     RequestTimeout,
     ServiceUnavailable,
     UploadError,
     UploadNotFound,
+    client_message,
 )
 from gateway.core.records import UploadRecord
-from gateway.observability.context import note_failure, set_protocol
+from gateway.observability.context import current_id, note_failure, set_protocol
 from gateway.protocols import ietf
 from gateway.protocols.bodies import malformed_reason
 from gateway.protocols.ietf.limits import upload_limit
@@ -114,7 +116,9 @@ def _error(exc: UploadError) -> web.Response:
         headers["Tus-Version"] = TUS_VERSION
     if isinstance(exc, RangeNotSatisfiable):
         headers["Content-Range"] = exc.message
-    response = web.Response(status=exc.status, text=exc.message + "\n", headers=headers)
+    response = web.Response(
+        status=exc.status, text=client_message(exc, current_id()) + "\n", headers=headers
+    )
     if isinstance(exc, RequestTimeout):
         response.force_close()  # the rest of a stalled body is not waited for
     return response
@@ -161,7 +165,7 @@ async def _handle(request: web.Request, upload_id: str | None) -> web.StreamResp
     except Exception as exc:
         note_failure(exc)
         log.exception("tus %s %s failed", request.method, request.path)
-        response = web.Response(status=500, text="internal error\n")
+        response = web.Response(status=500, text=f"internal error; {RETRY_LATER}\n")
     if not response.prepared:
         if not ietf.applies(request, _method(request), upload_id):
             response.headers["Tus-Resumable"] = TUS_VERSION
