@@ -99,6 +99,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     service = await open_service(config, app[METRICS] if config.metrics.enabled else None)
     app[SERVICE] = service
     gate = app[GATE]
+    if config.metrics.enabled:
+        observability.watch_sync_hooks(gate.hooks, app[METRICS])
     if gate.hooks.configured("pre-finish"):
         service.ledger.approve = gate.pre_finish
     summary.log_startup(config, app[CONFIG_PATH], service.backends)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,6 +78,8 @@ class SyncHooks:
     def __init__(self, hooks: list[HookConfig]) -> None:
         self.hooks = hooks
         self._session: aiohttp.ClientSession | None = None
+        #: told of every call: (event, answered) — a refusal is an answer (metrics)
+        self.on_attempt: Callable[[str, bool], None] | None = None
 
     def configured(self, event: str) -> bool:
         return any(event in h.events for h in self.hooks)
@@ -87,12 +90,24 @@ class SyncHooks:
         changes = Changes()
         for hook in self.hooks:
             if event in hook.events:
-                answer = await self._ask(hook, event, payload)
+                try:
+                    answer = await self._ask(hook, event, payload)
+                except ServiceUnavailable:
+                    self._attempted(event, False)
+                    raise
+                except HookRejected:
+                    self._attempted(event, True)
+                    raise
+                self._attempted(event, True)
                 if event == "pre-create":
                     found = _changes(answer, hook.url)
                     if found.raw:
                         changes = found
         return changes
+
+    def _attempted(self, event: str, answered: bool) -> None:
+        if self.on_attempt is not None:
+            self.on_attempt(event, answered)
 
     async def _ask(self, hook: HookConfig, event: str, payload: dict[str, Any]) -> Any:
         body = json.dumps({"event": event, **payload}, separators=(",", ":")).encode()

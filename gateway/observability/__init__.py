@@ -15,11 +15,12 @@ Modules: ``context`` (the current request), ``logs`` (text / JSON lines),
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
 from backends.telemetry import Telemetry
+from gateway.access.hooks import SyncHooks
 from gateway.app_keys import CONFIG
 from gateway.config import GatewayConfig
 from gateway.core.events import Events
@@ -90,6 +91,20 @@ def instrument(
     )
 
 
+def _count_hook_calls(metrics: Metrics) -> Callable[[str, bool], None]:
+    def on_attempt(event: str, ok: bool) -> None:
+        metrics.hook_invocations.labels(event).inc()
+        if not ok:
+            metrics.hook_errors.labels(event).inc()
+
+    return on_attempt
+
+
+def watch_sync_hooks(hooks: SyncHooks, metrics: Metrics) -> None:
+    """Count the pre-* hook calls (a refusal is an answer, not an error)."""
+    hooks.on_attempt = _count_hook_calls(metrics)
+
+
 def watch(events: Events, metrics: Metrics) -> None:
     """Count upload events and webhook deliveries."""
 
@@ -98,13 +113,8 @@ def watch(events: Events, metrics: Metrics) -> None:
         if counter is not None:
             metrics.upload_event(counter, record.protocol, record.bucket)
 
-    def on_attempt(event: str, ok: bool) -> None:
-        metrics.hook_invocations.labels(event).inc()
-        if not ok:
-            metrics.hook_errors.labels(event).inc()
-
     events.listeners.append(on_event)
-    events.on_attempt = on_attempt
+    events.on_attempt = _count_hook_calls(metrics)
     for event in _HOOK_EVENTS:
         metrics.webhook_queue_depth.labels(event).set_function(
             lambda event=event: float(events.pending[event])  # type: ignore[misc]
