@@ -25,6 +25,9 @@ _WHERE = (
     "trackers",
     "group",
     "root",
+    # how the store checks the bytes (S3)
+    "multipart_checksum",
+    "content_md5",
 )
 
 
@@ -59,8 +62,13 @@ def startup_lines(
     for name, bucket in config.buckets.items():
         backend = backends[bucket.backend]
         prefix = f" prefix {bucket.prefix!r}" if bucket.prefix else ""
+        where = describe_backend(backend)
+        uploads = (
+            "anonymous tus uploads" if bucket.anonymous_upload else "uploads need a credential"
+        )
+        reads = "downloads by signed URL" if bucket.private else "open downloads"
         lines.append(
-            f"bucket {name} -> backend {bucket.backend}: {describe_backend(backend)}{prefix}"
+            f"bucket {name} -> backend {bucket.backend}: {where}{prefix}; {uploads}, {reads}"
         )
     state = config.state
     lines.append(
@@ -70,10 +78,15 @@ def startup_lines(
     )
     protocols = []
     if config.tus.enabled:
-        protocols.append(f"tus at {config.tus.path} (bucket {config.tus.bucket}, no auth)")
+        protocols.append(f"tus and IETF at {config.tus.path} (bucket {config.tus.bucket})")
     if config.qiniu.enabled:
-        protocols.append(f"qiniu (upload tokens, {len(config.qiniu.keys)} key pair(s))")
+        protocols.append("qiniu")
     lines.append("protocols: " + (", ".join(protocols) or "none"))
+    credentials = [f"upload tokens ({len(config.qiniu.keys)} key pair(s))"]
+    if config.access.jwt is not None:
+        credentials.append(f"JWT ({', '.join(config.access.jwt.algorithms)})")
+    hooks = ", ".join(f"{'/'.join(h.events)} -> {h.url}" for h in config.hooks) or "none"
+    lines.append(f"credentials: {', '.join(credentials)}; hooks: {hooks}")
     m = config.metrics
     where = f"port {m.port}" if m.port else "the main port"
     guard = "bearer token" if m.token else "no token"

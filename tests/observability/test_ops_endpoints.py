@@ -60,7 +60,11 @@ def test_startup_summary_and_no_access_log(tmp_path: Path) -> None:
                for m in messages)  # fmt: skip
     assert any(m.startswith("bucket default -> backend default: local(root=") for m in messages)
     assert any(m.startswith("state sqlite (") and "locks memory" in m for m in messages)
-    assert any(m.startswith("protocols: tus at /files/") for m in messages)
+    assert any(m.startswith("protocols: tus and IETF at /files/") for m in messages)
+    assert any(
+        m.startswith("credentials: upload tokens (0 key pair(s)); hooks: none") for m in messages
+    )
+    assert any("anonymous tus uploads, open downloads" in m for m in messages)
     assert any(m.startswith("shutting down: waiting up to 5 s") for m in messages)
     assert any(m.startswith("shutdown: waited for") for m in messages)
     assert not any("GET /healthz" in m for m in messages)
