@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
@@ -41,40 +41,14 @@ JSON = dict[str, Any]
 
 
 class Capability(enum.Enum):
-    """What a backend can do; declared once per backend class, read by the core.
+    """What differs between backends, declared once per backend class and read
+    by the core. Everything else in this contract every backend does (deferred
+    lengths, rollback, assembly, termination, reads with ranges, reading an
+    unfinished stream back); the conformance suite checks it on each."""
 
-    The core derives both what it advertises (tus ``Tus-Extension``) and what it
-    enforces from these, so a capability is never a free-form string.
-    """
-
-    #: a stream's length may be unknown at creation (tus creation-defer-length)
-    DEFERRED_LENGTH = "deferred-length"
-    #: bytes written but not yet committed can be discarded (tus checksum)
-    ROLLBACK = "rollback"
-    #: the bytes of a body cut short by a disconnect are kept (up to the cut)
-    KEEP_INTERRUPTED = "keep-interrupted"
-    #: finished streams can be assembled into one object (tus concatenation,
-    #: Qiniu mkfile / v2 complete)
-    ASSEMBLE = "assemble"
-    #: assembly moves no bytes through the gateway in the common case
-    #: (S3 UploadPartCopy, Swift SLO, copy_file_range)
-    ZERO_COPY_ASSEMBLE = "zero-copy-assemble"
-    #: a stream can be terminated and its bytes deleted (tus termination, expiry)
-    TERMINATE = "terminate"
-    #: finished objects can be read back (tus GET, gateway URLs)
-    READ = "read"
-    #: objects can be read from a byte offset (HTTP Range)
-    RANGE_READ = "range-read"
-    #: the store itself issues URLs that business services can fetch
-    #: (S3 presigned / public, Swift temp URL, FastDFS HTTP); without it the
-    #: gateway's own download URL is used
-    OBJECT_URLS = "object-urls"
     #: the store deletes an object at ``ObjectMeta.delete_at`` itself (Qiniu
-    #: deleteAfterDays); without it the gateway's sweeper does
+    #: deleteAfterDays, Swift X-Delete-At); without it the gateway's sweeper does
     OBJECT_EXPIRY = "object-expiry"
-    #: the bytes of an unfinished stream can be read back (``read_stream``):
-    #: another instance recomputes a Qiniu block's SHA-1 after a restart
-    READ_STREAM = "read-stream"
 
 
 @dataclass(frozen=True)
@@ -172,8 +146,6 @@ class BackendContext:
 
     kv: KeyValue
     budget: MemoryBudget
-    #: the gateway's public base URL (for backends that serve via the gateway)
-    public_url: str = ""
     #: where store requests, errors and fallbacks are reported (``backends.telemetry``)
     telemetry: Telemetry = NO_TELEMETRY
 
@@ -204,9 +176,6 @@ class Backend(abc.ABC):
     @property
     def limits(self) -> Limits:
         return Limits()
-
-    def supports(self, capability: Capability) -> bool:
-        return capability in self.capabilities
 
     # -- lifecycle ---------------------------------------------------------
     async def start(self) -> None:
@@ -273,17 +242,13 @@ class Backend(abc.ABC):
     async def delete_object(self, key: str) -> None:
         """Delete the object; a missing object is not an error."""
 
+    @abc.abstractmethod
     def read_stream(
         self, stream: StreamInfo, start: int = 0, end: int | None = None
     ) -> AsyncIterator[bytes]:
-        """Yield bytes ``[start, end)`` of a stream (``end`` None = its offset).
-        Only for backends with ``Capability.READ_STREAM``; others raise."""
-        raise NotImplementedError(f"{self.type_name} backend cannot read streams back")
+        """Yield bytes ``[start, end)`` of a stream (``end`` None = its offset):
+        another instance recomputes a Qiniu block's SHA-1 after a restart."""
 
     async def object_url(self, key: str, ttl: int) -> str | None:
         """A URL the store serves ``key`` at, or None to use the gateway's."""
         return None
-
-
-def capabilities_of(backend: Backend) -> Mapping[Capability, bool]:
-    return {cap: cap in backend.capabilities for cap in Capability}

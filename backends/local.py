@@ -103,19 +103,7 @@ def encode_key(key: str) -> Path:
 class LocalBackend(Backend):
     type_name: ClassVar[str] = "local"
     config_model: ClassVar[type[BackendConfig]] = LocalConfig
-    capabilities: ClassVar[frozenset[Capability]] = frozenset(
-        {
-            Capability.DEFERRED_LENGTH,
-            Capability.ROLLBACK,
-            Capability.KEEP_INTERRUPTED,
-            Capability.ASSEMBLE,
-            Capability.ZERO_COPY_ASSEMBLE,
-            Capability.TERMINATE,
-            Capability.READ,
-            Capability.RANGE_READ,
-            Capability.READ_STREAM,
-        }
-    )
+    capabilities: ClassVar[frozenset[Capability]] = frozenset()
 
     def __init__(self, name: str, config: BackendConfig, context: BackendContext) -> None:
         super().__init__(name, config, context)

@@ -71,9 +71,7 @@ async def open_service(config: GatewayConfig, metrics: Metrics | None = None) ->
     await state.open()
     await locks.open()
     budget = Budget(config.uploads.memory_budget, config.uploads.memory_budget_wait)
-    context = BackendContext(
-        kv=state, budget=budget, public_url=config.server.public_url, telemetry=telemetry
-    )
+    context = BackendContext(kv=state, budget=budget, telemetry=telemetry)
     backends = make_backends(config, context)
     for backend in backends.values():
         await backend.start()

@@ -138,19 +138,7 @@ class FastDFSBackend(Backend):
     type_name: ClassVar[str] = "fastdfs"
     config_model: ClassVar[type[BackendConfig]] = FastDFSConfig
     #: OBJECT_URLS: ``object_url`` answers None unless ``http_base_url`` is set
-    capabilities: ClassVar[frozenset[Capability]] = frozenset(
-        {
-            Capability.DEFERRED_LENGTH,
-            Capability.ROLLBACK,
-            Capability.KEEP_INTERRUPTED,
-            Capability.ASSEMBLE,
-            Capability.TERMINATE,
-            Capability.READ,
-            Capability.RANGE_READ,
-            Capability.OBJECT_URLS,
-            Capability.READ_STREAM,
-        }
-    )
+    capabilities: ClassVar[frozenset[Capability]] = frozenset()
 
     def __init__(self, name: str, config: BackendConfig, context: BackendContext) -> None:
         super().__init__(name, config, context)

@@ -46,7 +46,7 @@ lists them. The store verifies each part, and none has to re-read the whole
 object at completion (moto does, for uploads without an algorithm). Stores
 that refuse aws-chunked bodies need ``multipart_checksum: none``; a stream
 keeps the choice it was created with. A stream's tail,
-and a finished stream, can be read back (``Capability.READ_STREAM``: a
+and a finished stream, can be read back (``read_stream``: a
 Qiniu block, always below the part size, is all tail); bytes already in
 parts cannot, until the stream finishes.
 

@@ -39,22 +39,7 @@ _MAX_PRESIGN_TTL = 7 * 86400  # SigV4 presigned URLs live at most a week
 class S3Backend(Backend):
     type_name: ClassVar[str] = "s3"
     config_model: ClassVar[type[BackendConfig]] = S3Config
-    capabilities: ClassVar[frozenset[Capability]] = frozenset(
-        {
-            Capability.DEFERRED_LENGTH,
-            Capability.ROLLBACK,
-            Capability.KEEP_INTERRUPTED,
-            Capability.ASSEMBLE,
-            Capability.ZERO_COPY_ASSEMBLE,
-            Capability.TERMINATE,
-            Capability.READ,
-            Capability.RANGE_READ,
-            Capability.OBJECT_URLS,
-            # finished streams, and the tail of unfinished ones (a Qiniu block,
-            # always below the part size, is all tail); see ``read_stream``
-            Capability.READ_STREAM,
-        }
-    )
+    capabilities: ClassVar[frozenset[Capability]] = frozenset()
 
     def __init__(self, name: str, config: BackendConfig, context: BackendContext) -> None:
         super().__init__(name, config, context)

@@ -56,21 +56,7 @@ class SwiftBackend(Backend):
     type_name: ClassVar[str] = "swift"
     config_model: ClassVar[type[BackendConfig]] = SwiftConfig
     #: OBJECT_URLS: ``object_url`` answers None in ``url.mode: gateway``
-    capabilities: ClassVar[frozenset[Capability]] = frozenset(
-        {
-            Capability.DEFERRED_LENGTH,
-            Capability.ROLLBACK,
-            Capability.KEEP_INTERRUPTED,
-            Capability.ASSEMBLE,
-            Capability.ZERO_COPY_ASSEMBLE,
-            Capability.TERMINATE,
-            Capability.READ,
-            Capability.RANGE_READ,
-            Capability.READ_STREAM,
-            Capability.OBJECT_URLS,
-            Capability.OBJECT_EXPIRY,
-        }
-    )
+    capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.OBJECT_EXPIRY})
 
     def __init__(self, name: str, config: BackendConfig, context: BackendContext) -> None:
         super().__init__(name, config, context)

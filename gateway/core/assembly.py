@@ -15,7 +15,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from backends.base import Capability, ObjectMeta
+from backends.base import ObjectMeta
 from backends.concurrency import bounded
 from gateway.core import object_meta
 from gateway.core.errors import BadRequest, Locked, NotReady, UploadGone, UploadNotFound
@@ -53,8 +53,6 @@ class Assembly:
         assembled now if every part is complete, else when the last one is."""
         ledger = self.ledger
         b = ledger.bucket(bucket)
-        if Capability.ASSEMBLE not in b.backend.capabilities:
-            raise BadRequest("this storage cannot assemble uploads")
         if not parts:
             raise BadRequest("an assembly needs at least one part")
         distinct = {p: await ledger.get(p) for p in dict.fromkeys(parts)}

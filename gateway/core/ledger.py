@@ -18,7 +18,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
-from backends.base import Backend, Capability, StreamInfo
+from backends.base import Backend, StreamInfo
 from backends.errors import BackendError, BackendUnavailable
 from backends.errors import NotFound as BackendNotFound
 from gateway.config import GatewayConfig
@@ -194,8 +194,6 @@ class Ledger:
     def check_length(self, length: int | None, b: Bucket) -> None:
         max_size = self.config.server.max_upload_size
         if length is None:
-            if Capability.DEFERRED_LENGTH not in b.backend.capabilities:
-                raise BadRequest("this storage needs the length up front")
             return
         if length < 0:
             raise BadRequest("negative length")

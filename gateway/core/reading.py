@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from urllib.parse import quote
 
-from backends.base import Capability, ObjectInfo
+from backends.base import ObjectInfo
 from gateway.access.signed_urls import sign_url
 from gateway.access.tokens import KeyPair
-from gateway.core.errors import BadRequest, UploadNotFound
+from gateway.core.errors import UploadNotFound
 from gateway.core.ledger import Ledger, backend_errors
 from gateway.core.records import UploadRecord
 from gateway.keys import url_path
@@ -35,11 +35,9 @@ class Reading:
     async def read_stream(
         self, upload_id: str, start: int = 0, end: int | None = None
     ) -> AsyncIterator[bytes]:
-        """Bytes ``[start, end)`` a stream holds so far (``Capability.READ_STREAM``)."""
+        """Bytes ``[start, end)`` a stream holds so far."""
         record = await self.ledger.get(upload_id)
         b = self.ledger.bucket(record.bucket)
-        if Capability.READ_STREAM not in b.backend.capabilities:
-            raise BadRequest("this storage cannot read unfinished uploads back")
         with backend_errors():
             async for chunk in b.backend.read_stream(self.ledger.stream(record), start, end):
                 yield chunk

@@ -51,7 +51,9 @@ class UploadRecord:
     expires_at: float | None = None
     #: backend-private state; never shown to clients
     backend_state: dict[str, Any] = field(default_factory=dict)
-    #: protocol-private bookkeeping (e.g. Qiniu SHA-1s); never interpreted by the core
+    #: bookkeeping beside the stream: the protocol's own (e.g. Qiniu SHA-1s), the
+    #: core's under ``core:*`` keys (``object_meta``, ``multipart``), and the
+    #: ``hash`` / ``url`` a protocol gives the object, which webhooks carry
     extra: dict[str, Any] = field(default_factory=dict)
     #: bumped on every save; the store's compare-and-set checks it
     version: int = 0

@@ -13,8 +13,8 @@ translation) and offers their methods under one name:
 * ``multipart`` (``multipart.py``) — sessions of numbered parts (Qiniu v1 and
   v2 use it): open, put a part, list, complete, abort.
 
-``get`` is the record with its expiry checked; ``capabilities`` what a
-bucket's store can do; ``object_lock`` is held while an object is replaced.
+``get`` is the record with its expiry checked; ``object_lock`` is held
+while an object is replaced.
 
 Errors are those of ``gateway.core.errors``; backend errors are translated in
 ``ledger.backend_errors`` (``BackendUnavailable`` → ``ServiceUnavailable``).
@@ -22,7 +22,6 @@ Errors are those of ``gateway.core.errors``; backend errors are translated in
 
 from __future__ import annotations
 
-from backends.base import Capability
 from gateway.core.assembly import Assembly
 from gateway.core.expiry import Expiry
 from gateway.core.ledger import Bucket, Ledger
@@ -72,6 +71,3 @@ class UploadService:
         self.read = reading.read
         self.read_stream = reading.read_stream
         self.object_url = reading.object_url
-
-    def capabilities(self, bucket: str) -> frozenset[Capability]:
-        return self.bucket(bucket).backend.capabilities

@@ -14,7 +14,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from backends.base import Backend, Capability, WriteResult
+from backends.base import Backend, WriteResult
 from backends.errors import BackendUnavailable
 from gateway.core.body import GuardedBody, Hasher
 from gateway.core.checksums import Checksum
@@ -201,8 +201,6 @@ class Uploads:
             raise TooLarge("the body would exceed the upload length")
         if record.status is Status.ACTIVE and record.is_complete:
             return await self._finish(record)
-        if checksum is not None and Capability.ROLLBACK not in b.backend.capabilities:
-            raise BadRequest("checksums are not supported by this storage")
         all_hashers: list[Hasher] = list(hashers or [])
         if checksum is not None:
             all_hashers.append(checksum.hasher)

@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 from aiohttp import BodyPartReader, web
 
-from backends.base import Capability, MemoryBudget, ObjectMeta
+from backends.base import MemoryBudget, ObjectMeta
 from gateway.access.tokens import UploadToken
 from gateway.core import errors as core
 from gateway.core.body import BodyInterrupted
@@ -130,8 +130,6 @@ async def _read_field(request: web.Request, part: BodyPartReader) -> str:
 async def _store_file(call: Call, part: BodyPartReader, token: UploadToken | None) -> StoredFile:
     bucket = call.check_bucket(token.policy.bucket) if token else call.runtime.staging_bucket()
     limit = token.policy.fsize_limit if token and token.policy.fsize_limit else None
-    if Capability.DEFERRED_LENGTH not in call.service.capabilities(bucket):
-        raise BAD_REQUEST.error("this storage needs the file size up front")
     record = await call.service.create(
         protocol="qiniu",
         bucket=bucket,
@@ -248,8 +246,6 @@ async def _finish(
 async def _relocate(call: Call, stored: StoredFile, bucket: str) -> str:
     """Copy a staged file into ``bucket`` on another backend (the rare case
     of a file sent before its token, for a bucket off the staging backend)."""
-    if Capability.READ_STREAM not in call.service.capabilities(stored.bucket):
-        raise BAD_REQUEST.error("send the token before the file for this bucket")
     record = await call.service.create(
         protocol="qiniu",
         bucket=bucket,

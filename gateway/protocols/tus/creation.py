@@ -17,7 +17,6 @@ from gateway.core.errors import BadRequest, TooLarge, UnsupportedMediaType, Uplo
 from gateway.core.records import Kind, UploadRecord, new_upload_id
 from gateway.protocols.bodies import request_body
 from gateway.protocols.tus.context import SIZE_LIMIT, TusContext, request_checksum
-from gateway.protocols.tus.extensions import extensions_for
 from gateway.protocols.tus.headers import (
     OFFSET_CONTENT_TYPE,
     declared_type,
@@ -25,11 +24,6 @@ from gateway.protocols.tus.headers import (
     parse_metadata,
     parse_non_negative,
 )
-
-
-def _require(ctx: TusContext, extension: str) -> None:
-    if extension not in extensions_for(ctx.service.capabilities(ctx.bucket)):
-        raise BadRequest(f"the {extension} extension is not available on this storage")
 
 
 async def create(ctx: TusContext) -> web.Response:
@@ -47,7 +41,6 @@ async def create(ctx: TusContext) -> web.Response:
             raise BadRequest("Upload-Defer-Length must be 1")
         if length is not None:
             raise BadRequest("send either Upload-Length or Upload-Defer-Length, not both")
-        _require(ctx, "creation-defer-length")
     elif length is None:
         raise BadRequest("Upload-Length or Upload-Defer-Length: 1 is required")
 
@@ -55,7 +48,6 @@ async def create(ctx: TusContext) -> web.Response:
     if concat is not None:
         if concat.strip() != "partial":
             raise BadRequest("Upload-Concat must be 'partial' or 'final;<urls>'")
-        _require(ctx, "concatenation")
         kind = Kind.PART
     upload_id = new_upload_id()
     bucket, key = ctx.bucket, None
@@ -98,7 +90,6 @@ def _has_body(ctx: TusContext) -> bool:
 
 
 async def _create_final(ctx: TusContext, concat: str, metadata: dict[str, str]) -> UploadRecord:
-    _require(ctx, "concatenation")
     if "Upload-Length" in ctx.request.headers:
         raise BadRequest("a final upload must not carry Upload-Length")
     _, _, urls = concat.partition(";")

@@ -29,7 +29,7 @@ from gateway.protocols.ietf.limits import upload_limit
 from gateway.protocols.ietf.versions import UNVERSIONED
 from gateway.protocols.tus import creation, download, upload
 from gateway.protocols.tus.context import TusContext
-from gateway.protocols.tus.extensions import checksum_algorithms, extensions_for
+from gateway.protocols.tus.extensions import checksum_algorithms, extensions
 from gateway.protocols.tus.headers import ALLOWED, EXPOSED, METHODS, TUS_VERSION
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ def _cors(request: web.Request, response: web.StreamResponse, allow_origin: str)
 def _options(ctx: TusContext) -> web.Response:
     headers = {
         "Tus-Version": TUS_VERSION,
-        "Tus-Extension": ",".join(extensions_for(ctx.service.capabilities(ctx.bucket))),
+        "Tus-Extension": ",".join(extensions()),
         "Tus-Checksum-Algorithm": checksum_algorithms(),
     }
     if ctx.config.server.max_upload_size:
