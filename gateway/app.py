@@ -78,6 +78,7 @@ async def open_service(config: GatewayConfig, metrics: Metrics | None = None) ->
     events = Events(config.hooks)
     if metrics is not None:
         metrics.watch_memory_budget(lambda: budget.used, budget.total)
+        budget.on_refused = metrics.memory_budget_refusals.inc
         observability.watch(events, metrics)
     return UploadService(Ledger(config, state, locks, backends, events))
 

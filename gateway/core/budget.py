@@ -26,7 +26,7 @@ import contextlib
 import contextvars
 import logging
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from backends.errors import BackendUnavailable
@@ -77,6 +77,8 @@ class Budget:
         self.total = total
         #: how long new work waits in line before ``BudgetExhausted``
         self.wait = wait
+        #: called for each refusal (the gateway counts them in a metric)
+        self.on_refused: Callable[[], object] = lambda: None
         self.used = 0
         self._continuing: deque[_Waiter] = deque()
         self._new: deque[_Waiter] = deque()
@@ -103,6 +105,7 @@ class Budget:
             if waiter.granted.done():  # granted as time ran out: keep it
                 return
             self._drop(waiter)
+            self.on_refused()
             warn_limited(
                 log,
                 "exhausted",

@@ -103,6 +103,11 @@ class Metrics:
             ["kind"],
             registry=r,
         )
+        self.memory_budget_refusals = Counter(
+            p + "memory_budget_refusals",
+            "New requests refused with 503 after waiting uploads.memory_budget_wait for memory",
+            registry=r,
+        )
         self.hook_invocations = Counter(
             p + "hook_invocations", "Webhook deliveries attempted", ["event"], registry=r
         )

@@ -17,6 +17,7 @@ import pytest
 import requests
 
 from tests.conftest import gateway_config
+from tests.observability.scrape import scrape, value
 from tests.support.gateway import GatewayProcess
 from tests.support.targets import Target
 from tests.tus.helpers import (
@@ -84,6 +85,8 @@ def test_full_budget_refuses_new_work_and_finishes_work_under_way(
         assert int(refused.headers["Retry-After"]) > 0
         assert 0.8 < waited < 10
         assert offset_of(new_url) == 0
+        refusals = scrape(tight_gateway.url)
+        assert value(refusals, "upload_gateway_memory_budget_refusals_total") >= 1
 
         # an upload under way is not refused: it finishes with what it holds
         holders[0].sendall(uploads[0][1][first:])
