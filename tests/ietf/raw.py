@@ -94,6 +94,7 @@ def request(
     *,
     send_only: int | None = None,
     await_interim: bool = False,
+    stall: bool = False,
     chunked: bool = False,
     http10: bool = False,
     trickle: float = 0,
@@ -103,7 +104,8 @@ def request(
     that many body bytes of a ``Content-Length`` body, then shut the
     connection (a client cut off mid-request); what came back by then is
     returned (with ``await_interim``, after the first interim response
-    arrived). ``trickle``: send the body 128 KiB at a time, pausing that many
+    arrived; with ``stall``, the connection stays open and silent and every
+    answer is read). ``trickle``: send the body 128 KiB at a time, pausing that many
     seconds in between; a server that answers early ends the sending (a reset
     that overtakes its answer leaves ``final`` None). ``chunked``: send the body as one chunk, without a length."""
     parts = urlsplit(url)
@@ -126,7 +128,10 @@ def request(
     exchange = Exchange()
     with socket.create_connection((parts.hostname, parts.port or 80), timeout=timeout) as sock:
         reader = _Reader(sock)
-        if send_only is not None:
+        if send_only is not None and stall:
+            sock.sendall(raw + payload[:send_only])
+            payload, raw = b"", b""  # then silence, reading whatever comes back
+        elif send_only is not None:
             sock.sendall(raw + payload[:send_only])
             if await_interim:  # the 104 goes out before the body is read
                 message = _read_message(reader, method)

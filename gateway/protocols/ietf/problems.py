@@ -17,7 +17,9 @@ from gateway.core.errors import (
     UploadError,
     UploadGone,
     UploadNotFound,
+    client_message,
 )
+from gateway.observability.context import current_id
 from gateway.protocols.ietf.versions import Version
 
 _TYPES = "https://iana.org/assignments/http-problem-types#"
@@ -67,7 +69,8 @@ def render(
             body["provided-offset"] = provided_offset
     if isinstance(exc, ServiceUnavailable):
         out["Retry-After"] = str(exc.retry_after)
-    return _problem(version, status, exc.message, body, out)
+    # a 5xx says only to retry later, with the request id (details: the log)
+    return _problem(version, status, client_message(exc, current_id()), body, out)
 
 
 def render_refusal(version: Version, status: int, message: str) -> web.Response:

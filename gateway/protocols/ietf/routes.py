@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from gateway.access.errors import AccessError
-from gateway.core.errors import BadRequest, TooLarge, UploadError
+from gateway.core.errors import BadRequest, RequestTimeout, TooLarge, UploadError
 from gateway.core.records import UploadRecord
 from gateway.numbers import is_digits
 from gateway.observability.context import note_failure
@@ -119,7 +119,10 @@ async def handle(
                 headers["Upload-Limit"] = limit
         if exc.status >= 500:
             note_failure(exc)  # logged at ERROR with its cause, as for tus
-        return render(version, exc, provided_offset=_provided_offset(ctx), headers=headers)
+        response = render(version, exc, provided_offset=_provided_offset(ctx), headers=headers)
+        if isinstance(exc, RequestTimeout):
+            response.force_close()  # the rest of a stalled body is not waited for
+        return response
 
 
 def _provided_offset(ctx: TusContext) -> int | None:
