@@ -24,7 +24,7 @@ import aiohttp
 from gateway.config import HookConfig
 from gateway.core.errors import HookRejected, ServiceUnavailable
 
-from .signing import signed_headers
+from .signing import hook_request
 
 log = logging.getLogger(__name__)
 
@@ -110,9 +110,7 @@ class SyncHooks:
             self.on_attempt(event, answered)
 
     async def _ask(self, hook: HookConfig, event: str, payload: dict[str, Any]) -> Any:
-        body = json.dumps({"event": event, **payload}, separators=(",", ":")).encode()
-        headers = {"Content-Type": "application/json", "Hook-Name": event}
-        headers.update(signed_headers(hook.secret, body))
+        body, headers = hook_request(event, {"event": event, **payload}, hook.secret)
         if self._session is None:
             self._session = aiohttp.ClientSession()
         try:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
+from typing import Any
 
 SIGNATURE_HEADER = "Hook-Signature"
 
@@ -18,3 +20,11 @@ def signature(secret: str, body: bytes) -> str:
 def signed_headers(secret: str, body: bytes) -> dict[str, str]:
     """The signature header for ``body``; none without a secret."""
     return {SIGNATURE_HEADER: signature(secret, body)} if secret else {}
+
+
+def hook_request(event: str, payload: dict[str, Any], secret: str) -> tuple[bytes, dict[str, str]]:
+    """The body and headers of a call to a hook: compact JSON, signed."""
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    headers = {"Content-Type": "application/json", "Hook-Name": event}
+    headers.update(signed_headers(secret, body))
+    return body, headers

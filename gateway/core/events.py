@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 import aiohttp
 
 from backends.telemetry import warn_limited
-from gateway.access.signing import signed_headers
+from gateway.access.signing import hook_request
 from gateway.config import HookConfig
 from gateway.core.records import UploadRecord
 
@@ -106,9 +105,7 @@ class Events:
                 log.warning("no object URL for %s", record.id, exc_info=True)
         if self._session is None:
             self._session = aiohttp.ClientSession()
-        body = json.dumps(payload, separators=(",", ":")).encode()
-        headers = {"Content-Type": "application/json", "Hook-Name": event}
-        headers.update(signed_headers(hook.secret, body))
+        body, headers = hook_request(event, payload, hook.secret)
         delay = 0.5
         for attempt in range(hook.retries + 1):
             try:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -15,19 +14,12 @@ import pytest
 import requests
 from tusclient import client as tus
 
-from tests.access.support import access_config, auth, bearer, tus_create, uptoken
+from tests.access.support import auth, bearer, tus_create, uptoken
 from tests.support.cutproxy import CutProxy
 from tests.support.gateway import GatewayProcess
-from tests.support.targets import Target
 from tests.tus.helpers import OCTET, TUS
 
 MiB = 1024 * 1024
-
-
-@pytest.fixture(scope="module")
-def agw(target: Target) -> Iterator[GatewayProcess]:
-    with GatewayProcess(access_config(target)) as gw:
-        yield gw
 
 
 @pytest.fixture(scope="module")

@@ -6,24 +6,16 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 
-from tests.access.support import access_config, auth, bearer, uptoken
+from tests.access.support import auth, bearer, uptoken
 from tests.support.cutproxy import CutProxy
 from tests.support.gateway import GatewayProcess
-from tests.support.targets import Target
 from tests.tus.helpers import TUS
 from tests.tus.test_tus_js_client import run_tus_js
-
-
-@pytest.fixture(scope="module")
-def agw(target: Target) -> Iterator[GatewayProcess]:
-    with GatewayProcess(access_config(target)) as gw:
-        yield gw
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,17 @@
+"""A gateway whose tus bucket needs a credential, per backend target."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.access.support import access_config
+from tests.support.gateway import GatewayProcess
+from tests.support.targets import Target
+
+
+@pytest.fixture(scope="module")
+def agw(target: Target) -> Iterator[GatewayProcess]:
+    with GatewayProcess(access_config(target)) as gw:
+        yield gw
