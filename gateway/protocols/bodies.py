@@ -17,7 +17,7 @@ from aiohttp.web_protocol import RequestPayloadError
 
 from gateway.app_keys import CONFIG
 from gateway.core.body import BodyInterrupted
-from gateway.core.errors import BadRequest, RequestTimeout, UploadError
+from gateway.core.errors import BadRequest, RequestTimeout, TooLarge, UploadError
 from gateway.rejection_logs import one_line
 
 T = TypeVar("T")
@@ -47,9 +47,12 @@ class RequestBody:
     cannot decode and a client silent for ``server.body_timeout``, and then
     ``check()`` raises the 400 / 408 that explains it."""
 
-    def __init__(self, request: web.Request) -> None:
+    def __init__(self, request: web.Request, limit: int | None = None) -> None:
         self._request = request
         self.failure: UploadError | None = None
+        #: bytes this body may bring (a size limit on a deferred length);
+        #: past it the body ends there and ``check()`` raises 413
+        self._room = limit
         self._iterator = self._chunks()
 
     def __aiter__(self) -> RequestBody:
@@ -66,6 +69,13 @@ class RequestBody:
                     chunk, _ = await body_read(self._request, anext(chunks))
                 except StopAsyncIteration:
                     return
+                if self._room is not None:
+                    if len(chunk) > self._room:
+                        self.failure = TooLarge("the upload passes its size limit")
+                        if self._room:
+                            yield chunk[: self._room]
+                        raise BodyInterrupted(self.failure.message)
+                    self._room -= len(chunk)
                 yield chunk
         except RequestTimeout as exc:
             self.failure = exc
@@ -83,5 +93,5 @@ class RequestBody:
             raise self.failure
 
 
-def request_body(request: web.Request) -> RequestBody:
-    return RequestBody(request)
+def request_body(request: web.Request, limit: int | None = None) -> RequestBody:
+    return RequestBody(request, limit)

@@ -120,6 +120,10 @@ def test_policy_limits_apply_to_tus(agw: GatewayProcess) -> None:
     url = r.headers["Location"]
     headers = {**TUS, **OCTET, "Upload-Offset": "0", **auth(limited)}
     assert requests.patch(url, data=b"x" * 101, headers=headers, timeout=30).status_code == 413
+    # a chunked body (no Content-Length) stops at the limit
+    r = requests.patch(url, data=iter([b"y" * 60, b"y" * 60]), headers=headers, timeout=30)
+    assert r.status_code == 413, r.text
+    assert 0 <= int(_head(url, limited).headers["Upload-Offset"]) <= 100
     images = uptoken(mimeLimit="image/*")
     assert tus_create(agw.files_url, 5, images, _md(filetype="text/html")).status_code == 415
     assert tus_create(agw.files_url, 5, images).status_code == 415  # undeclared type

@@ -52,7 +52,7 @@ async def patch(ctx: TusContext, upload_id: str) -> web.Response:
     _check_hook_limit(ctx, offset, length)
     checksum = request_checksum(request)
     # a final (assembled) upload is refused by the service: 403
-    body = request_body(request)
+    body = request_body(request, _room(ctx, offset))
     record = await ctx.service.write(
         upload_id,
         offset,
@@ -93,6 +93,20 @@ def _check_hook_limit(ctx: TusContext, offset: int, declared: int | None) -> Non
     sent = ctx.request.content_length
     if (declared is not None and declared > limit) or (sent is not None and offset + sent > limit):
         raise TooLarge(f"this upload may be at most {limit} bytes")
+
+
+def _room(ctx: TusContext, offset: int) -> int | None:
+    """How many bytes a PATCH at ``offset`` may bring to a deferred-length
+    upload under a size limit (the credential's fsizeLimit, a pre-create
+    hook's): a body without Content-Length ends there with 413."""
+    record = ctx.record
+    if record is None or record.length is not None:
+        return None  # the core holds a known length
+    limits = [record.extra.get(SIZE_LIMIT)]
+    if ctx.grant is not None and ctx.grant.policy.fsize_limit:
+        limits.append(ctx.grant.policy.fsize_limit)
+    known = [limit for limit in limits if isinstance(limit, int) and limit > 0]
+    return max(min(known) - offset, 0) if known else None
 
 
 async def _written(ctx: TusContext, record: UploadRecord) -> web.Response:
