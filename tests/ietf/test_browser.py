@@ -7,17 +7,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import subprocess
-from pathlib import Path
 
 import requests
 
+from tests.support.browser import run_browser_script
 from tests.support.gateway import GatewayProcess
-from tests.tus.test_tus_js_client import JS_DIR
 
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 MiB = 1024 * 1024
 
 
@@ -29,20 +24,8 @@ UPLOADS = [
 
 
 def test_chromium_uploads(rules_gateway: GatewayProcess) -> None:
-    node = shutil.which("node")
-    assert node, "node is required (scripts/install-test-deps.sh installs it)"
-    assert Path(CHROMIUM).exists(), "chromium is required (scripts/install-test-deps.sh)"
     args = {"base": rules_gateway.url, "size": 3 * MiB + 5, "uploads": UPLOADS}
-    proc = subprocess.run(
-        [node, str(JS_DIR / "ietf_browser.mjs"), json.dumps(args)],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        cwd=JS_DIR,
-        env={**os.environ, "CHROMIUM": CHROMIUM},
-    )
-    assert proc.returncode == 0, proc.stderr + proc.stdout
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result = run_browser_script("ietf_browser.mjs", json.dumps(args))
     assert result["ok"], result.get("error")
     assert len(result["uploads"]) == len(UPLOADS)
     for upload, done in zip(UPLOADS, result["uploads"], strict=True):

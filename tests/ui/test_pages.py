@@ -5,8 +5,6 @@ Screenshots go to test-artifacts/ui/ (the README's images are copies)."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -18,38 +16,19 @@ import requests
 
 from tests.client.harness import MiB, command, env, file_sha256, random_file, url_sha256
 from tests.conftest import gateway_config, get_target
+from tests.support.browser import run_browser_script
 from tests.support.cutproxy import CutProxy
 from tests.support.gateway import ROOT, GatewayProcess
 
-JS_DIR = ROOT / "tests" / "js"
 ARTIFACTS = ROOT / "test-artifacts" / "ui"
 OPS_TOKEN = "ops-token-for-the-tests"
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 
 
 def browse(scenario: str, **args: Any) -> dict[str, Any]:
-    node = shutil.which("node")
-    assert node, "node is required (scripts/install-test-deps.sh installs it)"
-    assert Path(CHROMIUM).exists(), "chromium is required (scripts/install-test-deps.sh)"
-    assert (JS_DIR / "node_modules" / "playwright-core").is_dir(), (
-        "run scripts/install-test-deps.sh"
-    )
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.run(
-        [
-            node,
-            str(JS_DIR / "ui_browser.mjs"),
-            scenario,
-            json.dumps({"shots": str(ARTIFACTS), **args}),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        cwd=JS_DIR,
-        env={**os.environ, "CHROMIUM": CHROMIUM},
+    result = run_browser_script(
+        "ui_browser.mjs", scenario, json.dumps({"shots": str(ARTIFACTS), **args})
     )
-    assert proc.returncode == 0, proc.stderr + proc.stdout
-    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["ok"], result.get("error")
     assert result["foreign"] == []  # no request to any other origin
     # the browser logs every failed load: a 409 after a reload (the old PATCH's
