@@ -98,82 +98,101 @@ async def _slices(buf: memoryview) -> AsyncIterator[memoryview]:
         yield buf[i : i + _SLICE]
 
 
-async def _tus_one(
-    session: aiohttp.ClientSession, url: str, size: int, chunk: int, buf: memoryview, name: str
-) -> None:
-    headers = {
-        "Tus-Resumable": "1.0.0",
-        "Upload-Length": str(size),
-        "Upload-Metadata": f"filename {_b64(name)},filetype {_b64('application/octet-stream')}",
-    }
-    async with session.post(url, headers=headers) as r:
+_OFFSET_TYPE = "application/offset+octet-stream"
+
+
+async def _create(session: aiohttp.ClientSession, url: str, headers: dict[str, str]) -> str:
+    async with session.post(url, headers=headers) as r:  # aiohttp skips an IETF 104
         body = await r.read()
         if r.status != 201 or "Location" not in r.headers:
             raise Failed(f"POST {r.status} {body[:200]!r}")
-        location = str(r.url.join(URL(r.headers["Location"])))
+        return str(r.url.join(URL(r.headers["Location"])))
+
+
+async def _append_all(
+    session: aiohttp.ClientSession,
+    location: str,
+    size: int,
+    chunk: int,
+    buf: memoryview,
+    headers_of: Callable[[int, bool], dict[str, str]],
+    status_of: Callable[[bool], int],
+) -> None:
+    """PATCHes of ``chunk`` bytes, each checked: its status (``status_of(last)``)
+    and the new Upload-Offset."""
     offset = 0
     while offset < size:
         n = min(chunk, size - offset)
-        headers = {
-            "Tus-Resumable": "1.0.0",
-            "Upload-Offset": str(offset),
-            "Content-Type": "application/offset+octet-stream",
-            "Content-Length": str(n),
-        }
+        last = offset + n == size
+        headers = {**headers_of(offset, last), "Content-Length": str(n)}
         data = buf[:n]
         payload = _slices(data) if n > _SLICE else data
         async with session.patch(location, data=payload, headers=headers) as r:
             body = await r.read()
             got = r.headers.get("Upload-Offset")
-            if r.status != 204 or got is None or int(got) != offset + n:
+            if r.status != status_of(last) or got is None or int(got) != offset + n:
                 raise Failed(f"PATCH@{offset} {r.status} offset={got} {body[:200]!r}")
         offset += n
-    async with session.head(location, headers={"Tus-Resumable": "1.0.0"}) as r:
+
+
+async def _check_head(
+    session: aiohttp.ClientSession,
+    location: str,
+    headers: dict[str, str],
+    status: int,
+    size: int,
+    complete: dict[str, str],
+) -> None:
+    async with session.head(location, headers=headers) as r:
         got = r.headers.get("Upload-Offset")
-        if r.status != 200 or got is None or int(got) != size:
+        if r.status != status or got is None or int(got) != size:
             raise Failed(f"HEAD {r.status} Upload-Offset={got}, want {size}")
+        for name, value in complete.items():
+            if r.headers.get(name) != value:
+                raise Failed(f"HEAD: {name} is {r.headers.get(name)!r}, want {value}")
+
+
+async def _tus_one(
+    session: aiohttp.ClientSession, url: str, size: int, chunk: int, buf: memoryview, name: str
+) -> None:
+    tus = {"Tus-Resumable": "1.0.0"}
+    metadata = f"filename {_b64(name)},filetype {_b64('application/octet-stream')}"
+    location = await _create(
+        session, url, {**tus, "Upload-Length": str(size), "Upload-Metadata": metadata}
+    )
+
+    def patch(offset: int, last: bool) -> dict[str, str]:
+        return {**tus, "Upload-Offset": str(offset), "Content-Type": _OFFSET_TYPE}
+
+    await _append_all(session, location, size, chunk, buf, patch, lambda last: 204)
+    await _check_head(session, location, tus, 200, size, {})
 
 
 async def _ietf_one(
     session: aiohttp.ClientSession, url: str, size: int, chunk: int, buf: memoryview, name: str
 ) -> None:
     interop = {"Upload-Draft-Interop-Version": "8"}
-    headers = {
-        **interop,
-        "Upload-Complete": "?0",
-        "Upload-Length": str(size),
-        "Content-Disposition": f'inline; filename="{name}"',
-    }
-    async with session.post(url, headers=headers) as r:  # aiohttp skips the 104
-        body = await r.read()
-        if r.status != 201 or "Location" not in r.headers:
-            raise Failed(f"POST {r.status} {body[:200]!r}")
-        location = str(r.url.join(URL(r.headers["Location"])))
-    offset = 0
-    while offset < size:
-        n = min(chunk, size - offset)
-        last = offset + n == size
-        headers = {
+    location = await _create(
+        session,
+        url,
+        {
             **interop,
-            "Upload-Offset": str(offset),
-            "Upload-Complete": "?1" if last else "?0",
-            "Content-Type": "application/partial-upload",
-            "Content-Length": str(n),
-        }
-        data = buf[:n]
-        payload = _slices(data) if n > _SLICE else data
-        async with session.patch(location, data=payload, headers=headers) as r:
-            body = await r.read()
-            got = r.headers.get("Upload-Offset")
-            if r.status != (200 if last else 204) or got is None or int(got) != offset + n:
-                raise Failed(f"PATCH@{offset} {r.status} offset={got} {body[:200]!r}")
-        offset += n
-    async with session.head(location, headers=interop) as r:
-        got = r.headers.get("Upload-Offset")
-        if r.status != 204 or got is None or int(got) != size:
-            raise Failed(f"HEAD {r.status} Upload-Offset={got}, want {size}")
-        if r.headers.get("Upload-Complete") != "?1":
-            raise Failed("HEAD: the upload is not complete")
+            "Upload-Complete": "?0",
+            "Upload-Length": str(size),
+            "Content-Disposition": f'inline; filename="{name}"',
+        },
+    )
+
+    fixed = {**interop, "Content-Type": "application/partial-upload"}
+
+    def append(offset: int, last: bool) -> dict[str, str]:
+        complete = "?1" if last else "?0"
+        return {**fixed, "Upload-Offset": str(offset), "Upload-Complete": complete}
+
+    await _append_all(
+        session, location, size, chunk, buf, append, lambda last: 200 if last else 204
+    )
+    await _check_head(session, location, interop, 204, size, {"Upload-Complete": "?1"})
 
 
 def _form_token(ak: str, sk: str, bucket: str) -> str:

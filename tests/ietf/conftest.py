@@ -15,8 +15,12 @@ from tests.support.targets import LocalTarget
 MAX_SIZE = 10_000_000
 
 
+def local_gateway(**server: object) -> Iterator[GatewayProcess]:
+    """A gateway on a fresh local disk with these ``server`` settings."""
+    with GatewayProcess(gateway_config(LocalTarget(), server=server)) as gw:
+        yield gw
+
+
 @pytest.fixture(scope="module")
 def rules_gateway() -> Iterator[GatewayProcess]:
-    config = gateway_config(LocalTarget(), server={"max_upload_size": MAX_SIZE})
-    with GatewayProcess(config) as gw:
-        yield gw
+    yield from local_gateway(max_upload_size=MAX_SIZE)

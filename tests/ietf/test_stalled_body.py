@@ -11,20 +11,17 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from tests.conftest import gateway_config
+from tests.ietf.conftest import local_gateway
 from tests.ietf.helpers import append, fields, offset_of, says_complete
 from tests.ietf.raw import request
 from tests.support.gateway import GatewayProcess
-from tests.support.targets import LocalTarget
 
 TIMEOUT = 2.0
 
 
 @pytest.fixture(scope="module")
 def slow_gateway() -> Iterator[GatewayProcess]:
-    config = gateway_config(LocalTarget(), server={"body_timeout": TIMEOUT})
-    with GatewayProcess(config) as gw:
-        yield gw
+    yield from local_gateway(body_timeout=TIMEOUT)
 
 
 @pytest.mark.parametrize("v", [3, 8])

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,19 +14,11 @@ from tests.ietf.helpers import append, fields, offset_of, says_complete, wait_of
 from tests.ietf.raw import request
 from tests.scaleout.clients import fetch, sha
 from tests.scaleout.cluster import Cluster
-from tests.servers.redis import RedisServer
+from tests.scaleout.test_cluster_tus import cluster
 from tests.tus.test_tus_js_client import run_tus_js
 
 MiB = 1024 * 1024
-
-
-@pytest.fixture(scope="module")
-def cluster(redis_server: RedisServer) -> Iterator[Cluster]:
-    c = Cluster(redis_server.url).start()
-    try:
-        yield c
-    finally:
-        c.stop()
+__all__ = ["cluster"]  # three instances on one Redis, as for the tus cluster tests
 
 
 @pytest.mark.parametrize("protocol", ["ietf-draft-03", "ietf-draft-05"])
