@@ -16,7 +16,7 @@ from gateway.core.errors import (
     client_message,
 )
 from gateway.observability.context import current_id, note_failure
-from gateway.protocols.tus.download import stream_object
+from gateway.protocols.serving import stream_object
 from gateway.urls import base_url
 
 

@@ -22,6 +22,7 @@ Errors are those of ``gateway.core.errors``; backend errors are translated in
 
 from __future__ import annotations
 
+from backends.base import MemoryBudget
 from gateway.core.assembly import Assembly
 from gateway.core.expiry import Expiry
 from gateway.core.ledger import Bucket, Ledger
@@ -71,3 +72,16 @@ class UploadService:
         self.read = reading.read
         self.read_stream = reading.read_stream
         self.object_url = reading.object_url
+
+    # -- what a protocol may know of a bucket's store ---------------------------------
+    def same_store(self, bucket: str, other: str) -> bool:
+        """Whether two buckets are on one backend (a stream moves by commit)."""
+        return self.bucket(bucket).backend is self.bucket(other).backend
+
+    def memory_budget(self, bucket: str) -> MemoryBudget:
+        """The memory budget a protocol's read-ahead for ``bucket`` draws on."""
+        return self.bucket(bucket).backend.context.budget
+
+    def max_object_size(self, bucket: str) -> int:
+        """The largest object ``bucket``'s store accepts (0: no limit)."""
+        return self.bucket(bucket).backend.limits.max_object_size

@@ -17,7 +17,7 @@ from email.message import EmailMessage
 
 from multidict import CIMultiDictProxy
 
-from gateway.core.checksums import Checksum
+from gateway.core import Checksum
 from gateway.core.errors import BadRequest, UnsupportedChecksum
 from gateway.numbers import parse_count
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 
-from gateway.core.records import Status, UploadRecord
+from gateway.core import Status, UploadRecord
 from gateway.protocols.ietf.fields import dictionary
 from gateway.protocols.ietf.versions import Version
 from gateway.protocols.tus.context import TusContext
@@ -22,7 +22,7 @@ def max_size(ctx: TusContext) -> int:
     """The largest upload accepted on this path; 0 = no limit."""
     sizes = [
         ctx.config.server.max_upload_size,
-        ctx.service.bucket(ctx.bucket).backend.limits.max_object_size,
+        ctx.service.max_object_size(ctx.bucket),
     ]
     return min((s for s in sizes if s), default=0)
 

@@ -6,9 +6,8 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 
-from gateway.core.checksums import Checksum
+from gateway.core import Checksum, Status, UploadRecord
 from gateway.core.errors import BadRequest, OffsetMismatch
-from gateway.core.records import Status, UploadRecord
 from gateway.protocols.bodies import request_body
 from gateway.protocols.ietf import fields
 from gateway.protocols.ietf.problems import InconsistentLength

@@ -19,12 +19,9 @@ from typing import Any
 import aiohttp
 from aiohttp import BodyPartReader, web
 
-from backends.base import MemoryBudget, ObjectMeta
 from gateway.access.tokens import UploadToken
+from gateway.core import BodyInterrupted, Crc32, Kind, MemoryBudget, ObjectMeta
 from gateway.core import errors as core
-from gateway.core.body import BodyInterrupted
-from gateway.core.checksums import Crc32
-from gateway.core.records import Kind
 from gateway.numbers import parse_count
 from gateway.protocols.bodies import body_read
 
@@ -139,9 +136,7 @@ async def _store_file(call: Call, part: BodyPartReader, token: UploadToken | Non
         extra={"qiniu": FORM},
     )
     hasher, crc, head = qetag.BlockHasher(), Crc32(), Head()
-    source = _FilePart(
-        call.request, part, limit, call.service.bucket(bucket).backend.context.budget
-    )
+    source = _FilePart(call.request, part, limit, call.service.memory_budget(bucket))
     try:
         record = await call.service.write(
             record.id, 0, source.chunks(), hashers=[hasher, crc, head], require_complete_body=True
@@ -218,7 +213,7 @@ async def _finish(
 
     async def store(key: str, extra: dict[str, Any], meta: ObjectMeta) -> None:
         part_id = stored.stream_id
-        if call.service.bucket(bucket).backend is not call.service.bucket(stored.bucket).backend:
+        if not call.service.same_store(bucket, stored.bucket):
             part_id = await _relocate(call, stored, bucket)
         await call.service.commit_part(
             part_id, key, bucket=bucket, metadata=metadata, extra=extra, meta=meta

@@ -23,11 +23,11 @@ from typing import Any
 
 from aiohttp import web
 
-from backends.base import ObjectMeta
 from gateway.access.codec import b64encode
 from gateway.access.magic import Mode, Value, build_vars, render
 from gateway.access.tokens import UploadToken
 from gateway.content_types import OCTET_STREAM, content_type, file_name
+from gateway.core import ObjectMeta
 from gateway.keys import key_problem
 
 from . import callback, mime, qetag

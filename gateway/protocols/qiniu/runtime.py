@@ -19,7 +19,7 @@ from aiohttp import web
 from gateway.access.tokens import KeyPair, TokenVerifier, UploadToken, token_from_authorization
 from gateway.app_keys import CONFIG, SERVICE
 from gateway.config import GatewayConfig
-from gateway.core.service import UploadService
+from gateway.core import UploadService
 from gateway.urls import base_url
 
 from .ctx import CtxSigner, derive_secret

@@ -1,4 +1,4 @@
-"""Resumable v1: ``mkblk`` / ``bput`` / ``mkfile`` (protocol doc §3).
+"""Resumable v1: ``mkblk`` / ``bput`` / ``mkfile``.
 
 A block is a core stream (``Kind.PART``, length = block size). Its ctx
 (``ctx.py``) names the stream and the offset reached; the ctx of a block's
@@ -6,21 +6,19 @@ last chunk also carries the block's SHA-1, so ``mkfile`` names the qetag
 from the ctx list alone. The running SHA-1 of a block written over several
 ``bput`` requests lives in this process (``HasherCache``); on another
 instance, or after a restart, it is rebuilt from the stored bytes
-(``Capability.READ_STREAM``) — or, where the store cannot read them back,
-the ctx is answered ``701`` and the SDK restarts the block.
+(``read_stream``); a ctx whose block is gone is answered ``701`` and the SDK
+restarts the block.
 """
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from backends.base import ObjectMeta
 from gateway.access.codec import b64decode_text, b64encode
 from gateway.access.ownership import admits, grant_of, owner_of
 from gateway.access.tokens import UploadToken
+from gateway.core import Crc32, Kind, ObjectMeta, UploadRecord
 from gateway.core import errors as core
-from gateway.core.checksums import Crc32
-from gateway.core.records import Kind, UploadRecord
 from gateway.numbers import parse_count
 from gateway.protocols.bodies import body_read, request_body
 

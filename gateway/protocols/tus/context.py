@@ -10,10 +10,8 @@ from gateway import http_trailers
 from gateway.access.credentials import Grant
 from gateway.access.gate import AccessGate
 from gateway.config import GatewayConfig
-from gateway.core.checksums import Checksum, TrailerChecksum
+from gateway.core import Checksum, TrailerChecksum, UploadRecord, UploadService
 from gateway.core.errors import BadRequest
-from gateway.core.records import UploadRecord
-from gateway.core.service import UploadService
 from gateway.protocols.tus.headers import OBJECT_URL_HEADER
 from gateway.urls import base_url
 

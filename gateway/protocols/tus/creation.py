@@ -8,13 +8,11 @@ from typing import Any
 
 from aiohttp import web
 
-from backends.base import ObjectMeta
 from gateway.access.errors import AccessError
 from gateway.access.ownership import owner_of
 from gateway.access.placement import NewUpload, check_content, key_for
-from gateway.core import object_meta
+from gateway.core import Kind, ObjectMeta, UploadRecord, new_upload_id, object_meta
 from gateway.core.errors import BadRequest, TooLarge, UnsupportedMediaType, UploadNotFound
-from gateway.core.records import Kind, UploadRecord, new_upload_id
 from gateway.protocols.bodies import request_body
 from gateway.protocols.tus.context import SIZE_LIMIT, TusContext, request_checksum
 from gateway.protocols.tus.headers import (

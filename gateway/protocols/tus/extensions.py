@@ -4,7 +4,7 @@ them; ``checksum-trailer`` only where aiohttp exposes trailers)."""
 from __future__ import annotations
 
 from gateway import http_trailers
-from gateway.core.checksums import ALGORITHMS
+from gateway.core import ALGORITHMS
 
 EXTENSIONS = [
     "creation",

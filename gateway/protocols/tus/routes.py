@@ -11,6 +11,7 @@ from aiohttp.web_protocol import RequestPayloadError
 from gateway.access.errors import AccessError
 from gateway.access.gate import GATE
 from gateway.app_keys import CONFIG, SERVICE
+from gateway.core import UploadRecord
 from gateway.core.errors import (
     RETRY_LATER,
     BadRequest,
@@ -21,7 +22,6 @@ from gateway.core.errors import (
     UploadNotFound,
     client_message,
 )
-from gateway.core.records import UploadRecord
 from gateway.observability.context import current_id, note_failure, set_protocol
 from gateway.protocols import ietf
 from gateway.protocols.bodies import malformed_reason
