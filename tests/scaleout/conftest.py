@@ -1,5 +1,6 @@
 """Fixtures of the scale-out tests: one Redis for the module, a clean
-database for each test."""
+database for each test, a cluster of three instances on the local store for
+the module (modules on other stores define their own)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 import redis as redis_py
 
+from tests.scaleout.cluster import Cluster
 from tests.servers.redis import RedisServer
 
 
@@ -24,3 +26,12 @@ def redis_url(redis_server: RedisServer) -> Iterator[str]:
     client.flushdb()
     client.close()
     yield redis_server.url
+
+
+@pytest.fixture(scope="module")
+def cluster(redis_server: RedisServer) -> Iterator[Cluster]:
+    c = Cluster(redis_server.url).start()
+    try:
+        yield c
+    finally:
+        c.stop()

@@ -10,29 +10,17 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import requests
 
 from tests.observability.scrape import Samples, delta, scrape
 from tests.scaleout.clients import TUS, tus_upload
 from tests.scaleout.cluster import Cluster
-from tests.servers.redis import RedisServer
 
 ROOT = Path(__file__).resolve().parents[2]
 P = "upload_gateway_"
 KiB = 1024
-
-
-@pytest.fixture(scope="module")
-def cluster(redis_server: RedisServer) -> Iterator[Cluster]:
-    c = Cluster(redis_server.url).start()
-    try:
-        yield c
-    finally:
-        c.stop()
 
 
 def _scrape_all(cluster: Cluster) -> list[Samples]:

@@ -21,15 +21,6 @@ from tests.scaleout.proxy import RandomProxy
 from tests.servers.redis import RedisServer
 
 
-@pytest.fixture(scope="module")
-def cluster(redis_server: RedisServer) -> Iterator[Cluster]:
-    c = Cluster(redis_server.url).start()
-    try:
-        yield c
-    finally:
-        c.stop()
-
-
 @pytest.fixture
 def proxy(cluster: Cluster, redis_server: RedisServer) -> Iterator[RandomProxy]:
     redis_server.start()  # a failed test may have left it stopped
