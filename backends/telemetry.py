@@ -27,12 +27,11 @@ how many were suppressed meanwhile; ``fallback`` uses it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from types import TracebackType
 
 from backends.errors import (
     BackendConfigError,
@@ -137,6 +136,40 @@ def warn_limited(logger: logging.Logger, cause: str, message: str, *args: object
     return True
 
 
+class Timed:
+    """The context manager of ``BackendTelemetry.timed`` (a class, not a
+    generator: it runs around every store request)."""
+
+    __slots__ = ("_operation", "_start", "_telemetry")
+
+    def __init__(self, telemetry: BackendTelemetry, operation: str) -> None:
+        self._telemetry = telemetry
+        self._operation = operation
+        self._start = 0.0
+
+    def __enter__(self) -> None:
+        self._start = time.perf_counter()
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        t = self._telemetry
+        seconds = time.perf_counter() - self._start
+        if exc is None:
+            outcome = OK
+        elif isinstance(exc, asyncio.CancelledError | GeneratorExit):
+            outcome = CANCELLED
+        elif isinstance(exc, NotFound):
+            outcome = NOT_FOUND
+        else:
+            outcome = ERROR
+            t.sink.backend_error(t.backend, self._operation, reason_of(exc))
+        t.sink.backend_request(t.backend, self._operation, seconds, outcome)
+
+
 class BackendTelemetry:
     """A sink bound to one backend's name, with the helpers backends use."""
 
@@ -145,29 +178,12 @@ class BackendTelemetry:
         self.sink = sink
         self.log = logging.getLogger(f"backends.{backend}")
 
-    @contextlib.contextmanager
-    def timed(self, operation: str) -> Iterator[None]:
-        """Time the store request inside; a failure is also an error whose
-        reason is ``reason_of(exc)``. A cancelled request is ``cancelled``
-        and ``NotFound`` is ``not_found``, neither an error."""
-        start = time.perf_counter()
-        try:
-            yield
-        except (asyncio.CancelledError, GeneratorExit):
-            self.sink.backend_request(
-                self.backend, operation, time.perf_counter() - start, CANCELLED
-            )
-            raise
-        except NotFound:
-            self.sink.backend_request(
-                self.backend, operation, time.perf_counter() - start, NOT_FOUND
-            )
-            raise
-        except BaseException as exc:
-            self.sink.backend_request(self.backend, operation, time.perf_counter() - start, ERROR)
-            self.sink.backend_error(self.backend, operation, reason_of(exc))
-            raise
-        self.sink.backend_request(self.backend, operation, time.perf_counter() - start, OK)
+    def timed(self, operation: str) -> Timed:
+        """``with telemetry.timed(op):`` times the store request inside; a
+        failure is also an error whose reason is ``reason_of(exc)``. A
+        cancelled request is ``cancelled`` and ``NotFound`` is ``not_found``,
+        neither an error."""
+        return Timed(self, operation)
 
     def request(self, operation: str, seconds: float, outcome: str = OK) -> None:
         self.sink.backend_request(self.backend, operation, seconds, outcome)

@@ -10,8 +10,10 @@ category names. Never a key, an id or a user.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client.metrics import MetricWrapperBase
 
 from backends.telemetry import Telemetry
 
@@ -39,6 +41,7 @@ class Metrics:
     def __init__(self, buckets: Iterable[str] = (), backends: Iterable[str] = ()) -> None:
         self.buckets = frozenset(buckets)
         self.backends = frozenset(backends)
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         r = self.registry = CollectorRegistry(auto_describe=True)
         p = "upload_gateway_"
         self.requests = Counter(
@@ -128,11 +131,20 @@ class Metrics:
         )
 
     # -- helpers for bounded labels -------------------------------------------------
+    def child(self, metric: MetricWrapperBase, *labels: str) -> Any:
+        """``metric.labels(*labels)``, remembered: the hot path skips
+        prometheus-client's label validation and lock (labels are bounded)."""
+        key = (id(metric), labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
+
     def bucket(self, name: str | None) -> str:
         return bounded(name, self.buckets) if name is not None else "none"
 
     def upload_event(self, event: str, protocol: str, bucket: str | None) -> None:
-        self.uploads[event].labels(bounded(protocol, PROTOCOLS), self.bucket(bucket)).inc()
+        self.child(self.uploads[event], bounded(protocol, PROTOCOLS), self.bucket(bucket)).inc()
 
     def watch_memory_budget(self, used: Callable[[], float], limit: float) -> None:
         self.memory_budget.labels("used").set_function(used)
@@ -149,9 +161,8 @@ class PrometheusTelemetry(Telemetry):
         return bounded(name, self.metrics.backends)
 
     def backend_request(self, backend: str, operation: str, seconds: float, outcome: str) -> None:
-        self.metrics.backend_duration.labels(self._backend(backend), operation, outcome).observe(
-            seconds
-        )
+        m = self.metrics
+        m.child(m.backend_duration, self._backend(backend), operation, outcome).observe(seconds)
 
     def backend_error(self, backend: str, operation: str, reason: str) -> None:
         self.metrics.backend_errors.labels(self._backend(backend), operation, reason).inc()

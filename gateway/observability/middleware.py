@@ -156,13 +156,13 @@ class Observer:
     ) -> None:
         m = self.metrics
         method = bounded(method, METHODS)
-        m.requests.labels(info.protocol, method, str(status)).inc()
-        m.request_duration.labels(info.protocol, method).observe(seconds)
+        m.child(m.requests, info.protocol, method, str(status)).inc()
+        m.child(m.request_duration, info.protocol, method).observe(seconds)
         bucket = m.bucket(info.bucket)
         if bytes_in:
-            m.bytes_received.labels(info.protocol, bucket).inc(bytes_in)
+            m.child(m.bytes_received, info.protocol, bucket).inc(bytes_in)
         if bytes_out:
-            m.bytes_served.labels(info.protocol, bucket).inc(bytes_out)
+            m.child(m.bytes_served, info.protocol, bucket).inc(bytes_out)
         if status >= 500 and info.upload_id is not None:
             m.upload_event("failed", info.protocol, info.bucket)
 

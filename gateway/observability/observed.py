@@ -10,8 +10,9 @@ each instead of metrics sprinkled through the core.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Awaitable
+from contextlib import AbstractAsyncContextManager
+from types import TracebackType
 from typing import TypeVar
 
 from gateway.core.errors import Locked, ServiceUnavailable
@@ -98,23 +99,33 @@ class ObservedLocks(LockManager):
         await self.inner.ping()
 
     def hold(self, key: str, timeout: float | None = None) -> AbstractAsyncContextManager[Lease]:
-        return self._hold(key, timeout)
+        return _TimedHold(self.inner.hold(key, timeout), self)
 
-    @asynccontextmanager
-    async def _hold(self, key: str, timeout: float | None) -> AsyncIterator[Lease]:
+
+class _TimedHold(AbstractAsyncContextManager[Lease]):
+    """The inner lock's hold, its wait timed (a class: no generator per hold)."""
+
+    __slots__ = ("_held", "_locks")
+
+    def __init__(self, held: AbstractAsyncContextManager[Lease], locks: ObservedLocks) -> None:
+        self._held = held
+        self._locks = locks
+
+    async def __aenter__(self) -> Lease:
         start = time.perf_counter()
-        held = self.inner.hold(key, timeout)
         try:
-            lease = await held.__aenter__()
+            lease = await self._held.__aenter__()
         except Locked:
-            self._timeouts.inc()
-            self._wait.observe(time.perf_counter() - start)
+            self._locks._timeouts.inc()
+            self._locks._wait.observe(time.perf_counter() - start)
             raise
-        self._wait.observe(time.perf_counter() - start)
-        try:
-            yield lease
-        except BaseException as exc:
-            if not await held.__aexit__(type(exc), exc, exc.__traceback__):
-                raise
-        else:
-            await held.__aexit__(None, None, None)
+        self._locks._wait.observe(time.perf_counter() - start)
+        return lease
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        return await self._held.__aexit__(kind, exc, tb)
