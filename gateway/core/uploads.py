@@ -27,6 +27,7 @@ from gateway.core.errors import (
     TooLarge,
     UploadError,
 )
+from gateway.core.expiry import schedule_deletion
 from gateway.core.ledger import Bucket, Ledger, backend_errors
 from gateway.core.locks import Lease
 from gateway.core.partials import PartRefs, max_total, too_large
@@ -284,6 +285,7 @@ class Uploads:
             assert record.key is not None
             await ledger.commit_stream(b, record, b.backend_key(record.key))
             ledger.mark_finished(record)
+            await schedule_deletion(b, record)  # a put policy's deleteAfterDays
         else:
             record.status = Status.COMPLETE
         await ledger.save(record)

@@ -92,3 +92,15 @@ def test_urls_the_gateway_returns_are_signed(pgw: GatewayProcess, target: Target
         assert "e=" in object_url and f"token={AK}:" in object_url
     r = requests.get(object_url, timeout=30)
     assert r.status_code == 200 and r.content == data
+
+
+def test_qiniu_url_of_a_private_object_is_signed(pgw: GatewayProcess) -> None:
+    region = qiniu.Region(up_host=pgw.url, up_host_backup=pgw.url, scheme="http")
+    key = f"private/{os.urandom(4).hex()}.txt"
+    upload_token = SDK.upload_token("default", key, 600, {"returnBody": '{"url":$(url)}'})
+    ret, info = qiniu.put_data(upload_token, key, b"qiniu private", regions=[region])
+    assert info.status_code == 200, info
+    url = ret["url"]
+    if url.startswith(pgw.url):  # the gateway serves it (not an S3/Swift URL)
+        assert f"token={AK}:" in url
+    assert requests.get(url, timeout=30).content == b"qiniu private"

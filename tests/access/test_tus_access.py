@@ -7,6 +7,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import sqlite3
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -14,9 +16,11 @@ import pytest
 import requests
 from tusclient import client as tus
 
+from gateway.core.records import UploadRecord
 from tests.access.support import auth, bearer, tus_create, uptoken
 from tests.support.cutproxy import CutProxy
 from tests.support.gateway import GatewayProcess
+from tests.support.targets import Target
 from tests.tus.helpers import OCTET, TUS
 
 MiB = 1024 * 1024
@@ -172,3 +176,23 @@ def test_concatenation_takes_only_the_callers_partials(agw: GatewayProcess) -> N
     r = requests.post(agw.files_url, headers={**final, **auth(alice)}, timeout=30)
     assert r.status_code == 201
     assert _get(r.headers["Location"], alice).content == b"abc"
+
+
+def test_delete_after_days_on_tus(agw: GatewayProcess, target: Target) -> None:
+    """The policy's deleteAfterDays gives a tus object its lifetime (the
+    finished record expires then and the sweeper deletes it; Swift's store
+    does it itself)."""
+    token = uptoken(deleteAfterDays=2)
+    started = time.time()
+    r = tus_create(agw.files_url, 3, token)
+    headers = {**TUS, **OCTET, "Upload-Offset": "0", **auth(token)}
+    r = requests.patch(r.headers["Location"], data=b"abc", headers=headers, timeout=30)
+    assert r.status_code == 204
+    upload_id = r.url.rsplit("/", 1)[1]
+    with sqlite3.connect(agw.workdir / "state.db") as db:
+        [row] = db.execute("SELECT data FROM uploads WHERE id = ?", (upload_id,)).fetchall()
+    record = UploadRecord.from_json(row[0])
+    if target.name == "swift":
+        return
+    assert record.expires_at is not None
+    assert started + 2 * 86400 - 5 <= record.expires_at <= time.time() + 2 * 86400 + 5

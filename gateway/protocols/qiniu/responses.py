@@ -84,7 +84,7 @@ def from_core(exc: core.UploadError, not_found: ErrorKind = NO_SUCH_FILE) -> Qin
     if isinstance(exc, core.Forbidden):
         return FORBIDDEN.error(exc.message)
     if isinstance(exc, core.Locked | core.ServiceUnavailable):
-        return SERVICE_UNAVAILABLE.error(core.client_message(exc))
+        return SERVICE_UNAVAILABLE.error(core.client_message(exc, current_id()))
     if isinstance(exc, core.RequestTimeout):
         return REQUEST_TIMEOUT.error(exc.message)
     if isinstance(exc, core.BadRequest | core.NotReady | core.OffsetMismatch):
