@@ -1,5 +1,5 @@
 """Magic variables: ``$(name)`` in ``saveKey``, ``returnBody`` and
-``callbackBody`` (protocol doc §1).
+``callbackBody``.
 
 Rendering depends on where the text goes:
 

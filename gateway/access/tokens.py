@@ -1,8 +1,7 @@
 """Upload tokens: ``AccessKey:urlsafe_b64(hmac_sha1(SK, encodedPolicy)):encodedPolicy``.
 
 The HMAC is checked over the encoded policy *exactly as received* — never a
-re-serialisation, since SDKs order JSON keys differently (protocol doc §0.10,
-§1). ``mint`` makes tokens for the CLI and tests.
+re-serialisation, since SDKs order JSON keys differently. ``mint`` makes tokens for the CLI and tests.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Parts shared by assemblies (tus concatenation, DESIGN.md §2).
+"""Parts shared by assemblies (tus concatenation; ARCHITECTURE.md §2).
 
 A part (a tus partial upload) may be listed by several assemblies (finals),
 even several times by one. ``PartRefs`` keeps, per part, the ids of the

@@ -1,6 +1,7 @@
-"""The state stores core tests run on: SQLite (the default) and Redis.
-``state`` is the configuration of a service; ``make_store`` a bare store
-(in a fresh Redis namespace per test)."""
+"""The implementations core tests run on: state stores SQLite (the default)
+and Redis, locks in memory and on Redis. ``state`` is the configuration of a
+service; ``make_store`` a bare store and ``make_locks`` a bare lock manager
+(each in a fresh Redis namespace per test)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from typing import Any
 import pytest
 import redis as redis_py
 
+from gateway.core.locks import LockManager, MemoryLocks
+from gateway.core.redis_locks import RedisLocks
 from gateway.core.state.base import StateStore
 from gateway.core.state.redis import RedisStateStore
 from gateway.core.state.sqlite import SQLiteStateStore
@@ -45,3 +48,17 @@ def make_store(
         server: RedisServer = request.getfixturevalue("redis_server")
         prefix = f"t{time.monotonic_ns()}:"  # a fresh namespace per test
         yield lambda: RedisStateStore(server.url, prefix=prefix)
+
+
+@pytest.fixture(params=["memory", "redis"])
+def make_locks(request: pytest.FixtureRequest) -> Iterator[Callable[[], LockManager]]:
+    """Lock managers of one gateway each: in memory there is one gateway (every
+    call gives the same manager), on Redis each call another instance (waits at
+    most 2 s for a lock; leases of 1 s)."""
+    if request.param == "memory":
+        only = MemoryLocks(acquire_timeout=2.0)
+        yield lambda: only
+    else:
+        server: RedisServer = request.getfixturevalue("redis_server")
+        prefix = f"l{time.monotonic_ns()}:"
+        yield lambda: RedisLocks(server.url, 2.0, lease=1.0, prefix=prefix)

@@ -1,5 +1,6 @@
-"""RedisLocks: leases, renewal, token-checked release, release requests and
-lost leases — two managers stand for two gateway instances."""
+"""RedisLocks beyond the lock contract (``tests/core/test_lock_contract.py``):
+leases, renewal, token-checked release, lost leases, Redis down — two managers
+stand for two gateway instances."""
 
 from __future__ import annotations
 
@@ -42,48 +43,6 @@ def run(
             await raw.aclose()
 
     return asyncio.run(main())
-
-
-def test_exclusive_and_waiter_times_out_with_locked(redis_url: str) -> None:
-    async def body(a: RedisLocks, b: RedisLocks, raw: Any) -> None:
-        async with a.hold("u1"):
-            t0 = time.monotonic()
-            with pytest.raises(Locked):
-                async with b.hold("u1", timeout=0.3):
-                    pytest.fail("two holders")
-            assert 0.25 < time.monotonic() - t0 < 1.5
-            async with b.hold("other", timeout=0.3):  # other keys are independent
-                pass
-        async with b.hold("u1", timeout=0.3):  # free again
-            pass
-
-    run(redis_url, body)
-
-
-def test_waiter_asks_the_holder_on_another_instance(redis_url: str) -> None:
-    async def body(a: RedisLocks, b: RedisLocks, raw: Any) -> None:
-        order: list[str] = []
-
-        async def holder() -> None:
-            async with a.hold("u1") as lease:
-                order.append("a-holds")
-                await asyncio.wait_for(lease.release_requested.wait(), 2.0)
-                order.append("a-asked")
-            order.append("a-released")
-
-        task = asyncio.create_task(holder())
-        while "a-holds" not in order:
-            await asyncio.sleep(0.01)
-        t0 = time.monotonic()
-        async with b.hold("u1") as lease:
-            order.append("b-holds")
-            waited = time.monotonic() - t0
-            assert not lease.release_requested.is_set()
-        await task
-        assert order == ["a-holds", "a-asked", "a-released", "b-holds"]
-        assert waited < 1.0  # woken by the release, not by the lease running out
-
-    run(redis_url, body)
 
 
 def test_renewal_keeps_a_long_holder(redis_url: str) -> None:
@@ -167,26 +126,6 @@ def test_unreachable_redis_sets_lost_before_the_lease_ends(
         await a.ping()
 
     run(redis_url, body, lease=1.0)
-
-
-def test_cancelled_waiter_leaves_no_lock(redis_url: str) -> None:
-    async def body(a: RedisLocks, b: RedisLocks, raw: Any) -> None:
-        async def wait_for_it() -> None:
-            async with b.hold("u1", timeout=5.0):
-                pass
-
-        async with a.hold("u1"):
-            task = asyncio.create_task(wait_for_it())
-            await asyncio.sleep(0.2)
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
-        await asyncio.sleep(0.05)
-        assert await raw.exists("ugw:lock:u1") == 0
-        async with a.hold("u1", timeout=0.2):
-            pass
-
-    run(redis_url, body)
 
 
 def test_unreachable_redis_refuses_to_lock() -> None:

@@ -1,4 +1,4 @@
-"""Form upload: ``POST /`` as ``multipart/form-data`` (protocol doc §2).
+"""Form upload: ``POST /`` as ``multipart/form-data``.
 
 The multipart body is parsed as it streams, whatever the field order: the
 ``file`` part goes straight into a core stream while it arrives — into the

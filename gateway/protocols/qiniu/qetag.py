@@ -1,4 +1,4 @@
-"""qetag, the ``hash`` of every Qiniu answer (protocol doc §6).
+"""qetag, the ``hash`` of every Qiniu answer (ARCHITECTURE.md §8).
 
 * v1: one SHA-1 per 4 MiB block. One block: ``0x16 + sha1(data)``; more:
   ``0x96 + sha1(sha1(b1) + sha1(b2) + …)``.
