@@ -1,7 +1,8 @@
 """Upload tokens: ``AccessKey:urlsafe_b64(hmac_sha1(SK, encodedPolicy)):encodedPolicy``.
 
 The HMAC is checked over the encoded policy *exactly as received* — never a
-re-serialisation, since SDKs order JSON keys differently. ``mint`` makes tokens for the CLI and tests.
+re-serialisation, since SDKs order JSON keys differently. ``mint`` makes
+tokens for the CLI and tests.
 """
 
 from __future__ import annotations
