@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from tests.access.support import access_config, auth, bearer, uptoken
-from tests.ietf.helpers import append, create, fields
+from tests.ietf.helpers import PARTIAL, append, create, fields
 from tests.ietf.raw import request
 from tests.support.gateway import GatewayProcess
 from tests.support.targets import Target
@@ -65,6 +65,12 @@ def test_policy_limits_apply(agw: GatewayProcess) -> None:
     assert ex.status == 413
     url = create(agw.files_url, 7, complete=False, **_auth(limited)).headers["location"]
     assert append(url, 7, 0, b"x" * 101, complete=False, **_auth(limited)).status == 413
+    # content without a length stops at the limit, keeping what fits
+    h = fields(7, False, Upload_Offset="0", Content_Type=PARTIAL, **_auth(limited))
+    assert request("PATCH", url, h, b"y" * 150, chunked=True).status == 413
+    assert 0 <= offset_of_owned(url, limited) <= 100
+    ex = request("POST", agw.files_url, fields(7, True, **_auth(limited)), b"z" * 150, chunked=True)
+    assert ex.status == 413
     images = uptoken(mimeLimit="image/*")
     ex = create(agw.files_url, 7, b"<p>", complete=True, Content_Type="text/html", **_auth(images))
     assert ex.status == 415
@@ -78,6 +84,12 @@ def test_qiniu_records_are_not_the_paths(agw: GatewayProcess) -> None:
     url = agw.files_url + upload_id
     assert request("HEAD", url, fields(8, **_auth(token))).status == 404
     assert request("DELETE", url, fields(8, **_auth(token))).status == 404
+
+
+def offset_of_owned(url: str, token: str) -> int:
+    r = request("HEAD", url, fields(8, **_auth(token)))
+    assert r.status == 204
+    return int(r.headers["upload-offset"])
 
 
 def _auth(token: str) -> dict[str, str]:

@@ -13,6 +13,7 @@ from gateway.protocols.ietf import fields
 from gateway.protocols.ietf.problems import InconsistentLength
 from gateway.protocols.ietf.versions import Version
 from gateway.protocols.tus.context import TusContext
+from gateway.protocols.tus.upload import room
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +102,8 @@ async def append(
         raise OffsetMismatch(record.offset)
     if length is not None and record.length is not None and length != record.length:
         raise InconsistentLength(f"the upload's length is {record.length}, not {length}")
-    source = request_body(ctx.request)
+    ctx.record = record
+    source = request_body(ctx.request, room(ctx, offset))  # a deferred length's size limit
     body = _Tracked(source)
     record = await ctx.service.write(
         record.id,

@@ -52,7 +52,7 @@ async def patch(ctx: TusContext, upload_id: str) -> web.Response:
     _check_hook_limit(ctx, offset, length)
     checksum = request_checksum(request)
     # a final (assembled) upload is refused by the service: 403
-    body = request_body(request, _room(ctx, offset))
+    body = request_body(request, room(ctx, offset))
     record = await ctx.service.write(
         upload_id,
         offset,
@@ -95,7 +95,7 @@ def _check_hook_limit(ctx: TusContext, offset: int, declared: int | None) -> Non
         raise TooLarge(f"this upload may be at most {limit} bytes")
 
 
-def _room(ctx: TusContext, offset: int) -> int | None:
+def room(ctx: TusContext, offset: int) -> int | None:
     """How many bytes a PATCH at ``offset`` may bring to a deferred-length
     upload under a size limit (the credential's fsizeLimit, a pre-create
     hook's): a body without Content-Length ends there with 413."""
