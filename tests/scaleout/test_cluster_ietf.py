@@ -14,11 +14,9 @@ from tests.ietf.helpers import append, fields, offset_of, says_complete, wait_of
 from tests.ietf.raw import request
 from tests.scaleout.clients import fetch, sha
 from tests.scaleout.cluster import Cluster
-from tests.scaleout.test_cluster_tus import cluster
 from tests.tus.test_tus_js_client import run_tus_js
 
 MiB = 1024 * 1024
-__all__ = ["cluster"]  # three instances on one Redis, as for the tus cluster tests
 
 
 @pytest.mark.parametrize("protocol", ["ietf-draft-03", "ietf-draft-05"])
