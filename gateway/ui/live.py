@@ -1,8 +1,9 @@
 """What the ops view shows besides the state store's records, gathered on
 this instance: body bytes received per second (sampled each second, last
 five minutes), the live bytes of uploads being received here, and recent
-finishes — kept here and in the state store's KV, so every instance's
-finishes are listed wherever the view is opened."""
+finishes. Finishes and each instance's bytes per second are also written to
+the state store's KV (the series every 5 s), so that on a cluster the view
+lists every instance's finishes and charts their throughput together."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import time
 from collections import deque
 from typing import Any
 
+from backends.telemetry import warn_limited
 from gateway.core.records import UploadRecord
 from gateway.core.service import UploadService
 
@@ -23,8 +25,14 @@ log = logging.getLogger(__name__)
 #: KV namespace and key of the shared list of recent finishes
 KV_NAMESPACE = "ui-ops"
 KV_FINISHED = "finished"
+#: instance → when it last said it was there (JSON object)
+KV_INSTANCES = "instances"
 SAMPLE_SECONDS = 1.0
 HISTORY = 300
+#: samples between two writes of this instance's series; the cluster chart's bucket
+PUBLISH_EVERY = 5
+#: an instance silent this long is left out of the cluster chart
+GONE_AFTER = 60.0
 
 
 class Live:
@@ -40,9 +48,58 @@ class Live:
 
     # -- throughput ------------------------------------------------------------------
     async def sample_forever(self) -> None:
+        count = 0
         while True:
             self.samples.append((time.time(), self.service.ledger.bytes_received()))
+            count += 1
+            if count % PUBLISH_EVERY == 0:
+                await self._publish()
             await asyncio.sleep(SAMPLE_SECONDS)
+
+    async def _publish(self) -> None:
+        """This instance's series and presence in the KV, for the other instances' views."""
+        kv = self.service.state
+        me = self.service.ledger.instance
+        try:
+            await kv.kv_set(KV_NAMESPACE, f"throughput:{me}", json.dumps(self.throughput()))
+            known = _decode_map(await kv.kv_get(KV_NAMESPACE, KV_INSTANCES))
+            now = time.time()
+            if now - known.get(me, 0.0) > GONE_AFTER / 4:
+                known = {i: t for i, t in known.items() if now - t < 10 * GONE_AFTER}
+                known[me] = now
+                await kv.kv_set(KV_NAMESPACE, KV_INSTANCES, json.dumps(known))
+        except Exception as exc:
+            warn_limited(
+                log, "ops-publish", "ops view: could not share this instance's throughput: %s", exc
+            )
+
+    async def cluster_throughput(self) -> tuple[list[list[float]], list[str]]:
+        """The throughput of every instance seen in the last minute, summed in
+        5-second buckets (others' series are up to 5 s old), and their names."""
+        me = self.service.ledger.instance
+        series = {me: self.throughput()}
+        try:
+            known = _decode_map(await self.service.state.kv_get(KV_NAMESPACE, KV_INSTANCES))
+            now = time.time()
+            for instance, seen in known.items():
+                if instance != me and now - seen < GONE_AFTER:
+                    raw = await self.service.state.kv_get(KV_NAMESPACE, f"throughput:{instance}")
+                    series[instance] = [p for p in _decode_list(raw) if len(p) == 2]
+        except Exception as exc:
+            warn_limited(
+                log, "ops-read", "ops view: could not read other instances' throughput: %s", exc
+            )
+        if len(series) == 1:
+            return series[me], [me]
+        buckets: dict[int, float] = {}
+        for points in series.values():
+            per: dict[int, list[float]] = {}
+            for t, rate in points:
+                per.setdefault(int(t // PUBLISH_EVERY), []).append(float(rate))
+            for b, rates in per.items():
+                buckets[b] = buckets.get(b, 0.0) + sum(rates) / len(rates)
+        summed = [[float((b + 1) * PUBLISH_EVERY), v] for b, v in sorted(buckets.items())]
+        return summed, sorted(series)
 
     def throughput(self) -> list[list[float]]:
         """[time, bytes/s] per sample interval, oldest first."""
@@ -123,10 +180,22 @@ class Live:
 
 
 def _decode(text: str | None) -> list[dict[str, Any]]:
-    if not text:
-        return []
+    return [e for e in _decode_list(text) if isinstance(e, dict)]
+
+
+def _decode_list(text: str | None) -> list[Any]:
     try:
-        value = json.loads(text)
+        value = json.loads(text) if text else []
     except ValueError:
         return []
-    return [e for e in value if isinstance(e, dict)] if isinstance(value, list) else []
+    return value if isinstance(value, list) else []
+
+
+def _decode_map(text: str | None) -> dict[str, float]:
+    try:
+        value = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    if not isinstance(value, dict):
+        return {}
+    return {str(k): float(v) for k, v in value.items() if isinstance(v, (int, float))}

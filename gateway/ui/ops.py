@@ -90,6 +90,7 @@ async def build_snapshot(request: web.Request) -> dict[str, Any]:
     uploads += [_session(live, sessions[s], ps, now, receiving) for s, ps in parts.items()]
     live.forget_except({u["id"] for u in uploads})
     uploads.sort(key=lambda u: (not u["receiving"], u["idle"]))
+    throughput, instances = await live.cluster_throughput()
     base = base_url(request, service.config.server)
     finished = await live.recent_finishes()
     for entry in finished:
@@ -106,7 +107,8 @@ async def build_snapshot(request: web.Request) -> dict[str, Any]:
         "finished": finished,
         "backends": backend_stats(request.app, list(service.backends)),
         "ready": await readiness(request),
-        "throughput": live.throughput(),
+        "throughput": throughput,
+        "throughput_instances": instances,
     }
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import requests
 
+from tests.client.harness import wait_until
 from tests.scaleout.cluster import Cluster
 from tests.tus.helpers import create, patch
 
@@ -66,5 +67,18 @@ def test_every_instance_sees_every_upload(redis_url: str) -> None:
             stats = seen["backends"]
             assert stats["available"] and stats["backends"]["default"]["requests"] > 0
             assert stats["backends"]["default"]["errors"] == 0
+        # throughput: both instances' bytes, summed in 5-second steps
+        sent = 700_000 + 1_200_000 + 1000
+
+        def charted() -> float:
+            seen = snapshot(a.url)
+            if len(seen["throughput_instances"]) < 2:
+                return 0.0
+            return float(sum(rate * 5 for _, rate in seen["throughput"]))
+
+        wait_until(lambda: charted() >= 0.8 * sent, timeout=20, what="both instances charted")
+        seen = snapshot(a.url)
+        assert sorted(seen["throughput_instances"]) == sorted(f"{host}:{gw.port}" for gw in (a, b))
+        assert charted() <= 1.2 * sent
     finally:
         cluster.stop()

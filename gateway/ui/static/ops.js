@@ -105,6 +105,10 @@ function render(data) {
     badges.append(badge);
   }
   drawChart(data.throughput);
+  const n = data.throughput_instances.length;
+  $('#chart-title').textContent = n > 1
+    ? `Received by ${n} instances, bytes per second (5-second steps, last 5 minutes)`
+    : 'Received on this instance, bytes per second (last 5 minutes)';
   $('#upload-count').textContent = data.uploads_total > data.uploads.length
     ? `(${data.uploads.length} of ${data.uploads_total})` : `(${data.uploads_total})`;
   const uploads = fill($('#uploads'), data.uploads.map((u) => [
