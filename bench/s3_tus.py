@@ -23,8 +23,8 @@ CPU seconds per GiB for the PATCH upload and its peak RSS, and the store's
 CPU seconds per GiB (all its processes) when fed directly and through the
 gateway — a gateway that makes the store work harder shows there.
 
-The gateway runs with its default ``multipart_checksum: CRC32``
-(``--multipart-checksum none`` to compare): boto3 declares CRC32 on its
+The gateway runs with its default ``multipart_checksum: auto`` (CRC32 where
+the store takes it; ``--multipart-checksum none`` to compare): boto3 declares CRC32 on its
 uploads too, and without an algorithm moto computes a full-object checksum
 at completion, re-reading and copying every byte (seconds for 512 MiB).
 ``--option KEY=VALUE`` sets any other S3 option of the gateway (e.g.

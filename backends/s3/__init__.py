@@ -36,17 +36,23 @@ else is kept anywhere.
 
 Checksums
 ---------
-With ``multipart_checksum: CRC32`` (the default) every multipart upload
-declares CRC32 and every part carries it, as AWS then requires: a buffered
-part in ``x-amz-checksum-crc32``, a forwarded part in an aws-chunked trailer
+When parts carry CRC32 (``multipart_checksum: auto`` on a store that checks
+it, or ``CRC32``) every multipart upload declares CRC32 and every part
+carries it, as AWS then requires: a buffered part in
+``x-amz-checksum-crc32``, a forwarded part in an aws-chunked trailer
 (``Content-Encoding: aws-chunked``, ``x-amz-content-sha256:
 STREAMING-UNSIGNED-PAYLOAD-TRAILER``, one chunk, exact Content-Length), an
 ``UploadPartCopy`` part the CRC32 the store reports; CompleteMultipartUpload
 lists them. The store verifies each part, and none has to re-read the whole
-object at completion (moto does, for uploads without an algorithm). Stores
-that refuse aws-chunked bodies need ``multipart_checksum: none``; a stream
-keeps the choice it was created with. A stream's tail,
-and a finished stream, can be read back (``read_stream``: a
+object at completion (moto does, for uploads without an algorithm).
+Otherwise buffered parts and objects carry Content-MD5 and a forwarded
+part's ETag is compared with its MD5. ``auto`` (the default) decides from a
+start-up probe of what the store really checks (``backends/s3/probe.py``,
+``backends/s3/integrity.py``: Ceph RGW 16 takes CRC32s without checking them,
+Swift 2.30's s3api refuses them); a stream keeps the choice it was created
+with.
+
+A stream's tail, and a finished stream, can be read back (``read_stream``: a
 Qiniu block, always below the part size, is all tail); bytes already in
 parts cannot, until the stream finishes.
 

@@ -28,6 +28,7 @@ from backends.concurrency import bounded
 from backends.errors import BackendError, BackendUnavailable, InvalidState
 from backends.s3.config import PresignedUrls, PublicUrls, S3Config
 from backends.s3.copy import Copier, Source
+from backends.s3.integrity import Integrity
 from backends.s3.parts import PartPipe, cancel_forward, fetch_pieces
 from backends.s3.preopen import PreOpener
 from backends.s3.state import Piece, StreamState
@@ -46,7 +47,8 @@ class S3Backend(Backend):
         assert isinstance(config, S3Config)
         self.cfg = config
         self.store = Store(config, self.telemetry)
-        self.copier = Copier(self.store, config, context.budget)
+        self.integrity = Integrity(name, self.store, config, self.telemetry)
+        self.copier = Copier(self.store, config, context.budget, self.integrity)
         self.preopen = PreOpener(self.store, config.preopen_parts, config.preopen_timeout)
 
     @property
@@ -62,11 +64,19 @@ class S3Backend(Backend):
         await self.store.open()
         try:
             await self.store.check_bucket(self.cfg.create_bucket)
+            # what the store really checks and allows (backends/s3/integrity.py)
+            self.cfg = self.store.config = self.copier.config = await self.integrity.start()
         except BaseException:
             await self.store.close()
             raise
 
+    @property
+    def fallbacks(self) -> int:
+        """Requests made again in another form since start (``integrity``)."""
+        return sum(self.integrity.fallbacks.values())
+
     async def close(self) -> None:
+        await self.integrity.close()
         await self.preopen.close()
         await self.store.close()
 
@@ -99,12 +109,11 @@ class S3Backend(Backend):
             st = StreamState("", key, part_size, temporary=stream.key is None)
             return st.to_json()
         # written on its final key: the object's type is fixed now (``commit``)
+        checksum = self.store.checksum
         upload_id = await self.store.create_multipart(
-            key, stream.content_type if stream.key else None
+            key, stream.content_type if stream.key else None, checksum
         )
-        st = StreamState(
-            upload_id, key, part_size, temporary=stream.key is None, checksum=self.store.checksum
-        )
+        st = StreamState(upload_id, key, part_size, temporary=stream.key is None, checksum=checksum)
         if stream.length is not None and stream.length >= part_size:
             self.preopen.open(stream.id, key, upload_id, 1, part_size, st.checksum is not None)
         return st.to_json()
@@ -132,8 +141,9 @@ class S3Backend(Backend):
         finally:
             self.context.budget.release(limit)
         content_type = None if old.temporary else stream.content_type
-        upload_id = await self.store.create_multipart(old.key, content_type)
-        opened = old.copy(upload_id=upload_id, checksum=self.store.checksum)
+        checksum = self.store.checksum
+        upload_id = await self.store.create_multipart(old.key, content_type, checksum)
+        opened = old.copy(upload_id=upload_id, checksum=checksum)
         try:
             result = await self._write_parts(stream, opened, _chain(head, more))
         except BackendUnavailable as exc:
@@ -163,8 +173,8 @@ class S3Backend(Backend):
         st = old.copy()
         if not st.parts and stream.length is not None:  # a length declared late
             st.part_size = max(st.part_size, self.cfg.part_size_for(stream.length))
-        announced = stream.incoming if self.store.can_forward else None
         checksum = st.checksum is not None
+        announced = stream.incoming if self.store.forwards(checksum) else None
         number = len(st.parts) + 1
         opened = self.preopen.take(stream.id, st.key, st.upload_id, number, st.part_size, checksum)
         if opened is not None and (st.tail or announced is None or announced < st.part_size):
@@ -175,7 +185,7 @@ class S3Backend(Backend):
             first_number=number, concurrency=self.cfg.max_concurrency,
             budget=self.context.budget, prefix=st.tail, hashing=self.cfg.content_md5,
             expected_end=None if announced is None else stream.offset + announced,
-            preopened=opened, checksum=checksum,
+            preopened=opened, checksum=checksum, fallback=self.integrity.part_fallback,
         )  # fmt: skip
         received = 0
         try:
@@ -315,7 +325,7 @@ class S3Backend(Backend):
                 sealed.parts.append(etag)
                 sealed.checksums.append(crc)
             checksums = sealed.checksums if sealed.checksum else None
-            await self.store.complete(st.key, st.upload_id, sealed.parts, checksums)
+            await self.integrity.complete(st.key, st.upload_id, sealed.parts, checksums)
         except BackendError:
             if not await self._completed_before(st, stream.offset):
                 raise
@@ -349,7 +359,7 @@ class S3Backend(Backend):
 
     async def _last_part(self, st: StreamState) -> tuple[str, str]:
         number = len(st.parts) + 1
-        if len(st.tail) == 1:  # the store copies it: no bytes through the gateway
+        if len(st.tail) == 1 and self.store.part_copy:  # no bytes through the gateway
             piece = st.tail[0]
             return await self.store.upload_part_copy(
                 st.key, st.upload_id, number, piece.key, 0, None

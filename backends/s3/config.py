@@ -62,7 +62,8 @@ class S3Config(BackendConfig):
     part_size: Size = 8 * MiB
     #: the store's minimum size of every part but the last
     min_part_size: Size = 5 * MiB
-    #: the store's part-count limit (AWS 10,000; Swift s3api 1,000)
+    #: the store's part-count limit (AWS 10,000; Swift s3api 1,000); unless
+    #: set, lowered at start-up to 1,000 on a store that refuses part 10,000
     max_parts: int = Field(10_000, ge=1)
     #: the largest part the store accepts (and the largest single CopyObject)
     max_part_size: Size = 5 * GiB
@@ -99,9 +100,12 @@ class S3Config(BackendConfig):
     #: parts the one the store reports; CompleteMultipartUpload lists them.
     #: It spares stores that otherwise compute a full-object checksum at
     #: completion by re-reading every byte (moto: seconds for 512 MiB), and
-    #: the store checks each part. ``none`` for stores that refuse aws-chunked
-    #: bodies or checksum headers (streams already open keep theirs)
-    multipart_checksum: Literal["CRC32", "none"] = "CRC32"
+    #: the store checks each part. ``none``: Content-MD5 instead (every S3
+    #: store verifies it). ``auto`` (default): CRC32 where a start-up probe
+    #: finds the store checks it in every form, else Content-MD5; ``CRC32`` on
+    #: a store that does not check it stops start-up (``backends/s3/integrity.py``).
+    #: Streams already open keep theirs
+    multipart_checksum: Literal["auto", "CRC32", "none"] = "auto"
     #: SigV4-sign payloads (hashes every byte in the event loop; TLS plus
     #: Content-MD5 already protect the bytes, so it is off by default)
     payload_signing: bool = False

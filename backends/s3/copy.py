@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from backends.base import MemoryBudget
 from backends.errors import BackendError
 from backends.s3.config import S3Config
+from backends.s3.integrity import Integrity
 from backends.s3.parts import Part, PartPipe
 from backends.s3.store import Store
 
@@ -53,10 +54,13 @@ def copy_plan(sources: Sequence[Source], config: S3Config) -> list[CopyRange] | 
 
 
 class Copier:
-    def __init__(self, store: Store, config: S3Config, budget: MemoryBudget) -> None:
+    def __init__(
+        self, store: Store, config: S3Config, budget: MemoryBudget, integrity: Integrity
+    ) -> None:
         self.store = store
         self.config = config
         self.budget = budget
+        self.integrity = integrity
 
     async def make(
         self, sources: Sequence[Source], key: str, content_type: str | None = None
@@ -68,15 +72,16 @@ class Copier:
         if len(sources) == 1 and sources[0].size <= self.config.max_part_size:
             await self.store.copy(sources[0].key, key, content_type)
             return
-        plan = copy_plan(sources, self.config)
-        upload_id = await self.store.create_multipart(key, content_type)
+        plan = copy_plan(sources, self.config) if self.store.part_copy else None
+        checksum = self.store.checksum
+        upload_id = await self.store.create_multipart(key, content_type, checksum)
         try:
             if plan is not None:
                 parts = await self._copy_parts(plan, key, upload_id)
             else:
-                parts = await self._copy_through(sources, key, upload_id)
-            checksums = [crc for _, crc in parts] if self.store.checksum else None
-            await self.store.complete(key, upload_id, [etag for etag, _ in parts], checksums)
+                parts = await self._copy_through(sources, key, upload_id, checksum is not None)
+            etags, checksums = [etag for etag, _ in parts], [crc for _, crc in parts]
+            await self.integrity.complete(key, upload_id, etags, checksums if checksum else None)
         except BaseException:
             await asyncio.shield(self._abort_quietly(key, upload_id))
             raise
@@ -105,7 +110,7 @@ class Copier:
             raise
 
     async def _copy_through(
-        self, sources: Sequence[Source], key: str, upload_id: str
+        self, sources: Sequence[Source], key: str, upload_id: str, checksum: bool
     ) -> list[Part]:
         total = sum(s.size for s in sources)
         pipe = PartPipe(
@@ -117,8 +122,9 @@ class Copier:
             concurrency=self.config.max_concurrency,
             budget=self.budget,
             hashing=self.config.content_md5,
-            expected_end=total if self.store.can_forward else None,
-            checksum=self.store.checksum is not None,
+            expected_end=total if self.store.forwards(checksum) else None,
+            checksum=checksum,
+            fallback=self.integrity.part_fallback,
         )
         try:
             async with contextlib.aclosing(self._read_all(sources)) as chunks:

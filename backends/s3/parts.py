@@ -28,13 +28,13 @@ import hashlib
 import os
 import threading
 import zlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from backends.base import MemoryBudget
 from backends.concurrency import bounded
-from backends.errors import BackendError
+from backends.errors import BackendError, BackendUnavailable
 from backends.s3.state import Piece
 from backends.s3.store import Store, crc32_b64, crc32_of, md5_digest
 
@@ -98,6 +98,9 @@ class ForwardedBody:
 Forward = tuple[ForwardedBody, "asyncio.Task[str]"]
 #: a stored part: its ETag and CRC32 (base64; "" unless the upload declared it)
 Part = tuple[str, str]
+#: told when a forwarded part is sent again from its buffer: why
+#: (``trailer_refused``, ``forward_failed``, ``etag_mismatch``) and the store's answer
+Fallback = Callable[[str, str], None]
 
 
 def cancel_forward(task: asyncio.Task[str]) -> None:
@@ -156,6 +159,7 @@ class PartPipe:
         expected_end: int | None = None,
         preopened: Forward | None = None,
         checksum: bool = False,
+        fallback: Fallback | None = None,
     ) -> None:
         self.store = store
         self.key = key
@@ -169,6 +173,7 @@ class PartPipe:
         self._hashing = hashing
         #: the upload declared CRC32: every part is sent with its CRC32
         self._checksum = checksum
+        self._fallback = fallback
         #: where the bytes are announced to end (offsets count from part 1's start)
         self._expected_end = expected_end
         self._slots = asyncio.Semaphore(concurrency)
@@ -289,10 +294,12 @@ class PartPipe:
     ) -> Part:
         try:
             if forward is not None:
-                etag, md5 = await self._forwarded(forward[1], chunks)
+                etag, md5, why, answer = await self._forwarded(forward[1], chunks)
                 if etag is not None:
                     return etag, forward[0].checksum
                 # failed or garbled: send it again from the buffer (with retries)
+                if self._fallback is not None:
+                    self._fallback(why, answer)
             head = await fetch_pieces(self.store, prefix, self.concurrency) if prefix else []
             data = [*head, *chunks]
             if self._checksum and crc is None:
@@ -306,24 +313,29 @@ class PartPipe:
 
     async def _forwarded(
         self, upload: asyncio.Task[str], chunks: list[Chunk]
-    ) -> tuple[str | None, bytes | None]:
-        """The ETag of a forwarded part if it was stored intact, and its MD5."""
+    ) -> tuple[str | None, bytes | None, str, str]:
+        """The ETag of a forwarded part if it was stored intact, its MD5, and
+        else why not and the store's answer."""
         digest = None
         if self._hashing and not self._checksum:  # hashlib releases the GIL
             loop = asyncio.get_running_loop()
             digest = asyncio.ensure_future(loop.run_in_executor(_HASHERS, md5_digest, list(chunks)))
+        why = answer = ""
         try:
             try:
                 etag: str | None = await upload
-            except BackendError:
-                etag = None
+            except BackendError as exc:
+                etag, answer = None, str(exc)
+                trailer = self._checksum and not isinstance(exc, BackendUnavailable)
+                why = "trailer_refused" if trailer else "forward_failed"
             md5 = await digest if digest is not None else None
         finally:
             if digest is not None:
                 digest.cancel()
         if etag is not None and md5 is not None and etag.strip('"') != md5.hex():
+            why, answer = "etag_mismatch", f"ETag {etag} is not the MD5 of the bytes sent"
             etag = None
-        return etag, md5
+        return etag, md5, why, answer
 
     def _note_failure(self, task: asyncio.Task[Part], hold: _Hold) -> None:
         hold.release()  # if the task never ran

@@ -59,7 +59,7 @@ class PreOpener:
         ``checksum``) of a stream's upload, replacing any part opened before
         for it; nothing if at the limit."""
         self.drop(stream_id)
-        if not self.enabled or len(self._open) >= self.limit:
+        if not self.enabled or not self.store.forwards(checksum) or len(self._open) >= self.limit:
             return
         loop = asyncio.get_running_loop()
         body = ForwardedBody(length, trailer=checksum)

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import aiohttp
 import aiohttp.payload
 from aiobotocore.config import AioConfig
-from aiobotocore.session import get_session
+from aiobotocore.session import AioSession, get_session
 from aiohttp.abc import AbstractStreamWriter
 from botocore.exceptions import (
     BotoCoreError,
@@ -67,6 +67,8 @@ def translate(exc: BaseException, what: str) -> BackendError:
         text = f"S3 {what}: {code}: {message}"
         if code in _NOT_FOUND or status == 404:
             return NotFound(text)
+        if code == "NotImplemented" or status == 501:
+            return BackendError(text)  # a refusal of the request's form, not an outage
         if code in _UNAVAILABLE or status >= 500:
             return BackendUnavailable(text)
         return BackendError(text)
@@ -208,12 +210,29 @@ class PacedBody(aiohttp.payload.Payload):
 class Store:
     """One bucket through one aiobotocore client."""
 
-    def __init__(self, config: S3Config, telemetry: BackendTelemetry | None = None) -> None:
+    def __init__(
+        self,
+        config: S3Config,
+        telemetry: BackendTelemetry | None = None,
+        session: AioSession | None = None,
+    ) -> None:
         self.config = config
         self.telemetry = telemetry
+        #: a second Store given the session creates its client in milliseconds
+        #: (the SDK's service model is loaded once per session: ~1 s)
+        self.session = session or get_session()
         self.bucket = config.bucket
         self._stack = AsyncExitStack()
         self._client: Any = None
+        #: the algorithm new multipart uploads declare (and whole objects
+        #: carry), None for Content-MD5; set from ``multipart_checksum`` and
+        #: the start-up probe (``backends.s3.integrity``)
+        self.checksum: str | None = None if config.multipart_checksum == "none" else "CRC32"
+        #: forwarded parts of uploads that declared a checksum may carry it in
+        #: an aws-chunked trailer (else such parts are buffered, sent once)
+        self.trailers = True
+        #: the store copies parts server-side (UploadPartCopy)
+        self.part_copy = True
 
     @property
     def client(self) -> Any:
@@ -237,8 +256,7 @@ class Store:
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",
         )
-        session = get_session()
-        creator = session.create_client(
+        creator = self.session.create_client(
             "s3",
             endpoint_url=c.endpoint_url,
             aws_access_key_id=c.access_key,
@@ -289,18 +307,21 @@ class Store:
         with s3_errors("HeadBucket"):
             await self.client.head_bucket(Bucket=self.bucket)
 
-    # -- multipart uploads ----------------------------------------------------
-    @property
-    def checksum(self) -> str | None:
-        """The algorithm new multipart uploads declare (``multipart_checksum``)."""
-        return None if self.config.multipart_checksum == "none" else self.config.multipart_checksum
+    async def call(self, operation: str, **params: Any) -> Any:
+        """Any S3 operation on the bucket (snake_case name), errors translated."""
+        with s3_errors(operation):
+            return await getattr(self.client, operation)(Bucket=self.bucket, **params)
 
-    async def create_multipart(self, key: str, content_type: str | None = None) -> str:
-        """A new multipart upload declaring ``self.checksum``: its parts must
-        then be sent with their CRC32 (``checksum`` of the upload calls)."""
+    # -- multipart uploads ----------------------------------------------------
+    async def create_multipart(
+        self, key: str, content_type: str | None, checksum: str | None
+    ) -> str:
+        """A new multipart upload declaring ``checksum`` (``self.checksum``
+        when it was created): its parts must then be sent with their CRC32
+        (``checksum`` of the upload calls)."""
         extra = {"ContentType": content_type} if content_type else {}
-        if self.checksum is not None:
-            extra["ChecksumAlgorithm"] = self.checksum
+        if checksum is not None:
+            extra["ChecksumAlgorithm"] = checksum
         with s3_errors("CreateMultipartUpload"):
             resp = await self.client.create_multipart_upload(Bucket=self.bucket, Key=key, **extra)
         return str(resp["UploadId"])
@@ -335,6 +356,10 @@ class Store:
     def can_forward(self) -> bool:
         """Parts may be sent while their bytes arrive (needs unsigned payloads)."""
         return self.config.forward_parts and not self.config.payload_signing
+
+    def forwards(self, checksum: bool) -> bool:
+        """Parts of an upload (that declared a checksum, or not) are forwarded."""
+        return self.can_forward and (self.trailers or not checksum)
 
     async def upload_part_streaming(
         self, key: str, upload_id: str, number: int, body: TrailedBody

@@ -1,7 +1,8 @@
 """A loopback TCP proxy that can cut a connection after N client bytes —
-to drop a client mid-request, as a flaky network does — and can pace what
+to drop a client mid-request, as a flaky network does — can pace what
 clients send (``rate``: bytes per second over all connections), as a slow
-uplink does."""
+uplink does, and can flip bits of the bytes it passes on, as a faulty NIC
+or switch does."""
 
 from __future__ import annotations
 
@@ -21,6 +22,9 @@ class CutProxy:
         #: client → server bytes per second, all connections together; None = as fast as possible
         self.rate: int | None = None
         self._paced = (time.monotonic(), 0)
+        self._flip_once: int | None = None
+        self._flip_every: int | None = None
+        self.flips = 0
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -46,6 +50,35 @@ class CutProxy:
         if ahead > 0:
             await asyncio.sleep(ahead)
 
+    def flip_next_at(self, offset: int) -> None:
+        """Flip one byte, once: the one at ``offset`` of the next connection
+        carrying that many client bytes."""
+        self._flip_once = offset
+
+    def flip_every(self, interval: int | None) -> None:
+        """Flip the byte at every multiple of ``interval`` of every
+        connection's client bytes (None: stop)."""
+        self._flip_every = interval
+
+    def _flip(self, data: bytes, sent: int) -> bytes:
+        """``data`` (bytes ``[sent, sent + len)`` of a connection), bits flipped as asked."""
+        spots: list[int] = []
+        once = self._flip_once
+        if once is not None and sent <= once < sent + len(data):
+            self._flip_once = None
+            spots.append(once - sent)
+        every = self._flip_every
+        if every:
+            first = -(-max(sent, 1) // every) * every
+            spots.extend(range(first - sent, len(data), every))
+        if not spots:
+            return data
+        buf = bytearray(data)
+        for spot in spots:
+            buf[spot] ^= 0x20
+        self.flips += len(spots)
+        return bytes(buf)
+
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
         self._server = self._loop.run_until_complete(
@@ -61,6 +94,7 @@ class CutProxy:
             sent = 0
             try:
                 while data := await creader.read(16384 if self.rate else 65536):
+                    data = self._flip(data, sent)
                     limit = self._cut_after
                     if limit is not None and sent + len(data) > limit:
                         self._cut_after = None

@@ -81,7 +81,13 @@ class S3Target(Target):
     the incomplete multipart uploads and temporaries of the newest bucket
     that exists — never sees other suites' unfinished uploads."""
 
+    #: what the backend's start-up probe finds (``backends/s3/integrity.py``):
+    #: the part-count limit it settles on, what protects the bytes
+    #: ("CRC32", "Content-MD5", or "nothing" the store checks), and whether
+    #: the store takes every form of CRC32 (checked or not)
     max_parts = 10_000
+    integrity = "CRC32"
+    crc32_usable = True
     temp_prefix = ".upload-gateway/"
 
     def __init__(self) -> None:
@@ -104,7 +110,6 @@ class S3Target(Target):
             "access_key": self.server.access_key,
             "secret_key": self.server.secret_key,
             "addressing_style": "path",
-            "max_parts": self.max_parts,
             "temp_prefix": self.temp_prefix,
             "create_bucket": True,
         }
@@ -142,7 +147,10 @@ class S3Target(Target):
 
 
 class MotoTarget(S3Target):
+    """moto: takes CRC32s and Content-MD5s but checks neither."""
+
     name = "s3-moto"
+    integrity = "nothing"
 
     def _start(self) -> Any:
         from tests.servers.moto import MotoServer
@@ -173,6 +181,8 @@ class Swift230S3Target(SwiftS3Target):
     flexible checksums (CompleteMultipartUpload with them is MalformedXML)."""
 
     name = "s3-swift230"
+    integrity = "Content-MD5"
+    crc32_usable = False
 
     def _start(self) -> Any:
         from tests.servers.swift import SwiftServer
@@ -192,6 +202,8 @@ class CephTarget(S3Target):
     """Ceph RGW 16 (Debian 12's radosgw): one mon, one memstore OSD, auth none."""
 
     name = "s3-ceph"
+    integrity = "Content-MD5"
+    crc32_usable = False
 
     def _start(self) -> Any:
         from tests.servers.ceph import CephServer

@@ -1,0 +1,307 @@
+"""What an S3 store really does, found out at start-up instead of assumed.
+
+S3 stores in the field differ where it hurts most: Swift 2.30's s3api
+refuses CompleteMultipartUpload with part checksums (``MalformedXML``), Ceph
+RGW 16 refuses aws-chunked trailers and *accepts wrong CRC32 values*
+everywhere, Swift's s3api stops at 1,000 parts. A ``probe`` makes a few
+requests on temporary keys under ``temp_prefix`` (removed before it returns;
+about a dozen requests, tens of milliseconds on a LAN):
+
+* PutObject with a right and with a wrong ``x-amz-checksum-crc32``, and with a
+  wrong ``Content-MD5``: is each checksum really checked?
+* a multipart upload declaring CRC32: a part with a wrong, then a right CRC32
+  in an aws-chunked trailer (a right one in a header if the trailer is
+  refused), UploadPartCopy, CompleteMultipartUpload listing the checksum;
+* UploadPart number ``max_parts`` (then 1,000) on an upload that is aborted;
+* a presigned GET of the probe object, when URLs are presigned;
+* a part of ``min_part_size`` bytes before a last one, when that is set below
+  S3's 5 MiB.
+
+``Findings`` holds the answers; ``backends.s3.integrity`` turns them into the
+backend's settings. A store that fails (5xx, no answer) fails the probe with
+``BackendUnavailable``: nothing is decided on a store that is down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import uuid
+import zlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from backends.errors import BackendError, BackendUnavailable
+from backends.s3.config import MiB, S3Config
+from backends.s3.parts import ForwardedBody
+from backends.s3.store import Store, crc32_b64
+
+#: a check's outcome: a right value stored and a wrong one refused ...
+VERIFIED = "verified"
+#: ... a wrong value stored as if right (the store does not check it) ...
+IGNORED = "ignored"
+#: ... or the form itself refused (the store's answer is in ``answers``)
+REFUSED = "refused"
+#: CompleteMultipartUpload with the parts' checksums, UploadPartCopy, ...
+ACCEPTED = "accepted"
+
+AWS_MIN_PART = 5 * MiB
+#: the part-count limit tried when ``max_parts`` is refused (Swift s3api)
+SWIFT_MAX_PARTS = 1000
+
+_DATA = b"upload-gateway start-up probe: what does this store check?\n"
+
+
+@dataclass
+class Findings:
+    #: x-amz-checksum-crc32 on PutObject / UploadPart
+    crc32_header: str = REFUSED
+    #: the CRC32 in an aws-chunked trailer (a forwarded part)
+    crc32_trailer: str = REFUSED
+    #: CompleteMultipartUpload listing the parts' CRC32s
+    crc32_complete: str = REFUSED
+    content_md5: str = IGNORED
+    upload_part_copy: str = REFUSED
+    #: the highest part number the store takes (of those tried)
+    max_parts: int = 0
+    #: a presigned GET of an object works (None: not tried)
+    presigned: str | None = None
+    #: parts of min_part_size are accepted before a last part (None: not tried)
+    min_part_size: str | None = None
+    #: check → the store's answer where it refused or misbehaved
+    answers: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def crc32_usable(self) -> bool:
+        """Every form of CRC32 the backend sends is taken (checked or not)."""
+        return REFUSED not in (self.crc32_header, self.crc32_trailer, self.crc32_complete)
+
+    @property
+    def crc32_enforced(self) -> bool:
+        """Every form of CRC32 the backend sends is taken and checked."""
+        return (
+            self.crc32_header == VERIFIED
+            and self.crc32_trailer == VERIFIED
+            and self.crc32_complete == ACCEPTED
+        )
+
+    def crc32_gap(self) -> str:
+        """Why CRC32 cannot be the integrity check here ("" if it can)."""
+        checks = (
+            ("crc32_header", self.crc32_header, "x-amz-checksum-crc32"),
+            ("crc32_trailer", self.crc32_trailer, "x-amz-checksum-crc32 in aws-chunked trailers"),
+            ("crc32_complete", self.crc32_complete, "part checksums in CompleteMultipartUpload"),
+        )
+        for name, outcome, what in checks:
+            if outcome == IGNORED:
+                return f"store ignores {what}: a wrong value was stored"
+            if outcome == REFUSED:
+                return f"store refuses {what}: {self.answers.get(name, '?')}"
+        return ""
+
+
+def _refusal(exc: BackendError) -> str:
+    """A 4xx answer as text; a store that is down fails the probe."""
+    if isinstance(exc, BackendUnavailable):
+        raise exc
+    return str(exc)
+
+
+class _Trailed(ForwardedBody):
+    """A forwarded part body whose trailer carries a chosen CRC32."""
+
+    def __init__(self, data: bytes, crc: str) -> None:
+        super().__init__(len(data), trailer=True)
+        self._crc = crc
+        self.queue.put_nowait(data)
+        self.queue.put_nowait(None)
+
+    @property
+    def checksum(self) -> str:
+        return self._crc
+
+
+class Prober:
+    def __init__(self, store: Store, config: S3Config) -> None:
+        self.store = store
+        self.config = config
+        self.base = f"{config.temp_prefix}probe/{uuid.uuid4().hex}"
+        self.found = Findings()
+        self._keys: list[str] = []
+        self._object: asyncio.Future[None] = asyncio.Future()
+        self._uploads: list[tuple[str, str]] = []
+
+    async def run(self) -> Findings:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        # independent checks run side by side: about four round trips in all
+        self._object = asyncio.ensure_future(self._put(f"{self.base}/object"))
+        try:
+            jobs: list[Awaitable[None]] = [
+                self._object,
+                self._object_checks(),
+                self._multipart_checks(),
+                self._part_numbers(),
+            ]
+            if self.config.url.mode == "presigned":
+                jobs.append(self._presigned())
+            if self.config.min_part_size < AWS_MIN_PART:
+                jobs.append(self._small_parts())
+            await asyncio.gather(*jobs)
+        finally:
+            if not self._object.done():
+                self._object.cancel()
+            await asyncio.shield(self._clean_up())
+        self.found.seconds = loop.time() - started
+        return self.found
+
+    # -- requests ----------------------------------------------------------------
+    async def _put(self, key: str, data: bytes = _DATA, **headers: str) -> None:
+        self._keys.append(key)
+        await self.store.call("put_object", Key=key, Body=data, **headers)
+
+    async def _attempt(self, name: str, call: Callable[[], Awaitable[Any]]) -> bool:
+        """Did the store take it? A refusal is noted under ``name``."""
+        try:
+            await call()
+        except BackendError as exc:
+            self.found.answers[name] = _refusal(exc)
+            return False
+        return True
+
+    async def _object_checks(self) -> None:
+        f, key = self.found, f"{self.base}/crc32"
+        right, wrong = _crc(_DATA), _crc(_DATA, wrong=True)
+        md5 = base64.b64encode(hashlib.md5(_DATA + b"!").digest()).decode()
+        taken, wrong_taken, md5_taken = await asyncio.gather(
+            self._attempt("crc32_header", lambda: self._put(key, ChecksumCRC32=right)),
+            self._attempt("crc32_header_wrong", lambda: self._put(f"{key}-x", ChecksumCRC32=wrong)),
+            self._attempt("content_md5", lambda: self._put(f"{key}-md5", ContentMD5=md5)),
+        )
+        if taken:
+            f.crc32_header = IGNORED if wrong_taken else VERIFIED
+        f.content_md5 = IGNORED if md5_taken else VERIFIED
+
+    async def _multipart_checks(self) -> None:
+        f, key = self.found, f"{self.base}/multipart"
+        upload_id = await self._create(key, ChecksumAlgorithm="CRC32")
+        right, wrong = _crc(_DATA), _crc(_DATA, wrong=True)
+        etags: list[str] = []
+
+        # part 1 right, part 3 wrong (left out of Complete), part 2 a copy
+        async def trailed(number: int, crc: str) -> None:
+            body = _Trailed(_DATA, crc)
+            etag = await self.store.upload_part_streaming(key, upload_id, number, body)
+            if number == 1:
+                etags[:] = [etag]
+
+        async def header() -> None:
+            etags[:] = [await self.store.upload_part(key, upload_id, 1, [_DATA], None, right)]
+
+        async def copy() -> None:
+            await self._object
+            source = f"{self.base}/object"
+            await self.store.upload_part_copy(key, upload_id, 2, source, 0, None)
+
+        stored, wrong_taken, copied = await asyncio.gather(
+            self._attempt("crc32_trailer", lambda: trailed(1, right)),
+            self._attempt("crc32_trailer_wrong", lambda: trailed(3, wrong)),
+            self._attempt("upload_part_copy", copy),
+        )
+        if stored:
+            f.crc32_trailer = IGNORED if wrong_taken else VERIFIED
+        elif not await self._attempt("crc32_header_part", header):
+            return  # no part to complete with
+        if copied:
+            f.upload_part_copy = ACCEPTED
+        completed = await self._attempt(
+            "crc32_complete", lambda: self.store.complete(key, upload_id, etags, [right])
+        )
+        if completed:
+            f.crc32_complete = ACCEPTED
+            self._uploads.remove((key, upload_id))
+
+    async def _create(self, key: str, **extra: str) -> str:
+        resp = await self.store.call("create_multipart_upload", Key=key, **extra)
+        upload_id = str(resp["UploadId"])
+        self._uploads.append((key, upload_id))
+        self._keys.append(key)
+        return upload_id
+
+    async def _part_numbers(self) -> None:
+        key = f"{self.base}/part-numbers"
+        upload_id = await self._create(key)
+        for number in dict.fromkeys((self.config.max_parts, SWIFT_MAX_PARTS)):
+
+            async def one(n: int = number) -> None:
+                await self.store.upload_part(key, upload_id, n, [b"x"], None, None)
+
+            if await self._attempt(f"max_parts_{number}", one):
+                self.found.max_parts = number
+                return
+
+    async def _presigned(self) -> None:
+        await self._object
+        url = await self.store.presign(f"{self.base}/object", 60)
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http,
+                http.get(url) as resp,
+            ):
+                body = await resp.read()
+                ok = resp.status == 200 and body == _DATA
+                if not ok:
+                    self.found.answers["presigned"] = f"HTTP {resp.status}: {body[:200]!r}"
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise BackendUnavailable(f"S3 presigned GET: the store did not answer: {exc}") from exc
+        self.found.presigned = ACCEPTED if ok else REFUSED
+
+    async def _small_parts(self) -> None:
+        key = f"{self.base}/small-parts"
+        upload_id = await self._create(key)
+        size = self.config.min_part_size
+
+        async def parts() -> None:
+            etags = [
+                await self.store.upload_part(key, upload_id, 1, [bytes(size)], None, None),
+                await self.store.upload_part(key, upload_id, 2, [b"x"], None, None),
+            ]
+            await self.store.complete(key, upload_id, etags, None)
+
+        accepted = await self._attempt("min_part_size", parts)
+        if accepted:
+            self._uploads.remove((key, upload_id))
+        self.found.min_part_size = ACCEPTED if accepted else REFUSED
+
+    async def _clean_up(self) -> None:
+        async def quietly(job: Awaitable[None]) -> None:
+            with contextlib.suppress(BackendError):
+                await job
+
+        await asyncio.gather(
+            *(quietly(self.store.abort(k, u)) for k, u in self._uploads),
+            *(quietly(self.store.delete(k)) for k in dict.fromkeys(self._keys)),
+        )
+
+
+def _crc(data: bytes, wrong: bool = False) -> str:
+    crc = zlib.crc32(data)
+    return crc32_b64(crc ^ 1 if wrong else crc)
+
+
+async def probe(main: Store, config: S3Config) -> Findings:
+    """Find out what the store does (see the module docs), through a client
+    of its own that never retries: a refusal is an answer, not a glitch."""
+    # not reported to the telemetry: its refusals are answers, not store errors
+    store = Store(config.model_copy(update={"max_attempts": 1}), None, main.session)
+    await store.open()
+    try:
+        return await Prober(store, config).run()
+    finally:
+        await store.close()

@@ -1,0 +1,183 @@
+"""S3 stores as deployed (issue 14): the start-up probe picks what the store
+really checks, the default configuration stores every part once, and a part
+corrupted between the gateway and the store is refused, never committed.
+
+By default this file is the smoke subset of the field stores (Swift 2.30's
+s3api, Ceph RGW 16: ``tests/support/targets.FIELD_TARGETS``); with
+``GATEWAY_TEST_BACKENDS`` it runs on the S3 targets named there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tusclient import client as tus
+
+from backends.base import StreamInfo
+from backends.errors import BackendConfigError, BackendError
+from backends.s3 import S3Backend
+from tests.conftest import get_target
+from tests.s3.conftest import S3Gateway
+from tests.s3.test_s3_backend import backend_for, read_all, run_with, write_all
+from tests.support.cutproxy import CutProxy
+from tests.support.targets import S3Target, selected_targets, smoke_targets
+from tests.tus.helpers import create, download, patch
+
+KiB = 1024
+MiB = 1024 * KiB
+
+STORES = list(dict.fromkeys([*smoke_targets(), *(n for n in selected_targets() if "s3-" in n)]))
+
+
+@pytest.fixture(scope="module", params=STORES or ["none"])
+def store(request: pytest.FixtureRequest) -> S3Target:
+    if request.param == "none":
+        pytest.skip("no S3 target selected")
+    target = get_target(str(request.param))
+    assert isinstance(target, S3Target)
+    return target
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_the_probe_picks_what_the_store_checks(
+    store: S3Target, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="backends.s3")
+    backend = backend_for(store)
+
+    async def nothing() -> None:
+        pass
+
+    run_with(backend, nothing)
+    found = backend.integrity.findings
+    assert found is not None
+    assert backend.integrity.mode == store.integrity, found
+    assert found.crc32_usable is store.crc32_usable, found
+    assert backend.cfg.max_parts == backend.limits.max_parts == store.max_parts
+    assert found.upload_part_copy == "accepted" and backend.store.part_copy
+    said = [r.getMessage() for r in caplog.records]
+    if store.integrity == "nothing":
+        assert any("checks no bytes" in line for line in said), said
+    else:
+        assert any(f"integrity via {store.integrity}" in line for line in said), said
+    assert store.leftovers() == []  # the probe cleaned up after itself
+
+
+def test_settings_the_store_cannot_honour_stop_start_up(store: S3Target) -> None:
+    if store.integrity == "Content-MD5":  # CRC32 taken without checks, or refused
+        backend = backend_for(store, multipart_checksum="CRC32")
+        with pytest.raises(BackendConfigError, match="multipart_checksum is CRC32, but the store"):
+            run_with(backend, _nothing)
+    if store.max_parts < 10_000:  # Swift's s3api: part 10,000 is refused
+        backend = backend_for(store, max_parts=10_000)
+        with pytest.raises(BackendConfigError, match="max_parts is 10000, but the store refuses"):
+            run_with(backend, _nothing)
+    assert store.leftovers() == []
+
+
+async def _nothing() -> None:
+    pass
+
+
+@pytest.fixture()
+def proxy(store: S3Target) -> Iterator[CutProxy]:
+    """A proxy between the backend and the store that can flip bits."""
+    port = int(store.endpoint.rsplit(":", 1)[1])
+    with CutProxy(port) as p:
+        yield p
+
+
+def _through(store: S3Target, proxy: CutProxy) -> S3Backend:
+    return backend_for(store, endpoint_url=proxy.url, part_size="5MiB")
+
+
+@pytest.mark.parametrize("how", ["once", "always"])
+def test_a_part_corrupted_on_the_way_is_refused(store: S3Target, proxy: CutProxy, how: str) -> None:
+    """One byte flipped in a forwarded part: the store refuses it (CRC32
+    trailer) or its ETag shows it (Content-MD5 mode), and the part is sent
+    again from the buffer with its checksum (one fallback). Every part
+    corrupted: the write fails and nothing is committed."""
+    if store.integrity == "nothing":
+        pytest.skip(f"{store.name} checks no bytes (a mock store)")
+    backend = _through(store, proxy)
+    data = os.urandom(12 * MiB)
+    key = f"field/{os.urandom(4).hex()}"
+
+    async def check() -> None:
+        stream = StreamInfo(os.urandom(16).hex(), key, len(data), 0, incoming=len(data))
+        stream.state = await backend.create_stream(stream)
+        if how == "once":
+            proxy.flip_next_at(MiB)
+            await write_all(backend, stream, data, 64 * KiB)
+            stream.state = await backend.finish_stream(stream)
+            await backend.commit(stream, key)
+            assert await read_all(backend, key) == data
+            await backend.delete_object(key)
+            return
+        proxy.flip_every(MiB)
+        with pytest.raises(BackendError):
+            await write_all(backend, stream, data, 64 * KiB)
+        proxy.flip_every(None)
+        assert await backend.stat(key) is None
+        await backend.discard_stream(stream)
+
+    run_with(backend, check)
+    assert proxy.flips >= 1
+    if how == "once":
+        expected = "trailer_refused" if store.integrity == "CRC32" else "etag_mismatch"
+        assert backend.integrity.fallbacks == {expected: 1}
+    assert store.leftovers() == []
+
+
+def test_tus_uploads_with_the_default_config(store: S3Target, tmp_path: Path) -> None:
+    """A gateway with the default configuration: small PATCHes packed into
+    parts and large ones forwarded, both stored once; the probe's choice is
+    in the gateway's log, and no fallback is."""
+    data = os.urandom(11 * MiB + 5)
+    source = tmp_path / "field.bin"
+    source.write_bytes(data)
+    with S3Gateway(store) as gw:
+        uploader = tus.TusClient(gw.process.files_url).uploader(
+            str(source), chunk_size=256 * KiB, metadata={"filename": source.name}
+        )
+        uploader.upload()
+        assert uploader.url is not None and _sha(download(uploader.url)) == _sha(data)
+        url = create(gw.process.files_url, len(data))
+        assert patch(url, 0, data).status_code == 204
+        assert _sha(download(url)) == _sha(data)
+        log = gw.process.log()
+        assert gw.leftovers() == []
+    if store.integrity != "nothing":
+        assert f"integrity via {store.integrity}" in log, log
+    assert "fell back" not in log and "Traceback" not in log, log
+
+
+def test_reprobe_is_bounded(store: S3Target) -> None:
+    """Answers against the probe run it again, at most once a minute."""
+    backend = backend_for(store)
+
+    async def check() -> None:
+        before = backend.integrity.probes
+        backend.integrity.doubt()  # just probed at start: not again yet
+        await asyncio.sleep(0)
+        assert backend.integrity.probes == before
+        backend.integrity._probed_at -= 61
+        backend.integrity.doubt()
+        backend.integrity.doubt()
+        task = backend.integrity._task
+        assert task is not None
+        await task
+        assert backend.integrity.probes == before + 1
+        assert backend.integrity.mode == store.integrity
+
+    run_with(backend, check)
+    assert store.leftovers() == []
