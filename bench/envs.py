@@ -216,6 +216,44 @@ class SwiftS3Env(_S3Env):
         return self.server.s3_endpoint, self.server.access_key, self.server.secret_key
 
 
+class Swift230S3Env(SwiftS3Env):
+    name = "s3-swift230"
+    description = "S3 via Debian 12's Swift 2.30 s3api (no flexible checksums)"
+
+    def __init__(self, workdir: Path) -> None:
+        _S3Env.__init__(self, workdir)
+        from tests.servers.swift import SwiftServer
+
+        self.server = SwiftServer(bin_dir=_DEBIAN_SWIFT.parent)
+
+    def skip_reason(self) -> str | None:
+        if not _DEBIAN_SWIFT.is_file():
+            return f"{_DEBIAN_SWIFT} missing (scripts/install-test-deps.sh installs it)"
+        return super().skip_reason()
+
+
+_DEBIAN_SWIFT = Path("/usr/bin/swift-proxy-server")
+
+
+class CephEnv(_S3Env):
+    name = "s3-ceph"
+    description = "S3 via Ceph RGW 16 (one mon, one memstore OSD, radosgw)"
+
+    def __init__(self, workdir: Path) -> None:
+        super().__init__(workdir)
+        from tests.servers.ceph import CephServer
+
+        self.server = CephServer(base_dir=self.workdir / "server")
+
+    def skip_reason(self) -> str | None:
+        if not shutil.which("radosgw"):
+            return "radosgw not installed (scripts/install-test-deps.sh installs it)"
+        return super().skip_reason()
+
+    def _endpoint(self) -> tuple[str, str, str]:
+        return self.server.endpoint_url, self.server.access_key, self.server.secret_key
+
+
 class SwiftEnv(Env):
     name = "swift"
     description = "native Swift (SLO segments), all-in-one on loopback"
@@ -372,5 +410,5 @@ class FastDFSEnv(Env):
 
 
 ENVS: dict[str, type[Env]] = {
-    e.name: e for e in (LocalEnv, MotoEnv, SwiftS3Env, SwiftEnv, FastDFSEnv)
+    e.name: e for e in (LocalEnv, MotoEnv, SwiftS3Env, Swift230S3Env, CephEnv, SwiftEnv, FastDFSEnv)
 }

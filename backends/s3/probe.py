@@ -189,17 +189,25 @@ class Prober:
         f.content_md5 = IGNORED if md5_taken else VERIFIED
 
     async def _multipart_checks(self) -> None:
-        f, key = self.found, f"{self.base}/multipart"
-        upload_id = await self._create(key, ChecksumAlgorithm="CRC32")
+        """Upload A gets one right part and is completed; upload B, aborted,
+        takes what must not end in an object (a part with a wrong CRC32, a
+        copied part): parts left out of a Complete may stay behind as
+        orphans (Swift's s3api keeps their segments)."""
+        f, key, spare = self.found, f"{self.base}/multipart", f"{self.base}/multipart-spare"
+        upload_id, spare_id = await asyncio.gather(
+            self._create(key, ChecksumAlgorithm="CRC32"),
+            self._create(spare, ChecksumAlgorithm="CRC32"),
+        )
         right, wrong = _crc(_DATA), _crc(_DATA, wrong=True)
         etags: list[str] = []
 
-        # part 1 right, part 3 wrong (left out of Complete), part 2 a copy
-        async def trailed(number: int, crc: str) -> None:
-            body = _Trailed(_DATA, crc)
-            etag = await self.store.upload_part_streaming(key, upload_id, number, body)
-            if number == 1:
-                etags[:] = [etag]
+        async def trailed() -> None:
+            body = _Trailed(_DATA, right)
+            etags[:] = [await self.store.upload_part_streaming(key, upload_id, 1, body)]
+
+        async def trailed_wrong() -> None:
+            body = _Trailed(_DATA, wrong)
+            await self.store.upload_part_streaming(spare, spare_id, 1, body)
 
         async def header() -> None:
             etags[:] = [await self.store.upload_part(key, upload_id, 1, [_DATA], None, right)]
@@ -207,19 +215,19 @@ class Prober:
         async def copy() -> None:
             await self._object
             source = f"{self.base}/object"
-            await self.store.upload_part_copy(key, upload_id, 2, source, 0, None)
+            await self.store.upload_part_copy(spare, spare_id, 2, source, 0, None)
 
         stored, wrong_taken, copied = await asyncio.gather(
-            self._attempt("crc32_trailer", lambda: trailed(1, right)),
-            self._attempt("crc32_trailer_wrong", lambda: trailed(3, wrong)),
+            self._attempt("crc32_trailer", trailed),
+            self._attempt("crc32_trailer_wrong", trailed_wrong),
             self._attempt("upload_part_copy", copy),
         )
+        if copied:
+            f.upload_part_copy = ACCEPTED
         if stored:
             f.crc32_trailer = IGNORED if wrong_taken else VERIFIED
         elif not await self._attempt("crc32_header_part", header):
             return  # no part to complete with
-        if copied:
-            f.upload_part_copy = ACCEPTED
         completed = await self._attempt(
             "crc32_complete", lambda: self.store.complete(key, upload_id, etags, [right])
         )
