@@ -1,6 +1,6 @@
 """The stores the gateway is benchmarked on, each with its direct baseline.
 
-An environment starts its store (through ``tests/servers``), gives the
+An environment starts its store (through ``testservers/``), gives the
 gateway's ``backends.default`` mapping, the ``bench.baselines`` command that
 writes the same bytes straight to the store, and empties the store between
 measurements. ``skip_reason()`` says why it cannot run here (backend not
@@ -179,7 +179,7 @@ class MotoEnv(_S3Env):
 
     def __init__(self, workdir: Path) -> None:
         super().__init__(workdir)
-        from tests.servers.moto import MotoServer
+        from testservers.moto import MotoServer
 
         self.server = MotoServer(base_dir=self.workdir / "server")
 
@@ -189,7 +189,7 @@ class MotoEnv(_S3Env):
 
 def _swift_missing() -> str | None:
     try:
-        from tests.servers.swift import find_swift_bin_dir
+        from testservers.swift import find_swift_bin_dir
 
         find_swift_bin_dir()
     except Exception as exc:
@@ -205,7 +205,7 @@ class SwiftS3Env(_S3Env):
 
     def __init__(self, workdir: Path) -> None:
         super().__init__(workdir)
-        from tests.servers.swift import SwiftServer
+        from testservers.swift import SwiftServer
 
         self.server = SwiftServer()
 
@@ -261,7 +261,7 @@ class SwiftEnv(Env):
 
     def __init__(self, workdir: Path) -> None:
         super().__init__(workdir)
-        from tests.servers.swift import SwiftServer
+        from testservers.swift import SwiftServer
 
         self.server = SwiftServer()
 
@@ -344,7 +344,7 @@ class SwiftEnv(Env):
 
 class FastDFSEnv(Env):
     name = "fastdfs"
-    description = "FastDFS test server (tests/servers/fastdfs_server.py, appender files)"
+    description = "FastDFS test server (testservers/fastdfs_server.py, appender files)"
 
     def __init__(self, workdir: Path) -> None:
         super().__init__(workdir)
@@ -359,7 +359,7 @@ class FastDFSEnv(Env):
         data.mkdir(parents=True, exist_ok=True)
         with open(self.workdir / "fastdfs.log", "wb") as log:
             self.proc = subprocess.Popen(
-                [PY, "-m", "tests.servers.fastdfs_server", "--port", "0", "--dir", str(data)],
+                [PY, "-m", "testservers.fastdfs_server", "--port", "0", "--dir", str(data)],
                 stdout=subprocess.PIPE,
                 stderr=log,
                 start_new_session=True,

@@ -1,5 +1,5 @@
 """One gateway process (``python -m gateway serve``) on a free loopback port:
-the tests' launcher (``tests/support/gateway.py``), warmed up, and its config."""
+the tests' launcher (``testservers/gateway.py``), warmed up, and its config."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Self
 from urllib.parse import urlsplit
 
-from tests.support.gateway import GatewayProcess
+from testservers.gateway import GatewayProcess
 
 QINIU_AK = "bench-ak"
 QINIU_SK = "bench-sk"

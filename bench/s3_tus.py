@@ -54,8 +54,8 @@ from bench.envs import s3_client
 from bench.gateway_proc import TUS_PATH, Gateway, gateway_config
 from bench.procstat import cpu_seconds, reset_peak, status_mib, wait_quiet
 from bench.sizes import human, parse_size
-from tests.servers.moto import MotoServer
-from tests.servers.swift import SwiftServer
+from testservers.moto import MotoServer
+from testservers.swift import SwiftServer
 
 MiB = 1024 * 1024
 PART = 8 * MiB

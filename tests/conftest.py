@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from tests.support.gateway import GatewayProcess
 from tests.support.targets import TARGETS, Target, selected_targets
+from testservers.gateway import GatewayProcess
 
 _started: dict[str, Target] = {}
 

@@ -12,7 +12,7 @@ import requests
 
 from backends.units import parse_duration, parse_size
 from gateway.config import ConfigError, load_config
-from tests.servers.ports import free_port, wait_for_http
+from testservers.ports import free_port, wait_for_http
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 
 from tests.access.support import access_config
-from tests.support.gateway import GatewayProcess
 from tests.support.targets import Target
+from testservers.gateway import GatewayProcess
 
 
 @pytest.fixture(scope="module")

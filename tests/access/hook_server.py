@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.servers.ports import free_port
+from testservers.ports import free_port
 
 SECRET = "hook-test-secret"
 

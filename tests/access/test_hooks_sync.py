@@ -24,10 +24,10 @@ from tusclient.exceptions import TusCommunicationError
 from tests.access.hook_server import SECRET, HookServer
 from tests.access.support import AK, SK, auth, uptoken
 from tests.conftest import gateway_config
-from tests.servers.ports import free_port
-from tests.support.gateway import GatewayProcess
 from tests.support.targets import Target
 from tests.tus.helpers import OCTET, TUS
+from testservers.gateway import GatewayProcess
+from testservers.ports import free_port
 
 
 @pytest.fixture(scope="module")

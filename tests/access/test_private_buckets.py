@@ -16,9 +16,9 @@ import requests
 
 from tests.access.support import AK, SK, auth, tus_create, uptoken
 from tests.conftest import gateway_config
-from tests.support.gateway import GatewayProcess
 from tests.support.targets import Target
 from tests.tus.helpers import OCTET, TUS
+from testservers.gateway import GatewayProcess
 
 SDK = qiniu.Auth(AK, SK)
 

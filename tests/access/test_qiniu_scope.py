@@ -17,9 +17,9 @@ import qiniu
 import requests
 
 from tests.qiniu.harness import AUTH, BUCKET, MiB, qiniu_config, region, token
-from tests.support.gateway import GatewayProcess
 from tests.support.targets import Target
 from tests.tus.helpers import TUS
+from testservers.gateway import GatewayProcess
 
 
 @pytest.fixture(scope="module")

@@ -26,8 +26,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from gateway.config import ConfigError, load_config
 from tests.access.support import access_config, tus_create
-from tests.support.gateway import GatewayProcess
 from tests.support.targets import LocalTarget
+from testservers.gateway import GatewayProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -19,9 +19,9 @@ from tusclient import client as tus
 from gateway.core.records import UploadRecord
 from tests.access.support import auth, bearer, tus_create, uptoken
 from tests.support.cutproxy import CutProxy
-from tests.support.gateway import GatewayProcess
 from tests.support.targets import Target
 from tests.tus.helpers import OCTET, TUS
+from testservers.gateway import GatewayProcess
 
 MiB = 1024 * 1024
 

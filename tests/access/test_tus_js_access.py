@@ -13,9 +13,9 @@ import requests
 
 from tests.access.support import auth, bearer, uptoken
 from tests.support.cutproxy import CutProxy
-from tests.support.gateway import GatewayProcess
 from tests.tus.helpers import TUS
 from tests.tus.test_tus_js_client import run_tus_js
+from testservers.gateway import GatewayProcess
 
 
 @pytest.fixture(scope="module")

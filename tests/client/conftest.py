@@ -10,8 +10,8 @@ import pytest
 
 from tests.conftest import gateway_config, get_target
 from tests.qiniu.harness import qiniu_config
-from tests.support.gateway import GatewayProcess
 from tests.support.targets import Target, selected_targets
+from testservers.gateway import GatewayProcess
 
 SMOKE = ["local", "s3-moto"]
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import requests
 
-from tests.support.gateway import ROOT
+from testservers.gateway import ROOT
 
 MiB = 1024 * 1024
 

@@ -25,8 +25,8 @@ from tests.client.harness import (
 )
 from tests.conftest import gateway_config
 from tests.qiniu.harness import token
-from tests.support.gateway import GatewayProcess
 from tests.support.targets import Target
+from testservers.gateway import GatewayProcess
 
 
 @pytest.mark.parametrize("protocol", ["tus", "ietf"])

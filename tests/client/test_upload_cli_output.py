@@ -28,8 +28,8 @@ from tests.client.harness import (
 )
 from tests.conftest import gateway_config
 from tests.qiniu.harness import qiniu_config
-from tests.support.gateway import GatewayProcess
 from tests.support.targets import LocalTarget
+from testservers.gateway import GatewayProcess
 
 
 def _in_terminal(args: list[str]) -> tuple[int, str, str]:

@@ -27,7 +27,7 @@ from tests.client.harness import (
     stored,
     wait_until,
 )
-from tests.servers.ports import free_port, port_open
+from testservers.ports import free_port, port_open
 
 JS_DIR = Path(__file__).resolve().parents[1] / "js"
 STORE: dict[str, Path] = {}

@@ -18,7 +18,7 @@ from gateway.core.redis_locks import RedisLocks
 from gateway.core.state.base import StateStore
 from gateway.core.state.redis import RedisStateStore
 from gateway.core.state.sqlite import SQLiteStateStore
-from tests.servers.redis import RedisServer
+from testservers.redis import RedisServer
 
 
 @pytest.fixture(scope="module")

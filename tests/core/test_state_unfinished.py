@@ -10,7 +10,7 @@ from collections.abc import Callable
 from gateway.core.records import Kind, Status, UploadRecord
 from gateway.core.state.base import StateStore
 from gateway.core.state.redis import RedisStateStore
-from tests.servers.redis import RedisServer
+from testservers.redis import RedisServer
 
 
 def _record(upload_id: str, status: Status, expires_in: float | None) -> UploadRecord:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers.fastdfs_server import FastDFSServer
+from testservers.fastdfs_server import FastDFSServer
 
 
 @pytest.fixture

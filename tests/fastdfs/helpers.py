@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Coroutine
 from typing import Any, TypeVar
 
 from backends.fastdfs.client import FastDFSClient
-from tests.servers.fastdfs_server import FastDFSServer
+from testservers.fastdfs_server import FastDFSServer
 
 T = TypeVar("T")
 MiB = 1 << 20

@@ -22,9 +22,9 @@ from backends.fastdfs import backend as backend_module
 from backends.fastdfs.backend import FastDFSBackend, FastDFSConfig
 from backends.registry import backend_class
 from gateway.core.budget import Budget
-from tests.servers.fastdfs_server import FastDFSServer
-from tests.servers.ports import free_port
 from tests.support.memkv import MemoryKV
+from testservers.fastdfs_server import FastDFSServer
+from testservers.ports import free_port
 
 from .helpers import MiB, chunks, run
 

@@ -14,8 +14,8 @@ import pytest
 from backends.errors import BackendUnavailable, InvalidState, NotFound
 from backends.fastdfs.client import FastDFSClient, StreamBody
 from backends.fastdfs.protocol import FastDFSNotFound, FastDFSRejected
-from tests.servers.fastdfs_server import FastDFSServer
-from tests.servers.ports import free_port
+from testservers.fastdfs_server import FastDFSServer
+from testservers.ports import free_port
 
 from .helpers import MiB, addr, chunks, client_for, run
 

@@ -11,8 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.servers.fastdfs_server import FastDFSServer
-from tests.servers.ports import free_port, wait_for_port
+from testservers.fastdfs_server import FastDFSServer
+from testservers.ports import free_port, wait_for_port
 
 from .helpers import client_for, run
 
@@ -122,7 +122,7 @@ def test_command_line(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "tests.servers.fastdfs_server",
+            "testservers.fastdfs_server",
             "--port",
             str(port),
             "--dir",

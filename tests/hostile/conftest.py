@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 
 from tests.qiniu.harness import qiniu_config
-from tests.support.gateway import GatewayProcess
 from tests.support.targets import Target
+from testservers.gateway import GatewayProcess
 
 
 @pytest.fixture(scope="session")

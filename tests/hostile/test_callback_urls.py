@@ -9,7 +9,7 @@ import qiniu
 import requests
 
 from tests.qiniu.harness import CallbackServer, region, token
-from tests.support.gateway import GatewayProcess
+from testservers.gateway import GatewayProcess
 
 MALFORMED = [
     "http://[::1",

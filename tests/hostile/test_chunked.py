@@ -12,8 +12,8 @@ import requests
 
 from tests.hostile.rawhttp import exchange, path_of
 from tests.qiniu.harness import token
-from tests.support.gateway import GatewayProcess
 from tests.tus.helpers import create, offset_of
+from testservers.gateway import GatewayProcess
 
 BAD_CHUNKS = {
     "huge-size-line": b"1" * 100_000 + b"\r\n",

@@ -20,7 +20,7 @@ from tusclient import client as tus
 from gateway.config import ConfigError, load_config
 from gateway.content_types import DEFAULT_INLINE, content_type, file_name, is_inline
 from tests.qiniu.harness import region, token
-from tests.support.gateway import GatewayProcess
+from testservers.gateway import GatewayProcess
 
 UNSAFE_TYPES = {
     "crlf": "text/plain\r\nX-Injected: 1",

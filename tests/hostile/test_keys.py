@@ -17,7 +17,7 @@ import requests
 
 from gateway.keys import key_problem, url_path
 from tests.qiniu.harness import PREFIX, region, token
-from tests.support.gateway import GatewayProcess
+from testservers.gateway import GatewayProcess
 
 REFUSED = {
     "dot-dot": "x/../victim",

@@ -15,8 +15,8 @@ import requests
 from gateway.core.errors import BadRequest
 from gateway.numbers import MAX_VALUE, json_number, parse_count, saturating
 from tests.qiniu.harness import AK, SK, token
-from tests.support.gateway import GatewayProcess
 from tests.tus.helpers import TUS, create, patch
+from testservers.gateway import GatewayProcess
 
 HUGE = "9" * 5000
 BAD_NUMBERS = [HUGE, "²", "١٠", "+5", "-1", "5_000", "0x10", " ", "1e3", "9" * 20]

@@ -9,8 +9,8 @@ import time
 import pytest
 
 from tests.hostile.rawhttp import exchange, path_of
-from tests.support.gateway import GatewayProcess
 from tests.tus.helpers import create
+from testservers.gateway import GatewayProcess
 
 PATCH = (
     "PATCH {path} HTTP/1.1\r\nHost: gw\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n"

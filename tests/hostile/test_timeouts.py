@@ -16,9 +16,9 @@ import requests
 
 from tests.hostile.rawhttp import path_of
 from tests.qiniu.harness import qiniu_config, token
-from tests.support.gateway import GatewayProcess
 from tests.support.targets import Target
 from tests.tus.helpers import create, offset_of, patch
+from testservers.gateway import GatewayProcess
 
 TIMEOUT = 2.0
 

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import gateway_config
-from tests.support.gateway import GatewayProcess
 from tests.support.targets import LocalTarget
+from testservers.gateway import GatewayProcess
 
 MAX_SIZE = 10_000_000
 

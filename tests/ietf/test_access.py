@@ -13,8 +13,8 @@ import requests
 from tests.access.support import access_config, auth, bearer, uptoken
 from tests.ietf.helpers import PARTIAL, append, create, fields
 from tests.ietf.raw import request
-from tests.support.gateway import GatewayProcess
 from tests.support.targets import Target
+from testservers.gateway import GatewayProcess
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import json
 import requests
 
 from tests.support.browser import run_browser_script
-from tests.support.gateway import GatewayProcess
+from testservers.gateway import GatewayProcess
 
 MiB = 1024 * 1024
 

@@ -24,10 +24,10 @@ from tests.ietf.helpers import (
     wait_offset,
 )
 from tests.ietf.raw import Exchange, request
-from tests.support.gateway import GatewayProcess
 from tests.support.targets import Target
 from tests.tus.helpers import TUS, head, patch
 from tests.tus.helpers import create as tus_create
+from testservers.gateway import GatewayProcess
 
 MiB = 1024 * 1024
 

@@ -28,8 +28,8 @@ from tests.ietf.helpers import (
     says_complete,
 )
 from tests.ietf.raw import request
-from tests.support.gateway import GatewayProcess
 from tests.tus.test_tus_js_client import JS_DIR
+from testservers.gateway import GatewayProcess
 
 ALL = [*VERSIONS, None]  # None: no interop header, the newest rules without 104
 EARLY = [3, 4, 5]  # drafts -01 … -03: no Upload-Limit, no problem types, 201 appends

@@ -11,9 +11,9 @@ import pytest
 from tests.conftest import gateway_config
 from tests.ietf.helpers import append, create, fields
 from tests.ietf.raw import request
-from tests.support.gateway import GatewayProcess
 from tests.support.targets import LocalTarget
 from tests.tus.test_hooks import HookSink, sink, wait_for
+from testservers.gateway import GatewayProcess
 
 __all__ = ["sink"]  # the hook receiver fixture, shared with the tus hook tests
 

@@ -6,7 +6,7 @@ import os
 
 from tests.ietf.helpers import append, create
 from tests.observability.scrape import delta, scrape, scrape_when
-from tests.support.gateway import GatewayProcess
+from testservers.gateway import GatewayProcess
 
 P = "upload_gateway_"
 

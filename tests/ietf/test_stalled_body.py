@@ -14,7 +14,7 @@ import requests
 from tests.ietf.conftest import local_gateway
 from tests.ietf.helpers import append, fields, offset_of, says_complete
 from tests.ietf.raw import request
-from tests.support.gateway import GatewayProcess
+from testservers.gateway import GatewayProcess
 
 TIMEOUT = 2.0
 

@@ -13,8 +13,8 @@ import requests
 from tests.access.hook_server import SECRET, HookServer
 from tests.conftest import gateway_config
 from tests.ietf.helpers import append, create
-from tests.support.gateway import GatewayProcess
 from tests.support.targets import LocalTarget
+from testservers.gateway import GatewayProcess
 
 
 @pytest.fixture(scope="module")

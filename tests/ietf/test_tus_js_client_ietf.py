@@ -13,8 +13,8 @@ import pytest
 import requests
 
 from tests.support.cutproxy import CutProxy
-from tests.support.gateway import GatewayProcess
 from tests.tus.test_tus_js_client import run_tus_js
+from testservers.gateway import GatewayProcess
 
 MiB = 1024 * 1024
 PROTOCOLS = ["ietf-draft-03", "ietf-draft-05"]

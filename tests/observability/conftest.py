@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from tests.qiniu.harness import qiniu_config
-from tests.support.gateway import GatewayProcess
 from tests.support.targets import Target
+from testservers.gateway import GatewayProcess
 
 
 class JsonLogGateway(GatewayProcess):

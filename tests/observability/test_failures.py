@@ -12,7 +12,7 @@ import requests
 
 from tests.observability.conftest import JsonLogGateway
 from tests.observability.scrape import delta, scrape, scrape_when
-from tests.servers.fastdfs_server import FastDFSServer
+from testservers.fastdfs_server import FastDFSServer
 
 TUS = {"Tus-Resumable": "1.0.0"}
 PATCH = {**TUS, "Content-Type": "application/offset+octet-stream"}

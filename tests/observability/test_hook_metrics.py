@@ -13,8 +13,8 @@ import pytest
 import requests
 
 from tests.observability.scrape import delta, scrape, scrape_when, value
-from tests.servers.ports import free_port
-from tests.support.gateway import GatewayProcess
+from testservers.gateway import GatewayProcess
+from testservers.ports import free_port
 
 TUS = {"Tus-Resumable": "1.0.0"}
 P = "upload_gateway_"

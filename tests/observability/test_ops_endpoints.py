@@ -11,8 +11,8 @@ from typing import Any
 import requests
 
 from tests.observability.conftest import JsonLogGateway
-from tests.servers.ports import free_port
-from tests.support.gateway import GatewayProcess
+from testservers.gateway import GatewayProcess
+from testservers.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

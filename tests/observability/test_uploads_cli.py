@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import requests
 
-from tests.servers.redis import RedisServer
-from tests.support.gateway import GatewayProcess
+from testservers.gateway import GatewayProcess
+from testservers.redis import RedisServer
 
 ROOT = Path(__file__).resolve().parents[2]
 TUS = {"Tus-Resumable": "1.0.0"}

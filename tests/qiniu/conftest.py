@@ -12,8 +12,8 @@ import pytest
 from qiniu import UploadProgressRecorder
 
 from tests.qiniu.harness import MiB, qiniu_config
-from tests.support.gateway import GatewayProcess
 from tests.support.targets import Target
+from testservers.gateway import GatewayProcess
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -20,8 +20,8 @@ from backends.registry import backend_class
 from gateway.core.budget import Budget
 from gateway.core.state.sqlite import SQLiteStateStore
 from tests.conftest import gateway_config
-from tests.support.gateway import GatewayProcess
 from tests.support.targets import Target
+from testservers.gateway import GatewayProcess
 
 MiB = 1024 * 1024
 AK, SK = "test-access-key", "test-secret-key"

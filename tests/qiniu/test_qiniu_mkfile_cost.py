@@ -13,8 +13,8 @@ import pytest
 import requests
 
 from tests.qiniu.harness import BUCKET, MiB, read_back, token
-from tests.support.gateway import GatewayProcess
 from tests.support.targets import Target
+from testservers.gateway import GatewayProcess
 
 SIZE = 256 * MiB
 BLOCK = 4 * MiB

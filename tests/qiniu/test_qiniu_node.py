@@ -14,7 +14,7 @@ import pytest
 import qiniu
 
 from tests.qiniu.harness import MiB, file_sha256, read_back, token, v2_etag
-from tests.support.gateway import GatewayProcess
+from testservers.gateway import GatewayProcess
 
 HERE = Path(__file__).resolve().parent
 NODE_MODULES = HERE.parent / "js" / "node_modules"

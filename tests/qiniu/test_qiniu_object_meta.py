@@ -23,8 +23,8 @@ from gateway.config import load_config
 from gateway.core.expiry import sweep_once
 from gateway.core.records import Status, UploadRecord
 from tests.qiniu.harness import BUCKET, MiB, region, sha256, token
-from tests.support.gateway import GatewayProcess
 from tests.support.targets import SwiftTarget, Target
+from testservers.gateway import GatewayProcess
 
 PNG = b"\x89PNG\r\n\x1a\n" + os.urandom(2000)
 DAY = 86400

@@ -24,8 +24,8 @@ from tests.qiniu.harness import (
     sha256,
     token,
 )
-from tests.support.gateway import GatewayProcess
 from tests.support.targets import Target
+from testservers.gateway import GatewayProcess
 
 
 def _put(gw: GatewayProcess, upload_token: str, key: str | None, data: bytes, **kw: object):  # type: ignore[no-untyped-def]

@@ -17,8 +17,8 @@ import qiniu
 import requests
 
 from tests.qiniu.harness import BUCKET, MiB, qiniu_config, read_back, sha256, stream_files, token
-from tests.support.gateway import GatewayProcess
 from tests.support.targets import Target
+from testservers.gateway import GatewayProcess
 
 
 def b64(text: str | bytes) -> str:

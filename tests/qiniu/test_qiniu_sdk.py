@@ -24,8 +24,8 @@ from tests.qiniu.harness import (
     token,
     v2_etag,
 )
-from tests.support.gateway import GatewayProcess
 from tests.support.targets import Target
+from testservers.gateway import GatewayProcess
 
 
 def _ok(ret: Any, info: Any) -> dict[str, Any]:

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import gateway_config, get_target
-from tests.support.gateway import GatewayProcess
 from tests.support.targets import S3Target, selected_targets
+from testservers.gateway import GatewayProcess
 
 S3_TARGETS = [name for name in selected_targets() if name.startswith("s3-")]
 

@@ -164,7 +164,7 @@ def test_bad_credentials_are_a_config_error(swift_target: S3Target) -> None:
 
 
 def test_unreachable_store_is_unavailable(s3_target: S3Target) -> None:
-    from tests.servers.ports import free_port
+    from testservers.ports import free_port
 
     backend = backend_for(s3_target, endpoint_url=f"http://127.0.0.1:{free_port()}", max_attempts=1)
     with pytest.raises(BackendUnavailable, match="did not answer"):

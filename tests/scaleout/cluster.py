@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.scaleout.proxy import RandomProxy
-from tests.support.gateway import GatewayProcess
+from testservers.gateway import GatewayProcess
 
 QINIU_AK, QINIU_SK, QINIU_BUCKET = "scale-ak", "scale-sk", "photos"
 

@@ -10,7 +10,7 @@ import pytest
 import redis as redis_py
 
 from tests.scaleout.cluster import Cluster
-from tests.servers.redis import RedisServer
+from testservers.redis import RedisServer
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import aiohttp
 from aiohttp import web
 
-from tests.servers.ports import free_port
+from testservers.ports import free_port
 
 _HOP = {
     "connection",

@@ -18,7 +18,7 @@ from qiniu import Region, UploadProgressRecorder
 
 from tests.scaleout.cluster import QINIU_AK, QINIU_BUCKET, QINIU_SK, Cluster
 from tests.scaleout.proxy import RandomProxy
-from tests.servers.redis import RedisServer
+from testservers.redis import RedisServer
 
 MiB = 1024 * 1024
 AUTH = qiniu.Auth(QINIU_AK, QINIU_SK)

@@ -14,8 +14,8 @@ import pytest
 from tests.conftest import get_target
 from tests.scaleout.clients import fetch, sha, tus_upload
 from tests.scaleout.cluster import Cluster
-from tests.servers.redis import RedisServer
 from tests.support.targets import S3Target, selected_targets
+from testservers.redis import RedisServer
 
 MiB = 1024 * 1024
 

@@ -18,7 +18,7 @@ import requests
 from tests.scaleout.clients import TUS, fetch, sha, tus_upload
 from tests.scaleout.cluster import Cluster
 from tests.scaleout.proxy import RandomProxy
-from tests.servers.redis import RedisServer
+from testservers.redis import RedisServer
 
 
 @pytest.fixture

@@ -22,9 +22,9 @@ from gateway.core.redis_conn import DEFAULT_PREFIX
 from tests.conftest import get_target
 from tests.scaleout.clients import TUS, fetch, sha
 from tests.scaleout.cluster import Cluster
-from tests.servers.redis import RedisServer
 from tests.support.targets import selected_targets
 from tests.tus.helpers import create, open_patch
+from testservers.redis import RedisServer
 
 MiB = 1024 * 1024
 #: the promise: a dead instance's uploads continue elsewhere within this

@@ -14,8 +14,8 @@ import redis.asyncio as aioredis
 
 from gateway.core.errors import Locked, ServiceUnavailable
 from gateway.core.redis_locks import RedisLocks
-from tests.servers.ports import free_port
-from tests.servers.redis import RedisServer
+from testservers.ports import free_port
+from testservers.redis import RedisServer
 
 T = TypeVar("T")
 

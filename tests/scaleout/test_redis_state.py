@@ -11,8 +11,8 @@ import pytest
 from gateway.core.errors import ServiceUnavailable
 from gateway.core.state.redis import RedisStateStore
 from tests.core.services import record, run_store
-from tests.servers.ports import free_port
-from tests.servers.redis import RedisServer
+from testservers.ports import free_port
+from testservers.redis import RedisServer
 
 
 def run(url: str, body: Callable[[RedisStateStore], Awaitable[None]]) -> None:

@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from tests.support.gateway import ROOT
+from testservers.gateway import ROOT
 
 JS_DIR = ROOT / "tests" / "js"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")

@@ -10,7 +10,7 @@ import asyncio
 import threading
 import time
 
-from tests.servers.ports import free_port
+from testservers.ports import free_port
 
 
 class CutProxy:

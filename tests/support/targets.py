@@ -3,7 +3,7 @@ run once per target here (``pytest -k local`` etc. to pick one).
 
 To add a backend: write a ``Target`` subclass whose ``backend_config`` returns
 the ``backends.<name>`` mapping for config.yaml (starting its server lazily,
-once per session, through ``tests/servers``), and register it in ``TARGETS``.
+once per session, through ``testservers/``), and register it in ``TARGETS``.
 ``GATEWAY_TEST_BACKENDS=local,s3-moto`` limits a run to some targets.
 
 The field stores (``FIELD_TARGETS``: Swift 2.30's s3api and Ceph RGW, the S3
@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.servers.ports import ServerStartError
+from testservers.ports import ServerStartError
 
 
 class Target:
@@ -58,7 +58,7 @@ class FastDFSTarget(Target):
     name = "fastdfs"
 
     def __init__(self) -> None:
-        from tests.servers.fastdfs_server import FastDFSServer
+        from testservers.fastdfs_server import FastDFSServer
 
         self.server = FastDFSServer().start()
 
@@ -76,7 +76,7 @@ class FastDFSTarget(Target):
 
 
 class S3Target(Target):
-    """An S3 server from ``tests/servers``. Every ``backend_config()`` names a
+    """An S3 server from ``testservers/``. Every ``backend_config()`` names a
     fresh bucket (created when a backend starts on it), so ``leftovers()`` —
     the incomplete multipart uploads and temporaries of the newest bucket
     that exists — never sees other suites' unfinished uploads."""
@@ -153,7 +153,7 @@ class MotoTarget(S3Target):
     integrity = "nothing"
 
     def _start(self) -> Any:
-        from tests.servers.moto import MotoServer
+        from testservers.moto import MotoServer
 
         return MotoServer().start()
 
@@ -165,7 +165,7 @@ class SwiftS3Target(S3Target):
     max_parts = 1000
 
     def _start(self) -> Any:
-        from tests.servers.swift import SwiftServer
+        from testservers.swift import SwiftServer
 
         # synchronous SLO deletes (no object-expirer runs here), so that
         # deleted objects leave no segments behind
@@ -185,7 +185,7 @@ class Swift230S3Target(SwiftS3Target):
     crc32_usable = False
 
     def _start(self) -> Any:
-        from tests.servers.swift import SwiftServer
+        from testservers.swift import SwiftServer
 
         debian = Path("/usr/bin/swift-proxy-server")
         if not debian.is_file():
@@ -206,21 +206,21 @@ class CephTarget(S3Target):
     crc32_usable = False
 
     def _start(self) -> Any:
-        from tests.servers.ceph import CephServer
+        from testservers.ceph import CephServer
 
         return CephServer().start()
 
 
 class SwiftTarget(Target):
-    """An all-in-one Swift (tests/servers/swift.py). Every ``backend_config()``
+    """An all-in-one Swift (testservers/swift.py). Every ``backend_config()``
     gets fresh containers, and ``leftovers()`` looks at the latest pair: pieces
     no object references (live streams of earlier gateway suites are not counted)."""
 
     name = "swift"
 
     def __init__(self) -> None:
-        from tests.servers.swift import SwiftServer
         from tests.swift.account import SwiftAccount
+        from testservers.swift import SwiftServer
 
         self.server = SwiftServer()
         self.account = SwiftAccount(self.server)

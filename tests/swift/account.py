@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 import requests
 
-from tests.servers.swift import SwiftServer
+from testservers.swift import SwiftServer
 
 NO_PROXY = {"http": "", "https": ""}
 

@@ -19,9 +19,9 @@ from backends.errors import BackendConfigError, BackendUnavailable
 from backends.swift import SwiftBackend, SwiftConfig
 from backends.swift.client import object_store_url
 from gateway.core.budget import Budget
-from tests.servers.ports import free_port
 from tests.support.memkv import MemoryKV
 from tests.swift.account import SwiftAccount
+from testservers.ports import free_port
 
 MiB = 1024 * 1024
 

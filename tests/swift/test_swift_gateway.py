@@ -18,11 +18,11 @@ import requests
 from tusclient import client as tus
 
 from tests.conftest import gateway_config
-from tests.servers.swift import SwiftServer
-from tests.support.gateway import GatewayProcess
 from tests.support.targets import SwiftTarget
 from tests.swift.account import NO_PROXY, SwiftAccount
 from tests.tus.helpers import TUS, download, offset_of, patch
+from testservers.gateway import GatewayProcess
+from testservers.swift import SwiftServer
 
 KiB = 1024
 MiB = 1024 * KiB

@@ -21,7 +21,6 @@ import pytest
 import requests
 
 from tests.conftest import gateway_config
-from tests.support.gateway import GatewayProcess
 from tests.support.targets import Target
 from tests.tus.helpers import (
     TUS,
@@ -34,6 +33,7 @@ from tests.tus.helpers import (
     patch,
     sha256,
 )
+from testservers.gateway import GatewayProcess
 
 JS_DIR = Path(__file__).resolve().parents[1] / "js"
 MAX = 1024 * 1024

@@ -8,9 +8,9 @@ import os
 import requests
 
 from tests.conftest import gateway_config
-from tests.support.gateway import GatewayProcess
 from tests.support.targets import Target
 from tests.tus.helpers import OCTET, TUS, create, download, head, offset_of, patch, sha256
+from testservers.gateway import GatewayProcess
 
 
 def test_options_advertises_version_extensions_and_algorithms(gateway: GatewayProcess) -> None:

@@ -13,9 +13,9 @@ import pytest
 import requests
 
 from tests.conftest import gateway_config
-from tests.support.gateway import GatewayProcess
 from tests.support.targets import Target
 from tests.tus.helpers import TUS, create, download, head, offset_of, patch
+from testservers.gateway import GatewayProcess
 
 
 def _digest(algorithm: str, data: bytes) -> str:

@@ -13,9 +13,9 @@ import pytest
 import requests
 
 from tests.conftest import gateway_config
-from tests.support.gateway import GatewayProcess
 from tests.support.targets import Target
 from tests.tus.helpers import TUS, create, patch
+from testservers.gateway import GatewayProcess
 
 
 class HookSink:

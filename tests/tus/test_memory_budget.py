@@ -18,7 +18,6 @@ import requests
 
 from tests.conftest import gateway_config
 from tests.observability.scrape import scrape, value
-from tests.support.gateway import GatewayProcess
 from tests.support.targets import Target
 from tests.tus.helpers import (
     TUS,
@@ -30,6 +29,7 @@ from tests.tus.helpers import (
     patch,
     sha256,
 )
+from testservers.gateway import GatewayProcess
 
 MiB = 1024 * 1024
 PART = 8 * MiB  # the S3 part size: one such upload is one buffered PutObject

@@ -11,8 +11,8 @@ from pathlib import Path
 import requests
 from tusclient import client as tus
 
-from tests.support.gateway import GatewayProcess
 from tests.tus.helpers import TUS, create, head, patch
+from testservers.gateway import GatewayProcess
 
 MiB = 1024 * 1024
 

@@ -17,9 +17,9 @@ from tusclient import client as tus
 
 from tests.conftest import gateway_config
 from tests.support.cutproxy import CutProxy
-from tests.support.gateway import GatewayProcess
 from tests.support.targets import Target
 from tests.tus.helpers import create, download, offset_of, patch
+from testservers.gateway import GatewayProcess
 
 MiB = 1024 * 1024
 

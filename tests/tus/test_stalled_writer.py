@@ -16,7 +16,6 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import gateway_config
-from tests.support.gateway import GatewayProcess
 from tests.support.targets import Target
 from tests.tus.helpers import (
     answer_head,
@@ -27,6 +26,7 @@ from tests.tus.helpers import (
     patch,
     sha256,
 )
+from testservers.gateway import GatewayProcess
 
 MiB = 1024 * 1024
 #: long enough that a resume which had to wait for it is plainly visible

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.gateway import GatewayProcess
 from tests.tus.helpers import download, head
+from testservers.gateway import GatewayProcess
 
 JS_DIR = Path(__file__).resolve().parents[1] / "js"
 

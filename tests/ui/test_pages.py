@@ -18,7 +18,7 @@ from tests.client.harness import MiB, command, env, file_sha256, random_file, ur
 from tests.conftest import gateway_config, get_target
 from tests.support.browser import run_browser_script
 from tests.support.cutproxy import CutProxy
-from tests.support.gateway import ROOT, GatewayProcess
+from testservers.gateway import ROOT, GatewayProcess
 
 ARTIFACTS = ROOT / "test-artifacts" / "ui"
 OPS_TOKEN = "ops-token-for-the-tests"

@@ -15,7 +15,7 @@ Objects live in the OSD's RAM: ``stop()`` keeps nothing, so ``restart()``
 is not offered beyond what ``ServerBase`` does (a new, empty store needs a
 new ``CephServer``).
 
-`python -m tests.servers.ceph` prints the endpoint as JSON and waits.
+`python -m testservers.ceph` prints the endpoint as JSON and waits.
 """
 
 from __future__ import annotations

@@ -12,9 +12,9 @@ from typing import Any, Self
 
 import yaml
 
-from tests.servers.ports import free_port, wait_for_http
+from testservers.ports import free_port, wait_for_http
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 class GatewayProcess:

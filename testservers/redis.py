@@ -5,7 +5,7 @@ directory, so `stop()` (SIGTERM: Redis flushes on shutdown) and `restart()`
 keep every key on the same port; `kill()` (SIGKILL) may lose the last
 second. `persist=False` runs purely in memory (a restart then empties it).
 
-`python -m tests.servers.redis` prints the URL as JSON and waits.
+`python -m testservers.redis` prints the URL as JSON and waits.
 """
 
 from __future__ import annotations

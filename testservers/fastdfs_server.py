@@ -29,7 +29,7 @@ In-process use (a thread runs the event loop)::
 
 Stand-alone (for benchmarks)::
 
-    python -m tests.servers.fastdfs_server --port 22122 --dir /tmp/fdfs
+    python -m testservers.fastdfs_server --port 22122 --dir /tmp/fdfs
 """
 
 from __future__ import annotations

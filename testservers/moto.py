@@ -7,7 +7,7 @@ the same); `reset()` clears state without a restart.
 
 `min_part_size` sets `S3_UPLOAD_PART_MIN_SIZE` (default 5 MiB like AWS).
 
-`python -m tests.servers.moto` prints the endpoint as JSON and waits.
+`python -m testservers.moto` prints the endpoint as JSON and waits.
 """
 
 from __future__ import annotations

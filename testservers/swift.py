@@ -17,7 +17,7 @@ region `us-east-1`); the S3 API checks signatures and presigned-URL expiry.
 and data: objects survive, but tempauth tokens (kept in memcached) do not,
 so a client must re-authenticate after a 401 (as after token expiry).
 
-`python -m tests.servers.swift` prints the endpoints as JSON and waits.
+`python -m testservers.swift` prints the endpoints as JSON and waits.
 """
 
 from __future__ import annotations
