@@ -70,6 +70,10 @@ class S3Backend(Backend):
             await self.store.close()
             raise
 
+    def describe(self) -> str:
+        """For the start-up summary: how the bytes are checked, as probed."""
+        return f"integrity={self.integrity.mode or 'not probed'}"
+
     @property
     def fallbacks(self) -> int:
         """Requests made again in another form since start (``integrity``)."""

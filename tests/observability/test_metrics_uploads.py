@@ -73,3 +73,13 @@ def test_qiniu_sdk_uploads_move_the_counters(ogw: JsonLogGateway, tmp_path: Path
     assert delta(before, after, P + "uploads_finished_total", bucket=BUCKET, **q) == 2
     assert delta(before, after, P + "bytes_served_total", **q) > 0
     assert delta(before, after, P + "backend_errors_total") == 0
+
+
+def test_startup_summary_names_each_bucket_backend(ogw: JsonLogGateway) -> None:
+    messages = [str(line["message"]) for line in ogw.log_lines() if line["logger"] == "gateway"]
+    kind = ogw.config["backends"]["default"]["type"]
+    (line,) = [m for m in messages if m.startswith("bucket default -> backend default:")]
+    assert f": {kind}(" in line
+    if kind == "s3":  # the integrity mode the start-up probe chose
+        assert "integrity=" in line and "integrity=not probed" not in line
+    assert any(m.startswith(f"bucket {BUCKET} -> backend default:") for m in messages)
