@@ -26,9 +26,9 @@ joined copy); batches shrink from 1 MiB to 128 KiB as concurrent writes grow
 are paid per MiB. With ``fsync`` on, each batch's writeback is started as
 soon as it is written (``sync_file_range(SYNC_FILE_RANGE_WRITE)``, not
 awaited), so the disk works while the rest of the body arrives and the fsync
-that seals a stream has little left to wait for (64 × 8 MiB: +20 %). The
-only write in progress writes its batches from the event loop itself (a
-page-cache copy, cheaper than the thread hand-off; 1 × 512 MiB: +10 %). The
+that seals a stream has little left to wait for. The only write in progress
+writes its batches from the event loop itself (a page-cache copy, cheaper
+than the thread hand-off; figures in ``bench/RESULTS.md``). The
 last batch of a body (known by its announced size) is written by the thread
 call that ends the write, and when that write completes the stream the same
 call seals the file (truncate, fsync), so ``finish_stream`` has nothing left

@@ -2,9 +2,9 @@
 
 One connection. WAL journal, ``synchronous=NORMAL``: a commit appends to the
 WAL file (no fsync; a SIGKILLed gateway loses nothing it saved), so the
-upload hot path's point queries (``get``, ``create``, ``save``: 6-35 µs
-each) run in the event loop itself, which costs less than the hand-off of
-each to a thread (≈ 100 µs of CPU in context switches and wake-ups alone).
+upload hot path's point queries (``get``, ``create``, ``save``) run in the
+event loop itself, which costs less than the hand-off of each to a thread
+(``bench/RESULTS.md`` has the figures).
 Everything else runs in one dedicated thread; transactions must not
 interleave on the connection, so a point query waits (in the loop) for the
 thread's calls to be done rather than queue behind them. A call that finds
