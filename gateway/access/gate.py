@@ -95,7 +95,7 @@ class AccessGate:
 
     def check_signed(self, url: str) -> None:
         """401 unless ``url`` is a valid private-download URL."""
-        verify_url(url, self.tokens)
+        verify_url(url, self.tokens.pair)
 
     def sign(self, url: str) -> str:
         """``url`` signed with the first key pair for ``uploads.url_ttl``."""

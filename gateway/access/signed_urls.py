@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import hmac
 import time
+from collections.abc import Callable
 
 from .errors import Refusal
-from .tokens import KeyPair, TokenVerifier, sign
+from .keys import KeyPair, sign
 
 UNSIGNED = Refusal(401, "this object needs a signed URL (e=<deadline>&token=<AK>:<sign>)")
 BAD_SIGNATURE = Refusal(401, "bad download token")
@@ -28,7 +29,9 @@ def sign_url(url: str, pair: KeyPair, ttl: float, now: float | None = None) -> s
     return f"{url}{_TOKEN}{pair.access_key}:{sign(pair.secret_key, url)}"
 
 
-def verify_url(url: str, keys: TokenVerifier, now: float | None = None) -> None:
+def verify_url(
+    url: str, pair_for: Callable[[str], KeyPair | None], now: float | None = None
+) -> None:
     """401 unless ``url`` (as the client sent it, absolute) is signed by a
     configured key pair and its deadline has not passed."""
     cut = url.rfind(_TOKEN)
@@ -36,7 +39,7 @@ def verify_url(url: str, keys: TokenVerifier, now: float | None = None) -> None:
         raise UNSIGNED.error()
     signed, token = url[:cut], url[cut + len(_TOKEN) :]
     access_key, _, signature = token.partition(":")
-    pair = keys.pair(access_key)
+    pair = pair_for(access_key)
     if pair is None or not signature:
         raise BAD_SIGNATURE.error()
 

@@ -17,20 +17,10 @@ from typing import Any
 
 from .codec import b64decode, b64encode
 from .errors import BAD_TOKEN
+from .keys import KeyPair, sign
 from .policy import PutPolicy
 
-
-@dataclass(frozen=True)
-class KeyPair:
-    access_key: str
-    secret_key: str
-
-
-def sign(secret_key: str | bytes, data: str | bytes) -> str:
-    """URL-safe base64 (padded) of HMAC-SHA1(secret_key, data)."""
-    key = secret_key.encode() if isinstance(secret_key, str) else secret_key
-    msg = data.encode() if isinstance(data, str) else data
-    return b64encode(hmac.new(key, msg, hashlib.sha1).digest())
+__all__ = ["KeyPair", "TokenVerifier", "UploadToken", "make_policy", "mint", "sign"]
 
 
 def mint(pair: KeyPair, policy: Mapping[str, Any]) -> str:

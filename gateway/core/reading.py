@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 from urllib.parse import quote
 
 from backends.base import ObjectInfo
+from gateway.access.keys import KeyPair
 from gateway.access.signed_urls import sign_url
-from gateway.access.tokens import KeyPair
 from gateway.core.errors import UploadNotFound
 from gateway.core.ledger import Ledger, backend_errors
 from gateway.core.records import UploadRecord

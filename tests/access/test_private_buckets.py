@@ -14,6 +14,7 @@ import pytest
 import qiniu
 import requests
 
+from tests.access.hook_server import SECRET, HookServer
 from tests.access.support import AK, SK, auth, tus_create, uptoken
 from tests.conftest import gateway_config
 from tests.support.targets import Target
@@ -24,11 +25,19 @@ SDK = qiniu.Auth(AK, SK)
 
 
 @pytest.fixture(scope="module")
-def pgw(target: Target) -> Iterator[GatewayProcess]:
+def hooks() -> Iterator[HookServer]:
+    server = HookServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def pgw(target: Target, hooks: HookServer) -> Iterator[GatewayProcess]:
     config = gateway_config(
         target,
         buckets={"default": {"backend": "default", "private": True}},
         qiniu={"enabled": True, "keys": [{"access_key": AK, "secret_key": SK}]},
+        hooks=[{"url": hooks.url, "events": ["post-finish"], "secret": SECRET}],
     )
     with GatewayProcess(config) as gw:
         yield gw
@@ -84,14 +93,21 @@ def test_expired_and_tampered_urls_are_refused(pgw: GatewayProcess) -> None:
     assert requests.get(good, timeout=30).content == b"secret bytes"
 
 
-def test_urls_the_gateway_returns_are_signed(pgw: GatewayProcess, target: Target) -> None:
+def test_urls_the_gateway_returns_are_signed(
+    pgw: GatewayProcess, target: Target, hooks: HookServer
+) -> None:
     data = os.urandom(1000)
     key = f"private/{os.urandom(4).hex()}.bin"
     _, object_url = _upload(pgw, data, key)
-    if object_url.startswith(pgw.url):  # the gateway serves it (not an S3/Swift URL)
-        assert "e=" in object_url and f"token={AK}:" in object_url
-    r = requests.get(object_url, timeout=30)
-    assert r.status_code == 200 and r.content == data
+    deadline = time.time() + 10
+    while time.time() < deadline and not [c for c in hooks.calls if c.get("key") == key]:
+        time.sleep(0.05)
+    [webhook] = [c for c in hooks.calls if c.get("key") == key]
+    for url in (object_url, webhook["url"]):
+        if url.startswith(pgw.url):  # the gateway serves it (not an S3/Swift URL)
+            assert "e=" in url and f"token={AK}:" in url
+        r = requests.get(url, timeout=30)
+        assert r.status_code == 200 and r.content == data
 
 
 def test_qiniu_url_of_a_private_object_is_signed(pgw: GatewayProcess) -> None:
