@@ -16,10 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from typing import Protocol
 
+from backends.telemetry import warn_limited
 from gateway.core.locks import Lease
+
+log = logging.getLogger(__name__)
 
 
 class BodyInterrupted(Exception):
@@ -133,3 +137,10 @@ class GuardedBody:
         if reader is not None:
             self._stopping = True
             reader.cancel("the upload's lock is wanted elsewhere")
+            warn_limited(
+                log,
+                "stalled-writer",
+                "upload %s: a body read waiting for its client was cut to give the lock "
+                "to another request (the bytes already stored stay)",
+                lease.key,
+            )
