@@ -11,13 +11,35 @@ iterator) and ``object_meta`` (an object's content type and lifetime on its
 record).
 """
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from backends.base import MemoryBudget, ObjectMeta
 from gateway.core import errors, object_meta
 from gateway.core.body import BodyInterrupted, Hasher
 from gateway.core.checksums import ALGORITHMS, Checksum, Crc32, TrailerChecksum
-from gateway.core.multipart import MAX_PART_NUMBER, Admit, Part, Session
 from gateway.core.records import Kind, Status, UploadRecord, new_upload_id
-from gateway.core.service import UploadService
+
+if TYPE_CHECKING:
+    from gateway.core.multipart import MAX_PART_NUMBER, Admit, Part, Session
+    from gateway.core.service import UploadService
+
+#: names whose modules pull in the whole core (and the access layer): loaded
+#: on first use, so that importing ``gateway.core.errors`` stays light
+_LATER = {
+    "MAX_PART_NUMBER": "multipart",
+    "Admit": "multipart",
+    "Part": "multipart",
+    "Session": "multipart",
+    "UploadService": "service",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LATER:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_LATER[name]}"), name)
+
 
 __all__ = [
     "ALGORITHMS",
