@@ -173,8 +173,10 @@ class LineReporter(Reporter):
 
 
 class QuietReporter(Reporter):
+    """No progress; what happened (retries, fallbacks, finished files) is still said."""
+
     def message(self, line: str) -> None:
-        pass
+        print(line, file=self.stream, flush=True)
 
 
 def reporter(mode: str, total: int, files: int, stream: TextIO = sys.stderr) -> Reporter:

@@ -61,7 +61,7 @@ class Live:
         kv = self.service.state
         me = self.service.ledger.instance
         try:
-            await kv.kv_set(KV_NAMESPACE, f"throughput:{me}", json.dumps(self.throughput()))
+            await kv.kv_set(KV_NAMESPACE, f"throughput:{me}", json.dumps(self.received()))
             known = _decode_map(await kv.kv_get(KV_NAMESPACE, KV_INSTANCES))
             now = time.time()
             if now - known.get(me, 0.0) > GONE_AFTER / 4:
@@ -75,9 +75,10 @@ class Live:
 
     async def cluster_throughput(self) -> tuple[list[list[float]], list[str]]:
         """The throughput of every instance seen in the last minute, summed in
-        5-second buckets (others' series are up to 5 s old), and their names."""
+        5-second buckets (others' series are up to 5 s old), and their names;
+        alone, this instance's per second."""
         me = self.service.ledger.instance
-        series = {me: self.throughput()}
+        series = {me: self.received()}
         try:
             known = _decode_map(await self.service.state.kv_get(KV_NAMESPACE, KV_INSTANCES))
             now = time.time()
@@ -90,25 +91,29 @@ class Live:
                 log, "ops-read", "ops view: could not read other instances' throughput: %s", exc
             )
         if len(series) == 1:
-            return series[me], [me]
+            return self.throughput(), [me]
+        # bytes, not rates, are added up: sample intervals stretch on a busy machine
         buckets: dict[int, float] = {}
         for points in series.values():
-            per: dict[int, list[float]] = {}
-            for t, rate in points:
-                per.setdefault(int(t // PUBLISH_EVERY), []).append(float(rate))
-            for b, rates in per.items():
-                buckets[b] = buckets.get(b, 0.0) + sum(rates) / len(rates)
-        summed = [[float((b + 1) * PUBLISH_EVERY), v] for b, v in sorted(buckets.items())]
+            for t, received in points:
+                b = int(float(t) // PUBLISH_EVERY)
+                buckets[b] = buckets.get(b, 0.0) + float(received)
+        summed = [
+            [float((b + 1) * PUBLISH_EVERY), v / PUBLISH_EVERY] for b, v in sorted(buckets.items())
+        ]
         return summed, sorted(series)
 
     def throughput(self) -> list[list[float]]:
         """[time, bytes/s] per sample interval, oldest first."""
-        pairs = list(self.samples)
         return [
             [t1, max(0, b1 - b0) / (t1 - t0)]
-            for (t0, b0), (t1, b1) in itertools.pairwise(pairs)
+            for (t0, b0), (t1, b1) in itertools.pairwise(self.samples)
             if t1 > t0
         ]
+
+    def received(self) -> list[list[float]]:
+        """[time, bytes received since the sample before], oldest first."""
+        return [[t1, max(0, b1 - b0)] for (_, b0), (t1, b1) in itertools.pairwise(self.samples)]
 
     # -- uploads in progress ------------------------------------------------------------
     def live_bytes(self) -> dict[str, int]:
