@@ -107,8 +107,8 @@ def _redact(url: str) -> str:
 def log_startup(
     config: GatewayConfig, config_path: str | None, backends: dict[str, Backend]
 ) -> None:
-    for line in startup_lines(config, config_path, backends):
-        log.info("%s", line)
+    # one record (one event for a log shipper), a line per fact
+    log.info("%s", "\n  ".join(startup_lines(config, config_path, backends)))
     public = config.server.host not in _LOOPBACK
     if public and config.metrics.enabled and not config.metrics.port and not config.metrics.token:
         log.warning(

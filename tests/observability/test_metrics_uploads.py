@@ -76,7 +76,12 @@ def test_qiniu_sdk_uploads_move_the_counters(ogw: JsonLogGateway, tmp_path: Path
 
 
 def test_startup_summary_names_each_bucket_backend(ogw: JsonLogGateway) -> None:
-    messages = [str(line["message"]) for line in ogw.log_lines() if line["logger"] == "gateway"]
+    messages = [
+        m.strip()
+        for line in ogw.log_lines()
+        if line["logger"] == "gateway"
+        for m in str(line["message"]).split("\n")
+    ]
     kind = ogw.config["backends"]["default"]["type"]
     (line,) = [m for m in messages if m.startswith("bucket default -> backend default:")]
     assert f": {kind}(" in line

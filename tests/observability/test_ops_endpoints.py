@@ -55,7 +55,11 @@ def test_startup_summary_and_no_access_log(tmp_path: Path) -> None:
     with Quiet(config) as gw:
         requests.get(f"{gw.url}/healthz", timeout=10)
         gw.stop()
-        messages = [str(line["message"]) for line in gw.log_lines()]
+        records = [str(line["message"]) for line in gw.log_lines()]
+    (summary,) = [r for r in records if r.startswith("upload-gateway ")]
+    # the start-up summary is one record, a line per fact
+    assert "\n  bucket default -> backend default:" in summary and "\n  metrics:" in summary
+    messages = [m.strip() for r in records for m in r.split("\n")]
     assert any(m.startswith("upload-gateway ") and "listening on http://127.0.0.1:" in m
                for m in messages)  # fmt: skip
     assert any(m.startswith("bucket default -> backend default: local(root=") for m in messages)
@@ -68,6 +72,13 @@ def test_startup_summary_and_no_access_log(tmp_path: Path) -> None:
     assert any(m.startswith("shutting down: waiting up to 5 s") for m in messages)
     assert any(m.startswith("shutdown: waited for") for m in messages)
     assert not any("GET /healthz" in m for m in messages)
+
+
+def test_metrics_off(tmp_path: Path) -> None:
+    with GatewayProcess(_local(tmp_path, metrics={"enabled": False})) as gw:
+        assert requests.get(f"{gw.url}/metrics", timeout=10).status_code == 404
+        r = requests.get(f"{gw.url}/readyz", timeout=10)  # ids and ops endpoints stay
+        assert r.status_code == 200 and r.headers["X-Request-Id"]
 
 
 def test_version() -> None:
