@@ -267,8 +267,14 @@ def test_reqid_and_cors_everywhere(qgw: GatewayProcess) -> None:
     r = requests.post(f"{qgw.url}/mkblk/4", data=b"abcd", headers=origin, timeout=30)
     assert r.status_code == 401 and r.headers["X-Reqid"]
     assert "X-Reqid" in r.headers["Access-Control-Expose-Headers"]
-    r = requests.get(qgw.url + "/", timeout=30)
-    assert r.status_code == 405 and r.headers["X-Reqid"]
+    # a method Qiniu does not serve on its paths is its 405, with the reqid and CORS
+    # (GET / is not one: it redirects to the upload page, tests/ui)
+    for method, path in [("PUT", "/"), ("GET", "/mkblk/4"), ("DELETE", "/mkfile/4")]:
+        r = requests.request(method, qgw.url + path, headers=origin, timeout=30)
+        assert r.status_code == 405, (method, path, r.status_code)
+        assert r.headers["X-Reqid"] and r.headers["X-Log"]
+        assert r.headers["Access-Control-Allow-Origin"] == "http://app.example"
+        assert r.json()["error"]
 
 
 # -- v2 ------------------------------------------------------------------------
