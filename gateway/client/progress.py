@@ -170,6 +170,7 @@ class LineReporter(Reporter):
     async def __aexit__(self, *exc: object) -> None:
         if self._ticker is not None:
             self._ticker.cancel()
+        self.message(self.line())  # the log ends with the totals
 
 
 class QuietReporter(Reporter):
