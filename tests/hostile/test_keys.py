@@ -85,3 +85,39 @@ def test_the_url_of_an_object_serves_exactly_that_object(hgw: GatewayProcess, ke
     got = requests.get(ret["url"], timeout=30)
     assert got.status_code == 200, (ret["url"], got.status_code)
     assert _sha(got.content) == _sha(data)
+
+
+@pytest.mark.parametrize("fname", ["..", "a\nb", "nul\x00", "x" * 1100])
+def test_tus_refuses_a_save_key_no_url_can_serve(hgw: GatewayProcess, fname: str) -> None:
+    """A tus upload under a credential whose saveKey names the key from the
+    client's file name: an unservable result is 400, nothing is created."""
+    upload_token = token(bucket="default", saveKey="u/$(fname)")
+    metadata = "filename " + base64.b64encode(fname.encode()).decode()
+    r = requests.post(
+        hgw.files_url,
+        headers={
+            "Tus-Resumable": "1.0.0",
+            "Upload-Length": "3",
+            "Upload-Metadata": metadata,
+            "Authorization": f"UpToken {upload_token}",
+        },
+        timeout=30,
+    )
+    assert r.status_code == 400, (r.status_code, r.text)
+    assert "invalid key" in r.text
+    fine = f"fine-{hashlib.sha256(fname.encode()).hexdigest()[:8]}.txt"
+    good = "filename " + base64.b64encode(fine.encode()).decode()
+    r = requests.post(
+        hgw.files_url,
+        data=b"abc",
+        headers={
+            "Tus-Resumable": "1.0.0",
+            "Upload-Length": "3",
+            "Upload-Metadata": good,
+            "Authorization": f"UpToken {upload_token}",
+            "Content-Type": "application/offset+octet-stream",
+        },
+        timeout=30,
+    )
+    assert r.status_code == 201, r.text
+    assert requests.get(r.headers["X-Object-Url"], timeout=30).content == b"abc"

@@ -13,6 +13,7 @@ from gateway.access.ownership import owner_of
 from gateway.access.placement import NewUpload, check_content, key_for
 from gateway.core import Kind, ObjectMeta, UploadRecord, new_upload_id, object_meta
 from gateway.core.errors import BadRequest, TooLarge, UnsupportedMediaType, UploadNotFound
+from gateway.keys import key_problem
 from gateway.protocols.bodies import request_body
 from gateway.protocols.tus.context import SIZE_LIMIT, TusContext, request_checksum
 from gateway.protocols.tus.headers import (
@@ -179,11 +180,11 @@ async def _pre_create(
         if length is not None and length > changes.size_limit:
             raise TooLarge(f"this upload may be at most {changes.size_limit} bytes")
         ctx.size_limit = changes.size_limit
-    return (
-        changes.bucket or bucket,
-        changes.key or key,
-        metadata if changes.metadata is None else changes.metadata,
-    )
+    bucket, key = changes.bucket or bucket, changes.key or key
+    problem = key_problem(key, ctx.service.bucket(bucket).prefix)
+    if problem is not None:  # a saveKey or a hook's key no URL could serve
+        raise BadRequest(f"invalid key: {problem}")
+    return bucket, key, metadata if changes.metadata is None else changes.metadata
 
 
 def _extra(ctx: TusContext, metadata: dict[str, str] | None) -> dict[str, Any] | None:
