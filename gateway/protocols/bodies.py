@@ -62,13 +62,15 @@ class RequestBody:
         return await anext(self._iterator)
 
     async def _chunks(self) -> AsyncIterator[bytes]:
-        chunks = self._request.content.iter_chunks()
+        # readany(), not iter_chunks(): a request without a body shares
+        # aiohttp's EMPTY_PAYLOAD, whose readchunk() ends only the first time
+        # it is read in the process and then answers (b"", True) forever —
+        # without suspending, so the second empty body spun the event loop
+        if not self._request.body_exists:
+            return
+        content = self._request.content
         try:
-            while True:
-                try:
-                    chunk, _ = await body_read(self._request, anext(chunks))
-                except StopAsyncIteration:
-                    return
+            while chunk := await body_read(self._request, content.readany()):
                 if self._room is not None:
                     if len(chunk) > self._room:
                         self.failure = TooLarge("the upload passes its size limit")

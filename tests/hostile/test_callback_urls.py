@@ -22,26 +22,26 @@ MALFORMED = [
 
 
 @pytest.mark.parametrize("url", MALFORMED)
-def test_malformed_callback_url_is_579(hgw: GatewayProcess, url: str) -> None:
+def test_malformed_callback_url_is_579(pgw: GatewayProcess, url: str) -> None:
     r = requests.post(
-        hgw.url + "/",
+        pgw.url + "/",
         files={"file": ("a.txt", b"abc")},
         data={"token": token(callbackUrl=url, callbackBody="k=$(key)"), "key": "cb-bad"},
         timeout=30,
     )
     assert r.status_code == 579, (r.status_code, r.text)
     assert "callback failed" in r.json()["error"]
-    assert "Traceback" not in hgw.log()
+    assert "Traceback" not in pgw.log()
 
 
-def test_the_next_callback_url_is_tried_with_the_sdk(hgw: GatewayProcess) -> None:
+def test_the_next_callback_url_is_tried_with_the_sdk(pgw: GatewayProcess) -> None:
     with CallbackServer() as server:
         upload_token = token(
             "cb-next",
             callbackUrl=f"http://[::1;{server.url}",
             callbackBody="key=$(key)",
         )
-        ret, info = qiniu.put_data(upload_token, "cb-next", b"hello", regions=[region(hgw)])
+        ret, info = qiniu.put_data(upload_token, "cb-next", b"hello", regions=[region(pgw)])
         assert info.status_code == 200, info
         assert ret["echo"] == "key=cb-next"
         assert len(server.requests) == 1 and server.requests[0]["verified"]
@@ -50,9 +50,9 @@ def test_the_next_callback_url_is_tried_with_the_sdk(hgw: GatewayProcess) -> Non
 @pytest.mark.parametrize(
     "url", ["http://[::1", "javascript:alert(1)", "http://h/\r\nSet-Cookie: a=b"]
 )
-def test_malformed_return_url_is_400(hgw: GatewayProcess, url: str) -> None:
+def test_malformed_return_url_is_400(pgw: GatewayProcess, url: str) -> None:
     r = requests.post(
-        hgw.url + "/",
+        pgw.url + "/",
         files={"file": ("a.txt", b"abc")},
         data={"token": token(returnUrl=url), "key": "ret-bad"},
         timeout=30,

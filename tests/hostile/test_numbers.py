@@ -62,12 +62,12 @@ def test_json_number_accepts() -> None:
 
 @pytest.mark.parametrize("header", ["Upload-Length", "Upload-Offset"])
 @pytest.mark.parametrize("value", [HUGE, "²", "١٠", "9" * 20])
-def test_tus_number_headers(hgw: GatewayProcess, header: str, value: str) -> None:
+def test_tus_number_headers(pgw: GatewayProcess, header: str, value: str) -> None:
     raw = value.encode()  # UTF-8 on the wire, as a hostile client sends it
     if header == "Upload-Length":
-        r = requests.post(hgw.files_url, headers={**TUS, header: raw}, timeout=30)
+        r = requests.post(pgw.files_url, headers={**TUS, header: raw}, timeout=30)
     else:
-        url = create(hgw.files_url, 10)
+        url = create(pgw.files_url, 10)
         r = requests.patch(
             url,
             data=b"x",
@@ -89,9 +89,9 @@ def test_tus_number_headers(hgw: GatewayProcess, header: str, value: str) -> Non
     ],
 )
 def test_range_bounds_of_any_length(
-    hgw: GatewayProcess, value: str, status: int, body: bytes | None
+    pgw: GatewayProcess, value: str, status: int, body: bytes | None
 ) -> None:
-    url = create(hgw.files_url, 10)
+    url = create(pgw.files_url, 10)
     r = patch(url, 0, b"0123456789")
     assert r.status_code == 204
     object_url = r.headers["X-Object-Url"]
@@ -109,9 +109,9 @@ def _b64(text: str) -> str:
 
 
 @pytest.mark.parametrize("value", [HUGE, "١٠", "²", "+4", "9" * 20])
-def test_qiniu_path_numbers(hgw: GatewayProcess, value: str) -> None:
+def test_qiniu_path_numbers(pgw: GatewayProcess, value: str) -> None:
     auth = {"Authorization": f"UpToken {token()}"}
-    uploads = f"{hgw.url}/buckets/photos/objects/{_b64('k')}/uploads"
+    uploads = f"{pgw.url}/buckets/photos/objects/{_b64('k')}/uploads"
     upload_id = requests.post(uploads, headers=auth, timeout=30).json()["uploadId"]
     paths = [
         f"/mkblk/{value}",
@@ -121,7 +121,7 @@ def test_qiniu_path_numbers(hgw: GatewayProcess, value: str) -> None:
     ]
     for path in paths:
         method = "GET" if "?" in path else "PUT" if "/uploads/" in path else "POST"
-        r = requests.request(method, hgw.url + path, data=b"abc", headers=auth, timeout=30)
+        r = requests.request(method, pgw.url + path, data=b"abc", headers=auth, timeout=30)
         assert r.status_code == 400, (path, r.status_code, r.text)
         assert r.json()["error"]
 
@@ -147,12 +147,12 @@ def raw_token(policy_json: str) -> str:
         ("insertOnly", "1e400"),
     ],
 )
-def test_signed_policy_numbers(hgw: GatewayProcess, field: str, value: str) -> None:
+def test_signed_policy_numbers(pgw: GatewayProcess, field: str, value: str) -> None:
     deadline = int(time.time()) + 3600
     extra = "" if field == "deadline" else f',"deadline":{deadline}'
     policy = f'{{"scope":"photos","{field}":{value}{extra}}}'
     r = requests.post(
-        hgw.url + "/",
+        pgw.url + "/",
         files={"file": ("a.txt", b"abc")},
         data={"token": raw_token(policy), "key": "policy-number"},
         timeout=30,
@@ -161,7 +161,7 @@ def test_signed_policy_numbers(hgw: GatewayProcess, field: str, value: str) -> N
     assert field in r.json()["error"]
     good = f'{{"scope":"photos","deadline":{deadline},"deleteAfterDays":"36500"}}'
     r = requests.post(
-        hgw.url + "/",
+        pgw.url + "/",
         files={"file": ("a.txt", b"abc")},
         data={"token": raw_token(good), "key": "policy-number"},
         timeout=30,

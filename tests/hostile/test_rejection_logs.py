@@ -42,17 +42,17 @@ def _log_since(gw: GatewayProcess, offset: int) -> list[str]:
 
 
 @pytest.mark.parametrize("name", list(REJECTED))
-def test_one_warning_line_per_rejection(hgw: GatewayProcess, name: str) -> None:
+def test_one_warning_line_per_rejection(pgw: GatewayProcess, name: str) -> None:
     head, body, cause = REJECTED[name]
-    url = create(hgw.files_url, 100)
-    before = _log_size(hgw)
-    status, answer = exchange(hgw.url, head.format(path=path_of(url)), body)
+    url = create(pgw.files_url, 100)
+    before = _log_size(pgw)
+    status, answer = exchange(pgw.url, head.format(path=path_of(url)), body)
     assert status == 400, answer[:300]
     deadline = time.monotonic() + 5
-    while not (lines := _log_since(hgw, before)) and time.monotonic() < deadline:
+    while not (lines := _log_since(pgw, before)) and time.monotonic() < deadline:
         time.sleep(0.05)
     time.sleep(0.2)  # anything else it would log comes with the same request
-    lines = _log_since(hgw, before)
+    lines = _log_since(pgw, before)
     if name == "bad-method":  # aiohttp logs a first-request bad method at DEBUG (port scans)
         assert lines == []
         return

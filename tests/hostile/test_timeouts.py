@@ -14,9 +14,10 @@ from collections.abc import Iterator
 import pytest
 import requests
 
+from tests.conftest import get_target
+from tests.hostile.conftest import parsing_target
 from tests.hostile.rawhttp import path_of
 from tests.qiniu.harness import qiniu_config, token
-from tests.support.targets import Target
 from tests.tus.helpers import create, offset_of, patch
 from testservers.gateway import GatewayProcess
 
@@ -24,8 +25,8 @@ TIMEOUT = 2.0
 
 
 @pytest.fixture(scope="module")
-def tgw(target: Target) -> Iterator[GatewayProcess]:
-    config = qiniu_config(target)
+def tgw() -> Iterator[GatewayProcess]:
+    config = qiniu_config(get_target(parsing_target()))
     config["server"] = {"header_timeout": TIMEOUT, "body_timeout": TIMEOUT}
     with GatewayProcess(config) as gw:
         yield gw
