@@ -65,6 +65,12 @@ def describe_failure(exc: BaseException) -> str:
     return " <- ".join(parts)
 
 
+def server_failure(status: int) -> bool:
+    """A 5xx; Qiniu's 6xx/7xx (no such file or upload, file exists, no such
+    bucket, invalid ctx) answer what a client asked for, like 4xx."""
+    return 500 <= status < 600
+
+
 def body_bytes(response: web.StreamResponse) -> int:
     """Bytes of the body sent (aiohttp counts the status line and headers too)."""
     sent = response.body_length
@@ -163,7 +169,7 @@ class Observer:
             m.child(m.bytes_received, info.protocol, bucket).inc(bytes_in)
         if bytes_out:
             m.child(m.bytes_served, info.protocol, bucket).inc(bytes_out)
-        if status >= 500 and info.upload_id is not None:
+        if server_failure(status) and info.upload_id is not None:
             m.upload_event("failed", info.protocol, info.bucket)
 
     def _record(
@@ -178,7 +184,7 @@ class Observer:
         bytes_out = body_bytes(response) if response is not None else 0
         if self.count:
             self._count(request.method, info, status, seconds, bytes_in, bytes_out)
-        if status >= 500:
+        if server_failure(status):
             cause = describe_failure(info.failure) if info.failure else "no cause recorded"
             log.error("%s %s answered %d: %s", request.method, request.path, status, cause)
         if self.access_log_on:
