@@ -143,12 +143,12 @@ def create_app(
         # and a coded stream resumed mid-way cannot be decoded per request)
         handler_args={"auto_decompress": False},
     )
-    rejection_logs.install()
     app[CONFIG] = config
     app[GATE] = gate = AccessGate(config)
     gate.warn_if_open()
     app[CONFIG_PATH] = config_path or ""
-    observability.setup(app, config, access_log=access_log)
+    metrics = observability.setup(app, config, access_log=access_log)
+    rejection_logs.install(lambda cause: metrics.child(metrics.rejected_requests, cause).inc())
     app.on_shutdown.append(_on_shutdown)
     app.cleanup_ctx.append(_lifecycle)
     if config.ui.enabled or config.ui.ops_token:

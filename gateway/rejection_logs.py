@@ -11,6 +11,7 @@ cause; every other record of that logger passes unchanged.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
@@ -41,7 +42,28 @@ def one_line(exc: BaseException) -> str:
     return text
 
 
+#: the causes counted by name (aiohttp's parse errors); anything else: "other"
+CAUSES = frozenset(
+    {
+        "BadHttpMessage",
+        "BadHttpMethod",
+        "BadStatusLine",
+        "ContentLengthError",
+        "InvalidHeader",
+        "InvalidURLError",
+        "LineTooLong",
+        "RequestPayloadError",
+        "TransferEncodingError",
+    }
+)
+
+
 class RejectionFilter(logging.Filter):
+    def __init__(self) -> None:
+        super().__init__()
+        #: called with the cause of every rejection (the metrics' counter)
+        self.count: Callable[[str], None] | None = None
+
     def filter(self, record: logging.LogRecord) -> bool:
         if record.exc_info is None or record.levelno < logging.ERROR:
             return True
@@ -50,6 +72,9 @@ class RejectionFilter(logging.Filter):
             return True
         peer = record.args[0] if isinstance(record.args, tuple) and record.args else None
         where = f" from {peer}" if peer and "%s" in str(record.msg) else ""
+        cause = type(fault).__name__
+        if self.count is not None:
+            self.count(cause if cause in CAUSES else "other")
         record.msg = "rejected a malformed request%s (%s): %s"
         record.args = (where, type(fault).__name__, one_line(fault))
         record.levelno, record.levelname = logging.WARNING, "WARNING"
@@ -57,7 +82,12 @@ class RejectionFilter(logging.Filter):
         return True
 
 
-def install() -> None:
-    """Add the filter to ``aiohttp.server`` once."""
-    if not any(isinstance(f, RejectionFilter) for f in log.filters):
-        log.addFilter(RejectionFilter())
+def install(count: Callable[[str], None] | None = None) -> None:
+    """Add the filter to ``aiohttp.server`` once; ``count`` (if given) is
+    called with the cause of every rejection from now on."""
+    installed = [f for f in log.filters if isinstance(f, RejectionFilter)]
+    rejection = installed[0] if installed else RejectionFilter()
+    if not installed:
+        log.addFilter(rejection)
+    if count is not None:
+        rejection.count = count

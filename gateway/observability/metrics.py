@@ -126,6 +126,12 @@ class Metrics:
             ["dependency"],
             registry=r,
         )
+        self.rejected_requests = Counter(
+            p + "rejected_requests",
+            "Malformed requests aiohttp refused before a handler ran (400), by cause",
+            ["cause"],
+            registry=r,
+        )
         self.state_errors = Counter(
             p + "state_errors", "Failed calls to the state store", ["store"], registry=r
         )

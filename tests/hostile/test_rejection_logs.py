@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 
 import pytest
+import requests
 
 from tests.hostile.rawhttp import exchange, path_of
 from tests.tus.helpers import create
@@ -59,3 +60,5 @@ def test_one_warning_line_per_rejection(pgw: GatewayProcess, name: str) -> None:
     assert len(lines) == 1, lines
     assert " WARNING aiohttp.server: rejected a malformed request" in lines[0]
     assert cause in lines[0] and len(lines[0]) < 400
+    counted = requests.get(f"{pgw.url}/metrics", timeout=10).text
+    assert f'upload_gateway_rejected_requests_total{{cause="{cause}"}}' in counted
