@@ -149,6 +149,7 @@ async def _key(
         fallback_key=upload_id,
     )
     key = key_for(policy, new)
+    _check_key(ctx, ctx.bucket, key)  # before the store is asked about it
     replaces = key != upload_id and not policy.may_overwrite
     if replaces and await ctx.service.stat_object(ctx.bucket, key) is not None:
         raise AccessError(403, "file exists")
@@ -181,10 +182,15 @@ async def _pre_create(
             raise TooLarge(f"this upload may be at most {changes.size_limit} bytes")
         ctx.size_limit = changes.size_limit
     bucket, key = changes.bucket or bucket, changes.key or key
-    problem = key_problem(key, ctx.service.bucket(bucket).prefix)
-    if problem is not None:  # a saveKey or a hook's key no URL could serve
-        raise BadRequest(f"invalid key: {problem}")
+    _check_key(ctx, bucket, key)  # a hook's key too
     return bucket, key, metadata if changes.metadata is None else changes.metadata
+
+
+def _check_key(ctx: TusContext, bucket: str, key: str) -> None:
+    """400 for a key no URL could serve (``gateway/keys.py``)."""
+    problem = key_problem(key, ctx.service.bucket(bucket).prefix)
+    if problem is not None:
+        raise BadRequest(f"invalid key: {problem}")
 
 
 def _extra(ctx: TusContext, metadata: dict[str, str] | None) -> dict[str, Any] | None:
