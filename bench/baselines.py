@@ -107,7 +107,7 @@ def disk(a: argparse.Namespace) -> Result:
 def s3(a: argparse.Namespace) -> Result:
     from boto3.s3.transfer import TransferConfig
 
-    from bench.envs import s3_client
+    from bench.envs import delete_keys, s3_client
 
     client = s3_client(
         a.endpoint, a.ak, a.sk, a.region, max_pool_connections=20, retries={"max_attempts": 1}
@@ -130,10 +130,7 @@ def s3(a: argparse.Namespace) -> Result:
     try:
         return _run(a.count, min(a.concurrency, 10), one)
     finally:
-        for i in range(0, len(keys), 1000):
-            client.delete_objects(
-                Bucket=a.bucket, Delete={"Objects": [{"Key": k} for k in keys[i : i + 1000]]}
-            )
+        delete_keys(client, a.bucket, keys)
 
 
 def swift(a: argparse.Namespace) -> Result:
