@@ -258,7 +258,8 @@ class CephEnv(_S3Env):
         super().__init__(workdir)
         from tests.servers.ceph import CephServer
 
-        self.server = CephServer(base_dir=self.workdir / "server")
+        # memstore holds objects in RAM until RGW's garbage collection frees them
+        self.server = CephServer(base_dir=self.workdir / "server", store_bytes=6 << 30)
 
     def skip_reason(self) -> str | None:
         if not shutil.which("radosgw"):

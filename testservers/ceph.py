@@ -149,6 +149,10 @@ class CephServer(ServerBase):
         rgw = {
             "rgw frontends": f"beast endpoint={LOOPBACK}:{self.ports['rgw']}",
             "rgw multipart min part size": str(self.min_part_size),
+            # deleted objects' RADOS data is reclaimed after 2 h by default:
+            # memstore would fill up under a benchmark that deletes and rewrites
+            "rgw gc obj min wait": "2",
+            "rgw gc processor period": "2",
         }
         out = ["[global]", *(f"{k} = {v}" for k, v in lines.items()), "", "[client.rgw.gw]"]
         out += [f"{k} = {v}" for k, v in rgw.items()]
