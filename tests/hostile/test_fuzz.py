@@ -36,7 +36,6 @@ from tests.support.targets import LocalTarget, Target
 from tests.tus.helpers import TUS
 from testservers.gateway import GatewayProcess
 
-TIMES: list[tuple[float, str]] = []
 EXAMPLES = int(os.environ.get("GATEWAY_FUZZ_EXAMPLES", "40"))
 FUZZ = settings(
     max_examples=EXAMPLES,
@@ -131,7 +130,6 @@ QINIU_CODES = {579, 612, 614, 631, 701}
 def _check(f: Fuzzed, reply: fz.Reply, what: str) -> None:
     assert reply.status < 500 or reply.status in QINIU_CODES, (what, reply.status, reply.raw[:600])
     assert reply.status != 0, (what, "no answer", reply.raw[:300])
-    TIMES.append((reply.seconds, what))
     assert f.secret not in reply.raw, what
     # healthy: a normal upload round-trips
     data = os.urandom(1500)
@@ -283,8 +281,3 @@ def test_object_route(fuzzed: Fuzzed, data: st.DataObject) -> None:
     method = data.draw(st.sampled_from(["GET", "HEAD", "GET"]))
     reply = fz.send(fuzzed.gw.port, fz.Request(method, fz.path_bytes(where), headers))
     _check(fuzzed, reply, f"object {method} {where!r}")
-
-
-def test_zz_slowest() -> None:
-    for seconds, what in sorted(TIMES)[-8:]:
-        print(f"{seconds:6.2f} {what[:100]}")
