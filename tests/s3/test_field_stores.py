@@ -89,6 +89,20 @@ async def _nothing() -> None:
     pass
 
 
+def test_presigned_urls_and_small_parts_are_probed(store: S3Target) -> None:
+    """``url: presigned`` starts only once a presigned GET worked; a
+    ``min_part_size`` below the store's minimum (5 MiB on every store here)
+    stops start-up instead of failing assemblies later."""
+    backend = backend_for(store, url={"mode": "presigned"})
+    run_with(backend, _nothing)
+    assert backend.integrity.findings is not None
+    assert backend.integrity.findings.presigned == "accepted"
+    small = backend_for(store, min_part_size="1MiB", part_size="5MiB")
+    with pytest.raises(BackendConfigError, match="refuses parts of min_part_size"):
+        run_with(small, _nothing)
+    assert store.leftovers() == []
+
+
 @pytest.fixture()
 def proxy(store: S3Target) -> Iterator[CutProxy]:
     """A proxy between the backend and the store that can flip bits."""
