@@ -5,7 +5,7 @@ refuses CompleteMultipartUpload with part checksums (``MalformedXML``), Ceph
 RGW 16 refuses aws-chunked trailers and *accepts wrong CRC32 values*
 everywhere, Swift's s3api stops at 1,000 parts. A ``probe`` makes a few
 requests on temporary keys under ``temp_prefix`` (removed before it returns;
-about a dozen requests, tens of milliseconds on a LAN):
+about a dozen requests, most side by side: four round trips after each other):
 
 * PutObject with a right and with a wrong ``x-amz-checksum-crc32``, and with a
   wrong ``Content-MD5``: is each checksum really checked?
