@@ -9,9 +9,10 @@ about a dozen requests, most side by side: four round trips after each other):
 
 * PutObject with a right and with a wrong ``x-amz-checksum-crc32``, and with a
   wrong ``Content-MD5``: is each checksum really checked?
-* a multipart upload declaring CRC32: a part with a wrong, then a right CRC32
-  in an aws-chunked trailer (a right one in a header if the trailer is
-  refused), UploadPartCopy, CompleteMultipartUpload listing the checksum;
+* multipart uploads declaring CRC32: a part with the right CRC32 in an
+  aws-chunked trailer (in a header if the trailer is refused), completed
+  with the checksum listed; beside it, on an upload that is aborted, a part
+  with a wrong CRC32 in a trailer and an UploadPartCopy;
 * UploadPart number ``max_parts`` (then 1,000) on an upload that is aborted;
 * a presigned GET of the probe object, when URLs are presigned;
 * a part of ``min_part_size`` bytes before a last one, when that is set below
@@ -19,7 +20,8 @@ about a dozen requests, most side by side: four round trips after each other):
 
 ``Findings`` holds the answers; ``backends.s3.integrity`` turns them into the
 backend's settings. A store that fails (5xx, no answer) fails the probe with
-``BackendUnavailable``: nothing is decided on a store that is down.
+``BackendUnavailable``: nothing is decided on a store that is down. A
+``NotImplemented`` (501) answer is a refusal of the request's form.
 """
 
 from __future__ import annotations
