@@ -30,13 +30,6 @@ from testservers.gateway import GatewayProcess
 from testservers.ports import free_port
 
 
-@pytest.fixture(scope="module")
-def hooks() -> Iterator[HookServer]:
-    server = HookServer()
-    yield server
-    server.close()
-
-
 def _config(target: Target, url: str) -> dict[str, Any]:
     return gateway_config(
         target,

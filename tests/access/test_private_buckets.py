@@ -25,13 +25,6 @@ SDK = qiniu.Auth(AK, SK)
 
 
 @pytest.fixture(scope="module")
-def hooks() -> Iterator[HookServer]:
-    server = HookServer()
-    yield server
-    server.close()
-
-
-@pytest.fixture(scope="module")
 def pgw(target: Target, hooks: HookServer) -> Iterator[GatewayProcess]:
     config = gateway_config(
         target,
