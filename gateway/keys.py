@@ -24,15 +24,27 @@ MAX_KEY_BYTES = 1024
 MAX_DEPTH = 255
 
 
+NOT_UTF8 = "the key is not valid UTF-8"
+
+
+def is_utf8(text: str) -> bool:
+    """False when ``text`` holds lone surrogates: bytes that were not UTF-8,
+    as aiohttp decodes them from a raw request path."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def key_problem(key: str, prefix: str = "") -> str | None:
     """Why ``key`` (stored as ``prefix + key``) cannot be stored and served,
     or None when it can."""
     if not key:
         return "the key is empty"
-    try:
-        size = len((prefix + key).encode("utf-8"))
-    except UnicodeEncodeError:
-        return "the key is not valid UTF-8"
+    if not is_utf8(prefix + key):
+        return NOT_UTF8
+    size = len((prefix + key).encode("utf-8"))
     if size > MAX_KEY_BYTES:
         return f"the key is longer than {MAX_KEY_BYTES} bytes"
     if any(unicodedata.category(c) == "Cc" for c in key):

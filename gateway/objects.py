@@ -15,6 +15,7 @@ from gateway.core.errors import (
     UploadError,
     client_message,
 )
+from gateway.keys import NOT_UTF8, is_utf8
 from gateway.observability.context import current_id, note_failure
 from gateway.protocols.serving import stream_object
 from gateway.urls import base_url
@@ -30,6 +31,9 @@ async def get_object(request: web.Request) -> web.StreamResponse:
             gate.check_signed(base_url(request, request.app[CONFIG].server) + request.raw_path)
         except AccessError as exc:
             return web.Response(status=exc.status, text=exc.message + "\n")
+    if not is_utf8(key):
+        # no store can name it (S3's client cannot even encode it): never stored
+        return web.Response(status=400, text=NOT_UTF8 + "\n")
     try:
         info = await service.stat_object(bucket, key)
         if info is None:

@@ -15,7 +15,8 @@ import pytest
 import qiniu
 import requests
 
-from gateway.keys import key_problem, url_path
+from gateway.keys import NOT_UTF8, key_problem, url_path
+from tests.hostile.fuzzing import Request, send
 from tests.qiniu.harness import PREFIX, region, token
 from testservers.gateway import GatewayProcess
 
@@ -121,3 +122,16 @@ def test_tus_refuses_a_save_key_no_url_can_serve(hgw: GatewayProcess, fname: str
     )
     assert r.status_code == 201, r.text
     assert requests.get(r.headers["X-Object-Url"], timeout=30).content == b"abc"
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_an_object_path_that_is_not_utf8_is_400(hgw: GatewayProcess, method: str) -> None:
+    """Raw bytes that are not UTF-8 in an object URL name no object: 400 with
+    the reason on every store (S3's client could not even encode the key)."""
+    for target in [b"/objects/photos/\xed\xa0\x80", b"/objects/photos/a/\xff.bin"]:
+        reply = send(hgw.port, Request(method, target))
+        assert reply.status == 400, (target, reply.raw[:300])
+        if method == "GET":
+            assert reply.body.strip() == NOT_UTF8.encode()
+    # a key that could exist but does not is still 404
+    assert requests.get(f"{hgw.url}/objects/photos/n%C3%B6ne", timeout=30).status_code == 404
