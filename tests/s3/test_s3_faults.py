@@ -78,8 +78,10 @@ def test_swift_stopped_mid_upload_then_restarted(own_swift: S3Target, tmp_path: 
             r = patch(other, 0, data[:MiB])
             assert r.status_code == 503, r.text
             assert int(r.headers["Retry-After"]) > 0
-            # the client is told to retry; the store's address stays in the log
-            assert r.text.strip() == "temporarily unavailable; retry later", r.text
+            # the client is told to retry, with the request id to quote; the
+            # store's address stays in the log
+            reqid = r.headers["X-Request-Id"]
+            assert r.text.strip() == f"temporarily unavailable; retry later (request {reqid})"
             assert offset_of(other) == 0
             time.sleep(1.0)
         finally:
