@@ -248,13 +248,19 @@ class Multipart:
         try:
             if result is not None:
                 if result.rollback is not None:
-                    await result.rollback()
-                record.backend_state = result.state
+                    await result.rollback()  # its pieces are gone; the saved state stands
+                else:  # the store kept what arrived: discard from where the write ended
+                    record.backend_state, record.offset = result.state, result.offset
             await b.backend.discard_stream(self.ledger.stream(record))
             self.ledger.tombstone(record, Status.TERMINATED)
             await self.ledger.state.save(record)
-        except Exception:
-            log.warning("could not drop the failed part %s", record.id, exc_info=True)
+        except Exception as exc:
+            log.warning(
+                "could not drop the failed part %s (%s: %s); the sweeper will",
+                record.id,
+                type(exc).__name__,
+                exc,
+            )
 
     async def parts(self, session: Session, numbers: Sequence[int]) -> list[Part | None]:
         """The complete parts of these numbers (None where there is none)."""
