@@ -95,7 +95,9 @@ def test_range_bounds_of_any_length(
     r = patch(url, 0, b"0123456789")
     assert r.status_code == 204
     object_url = r.headers["X-Object-Url"]
-    for target in (url, object_url):
+    # A store's own URL (a Swift temp URL, an S3 presigned one) applies the store's Range rules.
+    served_here = object_url.startswith(pgw.url)
+    for target in (url, object_url) if served_here else (url,):
         got = requests.get(target, headers={"Range": value.encode()}, timeout=30)
         assert got.status_code == status, (target, got.status_code, got.text)
         if body is not None:
