@@ -243,6 +243,16 @@ class Backend(abc.ABC):
         """Delete the object; a missing object is not an error."""
 
     @abc.abstractmethod
+    async def copy_object(
+        self, source: str, key: str, meta: ObjectMeta | None = None
+    ) -> ObjectInfo:
+        """Make the object ``key`` (replacing any there) hold the bytes of the
+        object ``source``, with ``meta``, inside the store where it can (the
+        bytes do not pass the gateway). The two are independent from then on:
+        deleting or replacing either never changes the other. ``NotFound`` if
+        ``source`` does not exist."""
+
+    @abc.abstractmethod
     def read_stream(
         self, stream: StreamInfo, start: int = 0, end: int | None = None
     ) -> AsyncIterator[bytes]:

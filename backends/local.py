@@ -16,7 +16,13 @@ and over-long segments are replaced by their SHA-256. No key can name a path
 outside ``objects/``.
 
 A finished stream becomes an object by ``rename``; several by
-``os.copy_file_range`` into a temporary file that is then renamed. Files are
+``os.copy_file_range`` into a temporary file that is then renamed.
+``copy_object`` (instant upload) does the same with one source: the kernel
+makes it a reflink where the filesystem shares extents (XFS, Btrfs) and an
+in-kernel copy elsewhere. Never a hard link: the content type is an extended
+attribute of the inode, which a link would share. Objects are only ever
+replaced by ``rename``, never rewritten in place, so neither copy can change
+the other. Files are
 fsynced (data and directory) before a finished object is acknowledged.
 Blocking file calls run in the default thread pool.
 
@@ -263,6 +269,22 @@ class LocalBackend(Backend):
 
         with self.telemetry.timed("assemble"):
             size = await asyncio.to_thread(concatenate)
+        return ObjectInfo(key=key, size=size)
+
+    async def copy_object(
+        self, source: str, key: str, meta: ObjectMeta | None = None
+    ) -> ObjectInfo:
+        origin = self._object_path(source)
+        target = self._object_path(key)
+
+        def copy() -> int:
+            try:
+                return _concatenate([origin], target, self.objects_dir, self.fsync, meta)
+            except (FileNotFoundError, NotADirectoryError) as exc:
+                raise NotFound(source) from exc
+
+        with self.telemetry.timed("copy"):
+            size = await asyncio.to_thread(copy)
         return ObjectInfo(key=key, size=size)
 
     async def discard_stream(self, stream: StreamInfo) -> None:

@@ -17,6 +17,8 @@ extension is taken from the key when it is 1–6 letters or digits):
   the streams through the gateway — ranges of ``copy_chunk_size`` downloaded
   (14) and piped straight into appends to a new appender file, a socket
   buffer at a time — then renames that file the same way.
+* **copy** (instant upload) — no server-side copy exists: the file is copied
+  storage to storage through the gateway like ``assemble``, into a new file.
 * **key → file id** — in the gateway's shared KV, namespace ``kv_namespace``
   (default ``fastdfs``; give each FastDFS backend of one gateway its own),
   value ``{"file_id": …, "source": …, "content_type": …}`` (source =
@@ -292,12 +294,31 @@ class FastDFSBackend(Backend):
     async def assemble(
         self, streams: Sequence[StreamInfo], key: str, meta: ObjectMeta | None = None
     ) -> ObjectInfo:
+        return await self._join([(_file_id(s), s.offset) for s in streams], key, meta)
+
+    async def copy_object(
+        self, source: str, key: str, meta: ObjectMeta | None = None
+    ) -> ObjectInfo:
+        """FastDFS has no server-side copy: the file is copied storage to
+        storage through the gateway as ``assemble`` does (bounded ranges, no
+        client bytes), into a file of its own, so deleting either key never
+        touches the other."""
+        entry = await self._lookup(source)
+        if entry is None:
+            raise NotFound(source)
+        size = (await self.client.file_info(entry["file_id"])).size
+        return await self._join([(entry["file_id"], size)], key, meta)
+
+    async def _join(
+        self, sources: list[tuple[str, int]], key: str, meta: ObjectMeta | None
+    ) -> ObjectInfo:
+        """The object ``key`` made of ``sources`` (file id, bytes), in order."""
         target = await self.client.upload_appender(b"", ext=_ext(key), group=self.cfg.group)
         try:
             storage = (await self.client.query_update(target)).addr
             total = 0
-            for stream in streams:
-                total += await self._copy(_file_id(stream), stream.offset, target, storage)
+            for file_id, length in sources:
+                total += await self._copy(file_id, length, target, storage)
             final = await self._seal(target)
         except BaseException:
             await asyncio.shield(self._delete_quietly(target))

@@ -25,7 +25,7 @@ from backends.base import (
     WriteResult,
 )
 from backends.concurrency import bounded
-from backends.errors import BackendError, BackendUnavailable, InvalidState
+from backends.errors import BackendError, BackendUnavailable, InvalidState, NotFound
 from backends.s3.config import PresignedUrls, PublicUrls, S3Config
 from backends.s3.copy import Copier, Source
 from backends.s3.integrity import Integrity
@@ -406,6 +406,18 @@ class S3Backend(Backend):
                 sources.append(Source(st.key, st.size))
         await self.copier.make(sources, key, meta.content_type if meta else None)
         return ObjectInfo(key=key, size=sum(s.size for s in sources))
+
+    async def copy_object(
+        self, source: str, key: str, meta: ObjectMeta | None = None
+    ) -> ObjectInfo:
+        # CopyObject; UploadPartCopy past max_part_size (copy-through where the
+        # store has no UploadPartCopy): the copier's plan for one source
+        info = await self.store.head(source)
+        if info is None:
+            raise NotFound(source)
+        sources = [Source(source, info.size)] if info.size else []
+        await self.copier.make(sources, key, meta.content_type if meta else None)
+        return ObjectInfo(key=key, size=info.size)
 
     async def discard_stream(self, stream: StreamInfo) -> None:
         self.preopen.drop(stream.id)

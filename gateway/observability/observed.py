@@ -18,7 +18,7 @@ from typing import TypeVar
 from gateway.core.errors import Locked, ServiceUnavailable
 from gateway.core.locks import Lease, LockManager
 from gateway.core.records import UploadRecord
-from gateway.core.state.base import StateStore
+from gateway.core.state.base import IndexedObject, StateStore
 from gateway.observability import context
 from gateway.observability.metrics import Metrics
 
@@ -80,6 +80,20 @@ class ObservedState(StateStore):
 
     async def kv_delete(self, namespace: str, key: str) -> None:
         await self._call(self.inner.kv_delete(namespace, key))
+
+    async def index_put(self, entry: IndexedObject) -> None:
+        await self._call(self.inner.index_put(entry))
+
+    async def index_remove(self, bucket: str, key: str, upload_id: str | None = None) -> None:
+        await self._call(self.inner.index_remove(bucket, key, upload_id))
+
+    async def index_get(self, bucket: str, key: str) -> IndexedObject | None:
+        return await self._call(self.inner.index_get(bucket, key))
+
+    async def index_find(
+        self, bucket: str, sha256: str, size: int, owner: str | None, limit: int = 8
+    ) -> list[IndexedObject]:
+        return await self._call(self.inner.index_find(bucket, sha256, size, owner, limit))
 
 
 class ObservedLocks(LockManager):

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import aiohttp
 import pytest
 
-from backends.base import Backend, BackendContext, StreamInfo, WriteResult
+from backends.base import Backend, BackendContext, ObjectMeta, StreamInfo, WriteResult
 from backends.errors import NotFound
 from backends.registry import backend_class
 from gateway.core.budget import Budget
@@ -170,6 +170,47 @@ def test_commit_to_another_key(target: Target) -> None:
         await backend.commit(stream, key)
         assert await read_all(backend, key) == data
         await backend.delete_object(key)
+
+    with_backend(target, check)
+
+
+def test_copy_object_is_independent_of_its_source(target: Target) -> None:
+    """Instant upload's copy: the new key holds the bytes with its own type;
+    replacing or deleting either key never changes the other."""
+    data = os.urandom(6 * MiB + 7)  # several parts / segments on the S3 and Swift stores
+    other = os.urandom(MiB + 3)
+
+    async def check(backend: Backend) -> None:
+        source, first, second = key_for("src.bin"), key_for("copy1.bin"), key_for("copy2.bin")
+        await upload(backend, data, source, [3 * MiB, len(data) - 3 * MiB])
+        info = await backend.copy_object(source, first, ObjectMeta(content_type="text/plain"))
+        assert info.size == len(data)
+        await backend.copy_object(source, second)
+        stat = await backend.stat(first)
+        assert stat is not None and stat.size == len(data)
+        assert stat.content_type == "text/plain"
+        assert await read_all(backend, first) == data
+        await upload(backend, other, source, [len(other)])  # the source replaced
+        assert await read_all(backend, first) == data
+        await upload(backend, other, second, [len(other)])  # a copy replaced
+        assert await read_all(backend, first) == data
+        assert await read_all(backend, second) == other
+        await backend.delete_object(source)
+        await backend.delete_object(second)
+        assert await read_all(backend, first) == data
+        # a copy onto an existing object replaces it; a copy of nothing is NotFound
+        await backend.copy_object(first, second)
+        assert await read_all(backend, second) == data
+        await backend.delete_object(first)
+        assert await read_all(backend, second) == data
+        with pytest.raises(NotFound):
+            await backend.copy_object(first, key_for("nothing.bin"))
+        empty = key_for("empty")
+        await upload(backend, b"", empty, [])
+        await backend.copy_object(empty, first)
+        assert await read_all(backend, first) == b""
+        for key in (first, second, empty):
+            await backend.delete_object(key)
 
     with_backend(target, check)
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 
 from gateway.core.errors import UploadExists
-from gateway.core.state.base import StateStore
+from gateway.core.state.base import IndexedObject, StateStore
 from tests.core.services import record, run_store
 
 
@@ -113,5 +113,42 @@ def test_kv(make_store: Callable[[], StateStore]) -> None:
         await store.kv_delete("ns", "k")
         assert await store.kv_get("ns", "k") is None
         assert await store.kv_get("other", "k") == "x"
+
+    run_store(make_store, body)
+
+
+def test_digest_index_put_find_replace_remove(make_store: Callable[[], StateStore]) -> None:
+    async def body(store: StateStore) -> None:
+        sha, other = "ab" * 32, "cd" * 32
+        a = IndexedObject("b1", "k/a", sha, 10, "user:alice", "u1")
+        a2 = IndexedObject("b1", "k/a2", sha, 10, "user:alice", "u2")
+        bob = IndexedObject("b1", "k/b", sha, 10, "user:bob", "u3")
+        elsewhere = IndexedObject("b2", "k/a", sha, 10, "user:alice", "u4")
+        for entry in (a, a2, bob, elsewhere):
+            await store.index_put(entry)
+        assert await store.index_get("b1", "k/a") == a
+        mine = await store.index_find("b1", sha, 10, "user:alice")
+        assert sorted(e.key for e in mine) == ["k/a", "k/a2"]
+        assert {e.key for e in await store.index_find("b1", sha, 10, None)} == {
+            "k/a",
+            "k/a2",
+            "k/b",
+        }
+        assert await store.index_find("b1", sha, 11, "user:alice") == []
+        assert await store.index_find("b1", other, 10, None) == []
+        assert len(await store.index_find("b1", sha, 10, None, limit=1)) == 1
+        # an overwrite of k/a by other bytes: the old digest no longer names it
+        replaced = IndexedObject("b1", "k/a", other, 3, "user:bob", "u5")
+        await store.index_put(replaced)
+        assert [e.key for e in await store.index_find("b1", sha, 10, "user:alice")] == ["k/a2"]
+        assert await store.index_find("b1", other, 3, "user:bob") == [replaced]
+        # removal on behalf of the old upload leaves the newer object's entry
+        await store.index_remove("b1", "k/a", "u1")
+        assert await store.index_get("b1", "k/a") == replaced
+        await store.index_remove("b1", "k/a")
+        assert await store.index_get("b1", "k/a") is None
+        assert await store.index_find("b1", other, 3, None) == []
+        await store.index_remove("b1", "nothing")  # missing: not an error
+        assert [e.key for e in await store.index_find("b2", sha, 10, "user:alice")] == ["k/a"]
 
     run_store(make_store, body)

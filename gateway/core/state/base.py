@@ -3,8 +3,23 @@
 from __future__ import annotations
 
 import abc
+from dataclasses import dataclass
 
 from gateway.core.records import UploadRecord
+
+
+@dataclass(frozen=True)
+class IndexedObject:
+    """One finished object in the digest index (instant upload): its SHA-256
+    and size, who owns it, and the upload that made it."""
+
+    bucket: str
+    key: str
+    sha256: str
+    size: int
+    #: ``gateway.core.instant.owner_key`` of the upload that made it
+    owner: str
+    upload_id: str
 
 
 class StateStore(abc.ABC):
@@ -66,3 +81,25 @@ class StateStore(abc.ABC):
 
     @abc.abstractmethod
     async def kv_delete(self, namespace: str, key: str) -> None: ...
+
+    # -- the digest index: sha-256 + size -> finished objects (instant upload) --
+    @abc.abstractmethod
+    async def index_put(self, entry: IndexedObject) -> None:
+        """Index ``entry``, replacing whatever was indexed at its bucket and key."""
+
+    @abc.abstractmethod
+    async def index_remove(self, bucket: str, key: str, upload_id: str | None = None) -> None:
+        """Drop the entry of ``bucket/key``; with ``upload_id``, only if that
+        upload made it (a newer object at the key keeps its entry)."""
+
+    @abc.abstractmethod
+    async def index_get(self, bucket: str, key: str) -> IndexedObject | None:
+        """The entry of ``bucket/key``, if any."""
+
+    @abc.abstractmethod
+    async def index_find(
+        self, bucket: str, sha256: str, size: int, owner: str | None, limit: int = 8
+    ) -> list[IndexedObject]:
+        """Up to ``limit`` entries of ``bucket`` with this digest and size, of
+        ``owner`` only (None: of anyone). The query names the owner, so its
+        cost does not depend on what other owners hold."""

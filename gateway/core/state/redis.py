@@ -6,20 +6,26 @@ Layout (``prefix`` defaults to ``ugw:``)::
     <prefix>expiry             sorted set: upload id scored by expires_at
                                (every unfinished upload is in it: ``unfinished``)
     <prefix>kv:<ns>:<key>      string: the small shared mappings (``kv_*``)
+    <prefix>dobj:<[bucket,key]>           hash {data, upload, all, own}: a digest
+                                          index entry and the sets it is in
+    <prefix>dsum:<[bucket,sha,size]>      set of keys with that digest
+    <prefix>dsum:<[bucket,sha,size,owner]>  the same, of one owner
 
-``create`` and ``save`` are Lua scripts, so a record and its expiry entry
+``create``, ``save`` and the index's put / remove are Lua scripts, so a record and its expiry entry
 change together, and ``save`` is a compare-and-set on ``version``. Use
 Redis with persistence (AOF) if uploads must survive a Redis restart.
 """
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict
 from typing import Any
 
 from gateway.core.errors import UploadExists
 from gateway.core.records import Status, UploadRecord
 from gateway.core.redis_conn import DEFAULT_PREFIX, connect, guard
-from gateway.core.state.base import StateStore
+from gateway.core.state.base import IndexedObject, StateStore
 
 # KEYS: record, expiry index. ARGV: id, version, data, expires_at ("" = none).
 # Idempotent: re-sending the same create (a retried command) succeeds.
@@ -44,6 +50,27 @@ end
 return 1
 """
 
+# KEYS: entry, set of the digest, set of the digest and owner. ARGV: key, data, upload id.
+_INDEX_PUT = """
+local old = redis.call('HMGET', KEYS[1], 'all', 'own')
+if old[1] then redis.call('SREM', old[1], ARGV[1]) end
+if old[2] then redis.call('SREM', old[2], ARGV[1]) end
+redis.call('HSET', KEYS[1], 'data', ARGV[2], 'upload', ARGV[3], 'all', KEYS[2], 'own', KEYS[3])
+redis.call('SADD', KEYS[2], ARGV[1])
+redis.call('SADD', KEYS[3], ARGV[1])
+return 1
+"""
+
+# KEYS: entry. ARGV: key, upload id ("" = whichever). The sets are named in the entry.
+_INDEX_REMOVE = """
+local f = redis.call('HMGET', KEYS[1], 'all', 'own', 'upload')
+if not f[1] then return 0 end
+if ARGV[2] ~= '' and f[3] ~= ARGV[2] then return 0 end
+redis.call('SREM', f[1], ARGV[1])
+redis.call('SREM', f[2], ARGV[1])
+redis.call('DEL', KEYS[1])
+return 1
+"""
 
 _BATCH = 256  # expiry index entries read at once by ``unfinished``
 _UNFINISHED = (Status.ACTIVE, Status.COMPLETE)
@@ -60,6 +87,8 @@ class RedisStateStore(StateStore):
         self._redis: Any = None
         self._create: Any = None
         self._save: Any = None
+        self._index_put: Any = None
+        self._index_remove: Any = None
 
     # -- keys ------------------------------------------------------------------
     def _record_key(self, upload_id: str) -> str:
@@ -71,6 +100,15 @@ class RedisStateStore(StateStore):
 
     def _kv_key(self, namespace: str, key: str) -> str:
         return f"{self.prefix}kv:{namespace}:{key}"
+
+    def _entry_key(self, bucket: str, key: str) -> str:
+        return f"{self.prefix}dobj:{json.dumps([bucket, key])}"
+
+    def _digest_key(self, bucket: str, sha256: str, size: int, owner: str | None) -> str:
+        names: list[str | int] = [bucket, sha256, size]
+        if owner is not None:
+            names.append(owner)
+        return f"{self.prefix}dsum:{json.dumps(names)}"
 
     @property
     def redis(self) -> Any:
@@ -84,6 +122,8 @@ class RedisStateStore(StateStore):
         self._redis = connect(self.url)
         self._create = self._redis.register_script(_CREATE)
         self._save = self._redis.register_script(_SAVE)
+        self._index_put = self._redis.register_script(_INDEX_PUT)
+        self._index_remove = self._redis.register_script(_INDEX_REMOVE)
 
     async def close(self) -> None:
         if self._redis is not None:
@@ -191,3 +231,42 @@ class RedisStateStore(StateStore):
     async def kv_delete(self, namespace: str, key: str) -> None:
         async with guard("state store"):
             await self.redis.delete(self._kv_key(namespace, key))
+
+    # -- the digest index ----------------------------------------------------------
+    async def index_put(self, entry: IndexedObject) -> None:
+        keys = [
+            self._entry_key(entry.bucket, entry.key),
+            self._digest_key(entry.bucket, entry.sha256, entry.size, None),
+            self._digest_key(entry.bucket, entry.sha256, entry.size, entry.owner),
+        ]
+        async with guard("state store"):
+            await self._index_put(
+                keys=keys, args=[entry.key, json.dumps(asdict(entry)), entry.upload_id]
+            )
+
+    async def index_remove(self, bucket: str, key: str, upload_id: str | None = None) -> None:
+        async with guard("state store"):
+            await self._index_remove(
+                keys=[self._entry_key(bucket, key)], args=[key, upload_id or ""]
+            )
+
+    async def index_get(self, bucket: str, key: str) -> IndexedObject | None:
+        async with guard("state store"):
+            data = await self.redis.hget(self._entry_key(bucket, key), "data")
+        return IndexedObject(**json.loads(data)) if data is not None else None
+
+    async def index_find(
+        self, bucket: str, sha256: str, size: int, owner: str | None, limit: int = 8
+    ) -> list[IndexedObject]:
+        async with guard("state store"):
+            keys = await self.redis.srandmember(
+                self._digest_key(bucket, sha256, size, owner), limit
+            )
+            if not keys:
+                return []
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.hget(self._entry_key(bucket, key.decode()), "data")
+                datas = await pipe.execute()
+        found = [IndexedObject(**json.loads(d)) for d in datas if d is not None]
+        return [e for e in found if e.sha256 == sha256 and e.size == size]

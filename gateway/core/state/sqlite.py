@@ -33,7 +33,7 @@ from typing import TypeVar
 
 from gateway.core.errors import ServiceUnavailable, UploadExists
 from gateway.core.records import Status, UploadRecord
-from gateway.core.state.base import StateStore
+from gateway.core.state.base import IndexedObject, StateStore
 
 T = TypeVar("T")
 
@@ -57,7 +57,19 @@ CREATE TABLE IF NOT EXISTS kv (
     value TEXT NOT NULL,
     PRIMARY KEY (namespace, key)
 );
+CREATE TABLE IF NOT EXISTS object_digests (
+    bucket TEXT NOT NULL,
+    key TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    owner TEXT NOT NULL,
+    upload_id TEXT NOT NULL,
+    PRIMARY KEY (bucket, key)
+);
+CREATE INDEX IF NOT EXISTS object_digests_by_owner ON object_digests (bucket, sha256, size, owner);
 """
+
+_DIGEST_COLUMNS = "bucket, key, sha256, size, owner, upload_id"
 
 
 class SQLiteStateStore(StateStore):
@@ -268,3 +280,42 @@ class SQLiteStateStore(StateStore):
                 "DELETE FROM kv WHERE namespace = ? AND key = ?", (namespace, key)
             )
         )
+
+    # -- the digest index ----------------------------------------------------------
+    async def index_put(self, entry: IndexedObject) -> None:
+        row = (entry.bucket, entry.key, entry.sha256, entry.size, entry.owner, entry.upload_id)
+        await self._run(
+            lambda db: db.execute(
+                f"INSERT OR REPLACE INTO object_digests ({_DIGEST_COLUMNS}) VALUES (?,?,?,?,?,?)",
+                row,
+            )
+        )
+
+    async def index_remove(self, bucket: str, key: str, upload_id: str | None = None) -> None:
+        query = "DELETE FROM object_digests WHERE bucket = ? AND key = ?"
+        args: tuple[str, ...] = (bucket, key)
+        if upload_id is not None:
+            query, args = query + " AND upload_id = ?", (*args, upload_id)
+        await self._run(lambda db: db.execute(query, args))
+
+    async def index_get(self, bucket: str, key: str) -> IndexedObject | None:
+        row = await self._run(
+            lambda db: db.execute(
+                f"SELECT {_DIGEST_COLUMNS} FROM object_digests WHERE bucket = ? AND key = ?",
+                (bucket, key),
+            ).fetchone()
+        )
+        return IndexedObject(*row) if row else None
+
+    async def index_find(
+        self, bucket: str, sha256: str, size: int, owner: str | None, limit: int = 8
+    ) -> list[IndexedObject]:
+        query = (
+            f"SELECT {_DIGEST_COLUMNS} FROM object_digests"
+            " WHERE bucket = ? AND sha256 = ? AND size = ?"
+        )
+        args: tuple[str | int, ...] = (bucket, sha256, size)
+        if owner is not None:
+            query, args = query + " AND owner = ?", (*args, owner)
+        rows = await self._run(lambda db: db.execute(query + " LIMIT ?", (*args, limit)).fetchall())
+        return [IndexedObject(*r) for r in rows]
