@@ -13,6 +13,7 @@ from gateway.access.ownership import owner_of
 from gateway.access.placement import NewUpload, check_content, key_for
 from gateway.core import Kind, ObjectMeta, UploadRecord, new_upload_id, object_meta
 from gateway.core.errors import BadRequest, TooLarge, UnsupportedMediaType, UploadNotFound
+from gateway.digest_fields import declared_extra
 from gateway.keys import key_problem
 from gateway.protocols.bodies import request_body
 from gateway.protocols.tus.context import SIZE_LIMIT, TusContext, request_checksum
@@ -28,9 +29,10 @@ from gateway.protocols.tus.headers import (
 async def create(ctx: TusContext) -> web.Response:
     headers = ctx.request.headers
     metadata = parse_metadata(headers.get("Upload-Metadata"))
+    declared = declared_extra(headers.getall("Repr-Digest", []))  # 400 before any work
     concat = headers.get("Upload-Concat")
     if concat is not None and concat.strip().startswith("final"):
-        record = await _create_final(ctx, concat.strip(), metadata)
+        record = await _create_final(ctx, concat.strip(), metadata, declared)
         return await _created(ctx, record, with_offset=False)
 
     length = parse_non_negative(headers.get("Upload-Length"), "Upload-Length")
@@ -63,7 +65,7 @@ async def create(ctx: TusContext) -> web.Response:
         concat="partial" if kind is Kind.PART else None,
         # a plain upload's object gets the declared type (a part's is the
         # final upload's); known now, as S3 opens the object at creation
-        extra=_extra(ctx, metadata if kind is Kind.UPLOAD else None),
+        extra=_extra(ctx, metadata if kind is Kind.UPLOAD else None, declared),
         upload_id=upload_id,
     )
     if _has_body(ctx):
@@ -88,7 +90,9 @@ def _has_body(ctx: TusContext) -> bool:
     return "chunked" in ctx.request.headers.get("Transfer-Encoding", "").lower()
 
 
-async def _create_final(ctx: TusContext, concat: str, metadata: dict[str, str]) -> UploadRecord:
+async def _create_final(
+    ctx: TusContext, concat: str, metadata: dict[str, str], declared: dict[str, Any]
+) -> UploadRecord:
     if "Upload-Length" in ctx.request.headers:
         raise BadRequest("a final upload must not carry Upload-Length")
     _, _, urls = concat.partition(";")
@@ -119,7 +123,7 @@ async def _create_final(ctx: TusContext, concat: str, metadata: dict[str, str]) 
         concat="final",
         upload_id=upload_id,
         meta=_meta(ctx, metadata),
-        extra=owner_of(ctx.grant) or None,
+        extra={**owner_of(ctx.grant), **declared} or None,
     )
 
 
@@ -193,10 +197,12 @@ def _check_key(ctx: TusContext, bucket: str, key: str) -> None:
         raise BadRequest(f"invalid key: {problem}")
 
 
-def _extra(ctx: TusContext, metadata: dict[str, str] | None) -> dict[str, Any] | None:
-    """The record's extra: the object's type and lifetime (plain uploads) and
-    its owner (made with a credential)."""
-    extra = owner_of(ctx.grant)
+def _extra(
+    ctx: TusContext, metadata: dict[str, str] | None, declared: dict[str, Any] | None = None
+) -> dict[str, Any] | None:
+    """The record's extra: the object's type and lifetime (plain uploads),
+    its owner (made with a credential) and the digests its creation declared."""
+    extra = {**owner_of(ctx.grant), **(declared or {})}
     if ctx.size_limit is not None:
         extra[SIZE_LIMIT] = ctx.size_limit
     if metadata is not None:
@@ -228,7 +234,9 @@ async def place(
 ) -> tuple[str, str, dict[str, str], dict[str, Any] | None]:
     """A new plain upload's bucket, key, metadata and record extra under the
     request's credential and the pre-create hooks, exactly as for a tus
-    upload: the IETF protocol on the same path creates its uploads through this."""
+    upload: the IETF protocol on the same path creates its uploads through this
+    (its ``Repr-Digest`` too)."""
+    declared = declared_extra(ctx.request.headers.getall("Repr-Digest", []))
     key = await _key(ctx, upload_id, length, metadata)
     bucket, key, metadata = await _pre_create(ctx, ctx.bucket, key, length, metadata, protocol)
-    return bucket, key, metadata, _extra(ctx, metadata)
+    return bucket, key, metadata, _extra(ctx, metadata, declared)
