@@ -237,7 +237,7 @@ class Swift230S3Env(SwiftS3Env):
 
     def __init__(self, workdir: Path) -> None:
         _S3Env.__init__(self, workdir)
-        from tests.servers.swift import SwiftServer
+        from testservers.swift import SwiftServer
 
         self.server = SwiftServer(bin_dir=_DEBIAN_SWIFT.parent)
 
@@ -256,7 +256,7 @@ class CephEnv(_S3Env):
 
     def __init__(self, workdir: Path) -> None:
         super().__init__(workdir)
-        from tests.servers.ceph import CephServer
+        from testservers.ceph import CephServer
 
         # memstore holds objects in RAM until RGW's garbage collection frees them
         self.server = CephServer(base_dir=self.workdir / "server", store_bytes=6 << 30)

@@ -17,11 +17,11 @@ import requests
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from .ceph import CephServer
-from .moto import MotoServer
-from .ports import port_open
-from .redis import RedisServer
-from .swift import SwiftServer
+from testservers.ceph import CephServer
+from testservers.moto import MotoServer
+from testservers.ports import port_open
+from testservers.redis import RedisServer
+from testservers.swift import SwiftServer
 
 NO_PROXY = {"http": "", "https": ""}
 
