@@ -85,6 +85,10 @@ class BucketConfig(_Model):
     private: bool = False
     #: tus uploads without a credential (the upload URL is the only secret)
     anonymous_upload: bool = True
+    #: instant upload (a declared SHA-256 matching a finished object completes
+    #: the upload at creation): among one owner's objects, the whole bucket's
+    #: (credentialed uploads), or off
+    instant_upload: Literal["owner", "bucket", "off"] = "owner"
 
     @field_validator("prefix")
     @classmethod

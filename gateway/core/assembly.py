@@ -133,7 +133,7 @@ class Assembly:
             ledger.mark_finished(record)
             await schedule_deletion(b, record)
             await ledger.save(record)
-        ledger.events.emit("post-finish", record)
+        await ledger.finished(record)
         # after the answer, a few at a time: each costs the store a request
         # or two, and the object no longer needs them (a part left behind
         # by a crash expires and the sweeper discards it)
@@ -177,7 +177,7 @@ class Assembly:
             ledger.mark_finished(record)
             await schedule_deletion(target, record)
             await ledger.save(record)
-        ledger.events.emit("post-finish", record)
+        await ledger.finished(record)
         return record
 
     async def _release(self, part: UploadRecord, assembly_id: str) -> None:

@@ -62,10 +62,14 @@ class Expiry:
 
     async def _discard(self, record: UploadRecord) -> None:
         b = self.ledger.bucket(record.bucket)
-        with backend_errors():
-            if record.status is Status.FINISHED and record.key is not None:
-                await b.backend.delete_object(b.backend_key(record.key))
-            elif record.kind is not Kind.ASSEMBLY:
+        if record.status is Status.FINISHED and record.key is not None:
+            # not while an instant upload copies it; out of the index first
+            async with self.ledger.object_lock(record.bucket, record.key):
+                await self.ledger.state.index_remove(record.bucket, record.key)
+                with backend_errors():
+                    await b.backend.delete_object(b.backend_key(record.key))
+        elif record.kind is not Kind.ASSEMBLY:
+            with backend_errors():
                 await b.backend.discard_stream(self.ledger.stream(record))
 
     async def _expire_object(self, record: UploadRecord) -> None:
@@ -78,7 +82,9 @@ class Expiry:
         async with self.ledger.object_lock(record.bucket, record.key, timeout=1.0):
             with backend_errors():
                 info = await b.backend.stat(key)
-                if info is not None and object_meta.is_same(record, info):
+            if info is not None and object_meta.is_same(record, info):
+                await self.ledger.state.index_remove(record.bucket, record.key)
+                with backend_errors():
                     await b.backend.delete_object(key)
 
 

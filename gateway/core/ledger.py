@@ -22,7 +22,7 @@ from backends.base import Backend, StreamInfo
 from backends.errors import BackendError, BackendUnavailable
 from backends.errors import NotFound as BackendNotFound
 from gateway.config import GatewayConfig
-from gateway.core import object_meta
+from gateway.core import digest_index, object_meta
 from gateway.core.body import GuardedBody
 from gateway.core.errors import (
     BadRequest,
@@ -213,11 +213,11 @@ class Ledger:
         ``HookRejected``: then the object is never made and the bytes of
         ``record`` and ``parts`` are discarded (their ids answer 410).
         ``ServiceUnavailable`` (hook down) leaves everything as it was, so a
-        later request finishes the upload."""
-        if self.approve is None:
-            return
+        later request finishes the upload. Once approved, the digest index
+        forgets the object at ``key`` (``instant.py``): it is being replaced."""
         try:
-            await self.approve(record, bucket, key)
+            if self.approve is not None:
+                await self.approve(record, bucket, key)
         except HookRejected:
             for r in (record, *parts):
                 if r.kind is not Kind.ASSEMBLY:
@@ -229,6 +229,13 @@ class Ledger:
                 self.tombstone(r, Status.TERMINATED)
                 await self.state.save(r)
             raise
+        await self.state.index_remove(bucket, key)
+
+    async def finished(self, record: UploadRecord) -> None:
+        """``record`` became its object and is saved: index it by its digest,
+        then tell the listeners and webhooks (``post-finish``)."""
+        await digest_index.index(self.state, record)
+        self.events.emit("post-finish", record)
 
     async def commit_stream(self, b: Bucket, record: UploadRecord, backend_key: str) -> None:
         """Make ``record``'s complete stream the object at ``backend_key``."""

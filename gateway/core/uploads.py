@@ -18,6 +18,7 @@ from backends.base import Backend, WriteResult
 from backends.errors import BackendUnavailable
 from gateway.core.body import GuardedBody, Hasher
 from gateway.core.checksums import Checksum
+from gateway.core.digest_index import is_instant
 from gateway.core.errors import (
     BadRequest,
     ChecksumMismatch,
@@ -28,6 +29,7 @@ from gateway.core.errors import (
     UploadError,
 )
 from gateway.core.expiry import schedule_deletion
+from gateway.core.instant import Instant
 from gateway.core.ledger import Bucket, Ledger, backend_errors
 from gateway.core.locks import Lease
 from gateway.core.partials import PartRefs, max_total, too_large
@@ -63,6 +65,7 @@ class Uploads:
         self.ledger = ledger
         self._part_done = part_done
         self._refs = PartRefs(ledger.state, ledger.locks)
+        self._instant = Instant(ledger)
 
     # -- creation ----------------------------------------------------------------
     async def create(
@@ -97,6 +100,16 @@ class Uploads:
             expires_at=ledger.expiry(),
             extra=dict(extra or {}),
         )
+        sources = await self._instant.find(record)
+        if sources:  # the bucket may hold these bytes already: no stream yet
+            await ledger.create(record)
+            ledger.events.emit("post-create", record)
+            if await self._instant.complete(record, sources):
+                return record
+            with backend_errors():
+                record.backend_state = await b.backend.create_stream(ledger.stream(record))
+            await ledger.save(record)
+            return record
         with backend_errors():
             record.backend_state = await b.backend.create_stream(ledger.stream(record))
         await ledger.create(record)
@@ -177,6 +190,10 @@ class Uploads:
         if record.kind is Kind.ASSEMBLY:
             raise Forbidden("an assembled upload cannot be written to")
         if offset != record.offset:
+            if offset == 0 and is_instant(record):
+                # a client unaware of instant upload sends its file: the
+                # upload is complete, its body is not read
+                return record
             raise OffsetMismatch(record.offset)
         if record.status is not Status.ACTIVE:  # complete: nothing more fits
             if content_length == 0:
@@ -290,7 +307,7 @@ class Uploads:
             record.status = Status.COMPLETE
         await ledger.save(record)
         if record.status is Status.FINISHED:
-            ledger.events.emit("post-finish", record)
+            await ledger.finished(record)
         return record
 
     async def _after_unlock(self, record: UploadRecord) -> UploadRecord:

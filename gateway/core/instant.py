@@ -1,0 +1,152 @@
+"""Instant upload (秒传): a creation whose declared SHA-256 and length match a
+finished object the caller may read completes at once, by a copy inside the
+store (``Backend.copy_object``); no byte of the file is sent.
+
+The digest index (``StateStore.index_*``) maps SHA-256 + size to finished
+objects. It is kept here and in the ledger's commit points:
+
+* an entry is dropped *before* anything replaces the object at its key
+  (``Ledger.approve_commit``), so a crash never leaves an entry naming other
+  bytes; it is written once the finished record is saved (``index``);
+* a deleted object (tus DELETE of a finished upload, its lifetime's end)
+  loses its entry before the object goes, under the object's lock;
+* an instant upload holds the source object's lock while it copies, so no
+  deletion runs meanwhile, and re-checks the entry and the object's size.
+
+Who matches whom (``owner_key``): by default an upload matches objects of the
+same bucket made by the same owner — the credential's endUser (JWT ``sub``);
+without one, the credential's scope; anonymous uploads match anonymous
+uploads of a public bucket only. The bucket option ``instant_upload: bucket``
+widens credentialed uploads to the whole bucket; ``off`` turns it off. The
+index is queried by owner, so another owner's object costs no more time and
+answers no differently than no object at all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from backends.errors import BackendError, InvalidState
+from backends.errors import NotFound as BackendNotFound
+from gateway.core import object_meta
+from gateway.core.digest_index import (
+    ANONYMOUS,
+    INSTANT,
+    SHA256,
+    declared_sha256,
+    owner_key,
+)
+from gateway.core.expiry import schedule_deletion
+from gateway.core.ledger import Bucket, Ledger, backend_errors
+from gateway.core.records import Kind, UploadRecord
+from gateway.core.state.base import IndexedObject
+
+log = logging.getLogger(__name__)
+
+#: index entries tried per creation (another may have vanished meanwhile)
+_CANDIDATES = 4
+
+
+class Instant:
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+
+    async def find(self, record: UploadRecord) -> list[IndexedObject]:
+        """Objects ``record`` may be made from at once (none if it cannot)."""
+        ledger = self.ledger
+        config = ledger.config.buckets.get(record.bucket)
+        sha256 = declared_sha256(record)
+        if (
+            config is None
+            or config.instant_upload == "off"
+            or record.kind is not Kind.UPLOAD
+            or record.key is None
+            or not record.length
+            or sha256 is None
+        ):
+            return []
+        owner = owner_key(record)
+        if owner == ANONYMOUS and config.private:
+            return []  # anonymous uploaders could not read the object otherwise
+        scope = owner if config.instant_upload == "owner" or owner == ANONYMOUS else None
+        found = await ledger.state.index_find(
+            record.bucket, sha256, record.length, scope, _CANDIDATES
+        )
+        if scope is None:  # the whole bucket, but anonymous objects only to anonymous
+            found = [e for e in found if e.owner != ANONYMOUS]
+        return found
+
+    async def complete(self, record: UploadRecord, found: list[IndexedObject]) -> bool:
+        """Make ``record`` (created, no stream yet) its object from the first
+        of ``found`` still there. False if none is (or the store cannot copy
+        it): the upload then receives its bytes as any other. A pre-finish
+        hook decides as for any upload (``HookRejected`` leaves here)."""
+        ledger = self.ledger
+        b = ledger.bucket(record.bucket)
+        assert record.key is not None and record.length is not None
+        for source in found:
+            async with (
+                self._object_locks(record.bucket, {source.key, record.key}),
+                ledger.locks.hold(record.id),
+            ):
+                if not await self._still_there(b, source):
+                    continue
+                await ledger.approve_commit(record, record.bucket, record.key)
+                if source.key != record.key and not await self._copy(b, source, record):
+                    continue
+                record.offset = record.length
+                record.extra[SHA256] = source.sha256
+                record.extra[INSTANT] = {"from": source.key}
+                ledger.mark_finished(record)
+                await schedule_deletion(b, record)
+                await ledger.save(record)
+            log.info(
+                "instant upload %s: %s/%s copied from %s (%d bytes)",
+                record.id, record.bucket, record.key, source.key, record.length,
+            )  # fmt: skip
+            ledger.events.emit("instant", record)
+            await ledger.finished(record)
+            return True
+        return False
+
+    @contextlib.asynccontextmanager
+    async def _object_locks(self, bucket: str, keys: set[str]) -> AsyncIterator[None]:
+        """The locks of the source and target objects, in one order everywhere."""
+        async with contextlib.AsyncExitStack() as stack:
+            for key in sorted(keys):
+                await stack.enter_async_context(self.ledger.object_lock(bucket, key))
+            yield
+
+    async def _still_there(self, b: Bucket, source: IndexedObject) -> bool:
+        """Is ``source`` still indexed and its object of that size? A vanished
+        object's entry is dropped."""
+        state = self.ledger.state
+        if await state.index_get(source.bucket, source.key) != source:
+            return False
+        try:
+            info = await b.backend.stat(b.backend_key(source.key))
+        except BackendError as exc:
+            log.warning("instant upload: cannot stat %s: %s", source.key, exc)
+            return False
+        if info is None or info.size != source.size:
+            log.warning("digest index: %s/%s is gone or changed; dropped", b.name, source.key)
+            await state.index_remove(source.bucket, source.key, source.upload_id)
+            return False
+        return True
+
+    async def _copy(self, b: Bucket, source: IndexedObject, record: UploadRecord) -> bool:
+        assert record.key is not None
+        with backend_errors():
+            try:
+                await b.backend.copy_object(
+                    b.backend_key(source.key), b.backend_key(record.key), object_meta.of(record)
+                )
+            except BackendNotFound:
+                await self.ledger.state.index_remove(source.bucket, source.key, source.upload_id)
+                return False
+            except InvalidState as exc:  # the store will not copy this one: take the bytes
+                log.warning("instant upload %s falls back to receiving bytes: %s", record.id, exc)
+                return False
+        return True
