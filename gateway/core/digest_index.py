@@ -10,11 +10,10 @@ from gateway.access.ownership import OWNER_FIELD
 from gateway.core.errors import ServiceUnavailable
 from gateway.core.records import Status, UploadRecord
 from gateway.core.state.base import IndexedObject, StateStore
+from gateway.digest_fields import DECLARED
 
 log = logging.getLogger(__name__)
 
-#: record extra: the declared digests of a creation, ``{"sha-256": hex, ...}``
-DECLARED = "core:declared-digest"
 #: record extra: the SHA-256 (hex) of a finished object's bytes
 SHA256 = "core:sha256"
 #: record extra of an upload completed at creation: ``{"from": source key}``

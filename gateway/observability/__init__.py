@@ -41,6 +41,7 @@ _UPLOAD_EVENTS = {
     "post-finish": "finished",
     "post-terminate": "terminated",
     "expired": "expired",
+    "instant": "instant",  # completed at creation by a copy (also "finished")
 }
 _HOOK_EVENTS = ("post-create", "post-finish", "post-terminate")
 

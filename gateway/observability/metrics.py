@@ -22,7 +22,7 @@ disable_created_metrics()  # type: ignore[no-untyped-call]
 
 PROTOCOLS = frozenset({"tus", "qiniu", "objects", "ietf", "ops"})
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-UPLOAD_EVENTS = ("created", "finished", "terminated", "expired", "failed")
+UPLOAD_EVENTS = ("created", "finished", "terminated", "expired", "failed", "instant")
 OTHER = "other"
 
 #: request durations: from a HEAD in a millisecond to a large PATCH in minutes

@@ -37,6 +37,12 @@ class TusContext:
         return self.config.tus.bucket
 
     @property
+    def instant_upload(self) -> bool:
+        """Does the tus bucket offer instant upload (``instant-upload``)?"""
+        bucket = self.config.buckets.get(self.bucket)
+        return bucket is not None and bucket.instant_upload != "off"
+
+    @property
     def base(self) -> str:
         return base_url(self.request, self.config.server)
 

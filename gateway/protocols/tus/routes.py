@@ -69,7 +69,7 @@ def _cors(request: web.Request, response: web.StreamResponse, allow_origin: str)
 def _options(ctx: TusContext) -> web.Response:
     headers = {
         "Tus-Version": TUS_VERSION,
-        "Tus-Extension": ",".join(extensions()),
+        "Tus-Extension": ",".join(extensions(ctx.instant_upload)),
         "Tus-Checksum-Algorithm": checksum_algorithms(),
     }
     if ctx.config.server.max_upload_size:
