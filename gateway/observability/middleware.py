@@ -5,7 +5,8 @@ line, and an ERROR line with the cause of every 5xx.
   every answer, and in ``context.CURRENT`` for every log line the request
   causes (tasks it starts inherit it).
 * The answer is sent here (``prepare`` + ``write_eof``), so the duration,
-  the bytes out and the access log line describe the whole exchange.
+  the bytes out and the access log line describe the whole exchange; after
+  a 408 the connection is closed at once.
 * The protocol label comes from the module of the route's handler
   (``gateway.protocols.<name>``, ``gateway.objects``, this package = ops).
 """
@@ -141,6 +142,10 @@ class Observer:
             with contextlib.suppress(ConnectionError):  # aiohttp closes the connection
                 await response.prepare(request)
                 await response.write_eof()
+            if response.status == 408:
+                # a stalled body: close once the answer is flushed, instead of
+                # aiohttp lingering up to 10 s for the rest nobody will read
+                request.protocol.force_close()
             if raised is not None:
                 raise raised
             return response
