@@ -5,7 +5,10 @@ header, a broken chunked body) with 400 itself, then logs it on
 ``aiohttp.server`` at ERROR with a traceback — as if the server had failed.
 The filter installed here turns exactly those records (their exception is
 aiohttp's own parse error) into one WARNING line naming the peer and the
-cause; every other record of that logger passes unchanged.
+cause, with a request id: the id the client was answered with when a
+handler ran (a broken body), else a new one (aiohttp's own 400 carries no
+id, so the line still has one to be found by). Every other record of that
+logger passes unchanged.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from collections.abc import Callable
 
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
+
+from gateway.observability.context import current_id, request_id_from
 
 log = logging.getLogger("aiohttp.server")
 
@@ -79,7 +84,23 @@ class RejectionFilter(logging.Filter):
         record.args = (where, type(fault).__name__, one_line(fault))
         record.levelno, record.levelname = logging.WARNING, "WARNING"
         record.exc_info = record.exc_text = None
+        # the request the body belonged to, else the one being served, else
+        # (aiohttp refused it before any handler ran) a new id
+        tagged = getattr(fault, _REQUEST_ID, None)
+        record.request_id = tagged or current_id() or request_id_from(None)
         return True
+
+
+#: where ``remember_request`` keeps a request's id on its body's parse error
+_REQUEST_ID = "gateway_request_id"
+
+
+def remember_request(fault: BaseException | None, request_id: str) -> None:
+    """Tie a request body's parse error to its request: aiohttp logs it again
+    after the answer, outside the request (reading the rest of the body), and
+    that line is to carry the id the client was given."""
+    if fault is not None and _client_fault(fault) is fault:
+        setattr(fault, _REQUEST_ID, request_id)
 
 
 def install(count: Callable[[str], None] | None = None) -> None:
