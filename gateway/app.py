@@ -70,7 +70,10 @@ async def open_service(config: GatewayConfig, metrics: Metrics | None = None) ->
         state, locks, telemetry = observability.instrument(metrics, config, state, locks)
     await state.open()
     await locks.open()
-    budget = Budget(config.uploads.memory_budget, config.uploads.memory_budget_wait)
+    uploads = config.uploads
+    budget = Budget(
+        uploads.memory_budget, uploads.memory_budget_wait, uploads.memory_budget_wait_under_way
+    )
     context = BackendContext(kv=state, budget=budget, telemetry=telemetry)
     backends = make_backends(config, context)
     for backend in backends.values():
@@ -78,7 +81,8 @@ async def open_service(config: GatewayConfig, metrics: Metrics | None = None) ->
     events = Events(config.hooks)
     if metrics is not None:
         metrics.watch_memory_budget(lambda: budget.used, budget.total)
-        budget.on_refused = metrics.memory_budget_refusals.inc
+        refusals = metrics.memory_budget_refusals
+        budget.on_refused = lambda waiting: metrics.child(refusals, waiting).inc()
         observability.watch(events, metrics)
     return UploadService(Ledger(config, state, locks, backends, events))
 

@@ -179,8 +179,11 @@ class UploadsConfig(_Model):
     #: global budget for part buffers held in memory
     memory_budget: int = 256 * 1024 * 1024
     #: how long a new request waits for memory when the budget is in use
-    #: before it is refused with 503 + Retry-After (uploads under way wait on)
+    #: before it is refused with 503 + Retry-After
     memory_budget_wait: float = 3.0
+    #: how long a request under way (it got memory before) waits for more,
+    #: ahead of new requests, before it too is refused with 503 + Retry-After
+    memory_budget_wait_under_way: float = 30.0
     #: how long object URLs issued by the store stay valid
     url_ttl: float = 3600.0
 
@@ -190,6 +193,7 @@ class UploadsConfig(_Model):
         "tombstone_ttl",
         "url_ttl",
         "memory_budget_wait",
+        "memory_budget_wait_under_way",
         mode="before",
     )(_duration)
     _v_s = field_validator("memory_budget", mode="before")(_size)

@@ -10,10 +10,15 @@ Backends take budget only once bytes have arrived, never for a body that was
 merely announced. Who waits for how long:
 
 * a request that already holds or held budget (``request_scope``, one per
-  HTTP request) is *continuing*: it waits as long as it takes and is served
-  before any new request, so new work can never starve an upload under way;
-* a new request waits at most ``wait`` seconds in line, then fails with
-  ``BudgetExhausted`` (a ``BackendUnavailable``: 503 with ``Retry-After``).
+  HTTP request) is *continuing*: it is served before any new request, so new
+  work can never starve an upload under way, and waits at most
+  ``wait_under_way`` seconds (a store that stopped taking parts must not hold
+  a request for good);
+* a new request waits at most ``wait`` seconds in line.
+
+Either then fails with ``BudgetExhausted`` (a ``BackendUnavailable``: 503
+with ``Retry-After``), logged and counted (``on_refused`` gets ``"new"`` or
+``"under_way"``); the client resumes at the offset the upload then reports.
 
 Both lines are first come, first served; a request larger than the whole
 budget gets all of it alone, never deadlocks.
@@ -73,12 +78,14 @@ def request_scope() -> Iterator[None]:
 
 
 class Budget:
-    def __init__(self, total: int, wait: float = 3.0) -> None:
+    def __init__(self, total: int, wait: float = 3.0, wait_under_way: float = 30.0) -> None:
         self.total = total
         #: how long new work waits in line before ``BudgetExhausted``
         self.wait = wait
-        #: called for each refusal (the gateway counts them in a metric)
-        self.on_refused: Callable[[], object] = lambda: None
+        #: how long a request under way waits for more before ``BudgetExhausted``
+        self.wait_under_way = wait_under_way
+        #: called for each refusal with ``"new"`` or ``"under_way"`` (a metric's label)
+        self.on_refused: Callable[[str], object] = lambda _waiting: None
         self.used = 0
         self._continuing: deque[_Waiter] = deque()
         self._new: deque[_Waiter] = deque()
@@ -93,11 +100,12 @@ class Budget:
         else:
             waiter = _Waiter(size)
             line.append(waiter)
-            await self._wait(waiter, None if continuing else self.wait)
+            await self._wait(waiter, continuing)
         if scope is not None:
             scope.admitted = True
 
-    async def _wait(self, waiter: _Waiter, timeout: float | None) -> None:
+    async def _wait(self, waiter: _Waiter, continuing: bool) -> None:
+        timeout = self.wait_under_way if continuing else self.wait
         try:
             async with asyncio.timeout(timeout):
                 await asyncio.shield(waiter.granted)
@@ -105,15 +113,18 @@ class Budget:
             if waiter.granted.done():  # granted as time ran out: keep it
                 return
             self._drop(waiter)
-            self.on_refused()
+            waiting = "under_way" if continuing else "new"
+            self.on_refused(waiting)
             warn_limited(
                 log,
-                "exhausted",
-                "memory budget exhausted (%d of %d bytes in use): a new request "
-                "waited %.1fs and is refused with 503",
+                f"exhausted-{waiting}",
+                "memory budget exhausted (%d of %d bytes in use): %s waited %.1fs "
+                "for %d bytes and is refused with 503",
                 self.used,
                 self.total,
+                "a request under way" if continuing else "a new request",
                 timeout,
+                waiter.size,
             )
             raise BudgetExhausted(
                 "the gateway's memory budget is in use; retry later", retry_after=RETRY_AFTER

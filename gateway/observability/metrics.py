@@ -108,7 +108,9 @@ class Metrics:
         )
         self.memory_budget_refusals = Counter(
             p + "memory_budget_refusals",
-            "New requests refused with 503 after waiting uploads.memory_budget_wait for memory",
+            "Requests refused with 503 after waiting for memory: new ones"
+            " (uploads.memory_budget_wait), ones under way (memory_budget_wait_under_way)",
+            ["request"],
             registry=r,
         )
         self.hook_invocations = Counter(

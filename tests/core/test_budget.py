@@ -28,6 +28,8 @@ async def _in_scope(budget: Budget, sizes: list[int], log: list[str], name: str)
 def test_new_work_waits_briefly_then_is_refused() -> None:
     async def main() -> None:
         budget = Budget(100, wait=0.2)
+        counted: list[str] = []
+        budget.on_refused = counted.append
         await budget.acquire(100)
         started = time.monotonic()
         with request_scope(), pytest.raises(BudgetExhausted) as refused:
@@ -35,6 +37,7 @@ def test_new_work_waits_briefly_then_is_refused() -> None:
         assert 0.15 < time.monotonic() - started < 2.0
         assert refused.value.retry_after > 0
         assert budget.used == 100  # the refused request holds nothing
+        assert counted == ["new"]
 
     run(main)
 
@@ -76,9 +79,9 @@ def test_work_under_way_goes_before_new_work() -> None:
     run(main)
 
 
-def test_a_continuing_request_is_not_refused_however_long_it_waits() -> None:
+def test_a_continuing_request_waits_past_the_new_requests_bound() -> None:
     async def main() -> None:
-        budget = Budget(100, wait=0.1)
+        budget = Budget(100, wait=0.1, wait_under_way=5.0)
         log: list[str] = []
         with request_scope():
             await budget.acquire(100)  # admitted
@@ -91,6 +94,33 @@ def test_a_continuing_request_is_not_refused_however_long_it_waits() -> None:
         assert log == ["got it"]
 
     run(main)
+
+
+def test_a_continuing_request_is_refused_after_its_own_bound(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def main() -> None:
+        budget = Budget(100, wait=0.05, wait_under_way=0.3)
+        refused: list[str] = []
+        budget.on_refused = refused.append
+        with request_scope():
+            await budget.acquire(60)  # admitted: it holds budget
+            await budget.acquire(40)
+            started = time.monotonic()
+            with pytest.raises(BudgetExhausted) as exc:
+                await budget.acquire(50)  # nobody gives any back
+            waited = time.monotonic() - started
+        assert 0.25 < waited < 2.0, waited
+        assert exc.value.retry_after > 0
+        assert refused == ["under_way"]
+        assert budget.used == 100  # what it held is its to release; the refusal took nothing
+        budget.release(100)
+        with request_scope():  # and the budget serves others at once
+            await asyncio.wait_for(budget.acquire(100), 0.5)
+
+    with caplog.at_level("WARNING", logger="gateway.core.budget"):
+        run(main)
+    assert "a request under way waited 0.3s for 50 bytes and is refused with 503" in caplog.text
 
 
 def test_a_cancelled_waiter_takes_nothing_and_blocks_nobody() -> None:

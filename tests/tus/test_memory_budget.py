@@ -4,7 +4,9 @@ Idle PATCHes (headers announcing 8 MiB, no body) hold no memory, so they
 cannot stall other uploads (before, on S3, four of them took a 32 MiB budget
 and every other upload waited for good). When the budget really is in use,
 a new request waits ``uploads.memory_budget_wait`` and gets 503 +
-``Retry-After`` while the uploads under way finish.
+``Retry-After`` (tus and Qiniu alike) while the uploads under way finish; an
+upload under way waits longer, ``uploads.memory_budget_wait_under_way``, and
+then gets its 503 + ``Retry-After`` too, logged and counted.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from tests.conftest import gateway_config
 from tests.observability.scrape import scrape, value
+from tests.qiniu.harness import qiniu_config, token
 from tests.support.targets import Target
 from tests.tus.helpers import (
     TUS,
@@ -38,10 +40,8 @@ BUDGET = 4 * PART
 
 @pytest.fixture(scope="module")
 def tight_gateway(target: Target) -> Iterator[GatewayProcess]:
-    config = gateway_config(
-        target,
-        uploads={"sweep_interval": 1, "memory_budget": BUDGET, "memory_budget_wait": "1s"},
-    )
+    config = qiniu_config(target)
+    config["uploads"] = {"sweep_interval": 1, "memory_budget": BUDGET, "memory_budget_wait": "1s"}
     with GatewayProcess(config) as gw:
         yield gw
 
@@ -85,8 +85,18 @@ def test_full_budget_refuses_new_work_and_finishes_work_under_way(
         assert int(refused.headers["Retry-After"]) > 0
         assert 0.8 < waited < 10
         assert offset_of(new_url) == 0
+        # a Qiniu block is refused the same way, with Retry-After
+        block = requests.post(
+            f"{tight_gateway.url}/mkblk/{MiB}",
+            data=newcomer,
+            headers={"Authorization": f"UpToken {token()}"},
+            timeout=30,
+        )
+        assert block.status_code == 503, (block.status_code, block.text)
+        assert int(block.headers["Retry-After"]) > 0
         refusals = scrape(tight_gateway.url)
-        assert value(refusals, "upload_gateway_memory_budget_refusals_total") >= 1
+        counted = "upload_gateway_memory_budget_refusals_total"
+        assert value(refusals, counted, request="new") >= 2
 
         # an upload under way is not refused: it finishes with what it holds
         holders[0].sendall(uploads[0][1][first:])
@@ -109,3 +119,58 @@ def test_full_budget_refuses_new_work_and_finishes_work_under_way(
             time.sleep(0.1)
         assert offset_of(url) == first
     assert requests.get(f"{tight_gateway.url}/healthz", headers=TUS, timeout=10).ok
+
+
+@pytest.fixture(scope="module")
+def one_part_gateway(target: Target) -> Iterator[GatewayProcess]:
+    """A budget of one part; new work waits long, work under way briefly."""
+    config = qiniu_config(target)
+    config["uploads"] = {
+        "sweep_interval": 1,
+        "memory_budget": PART,
+        "memory_budget_wait": "30s",
+        "memory_budget_wait_under_way": "2s",
+    }
+    with GatewayProcess(config) as gw:
+        yield gw
+
+
+def test_an_upload_under_way_waits_for_memory_with_a_bound(
+    one_part_gateway: GatewayProcess, target: Target
+) -> None:
+    if not target.name.startswith("s3"):
+        pytest.skip("only S3 buffers whole parts in memory (local, Swift stream through)")
+    gw = one_part_gateway
+    data = os.urandom(2 * PART)
+    url = create(gw.files_url, len(data))
+    writer = open_patch(url, 0, len(data), data[:1024])  # holds the whole budget
+    stalled_url = create(gw.files_url, PART)
+    stalled = None
+    try:
+        time.sleep(0.5)
+        # a new request queues for memory behind it, and will hold it, stalled
+        stalled = open_patch(stalled_url, 0, PART, b"s" * 1024)
+        time.sleep(0.5)
+        writer.sendall(data[1024:PART])  # part 1 goes to the store, its memory to the queue
+        time.sleep(2.0)
+        started = time.monotonic()
+        writer.sendall(data[PART : PART + MiB])  # part 2 needs memory the stalled one holds
+        writer.settimeout(30)
+        status, headers = answer_head(writer)
+        waited = time.monotonic() - started
+        assert status == 503, status
+        assert int(headers["retry-after"]) > 0
+        assert 1.5 < waited < 10, waited
+    finally:
+        writer.close()
+        if stalled is not None:
+            stalled.close()
+    samples = scrape(gw.url)
+    assert value(samples, "upload_gateway_memory_budget_refusals_total", request="under_way") == 1
+    assert "a request under way waited 2.0s" in gw.log()
+    # nothing acknowledged is lost: the upload resumes where it stands and ends whole
+    at = offset_of(url)
+    assert at in (0, PART), at
+    done = patch(url, at, data[at:])
+    assert done.status_code == 204, (done.status_code, done.text)
+    assert sha256(download(url)) == sha256(data)

@@ -5,7 +5,8 @@
 * CORS for the browser SDK (preflights ask for ``Authorization`` and
   ``Content-MD5``).
 * Errors as ``status`` + ``{"error": message}`` JSON; core errors are mapped
-  onto Qiniu's catalogue here, once (``from_core``).
+  onto Qiniu's catalogue here, once (``from_core``); a 503 carries
+  ``Retry-After`` (a store down, the memory budget in use, an upload busy).
 """
 
 from __future__ import annotations
@@ -131,6 +132,10 @@ def qiniu_handler(handler: Handler) -> Handler:
             if exc.status >= 500:
                 note_failure(exc)
             response = error_response(exc if isinstance(exc, QiniuError) else from_core(exc))
+            if isinstance(exc, core.ServiceUnavailable):
+                response.headers["Retry-After"] = str(exc.retry_after)
+            elif isinstance(exc, core.Locked):  # 503 here: busy for a moment
+                response.headers["Retry-After"] = "1"
             if isinstance(exc, core.RequestTimeout):
                 response.force_close()  # the rest of a stalled body is not waited for
         except RequestPayloadError as exc:
