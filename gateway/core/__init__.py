@@ -4,20 +4,43 @@ never touch the state store, locks or a backend: the service does.
 
 ``UploadService`` (its methods and ``service.multipart``), the records it
 returns (``UploadRecord``, ``Kind``, ``Status``), multipart ``Session`` and
-``Part``, the errors (``errors``: render them, each protocol its own way),
-what a protocol hands in (a ``Checksum``, ``Hasher``s fed as bytes pass, an
+``Part``, the errors (render them, each protocol its own way; their statuses
+are in ``errors.py``'s docstring) and ``client_message`` (an error's one line
+for a client), what a protocol hands in (a ``Checksum``, ``Hasher``s fed as bytes pass, an
 ``ObjectMeta`` for the object made, ``BodyInterrupted`` from its body
-iterator) and ``object_meta`` (an object's content type and lifetime on its
-record).
+iterator) and ``with_object_meta`` (an object's content type and lifetime
+put on a new record's ``extra``).
 """
 
 import importlib
 from typing import TYPE_CHECKING, Any
 
 from backends.base import MemoryBudget, ObjectMeta
-from gateway.core import errors, object_meta
 from gateway.core.body import BodyInterrupted, Hasher
 from gateway.core.checksums import ALGORITHMS, Checksum, Crc32, TrailerChecksum
+from gateway.core.errors import (
+    RETRY_LATER,
+    BadRequest,
+    ChecksumMismatch,
+    Forbidden,
+    HookRejected,
+    Locked,
+    NoSuchSession,
+    NotReady,
+    OffsetMismatch,
+    RangeNotSatisfiable,
+    RequestTimeout,
+    ServiceUnavailable,
+    TooLarge,
+    UnsupportedChecksum,
+    UnsupportedMediaType,
+    UploadError,
+    UploadExists,
+    UploadGone,
+    UploadNotFound,
+    client_message,
+)
+from gateway.core.object_meta import with_meta as with_object_meta
 from gateway.core.records import Kind, Status, UploadRecord, new_upload_id
 
 if TYPE_CHECKING:
@@ -25,7 +48,7 @@ if TYPE_CHECKING:
     from gateway.core.service import UploadService
 
 #: names whose modules pull in the whole core (and the access layer): loaded
-#: on first use, so that importing ``gateway.core.errors`` stays light
+#: on first use, so that importing the vocabulary stays light
 _LATER = {
     "MAX_PART_NUMBER": "multipart",
     "Admit": "multipart",
@@ -35,30 +58,51 @@ _LATER = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _LATER:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{_LATER[name]}"), name)
+if not TYPE_CHECKING:  # hidden from mypy, which would take any name as importable
+
+    def __getattr__(name: str) -> Any:
+        if name not in _LATER:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        return getattr(importlib.import_module(f"{__name__}.{_LATER[name]}"), name)
 
 
 __all__ = [
     "ALGORITHMS",
     "MAX_PART_NUMBER",
+    "RETRY_LATER",
     "Admit",
+    "BadRequest",
     "BodyInterrupted",
     "Checksum",
+    "ChecksumMismatch",
     "Crc32",
+    "Forbidden",
     "Hasher",
+    "HookRejected",
     "Kind",
+    "Locked",
     "MemoryBudget",
+    "NoSuchSession",
+    "NotReady",
     "ObjectMeta",
+    "OffsetMismatch",
     "Part",
+    "RangeNotSatisfiable",
+    "RequestTimeout",
+    "ServiceUnavailable",
     "Session",
     "Status",
+    "TooLarge",
     "TrailerChecksum",
+    "UnsupportedChecksum",
+    "UnsupportedMediaType",
+    "UploadError",
+    "UploadExists",
+    "UploadGone",
+    "UploadNotFound",
     "UploadRecord",
     "UploadService",
-    "errors",
+    "client_message",
     "new_upload_id",
-    "object_meta",
+    "with_object_meta",
 ]

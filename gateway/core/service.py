@@ -30,6 +30,7 @@ from gateway.core.multipart import Multipart
 from gateway.core.reading import Reading
 from gateway.core.records import UploadRecord
 from gateway.core.uploads import Uploads
+from gateway.keys import key_problem
 
 __all__ = ["Bucket", "UploadService"]
 
@@ -73,7 +74,16 @@ class UploadService:
         self.read_stream = reading.read_stream
         self.object_url = reading.object_url
 
-    # -- what a protocol may know of a bucket's store ---------------------------------
+    # -- what a protocol may know of a bucket and its store -----------------------------
+    def has_bucket(self, name: str) -> bool:
+        """Whether ``name`` is a configured bucket."""
+        return name in self.buckets
+
+    def key_problem(self, bucket: str, key: str) -> str | None:
+        """Why ``key`` cannot be stored in ``bucket`` and served (its store key
+        is the bucket's prefix + ``key``: ``gateway/keys.py``), or None."""
+        return key_problem(key, self.bucket(bucket).prefix)
+
     def same_store(self, bucket: str, other: str) -> bool:
         """Whether two buckets are on one backend (a stream moves by commit)."""
         return self.bucket(bucket).backend is self.bucket(other).backend

@@ -16,8 +16,7 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 
 from gateway.app_keys import CONFIG
-from gateway.core import BodyInterrupted
-from gateway.core.errors import BadRequest, RequestTimeout, TooLarge, UploadError
+from gateway.core import BadRequest, BodyInterrupted, RequestTimeout, TooLarge, UploadError
 from gateway.rejection_logs import one_line
 
 T = TypeVar("T")

@@ -8,8 +8,7 @@ import re
 
 from aiohttp import web
 
-from gateway.core import UploadService
-from gateway.core.errors import RangeNotSatisfiable
+from gateway.core import RangeNotSatisfiable, UploadService
 from gateway.numbers import saturating
 
 _RANGE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$")

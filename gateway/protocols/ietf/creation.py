@@ -9,8 +9,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.content_types import content_type
-from gateway.core import Status, UploadRecord, new_upload_id
-from gateway.core.errors import BadRequest
+from gateway.core import BadRequest, Status, UploadRecord, new_upload_id
 from gateway.protocols.ietf import fields, transfer
 from gateway.protocols.ietf.interim import send_104
 from gateway.protocols.ietf.limits import upload_limit

@@ -17,8 +17,7 @@ from email.message import EmailMessage
 
 from multidict import CIMultiDictProxy
 
-from gateway.core import Checksum
-from gateway.core.errors import BadRequest, UnsupportedChecksum
+from gateway.core import BadRequest, Checksum, UnsupportedChecksum
 from gateway.numbers import parse_count
 
 #: RFC 8941 sf-integer, non-negative: at most 15 digits

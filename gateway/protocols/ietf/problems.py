@@ -9,7 +9,7 @@ import json
 
 from aiohttp import web
 
-from gateway.core.errors import (
+from gateway.core import (
     BadRequest,
     ChecksumMismatch,
     OffsetMismatch,

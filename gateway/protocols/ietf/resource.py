@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.core import Status, UploadRecord
-from gateway.core.errors import BadRequest, OffsetMismatch, UnsupportedMediaType
+from gateway.core import BadRequest, OffsetMismatch, Status, UnsupportedMediaType, UploadRecord
 from gateway.protocols.ietf import fields, transfer
 from gateway.protocols.ietf.limits import upload_limit
 from gateway.protocols.ietf.problems import CompletedUpload

@@ -17,8 +17,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from gateway.access.errors import AccessError
-from gateway.core import UploadRecord
-from gateway.core.errors import BadRequest, RequestTimeout, TooLarge, UploadError
+from gateway.core import BadRequest, RequestTimeout, TooLarge, UploadError, UploadRecord
 from gateway.numbers import is_digits
 from gateway.observability.context import note_failure
 from gateway.protocols.ietf import creation, fields, resource

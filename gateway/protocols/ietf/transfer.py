@@ -6,8 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 
-from gateway.core import Checksum, Status, UploadRecord
-from gateway.core.errors import BadRequest, OffsetMismatch
+from gateway.core import BadRequest, Checksum, OffsetMismatch, Status, UploadRecord
 from gateway.protocols.bodies import request_body
 from gateway.protocols.ietf import fields
 from gateway.protocols.ietf.problems import InconsistentLength

@@ -19,9 +19,9 @@ from typing import Any
 import aiohttp
 from aiohttp import BodyPartReader, web
 
+from gateway import core
 from gateway.access.tokens import UploadToken
 from gateway.core import BodyInterrupted, Crc32, Kind, MemoryBudget, ObjectMeta
-from gateway.core import errors as core
 from gateway.numbers import parse_count
 from gateway.protocols.bodies import body_read
 

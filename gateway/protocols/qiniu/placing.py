@@ -28,7 +28,6 @@ from gateway.access.magic import Mode, Value, build_vars, render
 from gateway.access.tokens import UploadToken
 from gateway.content_types import OCTET_STREAM, content_type, file_name
 from gateway.core import ObjectMeta
-from gateway.keys import key_problem
 
 from . import callback, mime, qetag
 from .errors import BAD_REQUEST, FILE_EXISTS
@@ -60,7 +59,7 @@ class NewFile:
 def check_key(call: Call, bucket: str, key: str) -> None:
     """400 with the reason when ``key`` cannot be stored and served
     (``gateway/keys.py``)."""
-    problem = key_problem(key, call.service.bucket(bucket).prefix)
+    problem = call.service.key_problem(bucket, key)
     if problem is not None:
         raise BAD_REQUEST.error(f"invalid key: {problem}")
 

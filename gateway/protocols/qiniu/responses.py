@@ -20,8 +20,8 @@ from typing import Any
 from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 
+from gateway import core
 from gateway.app_keys import CONFIG
-from gateway.core import errors as core
 from gateway.observability.context import current_id, note_failure
 from gateway.protocols.bodies import malformed_reason
 

@@ -128,7 +128,7 @@ class Call:
 
     def check_bucket(self, name: str) -> str:
         """631 ``no such bucket`` unless ``name`` is a configured bucket."""
-        if name not in self.service.buckets:
+        if not self.service.has_bucket(name):
             raise NO_SUCH_BUCKET.error()
         return name
 

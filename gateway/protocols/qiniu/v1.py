@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from gateway import core
 from gateway.access.codec import b64decode_text, b64encode
 from gateway.access.ownership import admits, grant_of, owner_of
 from gateway.access.tokens import UploadToken
 from gateway.core import Crc32, Kind, ObjectMeta, UploadRecord
-from gateway.core import errors as core
 from gateway.numbers import parse_count
 from gateway.protocols.bodies import body_read, request_body
 

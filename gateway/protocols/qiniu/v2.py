@@ -18,12 +18,12 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway import core
 from gateway.access.codec import b64decode_text
 from gateway.access.gate import GATE
 from gateway.access.ownership import admits, grant_of, owner_of
 from gateway.access.tokens import UploadToken
 from gateway.core import MAX_PART_NUMBER, Admit, ObjectMeta, Part, Session
-from gateway.core import errors as core
 from gateway.numbers import parse_count
 from gateway.protocols.bodies import body_read, request_body
 

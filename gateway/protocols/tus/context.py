@@ -10,8 +10,7 @@ from gateway import http_trailers
 from gateway.access.credentials import Grant
 from gateway.access.gate import AccessGate
 from gateway.config import GatewayConfig
-from gateway.core import Checksum, TrailerChecksum, UploadRecord, UploadService
-from gateway.core.errors import BadRequest
+from gateway.core import BadRequest, Checksum, TrailerChecksum, UploadRecord, UploadService
 from gateway.protocols.tus.headers import OBJECT_URL_HEADER
 from gateway.urls import base_url
 

@@ -11,10 +11,18 @@ from aiohttp import web
 from gateway.access.errors import AccessError
 from gateway.access.ownership import owner_of
 from gateway.access.placement import NewUpload, check_content, key_for
-from gateway.core import Kind, ObjectMeta, UploadRecord, new_upload_id, object_meta
-from gateway.core.errors import BadRequest, TooLarge, UnsupportedMediaType, UploadNotFound
+from gateway.core import (
+    BadRequest,
+    Kind,
+    ObjectMeta,
+    TooLarge,
+    UnsupportedMediaType,
+    UploadNotFound,
+    UploadRecord,
+    new_upload_id,
+    with_object_meta,
+)
 from gateway.digest_fields import declared_extra
-from gateway.keys import key_problem
 from gateway.protocols.bodies import request_body
 from gateway.protocols.tus.context import SIZE_LIMIT, TusContext, request_checksum
 from gateway.protocols.tus.headers import (
@@ -192,7 +200,7 @@ async def _pre_create(
 
 def _check_key(ctx: TusContext, bucket: str, key: str) -> None:
     """400 for a key no URL could serve (``gateway/keys.py``)."""
-    problem = key_problem(key, ctx.service.bucket(bucket).prefix)
+    problem = ctx.service.key_problem(bucket, key)
     if problem is not None:
         raise BadRequest(f"invalid key: {problem}")
 
@@ -206,7 +214,7 @@ def _extra(
     if ctx.size_limit is not None:
         extra[SIZE_LIMIT] = ctx.size_limit
     if metadata is not None:
-        extra = object_meta.with_meta(extra, _meta(ctx, metadata))
+        extra = with_object_meta(extra, _meta(ctx, metadata))
     return extra or None
 
 

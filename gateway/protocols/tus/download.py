@@ -7,8 +7,7 @@ from collections.abc import Iterable
 from aiohttp import web
 
 from gateway.content_types import serving_headers
-from gateway.core import Status
-from gateway.core.errors import NotReady
+from gateway.core import NotReady, Status
 from gateway.protocols.serving import stream_object
 from gateway.protocols.tus.context import TusContext
 

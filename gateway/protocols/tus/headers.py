@@ -8,7 +8,7 @@ import email.utils
 import re
 
 from gateway.content_types import content_type
-from gateway.core.errors import BadRequest
+from gateway.core import BadRequest
 from gateway.numbers import parse_count
 
 TUS_VERSION = "1.0.0"

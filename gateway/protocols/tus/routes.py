@@ -11,8 +11,7 @@ from aiohttp.web_protocol import RequestPayloadError
 from gateway.access.errors import AccessError
 from gateway.access.gate import GATE
 from gateway.app_keys import CONFIG, SERVICE
-from gateway.core import UploadRecord
-from gateway.core.errors import (
+from gateway.core import (
     RETRY_LATER,
     BadRequest,
     RangeNotSatisfiable,
@@ -20,6 +19,7 @@ from gateway.core.errors import (
     ServiceUnavailable,
     UploadError,
     UploadNotFound,
+    UploadRecord,
     client_message,
 )
 from gateway.observability.context import current_id, note_failure, set_protocol

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.core import Kind, Status, UploadRecord
-from gateway.core.errors import BadRequest, TooLarge, UnsupportedMediaType
+from gateway.core import BadRequest, Kind, Status, TooLarge, UnsupportedMediaType, UploadRecord
 from gateway.protocols.bodies import request_body
 from gateway.protocols.tus.context import SIZE_LIMIT, TusContext, request_checksum
 from gateway.protocols.tus.headers import (
