@@ -157,6 +157,7 @@ def _record(result: Result) -> dict[str, Any]:
         "upload": result.upload,
         "key": result.key,
         "resumed_from": result.resumed_from,
+        "instant": result.instant,
     }
 
 
@@ -202,6 +203,8 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
                 continue
             progress.set(file.size)
             note = f" (resumed at {result.resumed_from} bytes)" if result.resumed_from else ""
+            if result.instant:
+                note = " (instant: the server had these bytes, none sent)"
             rep.file_done(file.name, f"done {file.name}{note}")
             if args.json:
                 print(json.dumps(_record(result)), flush=True)

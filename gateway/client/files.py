@@ -24,6 +24,14 @@ class LocalFile:
         guessed, _ = mimetypes.guess_type(self.name)
         return guessed or "application/octet-stream"
 
+    def sha256(self) -> bytes:
+        """The SHA-256 of the file's bytes (blocking: call it in a thread)."""
+        digest = hashlib.sha256()
+        with open(self.path, "rb") as f:
+            while block := f.read(1024 * 1024):
+                digest.update(block)
+        return digest.digest()
+
     def fingerprint(self, *parts: object) -> str:
         """Identifies this file (as it is now) plus the upload settings: a
         changed file or other settings never resume an old upload."""

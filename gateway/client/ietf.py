@@ -25,7 +25,9 @@ class IetfClient(TusClient):
     async def extensions(self, name: str) -> set[str]:
         return set()
 
-    async def _create(self, file: LocalFile, length: int, partial: bool) -> str:
+    async def _create(
+        self, file: LocalFile, length: int, partial: bool, digest: bytes | None = None
+    ) -> tuple[str, tuple[int, Mapping[str, str]]]:
         headers = self._headers(
             **{
                 "Upload-Complete": "?1" if length == 0 else "?0",
@@ -36,7 +38,8 @@ class IetfClient(TusClient):
         )
         if self.ctx.settings.metadata:
             headers["Upload-Metadata"] = encode_metadata(self.ctx.settings.metadata)
-        return await self._post(headers, file.name, "create")
+        url, _ = await self._post(headers, file.name, "create")
+        return url, (0, {})
 
     def _append_headers(self, offset: int, stop: int, length: int) -> dict[str, str]:
         return {

@@ -43,6 +43,8 @@ class Result:
     key: str | None
     #: bytes the server already had when this run started
     resumed_from: int
+    #: completed at creation: the server had these bytes (tus ``instant-upload``)
+    instant: bool = False
 
 
 class Context:

@@ -23,6 +23,8 @@ from .retry import Gone, Transient, UploadError, describe, retrying, status_erro
 from .session import Context, PartProgress, Result, all_of
 
 TUS = {"Tus-Resumable": "1.0.0"}
+#: the extension that lets a creation declaring the file's SHA-256 complete at once
+INSTANT_UPLOAD = "instant-upload"
 #: no partial smaller than this (each costs requests and, on S3, a part)
 MIN_PARTIAL = 1024 * 1024
 _RETRIED = (Transient, aiohttp.ClientError, asyncio.TimeoutError, ConnectionError)
@@ -108,12 +110,13 @@ class TusClient:
             parts = [None] * len(ranges)
         final = entry.get("final") if len(ranges) > 1 else None
         resumed = 0
+        instant = False
 
         def save() -> None:
             self.ctx.remember(fp, {"name": file.name, "parts": parts, "final": final})
 
         async def send(i: int, start: int, end: int) -> Mapping[str, str]:
-            nonlocal resumed
+            nonlocal resumed, instant
             partial = len(ranges) > 1
             url = parts[i]
             known = None
@@ -124,12 +127,17 @@ class TusClient:
                     self.ctx.reporter.message(f"{file.name}: {exc}; starting a new upload")
                     url = None
             if url is None:
-                url = await self._create(file, end - start, partial)
+                digest = None
+                if not partial and INSTANT_UPLOAD in await self.extensions(file.name):
+                    # hash first: the server may hold these bytes already
+                    digest = await asyncio.to_thread(file.sha256)
+                url, known = await self._create(file, end - start, partial, digest)
                 parts[i] = url
                 save()
-                known = (0, {})
+                instant = known[0] == end - start > 0
             assert known is not None
-            resumed += known[0]
+            if not instant:
+                resumed += known[0]
             return await self._send(url, file, start, end - start, known, PartProgress(progress))
 
         if final is not None:
@@ -151,10 +159,15 @@ class TusClient:
             save()
             _, headers = await self._head(url, file.name)
         self.ctx.forget(fp)
-        return self._result(file, url, headers, resumed)
+        return self._result(file, url, headers, resumed, instant)
 
     def _result(
-        self, file: LocalFile, url: str, headers: Mapping[str, str], resumed: int
+        self,
+        file: LocalFile,
+        url: str,
+        headers: Mapping[str, str],
+        resumed: int,
+        instant: bool = False,
     ) -> Result:
         return Result(
             file=file,
@@ -162,9 +175,14 @@ class TusClient:
             upload=url,
             key=None,
             resumed_from=resumed,
+            instant=instant,
         )
 
-    async def _create(self, file: LocalFile, length: int, partial: bool) -> str:
+    async def _create(
+        self, file: LocalFile, length: int, partial: bool, digest: bytes | None = None
+    ) -> tuple[str, tuple[int, Mapping[str, str]]]:
+        """A new upload's URL and what the server holds of it (its offset,
+        the answer's headers: all of it after an instant upload)."""
         s = self.ctx.settings
         headers = self._headers(**{"Upload-Length": str(length)})
         if partial:
@@ -172,7 +190,13 @@ class TusClient:
         else:
             metadata = {"filename": file.name, "filetype": file.content_type, **s.metadata}
             headers["Upload-Metadata"] = encode_metadata(metadata)
-        return await self._post(headers, file.name, "create")
+        if digest is not None:  # RFC 9530: the whole file's digest, checked by the server
+            headers["Repr-Digest"] = f"sha-256=:{base64.b64encode(digest).decode()}:"
+        url, answer = await self._post(headers, file.name, "create")
+        offset = answer.get("Upload-Offset", "0")
+        if offset.isdigit() and int(offset) == length:
+            return url, (length, answer)
+        return url, (0, {})
 
     async def _concat(self, file: LocalFile, urls: list[str]) -> str:
         metadata = {
@@ -186,14 +210,17 @@ class TusClient:
                 "Upload-Metadata": encode_metadata(metadata),
             }
         )
-        return await self._post(headers, file.name, "concatenate")
+        url, _ = await self._post(headers, file.name, "concatenate")
+        return url
 
-    async def _post(self, headers: dict[str, str], name: str, what: str) -> str:
-        async def post() -> str:
+    async def _post(
+        self, headers: dict[str, str], name: str, what: str
+    ) -> tuple[str, Mapping[str, str]]:
+        async def post() -> tuple[str, Mapping[str, str]]:
             async with self.ctx.http.post(self.endpoint, headers=headers) as r:
                 if r.status != 201 or "Location" not in r.headers:
                     raise status_error(r.status, r.reason or "", await r.text(), f"{name}: {what}")
-                return urljoin(self.endpoint, r.headers["Location"])
+                return urljoin(self.endpoint, r.headers["Location"]), r.headers.copy()
 
         return await retrying(post, self.ctx.settings.backoff, self.ctx.retry_note(name))
 
