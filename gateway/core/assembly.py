@@ -3,10 +3,11 @@
 ``create_assembly`` makes an object of ``Kind.PART`` streams in order, now or
 as soon as its last part completes (tus concatenation-unfinished: the
 assembly's id is written under each of its parts, ``partials.PartRefs``, and
-``part_done`` wakes it). A part may be listed by several assemblies, even
-several times by one; it is discarded after the answer of the last assembly
-that lists it. ``commit_part`` makes one complete part an object of its own
-(a Qiniu form upload, a single-block mkfile).
+``part_done``, the handler of the core event ``PART_COMPLETE``, wakes it). A
+part may be listed by several assemblies, even several times by one; it is
+discarded after the answer of the last assembly that lists it.
+``commit_part`` makes one complete part an object of its own (a Qiniu form
+upload, a single-block mkfile).
 """
 
 from __future__ import annotations

@@ -4,6 +4,10 @@
 with retries and exponential backoff; a slow or failing hook never delays an
 upload. ``post-finish`` is emitted exactly once per object, by the request
 that saved the finished state.
+
+The core's own events (``PART_COMPLETE``) are how one concern wakes another
+without importing it: ``notify`` awaits the handlers ``subscribe`` gave, in
+the request that raised the event; they never reach a webhook or a listener.
 """
 
 from __future__ import annotations
@@ -25,6 +29,12 @@ log = logging.getLogger(__name__)
 
 Listener = Callable[[str, UploadRecord], None]
 UrlResolver = Callable[[UploadRecord], Awaitable[str | None]]
+#: a handler of a core event, awaited by the request that raised it
+Handler = Callable[[UploadRecord], Awaitable[None]]
+
+#: a ``Kind.PART`` stream was sealed (``COMPLETE``) and its lock released:
+#: the assemblies waiting for it may be made (``assembly.py``)
+PART_COMPLETE = "part-complete"
 
 
 def event_payload(event: str, record: UploadRecord) -> dict[str, Any]:
@@ -61,6 +71,17 @@ class Events:
         self.pending: collections.Counter[str] = collections.Counter()
         #: told of every delivery attempt: (event, succeeded)
         self.on_attempt: Callable[[str, bool], None] | None = None
+        self._handlers: dict[str, list[Handler]] = {}
+
+    def subscribe(self, event: str, handler: Handler) -> None:
+        """Have ``handler`` awaited whenever the core raises ``event``."""
+        self._handlers.setdefault(event, []).append(handler)
+
+    async def notify(self, event: str, record: UploadRecord) -> None:
+        """Await each handler of the core event ``event`` in turn; a handler's
+        error reaches the caller (a store down answers 503)."""
+        for handler in self._handlers.get(event, ()):
+            await handler(record)
 
     def emit(self, event: str, record: UploadRecord) -> None:
         for listener in self.listeners:

@@ -6,7 +6,8 @@ translation) and offers their methods under one name:
 
 * ``uploads.py`` — ``create``, ``write``, ``status``: streams and their bytes;
 * ``assembly.py`` — ``create_assembly``, ``commit_part``: objects made of
-  finished parts (a part that completes wakes the assemblies waiting for it);
+  finished parts (a part that completes wakes the assemblies waiting for it:
+  ``uploads`` raises the core event ``PART_COMPLETE``, ``assembly`` handles it);
 * ``expiry.py`` — ``terminate``, ``expire``: the end of an upload, the sweeper;
 * ``reading.py`` — ``stat_object``, ``read``, ``read_stream``, ``object_url``.
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 from backends.base import MemoryBudget
 from gateway.core.assembly import Assembly
+from gateway.core.events import PART_COMPLETE
 from gateway.core.expiry import Expiry
 from gateway.core.ledger import Bucket, Ledger
 from gateway.core.multipart import Multipart
@@ -45,7 +47,8 @@ class UploadService:
         self.events = events = ledger.events
         self.buckets = ledger.buckets
         assembly = Assembly(ledger)
-        uploads = Uploads(ledger, part_done=assembly.part_done)
+        events.subscribe(PART_COMPLETE, assembly.part_done)
+        uploads = Uploads(ledger)
         expiry = Expiry(ledger)
         reading = Reading(ledger)
         #: sessions of numbered parts (``multipart.py``)

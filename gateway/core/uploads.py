@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 from backends.base import Backend, WriteResult
@@ -28,6 +28,7 @@ from gateway.core.errors import (
     TooLarge,
     UploadError,
 )
+from gateway.core.events import PART_COMPLETE
 from gateway.core.expiry import schedule_deletion
 from gateway.core.instant import Instant
 from gateway.core.ledger import Bucket, Ledger, backend_errors
@@ -36,9 +37,6 @@ from gateway.core.partials import PartRefs, max_total, too_large
 from gateway.core.records import Kind, Status, UploadRecord, new_upload_id
 
 log = logging.getLogger(__name__)
-
-#: called with a part that just became complete, once its lock is released
-PartDone = Callable[[UploadRecord], Awaitable[None]]
 
 
 def refusal(
@@ -61,9 +59,8 @@ def refusal(
 
 
 class Uploads:
-    def __init__(self, ledger: Ledger, part_done: PartDone) -> None:
+    def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
-        self._part_done = part_done
         self._refs = PartRefs(ledger.state, ledger.locks)
         self._instant = Instant(ledger)
 
@@ -313,5 +310,5 @@ class Uploads:
     async def _after_unlock(self, record: UploadRecord) -> UploadRecord:
         """Work that needs other uploads' locks, done once this one is released."""
         if record.kind is Kind.PART and record.status is Status.COMPLETE:
-            await self._part_done(record)
+            await self.ledger.events.notify(PART_COMPLETE, record)
         return record
