@@ -8,6 +8,12 @@ under the scope's prefix for a prefixal scope. ``saveKey`` may use every
 magic variable known at creation (``$(fname)``, ``$(ext)``, ``$(endUser)``,
 ``$(x:…)``, ``$(fsize)`` when the length is declared, dates, ``$(uuid)``);
 those that need the bytes (``$(etag)``, ``$(hash)``) are refused.
+
+``mimeLimit`` is Qiniu's: the content decides the type. A declared type the
+limit forbids is refused at creation; the rest is checked on the first bytes
+(up to ``SNIFF_BYTES`` of the first request that brings any), before the
+store receives them, against the limit of the token that created the upload
+(kept on its record, ``content_rules``).
 """
 
 from __future__ import annotations
@@ -15,14 +21,19 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.content_types import OCTET_STREAM, decide
 
 from .errors import BAD_REQUEST, MIME_LIMIT
 from .magic import Mode, build_vars, render
-from .policy import PutPolicy
+from .policy import MimeLimit, PutPolicy
 
 _VARIABLE = re.compile(r"\$\(\s*([^)]*?)\s*\)")
 #: variables whose value depends on the bytes, unknown at creation
 _NEED_BYTES = frozenset({"etag", "hash", "key", "url"})
+#: record extra: the creator's ``mimeLimit``, for the first bytes
+MIME_LIMIT_FIELD = "access:mimeLimit"
 
 
 @dataclass(frozen=True)
@@ -38,14 +49,46 @@ class NewUpload:
     fallback_key: str = ""
 
 
-def check_content(policy: PutPolicy, length: int | None, mime: str | None) -> None:
-    """Size (413 / fsizeMin) and type (mimeLimit) as far as known."""
+def check_content(
+    policy: PutPolicy, length: int | None, mime: str | None, fname: str | None = None
+) -> None:
+    """Size (413 / fsizeMin) and type (mimeLimit) as far as known at
+    creation: a declared type (an empty upload: its name's too); the bytes
+    decide the rest (``check_first_bytes``)."""
     if length is not None:
         policy.check_size(length)
-    if policy.mime_limit is not None:
-        declared = mime or "application/octet-stream"
-        if not policy.mime_limit.allows(declared):
-            raise MIME_LIMIT.error(f"limited mimeType: this file type ({declared}) is forbidden")
+    limit = policy.mime_limit
+    if limit is None:
+        return
+    if length == 0:  # no bytes will come
+        check_first_bytes(limit, b"", mime, fname, None)
+    elif mime and mime.lower() != OCTET_STREAM and not limit.allows(mime):
+        raise MIME_LIMIT.error(f"limited mimeType: this file type ({mime}) is forbidden")
+
+
+def content_rules(policy: PutPolicy) -> dict[str, Any]:
+    """What the record of an upload made under ``policy`` keeps for the
+    checks on its bytes (record extra)."""
+    text = policy.raw.get("mimeLimit")
+    if policy.mime_limit is None or not isinstance(text, str):
+        return {}
+    return {MIME_LIMIT_FIELD: text}
+
+
+def mime_limit_of(extra: Mapping[str, Any]) -> MimeLimit | None:
+    """The ``mimeLimit`` an upload's first bytes must meet, if any."""
+    text = extra.get(MIME_LIMIT_FIELD)
+    return MimeLimit.parse(text) if isinstance(text, str) else None
+
+
+def check_first_bytes(
+    limit: MimeLimit, head: bytes, declared: str | None, fname: str | None, key: str | None
+) -> None:
+    """403 ``limited mimeType`` unless the type the content shows (else the
+    name's, else the declared one) is allowed; tus renders it 415."""
+    mime = decide(declared, fname, key, head, True)
+    if not limit.allows(mime):
+        raise MIME_LIMIT.error(f"limited mimeType: this file type ({mime}) is forbidden")
 
 
 def key_for(policy: PutPolicy, new: NewUpload) -> str:

@@ -123,17 +123,17 @@ class Assembly:
                 await ledger.save(record)
                 raise too_large(limit)
             assert record.key is not None
-            await ledger.approve_commit(record, record.bucket, record.key, parts)
-            with backend_errors():
-                info = await b.backend.assemble(
-                    [ledger.stream(p) for p in parts],
-                    b.backend_key(record.key),
-                    object_meta.of(record),
-                )
-            record.length = record.offset = info.size
-            ledger.mark_finished(record)
-            await schedule_deletion(b, record)
-            await ledger.save(record)
+            async with ledger.committing(record, record.bucket, record.key, parts):
+                with backend_errors():
+                    info = await b.backend.assemble(
+                        [ledger.stream(p) for p in parts],
+                        b.backend_key(record.key),
+                        object_meta.of(record),
+                    )
+                record.length = record.offset = info.size
+                ledger.mark_finished(record)
+                await schedule_deletion(b, record)
+                await ledger.save(record)
         await ledger.finished(record)
         # after the answer, a few at a time: each costs the store a request
         # or two, and the object no longer needs them (a part left behind
@@ -169,15 +169,15 @@ class Assembly:
             if target.backend is not ledger.bucket(record.bucket).backend:
                 raise BadRequest(f"bucket {target.name!r} is on another backend")
             object_meta.put(record, meta)
-            await ledger.approve_commit(record, target.name, key)
-            await ledger.commit_stream(target, record, target.backend_key(key))
-            record.bucket = target.name
-            record.key = key
-            record.metadata.update(metadata or {})
-            record.extra.update(extra or {})
-            ledger.mark_finished(record)
-            await schedule_deletion(target, record)
-            await ledger.save(record)
+            async with ledger.committing(record, target.name, key):
+                await ledger.commit_stream(target, record, target.backend_key(key))
+                record.bucket = target.name
+                record.key = key
+                record.metadata.update(metadata or {})
+                record.extra.update(extra or {})
+                ledger.mark_finished(record)
+                await schedule_deletion(target, record)
+                await ledger.save(record)
         await ledger.finished(record)
         return record
 

@@ -5,6 +5,7 @@ escapes a handler is an internal error.
     UploadError
     ├── BadRequest            400  malformed or contradictory request
     ├── Forbidden             403  operation not allowed on this upload (PATCH on a final)
+    │   └── ObjectExists      403  an insert-only upload's key was taken before it finished
     ├── UploadNotFound        404  no such upload
     ├── OffsetMismatch        409  the client's offset is not the upload's (``current``)
     ├── UploadExists          409  a record with this id exists (state stores' ``create``)
@@ -44,6 +45,16 @@ class UnsupportedChecksum(UploadError):
 
 class Forbidden(UploadError):
     status, code = 403, "forbidden"
+
+
+class ObjectExists(Forbidden):
+    """An insert-only upload finished on a key an object was made at since it
+    began: refused, its bytes discarded (its id then answers 410)."""
+
+    code = "object-exists"
+
+    def __init__(self, message: str = "file exists") -> None:
+        super().__init__(message)
 
 
 class UploadNotFound(UploadError):

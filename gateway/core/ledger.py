@@ -13,7 +13,7 @@ import contextlib
 import logging
 import socket
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +27,7 @@ from gateway.core.body import GuardedBody
 from gateway.core.errors import (
     BadRequest,
     HookRejected,
+    ObjectExists,
     ServiceUnavailable,
     TooLarge,
     UploadError,
@@ -180,10 +181,16 @@ class Ledger:
     def stream(self, record: UploadRecord) -> StreamInfo:
         """What the backend needs to know of ``record``'s stream."""
         # A plain upload writes towards its final key so committing moves no
-        # bytes — unless a pre-finish hook must approve it first (a store may
-        # make the object as its last bytes arrive, S3 a small one).
+        # bytes — unless a pre-finish hook must approve it first or the key
+        # must still be free when it finishes (insert-only): a store may make
+        # the object as its last bytes arrive, S3 a small one.
         key = None
-        if record.kind is Kind.UPLOAD and record.key is not None and self.approve is None:
+        if (
+            record.kind is Kind.UPLOAD
+            and record.key is not None
+            and self.approve is None
+            and not object_meta.is_insert_only(record)
+        ):
             key = self.bucket(record.bucket).backend_key(record.key)
         stream = record.stream(key)
         if key is not None:
@@ -219,15 +226,7 @@ class Ledger:
             if self.approve is not None:
                 await self.approve(record, bucket, key)
         except HookRejected:
-            for r in (record, *parts):
-                if r.kind is not Kind.ASSEMBLY:
-                    b = self.bucket(r.bucket)
-                    try:
-                        await b.backend.discard_stream(self.stream(r))
-                    except BackendError:
-                        log.warning("discarding refused upload %s failed", r.id, exc_info=True)
-                self.tombstone(r, Status.TERMINATED)
-                await self.state.save(r)
+            await self._refuse(record, parts)
             raise
         await self.state.index_remove(bucket, key)
 
@@ -236,6 +235,47 @@ class Ledger:
         then tell the listeners and webhooks (``post-finish``)."""
         await digest_index.index(self.state, record)
         self.events.emit("post-finish", record)
+
+    @contextlib.asynccontextmanager
+    async def committing(
+        self, record: UploadRecord, bucket: str, key: str, parts: Sequence[UploadRecord] = ()
+    ) -> AsyncIterator[None]:
+        """Around making ``record`` the object ``bucket/key``: approved first
+        (``approve_commit``); for an insert-only record the key must be free,
+        checked and kept so under the object lock until the object is made —
+        else ``ObjectExists``, and the bytes are discarded as for a refusal."""
+        await self.approve_commit(record, bucket, key, parts)
+        if not object_meta.is_insert_only(record):
+            yield
+            return
+        async with self.object_lock(bucket, key):
+            b = self.bucket(bucket)
+            with backend_errors():
+                taken = await b.backend.stat(b.backend_key(key)) is not None
+            if taken:
+                log.warning(
+                    "upload %s refused at its finish: an object was made at %s/%s since it "
+                    "began and its put policy is insert-only; its bytes are discarded",
+                    record.id,
+                    bucket,
+                    key,
+                )
+                await self._refuse(record, parts)
+                raise ObjectExists(f"file exists: {key}")
+            yield
+
+    async def _refuse(self, record: UploadRecord, parts: Sequence[UploadRecord]) -> None:
+        """``record`` will never be an object: its bytes (and its parts')
+        are discarded and their ids answer 410."""
+        for r in (record, *parts):
+            if r.kind is not Kind.ASSEMBLY:
+                b = self.bucket(r.bucket)
+                try:
+                    await b.backend.discard_stream(self.stream(r))
+                except BackendError:
+                    log.warning("discarding refused upload %s failed", r.id, exc_info=True)
+            self.tombstone(r, Status.TERMINATED)
+            await self.state.save(r)
 
     async def commit_stream(self, b: Bucket, record: UploadRecord, backend_key: str) -> None:
         """Make ``record``'s complete stream the object at ``backend_key``."""

@@ -21,6 +21,8 @@ from backends.base import ObjectInfo, ObjectMeta
 from gateway.core.records import UploadRecord
 
 _KEY = "core:object"
+#: record extra: the object must not replace one made at its key meanwhile
+_INSERT_ONLY = "core:insert-only"
 
 
 def with_meta(extra: dict[str, Any] | None, meta: ObjectMeta | None) -> dict[str, Any]:
@@ -29,6 +31,18 @@ def with_meta(extra: dict[str, Any] | None, meta: ObjectMeta | None) -> dict[str
     if meta is not None:
         out[_KEY] = {"content_type": meta.content_type, "delete_at": meta.delete_at}
     return out
+
+
+def insert_only(extra: dict[str, Any] | None) -> dict[str, Any]:
+    """``extra`` (a copy) for a record whose object may be made only where no
+    object is (a put policy's ``insertOnly``): checked under the object lock
+    when it is made (``Ledger.committing``); until then its bytes are written
+    away from the key, so a store never makes the object early."""
+    return {**(extra or {}), _INSERT_ONLY: True}
+
+
+def is_insert_only(record: UploadRecord) -> bool:
+    return record.extra.get(_INSERT_ONLY) is True
 
 
 def put(record: UploadRecord, meta: ObjectMeta | None) -> None:

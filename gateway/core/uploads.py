@@ -292,17 +292,22 @@ class Uploads:
         if record.kind is Kind.UPLOAD:
             # before the stream is sealed: a store may make the object then
             assert record.key is not None
-            await ledger.approve_commit(record, record.bucket, record.key)
-        with backend_errors():
-            record.backend_state = await b.backend.finish_stream(ledger.stream(record))
-        if record.kind is Kind.UPLOAD:
-            assert record.key is not None
-            await ledger.commit_stream(b, record, b.backend_key(record.key))
-            ledger.mark_finished(record)
-            await schedule_deletion(b, record)  # a put policy's deleteAfterDays
+            committing: contextlib.AbstractAsyncContextManager[None] = ledger.committing(
+                record, record.bucket, record.key
+            )
         else:
-            record.status = Status.COMPLETE
-        await ledger.save(record)
+            committing = contextlib.nullcontext()
+        async with committing:
+            with backend_errors():
+                record.backend_state = await b.backend.finish_stream(ledger.stream(record))
+            if record.kind is Kind.UPLOAD:
+                assert record.key is not None
+                await ledger.commit_stream(b, record, b.backend_key(record.key))
+                ledger.mark_finished(record)
+                await schedule_deletion(b, record)  # a put policy's deleteAfterDays
+            else:
+                record.status = Status.COMPLETE
+            await ledger.save(record)
         if record.status is Status.FINISHED:
             await ledger.finished(record)
         return record

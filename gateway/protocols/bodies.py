@@ -96,3 +96,34 @@ class RequestBody:
 
 def request_body(request: web.Request, limit: int | None = None) -> RequestBody:
     return RequestBody(request, limit)
+
+
+async def peek(body: AsyncIterator[bytes], size: int) -> tuple[bytes, AsyncIterator[bytes]]:
+    """The first ``size`` bytes of ``body`` (fewer if it ends or is cut
+    sooner) and the whole body again, those bytes included. Holds at most
+    ``size`` bytes plus one chunk."""
+    source = aiter(body)
+    chunks: list[bytes] = []
+    held = 0
+    ended = False
+    cut: BodyInterrupted | None = None
+    try:
+        while held < size:
+            chunk = await anext(source)
+            chunks.append(chunk)
+            held += len(chunk)
+    except StopAsyncIteration:
+        ended = True
+    except BodyInterrupted as exc:
+        cut = exc
+
+    async def whole() -> AsyncIterator[bytes]:
+        for chunk in chunks:
+            yield chunk
+        if cut is not None:
+            raise cut
+        if not ended:
+            async for chunk in source:
+                yield chunk
+
+    return b"".join(chunks)[:size], whole()

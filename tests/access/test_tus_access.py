@@ -128,10 +128,10 @@ def test_policy_limits_apply_to_tus(agw: GatewayProcess) -> None:
     r = requests.patch(url, data=iter([b"y" * 60, b"y" * 60]), headers=headers, timeout=30)
     assert r.status_code == 413, r.text
     assert 0 <= int(_head(url, limited).headers["Upload-Offset"]) <= 100
-    images = uptoken(mimeLimit="image/*")
+    images = uptoken(mimeLimit="image/*")  # more in test_finish_rules.py
     assert tus_create(agw.files_url, 5, images, _md(filetype="text/html")).status_code == 415
-    assert tus_create(agw.files_url, 5, images).status_code == 415  # undeclared type
     assert tus_create(agw.files_url, 5, images, _md(filetype="image/png")).status_code == 201
+    assert tus_create(agw.files_url, 0, images).status_code == 415  # no bytes will show it
 
 
 def test_scope_key_and_insert_only(agw: GatewayProcess) -> None:

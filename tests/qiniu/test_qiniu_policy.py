@@ -4,8 +4,8 @@ from collections.abc import Callable
 
 import pytest
 
+from gateway import content_types as mime
 from gateway.access.policy import MimeLimit, PutPolicy
-from gateway.protocols.qiniu import mime
 from gateway.protocols.qiniu.errors import QiniuError
 
 

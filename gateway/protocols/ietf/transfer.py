@@ -12,6 +12,7 @@ from gateway.protocols.ietf import fields
 from gateway.protocols.ietf.problems import InconsistentLength
 from gateway.protocols.ietf.versions import Version
 from gateway.protocols.tus.context import TusContext
+from gateway.protocols.tus.first_bytes import checked
 from gateway.protocols.tus.upload import room
 
 log = logging.getLogger(__name__)
@@ -103,7 +104,7 @@ async def append(
         raise InconsistentLength(f"the upload's length is {record.length}, not {length}")
     ctx.record = record
     source = request_body(ctx.request, room(ctx, offset))  # a deferred length's size limit
-    body = _Tracked(source)
+    body = _Tracked(await checked(ctx.service, record, offset, source))  # a mimeLimit
     record = await ctx.service.write(
         record.id,
         offset,

@@ -23,13 +23,14 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway import content_types as mime
 from gateway.access.codec import b64encode
 from gateway.access.magic import Mode, Value, build_vars, render
 from gateway.access.tokens import UploadToken
 from gateway.content_types import OCTET_STREAM, content_type, file_name
 from gateway.core import ObjectMeta
 
-from . import callback, mime, qetag
+from . import callback, qetag
 from .errors import BAD_REQUEST, FILE_EXISTS
 from .responses import json_response, raw_json_response
 from .runtime import Call

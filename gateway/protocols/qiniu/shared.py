@@ -6,13 +6,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from . import mime
+from gateway.content_types import SNIFF_BYTES
 
 
 class Head:
     """A hasher that keeps the first ``size`` bytes it sees."""
 
-    def __init__(self, size: int = mime.SNIFF_BYTES) -> None:
+    def __init__(self, size: int = SNIFF_BYTES) -> None:
         self.size = size
         self.data = bytearray()
 

@@ -18,11 +18,12 @@ from gateway import core
 from gateway.access.codec import b64decode_text, b64encode
 from gateway.access.ownership import admits, grant_of, owner_of
 from gateway.access.tokens import UploadToken
+from gateway.content_types import SNIFF_BYTES
 from gateway.core import Crc32, Kind, ObjectMeta, UploadRecord
 from gateway.numbers import parse_count
 from gateway.protocols.bodies import body_read, request_body
 
-from . import mime, qetag
+from . import qetag
 from .ctx import BlockContext
 from .errors import BAD_REQUEST, INVALID_CTX
 from .placing import NewFile, place
@@ -184,7 +185,7 @@ async def mkfile(request: web.Request) -> web.Response:
         if not ids:
             return b""
         data = b""
-        async for chunk in call.service.read_stream(ids[0], 0, mime.SNIFF_BYTES):
+        async for chunk in call.service.read_stream(ids[0], 0, SNIFF_BYTES):
             data += chunk
         return data
 

@@ -28,6 +28,9 @@ class TusContext:
     grant: Grant | None = field(default=None)
     #: a size limit a pre-create hook set for the upload being created
     size_limit: int | None = None
+    #: the upload being created may not replace an object (the policy's
+    #: ``insertOnly``, or a scope that does not name its key)
+    insert_only: bool = False
     #: the upload a request on an upload URL addresses, as admitted
     record: UploadRecord | None = None
 

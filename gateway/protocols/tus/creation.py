@@ -10,7 +10,7 @@ from aiohttp import web
 
 from gateway.access.errors import AccessError
 from gateway.access.ownership import owner_of
-from gateway.access.placement import NewUpload, check_content, key_for
+from gateway.access.placement import NewUpload, check_content, content_rules, key_for
 from gateway.core import (
     BadRequest,
     Kind,
@@ -20,10 +20,12 @@ from gateway.core import (
     UploadNotFound,
     UploadRecord,
     new_upload_id,
+    with_insert_only,
     with_object_meta,
 )
 from gateway.digest_fields import declared_extra
 from gateway.protocols.bodies import request_body
+from gateway.protocols.tus import first_bytes
 from gateway.protocols.tus.context import SIZE_LIMIT, TusContext, request_checksum
 from gateway.protocols.tus.headers import (
     OFFSET_CONTENT_TYPE,
@@ -63,6 +65,13 @@ async def create(ctx: TusContext) -> web.Response:
     if kind is Kind.UPLOAD:
         key = await _key(ctx, upload_id, length, metadata)
         bucket, key, metadata = await _pre_create(ctx, bucket, key, length, metadata)
+    body, source = None, None
+    if _has_body(ctx):  # checked before the upload exists
+        if ctx.request.content_type != OFFSET_CONTENT_TYPE:
+            raise UnsupportedMediaType(f"a creation body must be {OFFSET_CONTENT_TYPE}")
+        body = request_body(ctx.request)
+        limit = ctx.grant.policy.mime_limit if ctx.grant and kind is Kind.UPLOAD else None
+        source = await first_bytes.checked_new(limit, metadata, key, body)
     record = await ctx.service.create(
         protocol="tus",
         bucket=bucket,
@@ -76,14 +85,11 @@ async def create(ctx: TusContext) -> web.Response:
         extra=_extra(ctx, metadata if kind is Kind.UPLOAD else None, declared),
         upload_id=upload_id,
     )
-    if _has_body(ctx):
-        if ctx.request.content_type != OFFSET_CONTENT_TYPE:
-            raise UnsupportedMediaType(f"a creation body must be {OFFSET_CONTENT_TYPE}")
-        body = request_body(ctx.request)
+    if body is not None and source is not None:
         record = await ctx.service.write(
             record.id,
             0,
-            body,
+            source,
             checksum=request_checksum(ctx.request),
             content_length=ctx.request.content_length,
         )
@@ -131,7 +137,7 @@ async def _create_final(
         concat="final",
         upload_id=upload_id,
         meta=_meta(ctx, metadata),
-        extra={**owner_of(ctx.grant), **declared} or None,
+        extra={**(_extra(ctx, None) or {}), **declared} or None,
     )
 
 
@@ -147,7 +153,7 @@ async def _key(
     policy = grant.policy
     mime = declared_type(metadata)
     try:
-        check_content(policy, length, mime)
+        check_content(policy, length, mime, first_bytes.file_name(metadata))
     except AccessError as exc:
         if exc.status == 403 and exc.message.startswith("limited mimeType"):
             raise UnsupportedMediaType(exc.message) from None
@@ -162,8 +168,8 @@ async def _key(
     )
     key = key_for(policy, new)
     _check_key(ctx, ctx.bucket, key)  # before the store is asked about it
-    replaces = key != upload_id and not policy.may_overwrite
-    if replaces and await ctx.service.stat_object(ctx.bucket, key) is not None:
+    ctx.insert_only = key != upload_id and not policy.may_overwrite
+    if ctx.insert_only and await ctx.service.stat_object(ctx.bucket, key) is not None:
         raise AccessError(403, "file exists")
     return key
 
@@ -195,6 +201,8 @@ async def _pre_create(
         ctx.size_limit = changes.size_limit
     bucket, key = changes.bucket or bucket, changes.key or key
     _check_key(ctx, bucket, key)  # a hook's key too
+    if changes.key is not None and ctx.grant is not None and not ctx.grant.policy.may_overwrite:
+        ctx.insert_only = True  # checked when the upload finishes
     return bucket, key, metadata if changes.metadata is None else changes.metadata
 
 
@@ -209,12 +217,17 @@ def _extra(
     ctx: TusContext, metadata: dict[str, str] | None, declared: dict[str, Any] | None = None
 ) -> dict[str, Any] | None:
     """The record's extra: the object's type and lifetime (plain uploads),
-    its owner (made with a credential) and the digests its creation declared."""
+    its owner (made with a credential), what its bytes are checked against
+    and the digests its creation declared."""
     extra = {**owner_of(ctx.grant), **(declared or {})}
+    if ctx.insert_only:
+        extra = with_insert_only(extra)
     if ctx.size_limit is not None:
         extra[SIZE_LIMIT] = ctx.size_limit
     if metadata is not None:
         extra = with_object_meta(extra, _meta(ctx, metadata))
+        if ctx.grant is not None:  # a plain upload's first bytes
+            extra.update(content_rules(ctx.grant.policy))
     return extra or None
 
 

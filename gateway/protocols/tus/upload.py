@@ -7,6 +7,7 @@ from aiohttp import web
 from gateway.core import BadRequest, Kind, Status, TooLarge, UnsupportedMediaType, UploadRecord
 from gateway.protocols.bodies import request_body
 from gateway.protocols.tus.context import SIZE_LIMIT, TusContext, request_checksum
+from gateway.protocols.tus.first_bytes import checked
 from gateway.protocols.tus.headers import (
     OFFSET_CONTENT_TYPE,
     encode_metadata,
@@ -52,10 +53,11 @@ async def patch(ctx: TusContext, upload_id: str) -> web.Response:
     checksum = request_checksum(request)
     # a final (assembled) upload is refused by the service: 403
     body = request_body(request, room(ctx, offset))
+    source = body if ctx.record is None else await checked(ctx.service, ctx.record, offset, body)
     record = await ctx.service.write(
         upload_id,
         offset,
-        body,
+        source,
         checksum=checksum,
         declare_length=length,
         content_length=request.content_length,
