@@ -5,7 +5,10 @@ as soon as its last part completes (tus concatenation-unfinished: the
 assembly's id is written under each of its parts, ``partials.PartRefs``, and
 ``part_done``, the handler of the core event ``PART_COMPLETE``, wakes it). A
 part may be listed by several assemblies, even several times by one; it is
-discarded after the answer of the last assembly that lists it.
+discarded after the answer of the last assembly that lists it, or once the
+last one listing it is abandoned (terminated, or expired idle: ``abandoned``,
+the handler of ``ASSEMBLY_ABANDONED``); an assembly that gives up (a part
+gone, too large) stops listing its parts but leaves them to their own expiry.
 ``commit_part`` makes one complete part an object of its own (a Qiniu form
 upload, a single-block mkfile).
 """
@@ -112,6 +115,9 @@ class Assembly:
                 log.warning("assembly %s gives up, a part is gone: %s", assembly_id, exc)
                 ledger.tombstone(record, Status.EXPIRED)
                 await ledger.save(record)
+                # the other parts are no longer listed by it, but kept: the
+                # client may list them in a new final with the gone one's successor
+                self._release_all(record, discard=False)
                 raise UploadGone(f"a part of this upload is gone: {exc}") from exc
             if any(p.status is not Status.COMPLETE for p in parts):
                 return record
@@ -121,6 +127,7 @@ class Assembly:
                 log.warning("assembly %s gives up: its parts exceed %d bytes", assembly_id, limit)
                 ledger.tombstone(record, Status.EXPIRED)
                 await ledger.save(record)
+                self._release_all(record, discard=False)
                 raise too_large(limit)
             assert record.key is not None
             async with ledger.committing(record, record.bucket, record.key, parts):
@@ -138,10 +145,7 @@ class Assembly:
         # after the answer, a few at a time: each costs the store a request
         # or two, and the object no longer needs them (a part left behind
         # by a crash expires and the sweeper discards it)
-        distinct = list({p.id: p for p in parts}.values())
-        ledger.later(
-            bounded(distinct, lambda p: self._release(p, assembly_id), _CONSUME_CONCURRENCY)
-        )
+        self._release_all(record)
         return record
 
     async def commit_part(
@@ -181,16 +185,33 @@ class Assembly:
         await ledger.finished(record)
         return record
 
-    async def _release(self, part: UploadRecord, assembly_id: str) -> None:
-        """The assembly no longer needs the part: discard the part's storage
-        if no other assembly lists it (its id then answers 410)."""
+    async def abandoned(self, record: UploadRecord) -> None:
+        """An assembly that will never be made (terminated, or expired idle):
+        its parts are released as after an assembly — each is no longer
+        listed by it, and discarded if no other assembly lists it."""
+        if record.kind is Kind.ASSEMBLY:
+            self._release_all(record)
+
+    def _release_all(self, record: UploadRecord, discard: bool = True) -> None:
+        # after the answer, a few at a time: each costs the store a request
+        # or two (a part left behind by a crash expires and the sweeper
+        # discards it)
+        distinct = list(dict.fromkeys(record.parts))
+        self.ledger.later(
+            bounded(distinct, lambda p: self._release(p, record.id, discard), _CONSUME_CONCURRENCY)
+        )
+
+    async def _release(self, part_id: str, assembly_id: str, discard: bool = True) -> None:
+        """The assembly no longer needs the part: with ``discard``, discard
+        the part's storage if no other assembly lists it (its id then
+        answers 410)."""
         ledger = self.ledger
         try:
-            async with ledger.locks.hold(lock_name(part.id)):
-                if not await self.refs.drop(part.id, assembly_id):
+            async with ledger.locks.hold(lock_name(part_id)):
+                if not await self.refs.drop(part_id, assembly_id) or not discard:
                     return
-                async with ledger.locks.hold(part.id):
-                    current = await ledger.state.get(part.id)
+                async with ledger.locks.hold(part_id):
+                    current = await ledger.state.get(part_id)
                     if current is None or current.status is not Status.COMPLETE:
                         return
                     with backend_errors():
@@ -199,7 +220,7 @@ class Assembly:
                     ledger.tombstone(current, Status.EXPIRED)
                     await ledger.state.save(current)
         except Exception:  # the sweeper removes it later
-            log.warning("could not discard assembled part %s", part.id, exc_info=True)
+            log.warning("could not release part %s of %s", part_id, assembly_id, exc_info=True)
 
     async def settle_pending(self, record: UploadRecord) -> UploadRecord:
         """An assembly still waiting for its parts (as a HEAD sees it):

@@ -5,7 +5,7 @@ with retries and exponential backoff; a slow or failing hook never delays an
 upload. ``post-finish`` is emitted exactly once per object, by the request
 that saved the finished state.
 
-The core's own events (``PART_COMPLETE``) are how one concern wakes another
+The core's own events (``PART_COMPLETE``, ``ASSEMBLY_ABANDONED``) are how one concern wakes another
 without importing it: ``notify`` awaits the handlers ``subscribe`` gave, in
 the request that raised the event; they never reach a webhook or a listener.
 """
@@ -35,6 +35,9 @@ Handler = Callable[[UploadRecord], Awaitable[None]]
 #: a ``Kind.PART`` stream was sealed (``COMPLETE``) and its lock released:
 #: the assemblies waiting for it may be made (``assembly.py``)
 PART_COMPLETE = "part-complete"
+#: an assembly ended (terminated, expired) before it was made: the parts it
+#: listed are released (``assembly.py``)
+ASSEMBLY_ABANDONED = "assembly-abandoned"
 
 
 def event_payload(event: str, record: UploadRecord) -> dict[str, Any]:

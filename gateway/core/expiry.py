@@ -3,9 +3,10 @@
 ``Expiry.terminate`` discards an upload's bytes (or its finished object) and
 leaves a tombstone; ``Expiry.expire`` does the same for an idle upload, the
 object of a finished one whose lifetime ended (``object_meta``), and drops
-tombstones. The sweeper (``sweep_once`` / ``run_sweeper``) finds what is due;
-on several instances only the holder of the ``sweeper`` lock sweeps in a
-given round.
+tombstones; an assembly that so ends before it was made raises the core
+event ``ASSEMBLY_ABANDONED`` (its parts are released). The sweeper
+(``sweep_once`` / ``run_sweeper``) finds what is due; on several instances
+only the holder of the ``sweeper`` lock sweeps in a given round.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from backends.base import Capability
 from backends.errors import BackendError
 from gateway.core import object_meta
 from gateway.core.errors import Locked, UploadError
+from gateway.core.events import ASSEMBLY_ABANDONED
 from gateway.core.ledger import CONCAT_WAIT, Bucket, Ledger, backend_errors
 from gateway.core.locks import LockManager
 from gateway.core.records import Kind, Status, UploadRecord
@@ -34,9 +36,12 @@ class Expiry:
         ledger = self.ledger
         async with ledger.locks.hold(upload_id):
             record = await ledger.get(upload_id)
+            pending = _pending_assembly(record)
             await self._discard(record)
             ledger.tombstone(record, Status.TERMINATED)
             await ledger.state.save(record)
+        if pending:
+            await ledger.events.notify(ASSEMBLY_ABANDONED, record)
         ledger.events.emit("post-terminate", record)
 
     async def expire(self, upload_id: str) -> None:
@@ -50,6 +55,7 @@ class Expiry:
                 await ledger.state.delete(upload_id)
                 await ledger.state.kv_delete(CONCAT_WAIT, upload_id)
                 return
+            pending = _pending_assembly(record)
             if record.status is Status.FINISHED:  # its object's lifetime ended
                 await self._expire_object(record)
             else:
@@ -59,6 +65,8 @@ class Expiry:
             await ledger.state.save(record)
             if unfinished:  # for the metrics; no webhook is configured for it
                 ledger.events.emit("expired", record)
+        if pending:
+            await ledger.events.notify(ASSEMBLY_ABANDONED, record)
 
     async def _discard(self, record: UploadRecord) -> None:
         b = self.ledger.bucket(record.bucket)
@@ -86,6 +94,11 @@ class Expiry:
                 await self.ledger.state.index_remove(record.bucket, record.key)
                 with backend_errors():
                     await b.backend.delete_object(key)
+
+
+def _pending_assembly(record: UploadRecord) -> bool:
+    """An assembly still waiting for its parts (it lists them)."""
+    return record.kind is Kind.ASSEMBLY and record.status is Status.ACTIVE
 
 
 async def schedule_deletion(b: Bucket, record: UploadRecord) -> None:

@@ -8,7 +8,9 @@ translation) and offers their methods under one name:
 * ``assembly.py`` — ``create_assembly``, ``commit_part``: objects made of
   finished parts (a part that completes wakes the assemblies waiting for it:
   ``uploads`` raises the core event ``PART_COMPLETE``, ``assembly`` handles it);
-* ``expiry.py`` — ``terminate``, ``expire``: the end of an upload, the sweeper;
+* ``expiry.py`` — ``terminate``, ``expire``: the end of an upload, the sweeper
+  (an assembly that ends unmade raises ``ASSEMBLY_ABANDONED``: ``assembly``
+  releases its parts);
 * ``reading.py`` — ``stat_object``, ``read``, ``read_stream``, ``object_url``.
 
 * ``multipart`` (``multipart.py``) — sessions of numbered parts (Qiniu v1 and
@@ -25,7 +27,7 @@ from __future__ import annotations
 
 from backends.base import MemoryBudget
 from gateway.core.assembly import Assembly
-from gateway.core.events import PART_COMPLETE
+from gateway.core.events import ASSEMBLY_ABANDONED, PART_COMPLETE
 from gateway.core.expiry import Expiry
 from gateway.core.ledger import Bucket, Ledger
 from gateway.core.multipart import Multipart
@@ -48,6 +50,7 @@ class UploadService:
         self.buckets = ledger.buckets
         assembly = Assembly(ledger)
         events.subscribe(PART_COMPLETE, assembly.part_done)
+        events.subscribe(ASSEMBLY_ABANDONED, assembly.abandoned)
         uploads = Uploads(ledger)
         expiry = Expiry(ledger)
         reading = Reading(ledger)

@@ -211,3 +211,22 @@ def test_deferred_partials_grown_at_once_past_the_limit_end_their_final(
     while head(final_url).status_code == 200 and time.monotonic() < deadline:
         time.sleep(0.1)
     assert head(final_url).status_code == 410
+
+
+def test_terminated_finals_release_their_partials(gateway: GatewayProcess) -> None:
+    """A final terminated before it was made releases its partials: one
+    another final still lists stays, one nobody lists is discarded at once
+    (not kept until it expires); one still being written stays the client's."""
+    files = gateway.files_url
+    done, unfinished = _partial(files, b"r" * 1000), create(files, 1000, Upload_Concat="partial")
+    finals = [_final(files, [done, unfinished]) for _ in range(2)]
+    for made in finals:
+        assert made.status_code == 201, made.text
+    first, second = (str(made.headers["Location"]) for made in finals)
+    assert requests.delete(first, headers=TUS, timeout=30).status_code == 204
+    time.sleep(0.5)  # released after the answer
+    assert head(done).status_code == 200  # the second final still lists it
+    assert requests.delete(second, headers=TUS, timeout=30).status_code == 204
+    assert _gone_soon(done) == 410
+    assert offset_of(unfinished) == 0
+    assert patch(unfinished, 0, b"u" * 1000).status_code == 204
