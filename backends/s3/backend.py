@@ -67,6 +67,7 @@ class S3Backend(Backend):
             # what the store really checks and allows (backends/s3/integrity.py)
             self.cfg = self.store.config = self.copier.config = await self.integrity.start()
         except BaseException:
+            await self.integrity.close()  # the probe's clean-up
             await self.store.close()
             raise
 

@@ -64,6 +64,8 @@ class Integrity:
         self.probes = 0
         self._probed_at = -REPROBE_INTERVAL
         self._task: asyncio.Task[None] | None = None
+        #: the probes' clean-ups still running (``Probe.cleaned``)
+        self._cleaning: set[asyncio.Task[None]] = set()
 
     async def start(self) -> S3Config:
         """Probe the store and apply what it does; the configuration to use
@@ -75,9 +77,11 @@ class Integrity:
     async def _probe(self) -> Findings:
         self._probed_at = time.monotonic()
         self.probes += 1
-        found = await probe(self.store, self.config)
-        self.findings = found
-        return found
+        probed = await probe(self.store, self.config, self.name)
+        self._cleaning.add(probed.cleaned)
+        probed.cleaned.add_done_callback(self._cleaning.discard)
+        self.findings = probed.found
+        return probed.found
 
     # -- decisions -----------------------------------------------------------------
     def _apply(self, found: Findings, starting: bool) -> S3Config:
@@ -233,3 +237,7 @@ class Integrity:
             self._task.cancel()
             with contextlib.suppress(BaseException):
                 await self._task
+        # the probe's temporaries are removed before the store is let go
+        for task in list(self._cleaning):
+            with contextlib.suppress(Exception):
+                await task

@@ -4,18 +4,21 @@ S3 stores in the field differ where it hurts most: Swift 2.30's s3api
 refuses CompleteMultipartUpload with part checksums (``MalformedXML``), Ceph
 RGW 16 refuses aws-chunked trailers and *accepts wrong CRC32 values*
 everywhere, Swift's s3api stops at 1,000 parts. A ``probe`` makes a few
-requests on temporary keys under ``temp_prefix`` (removed before it returns;
-about a dozen requests, most side by side: four round trips after each other):
+requests on temporary keys under ``temp_prefix``, side by side: three round
+trips after each other (create, send, complete), and the clean-up afterwards
+runs in the background (``Probe.cleaned``) rather than delay start-up:
 
 * PutObject with a right and with a wrong ``x-amz-checksum-crc32``, and with a
   wrong ``Content-MD5``: is each checksum really checked?
-* multipart uploads declaring CRC32: a part with the right CRC32 in an
-  aws-chunked trailer (in a header if the trailer is refused), completed
-  with the checksum listed; beside it, on an upload that is aborted, a part
-  with a wrong CRC32 in a trailer and an UploadPartCopy;
-* UploadPart number ``max_parts`` (then 1,000) on an upload that is aborted;
+* multipart uploads declaring CRC32: a part with the right CRC32 in a header,
+  completed with the checksum listed (the part with the right CRC32 in an
+  aws-chunked trailer, on an upload of its own, if the header is refused);
+  beside them, on an upload that is aborted, a part with a wrong CRC32 in a
+  trailer and an UploadPartCopy;
+* UploadPart numbers ``max_parts`` and 1,000 (Swift s3api's limit) at once,
+  on an upload that is aborted;
 * a presigned GET of the probe object, when URLs are presigned;
-* a part of ``min_part_size`` bytes before a last one, when that is set below
+* a part of ``min_part_size`` bytes and a last one, when that is set below
   S3's 5 MiB.
 
 ``Findings`` holds the answers; ``backends.s3.integrity`` turns them into the
@@ -28,8 +31,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import hashlib
+import logging
 import uuid
 import zlib
 from collections.abc import Awaitable, Callable
@@ -56,13 +59,17 @@ AWS_MIN_PART = 5 * MiB
 #: the part-count limit tried when ``max_parts`` is refused (Swift s3api)
 SWIFT_MAX_PARTS = 1000
 
+log = logging.getLogger("backends.s3")
+
 _DATA = b"upload-gateway start-up probe: what does this store check?\n"
 
 
 @dataclass
 class Findings:
-    #: x-amz-checksum-crc32 on PutObject / UploadPart
+    #: x-amz-checksum-crc32 on PutObject (verified or ignored) ...
     crc32_header: str = REFUSED
+    #: ... and on UploadPart (accepted: a right value was taken)
+    crc32_part_header: str = REFUSED
     #: the CRC32 in an aws-chunked trailer (a forwarded part)
     crc32_trailer: str = REFUSED
     #: CompleteMultipartUpload listing the parts' CRC32s
@@ -82,13 +89,15 @@ class Findings:
     @property
     def crc32_usable(self) -> bool:
         """Every form of CRC32 the backend sends is taken (checked or not)."""
-        return REFUSED not in (self.crc32_header, self.crc32_trailer, self.crc32_complete)
+        forms = (self.crc32_header, self.crc32_part_header, self.crc32_trailer, self.crc32_complete)
+        return REFUSED not in forms
 
     @property
     def crc32_enforced(self) -> bool:
         """Every form of CRC32 the backend sends is taken and checked."""
         return (
             self.crc32_header == VERIFIED
+            and self.crc32_part_header == ACCEPTED
             and self.crc32_trailer == VERIFIED
             and self.crc32_complete == ACCEPTED
         )
@@ -97,6 +106,7 @@ class Findings:
         """Why CRC32 cannot be the integrity check here ("" if it can)."""
         checks = (
             ("crc32_header", self.crc32_header, "x-amz-checksum-crc32"),
+            ("crc32_header_part", self.crc32_part_header, "x-amz-checksum-crc32 on UploadPart"),
             ("crc32_trailer", self.crc32_trailer, "x-amz-checksum-crc32 in aws-chunked trailers"),
             ("crc32_complete", self.crc32_complete, "part checksums in CompleteMultipartUpload"),
         )
@@ -142,7 +152,7 @@ class Prober:
     async def run(self) -> Findings:
         loop = asyncio.get_running_loop()
         started = loop.time()
-        # independent checks run side by side: about four round trips in all
+        # independent checks run side by side: three round trips in all
         self._object = asyncio.ensure_future(self._put(f"{self.base}/object"))
         try:
             jobs: list[Awaitable[None]] = [
@@ -155,11 +165,17 @@ class Prober:
                 jobs.append(self._presigned())
             if self.config.min_part_size < AWS_MIN_PART:
                 jobs.append(self._small_parts())
-            await asyncio.gather(*jobs)
+            tasks = [asyncio.ensure_future(job) for job in jobs]
+            try:
+                await asyncio.gather(*tasks)
+            except BaseException:  # no check goes on creating keys after this
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                raise
         finally:
             if not self._object.done():
                 self._object.cancel()
-            await asyncio.shield(self._clean_up())
         self.found.seconds = loop.time() - started
         return self.found
 
@@ -191,47 +207,54 @@ class Prober:
         f.content_md5 = IGNORED if md5_taken else VERIFIED
 
     async def _multipart_checks(self) -> None:
-        """Upload A gets one right part and is completed; upload B, aborted,
-        takes what must not end in an object (a part with a wrong CRC32, a
-        copied part): parts left out of a Complete may stay behind as
-        orphans (Swift's s3api keeps their segments)."""
-        f, key, spare = self.found, f"{self.base}/multipart", f"{self.base}/multipart-spare"
-        upload_id, spare_id = await asyncio.gather(
-            self._create(key, ChecksumAlgorithm="CRC32"),
-            self._create(spare, ChecksumAlgorithm="CRC32"),
+        """Upload ``main`` gets a part with its CRC32 in a header, upload
+        ``trailed`` one with it in an aws-chunked trailer; one of them is
+        completed with the checksum listed (the header's, unless the store
+        refused it). Upload ``spare``, aborted, takes what must not end in an
+        object (a part with a wrong CRC32, a copied part): parts left out
+        of a Complete may stay behind as orphans (Swift's s3api keeps their
+        segments)."""
+        f, base = self.found, self.base
+        main, trailed, spare = f"{base}/multipart", f"{base}/trailed", f"{base}/multipart-spare"
+        main_id, trailed_id, spare_id = await asyncio.gather(
+            *(self._create(key, ChecksumAlgorithm="CRC32") for key in (main, trailed, spare))
         )
         right, wrong = _crc(_DATA), _crc(_DATA, wrong=True)
-        etags: list[str] = []
-
-        async def trailed() -> None:
-            body = _Trailed(_DATA, right)
-            etags[:] = [await self.store.upload_part_streaming(key, upload_id, 1, body)]
-
-        async def trailed_wrong() -> None:
-            body = _Trailed(_DATA, wrong)
-            await self.store.upload_part_streaming(spare, spare_id, 1, body)
+        etags: dict[str, str] = {}
 
         async def header() -> None:
-            etags[:] = [await self.store.upload_part(key, upload_id, 1, [_DATA], None, right)]
+            etags[main] = await self.store.upload_part(main, main_id, 1, [_DATA], None, right)
+
+        async def trailer() -> None:
+            body = _Trailed(_DATA, right)
+            etags[trailed] = await self.store.upload_part_streaming(trailed, trailed_id, 1, body)
+
+        async def trailer_wrong() -> None:
+            body = _Trailed(_DATA, wrong)
+            await self.store.upload_part_streaming(spare, spare_id, 1, body)
 
         async def copy() -> None:
             await self._object
             source = f"{self.base}/object"
             await self.store.upload_part_copy(spare, spare_id, 2, source, 0, None)
 
-        stored, wrong_taken, copied = await asyncio.gather(
-            self._attempt("crc32_trailer", trailed),
-            self._attempt("crc32_trailer_wrong", trailed_wrong),
+        _, stored, wrong_taken, copied = await asyncio.gather(
+            self._attempt("crc32_header_part", header),
+            self._attempt("crc32_trailer", trailer),
+            self._attempt("crc32_trailer_wrong", trailer_wrong),
             self._attempt("upload_part_copy", copy),
         )
         if copied:
             f.upload_part_copy = ACCEPTED
+        if main in etags:
+            f.crc32_part_header = ACCEPTED
         if stored:
             f.crc32_trailer = IGNORED if wrong_taken else VERIFIED
-        elif not await self._attempt("crc32_header_part", header):
+        key, upload_id = (main, main_id) if main in etags else (trailed, trailed_id)
+        if key not in etags:
             return  # no part to complete with
         completed = await self._attempt(
-            "crc32_complete", lambda: self.store.complete(key, upload_id, etags, [right])
+            "crc32_complete", lambda: self.store.complete(key, upload_id, [etags[key]], [right])
         )
         if completed:
             f.crc32_complete = ACCEPTED
@@ -245,16 +268,20 @@ class Prober:
         return upload_id
 
     async def _part_numbers(self) -> None:
+        """The highest of ``max_parts`` and 1,000 the store takes (both at
+        once, on an upload of their own that declares no checksum)."""
         key = f"{self.base}/part-numbers"
         upload_id = await self._create(key)
-        for number in dict.fromkeys((self.config.max_parts, SWIFT_MAX_PARTS)):
 
-            async def one(n: int = number) -> None:
+        async def one(n: int) -> bool:
+            async def part() -> None:
                 await self.store.upload_part(key, upload_id, n, [b"x"], None, None)
 
-            if await self._attempt(f"max_parts_{number}", one):
-                self.found.max_parts = number
-                return
+            return await self._attempt(f"max_parts_{n}", part)
+
+        numbers = list(dict.fromkeys((self.config.max_parts, SWIFT_MAX_PARTS)))
+        taken = await asyncio.gather(*(one(n) for n in numbers))
+        self.found.max_parts = next((n for n, ok in zip(numbers, taken, strict=True) if ok), 0)
 
     async def _presigned(self) -> None:
         await self._object
@@ -278,26 +305,32 @@ class Prober:
         size = self.config.min_part_size
 
         async def parts() -> None:
-            etags = [
-                await self.store.upload_part(key, upload_id, 1, [bytes(size)], None, None),
-                await self.store.upload_part(key, upload_id, 2, [b"x"], None, None),
-            ]
-            await self.store.complete(key, upload_id, etags, None)
+            etags = await asyncio.gather(
+                self.store.upload_part(key, upload_id, 1, [bytes(size)], None, None),
+                self.store.upload_part(key, upload_id, 2, [b"x"], None, None),
+            )
+            await self.store.complete(key, upload_id, list(etags), None)
 
         accepted = await self._attempt("min_part_size", parts)
         if accepted:
             self._uploads.remove((key, upload_id))
         self.found.min_part_size = ACCEPTED if accepted else REFUSED
 
-    async def _clean_up(self) -> None:
-        async def quietly(job: Awaitable[None]) -> None:
-            with contextlib.suppress(BackendError):
-                await job
+    async def clean_up(self) -> list[str]:
+        """Abort the probe's uploads and delete its objects; what is left."""
 
-        await asyncio.gather(
-            *(quietly(self.store.abort(k, u)) for k, u in self._uploads),
-            *(quietly(self.store.delete(k)) for k in dict.fromkeys(self._keys)),
+        async def quietly(job: Awaitable[None], what: str) -> str:
+            try:
+                await job
+            except BackendError as exc:
+                return f"{what} ({exc})"
+            return ""
+
+        left = await asyncio.gather(
+            *(quietly(self.store.abort(k, u), f"upload {k}") for k, u in self._uploads),
+            *(quietly(self.store.delete(k), k) for k in dict.fromkeys(self._keys)),
         )
+        return [what for what in left if what]
 
 
 def _crc(data: bytes, wrong: bool = False) -> str:
@@ -305,13 +338,41 @@ def _crc(data: bytes, wrong: bool = False) -> str:
     return crc32_b64(crc ^ 1 if wrong else crc)
 
 
-async def probe(main: Store, config: S3Config) -> Findings:
+@dataclass
+class Probe:
+    """What the store does, and the clean-up of the probe's keys, which
+    goes on after the findings are in (await ``cleaned`` before closing)."""
+
+    found: Findings
+    cleaned: asyncio.Task[None]
+
+
+async def probe(main: Store, config: S3Config, name: str) -> Probe:
     """Find out what the store does (see the module docs), through a client
-    of its own that never retries: a refusal is an answer, not a glitch."""
+    of its own that never retries: a refusal is an answer, not a glitch.
+    The client shares ``main``'s session (its SDK model: opened in ~5 ms)."""
     # not reported to the telemetry: its refusals are answers, not store errors
     store = Store(config.model_copy(update={"max_attempts": 1}), None, main.session)
     await store.open()
+    prober = Prober(store, config)
+
+    async def clean_up() -> None:
+        try:
+            left = await prober.clean_up()
+        finally:
+            await store.close()
+        if left:
+            log.warning(
+                "s3 backend %r: the probe could not remove %d of its temporaries under %s: %s",
+                name,
+                len(left),
+                prober.base,
+                "; ".join(left[:3]),
+            )
+
     try:
-        return await Prober(store, config).run()
-    finally:
-        await store.close()
+        found = await prober.run()
+    except BaseException:
+        await asyncio.shield(clean_up())
+        raise
+    return Probe(found, asyncio.get_running_loop().create_task(clean_up()))
