@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from backends.base import StreamInfo
+from gateway.core.upgrades import upgrade
 
 
 class Status(enum.StrEnum):
@@ -83,7 +84,7 @@ class UploadRecord:
 
     @classmethod
     def from_json(cls, text: str | bytes) -> UploadRecord:
-        data = json.loads(text)
+        data = upgrade(json.loads(text))  # a record an earlier version wrote
         data["kind"] = Kind(data["kind"])
         data["status"] = Status(data["status"])
         return cls(**data)
