@@ -3,6 +3,7 @@ the package docstring (``backends/swift/__init__.py``)."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -166,16 +167,24 @@ class SwiftBackend(Backend):
     ) -> ObjectInfo:
         parts: list[tuple[StreamInfo, list[Segment]]] = []
         copies: dict[str, tuple[StreamInfo, list[Segment]]] = {}
-        for stream in streams:  # a stream listed twice is referenced twice, copied once
-            segments = load_segments(stream.state, stream.offset)
-            if stream.id in copies:
-                parts.append(copies[stream.id])
-            elif await self._owned_elsewhere(stream, segments, key):
-                copies[stream.id] = await self._copy_for(stream, segments, key)
-                parts.append(copies[stream.id])
-            else:
-                parts.append((stream, segments))
-        info, _ = await self._make_object(key, parts, meta)
+        copying: list[str] = []  # prefixes of the copies begun
+        try:
+            for stream in streams:  # a stream listed twice is referenced twice, copied once
+                segments = load_segments(stream.state, stream.offset)
+                if stream.id in copies:
+                    parts.append(copies[stream.id])
+                elif await self._owned_elsewhere(stream, segments, key):
+                    copy = self._copy_stream(stream, key)
+                    copying.append(stream_prefix(copy.id))
+                    copies[stream.id] = await self._copy_for(copy, segments)
+                    parts.append(copies[stream.id])
+                else:
+                    parts.append((stream, segments))
+            info, _ = await self._make_object(key, parts, meta)
+        except BaseException:
+            if copying:
+                await asyncio.shield(self._drop_copies(key, copying))
+            raise
         return info
 
     async def _owned_elsewhere(self, stream: StreamInfo, segments: list[Segment], key: str) -> bool:
@@ -191,14 +200,19 @@ class SwiftBackend(Backend):
                 return True
         return False
 
-    async def _copy_for(
-        self, stream: StreamInfo, segments: list[Segment], key: str
-    ) -> tuple[StreamInfo, list[Segment]]:
-        """Server-side copies of a stream's segments for the object ``key`` (a
-        tus partial in a second final): a stream of their own, named after
-        both, which ``key`` owns like any other; no byte passes the gateway."""
+    @staticmethod
+    def _copy_stream(stream: StreamInfo, key: str) -> StreamInfo:
+        """The stream holding copies of ``stream``'s segments for the object
+        ``key`` (a tus partial in a second final): named after both, owned by
+        ``key`` like any other."""
         digest = hashlib.sha256(key.encode()).hexdigest()[:32]
-        copy = replace(stream, id=f"{stream.id}-for-{digest}", key=None)
+        return replace(stream, id=f"{stream.id}-for-{digest}", key=None)
+
+    async def _copy_for(
+        self, copy: StreamInfo, segments: list[Segment]
+    ) -> tuple[StreamInfo, list[Segment]]:
+        """Server-side copies of ``segments`` into the stream ``copy``; no
+        byte passes the gateway."""
 
         async def one(segment: Segment) -> Segment:
             name = stream_prefix(copy.id) + segment.name.rpartition("/")[2]
@@ -209,6 +223,20 @@ class SwiftBackend(Backend):
             return Segment(name, segment.size, segment.etag)
 
         return copy, await bounded(segments, one, self.cfg.concurrency)
+
+    async def _drop_copies(self, key: str, prefixes: list[str]) -> None:
+        """An assembly failed (a copy, the manifest): delete the copies it made
+        (their segments, marker, sub-manifests) unless the object at ``key``
+        was written and references them (a later step failed)."""
+        try:
+            tree = await self.manifests.tree(self.container, key)
+            names = {n for p in prefixes for n in await self._list(p)}
+            if tree is not None and names & tree.names:
+                return
+            await self._delete_names(names)
+            log.info("%s: dropped %d copied pieces of a failed assembly", key, len(names))
+        except Exception as exc:  # the assembly's own error is what the caller hears
+            log.warning("%s: copies of a failed assembly left behind (%s)", key, exc)
 
     async def _make_object(
         self, key: str, parts: list[tuple[StreamInfo, list[Segment]]], meta: ObjectMeta | None

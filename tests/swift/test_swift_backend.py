@@ -154,6 +154,66 @@ def test_assembled_parts_belong_to_the_object(
     asyncio.run(main())
 
 
+def fail_manifest_puts(backend: SwiftBackend, key: str, copies_fail: bool = False) -> list[str]:
+    """A fault: Swift answers 503 to the manifest PUT of ``key`` (and, with
+    ``copies_fail``, to the second server-side copy of a segment); the
+    requests refused are listed."""
+    refused: list[str] = []
+    real = backend.client.call
+    copies = 0
+
+    async def call(
+        method: str, container: str | None = None, name: str | None = None, **kw: Any
+    ) -> Any:
+        nonlocal copies
+        query, headers = kw.get("query") or {}, kw.get("headers") or {}
+        if method == "PUT" and name == key and "multipart-manifest" in query:
+            refused.append(f"manifest {name}")
+            raise backend.client.unavailable(f"PUT {name} answered 503 (injected)")
+        if method == "PUT" and "X-Copy-From" in headers:
+            copies += 1
+            if copies_fail and copies == 2:
+                refused.append(f"copy {name}")
+                raise backend.client.unavailable(f"PUT {name} answered 503 (injected)")
+        return await real(method, container, name, **kw)
+
+    backend.client.call = call  # type: ignore[method-assign]
+    return refused
+
+
+def test_copies_of_a_failed_assembly_are_deleted(
+    swift_config: dict[str, Any], account: SwiftAccount
+) -> None:
+    """A partial in a second final is copied for it; when the manifest write
+    (or a copy) fails, the copies made are deleted, not left behind."""
+    container, seg = swift_config["container"], swift_config["container"] + "_segments"
+    config = {**swift_config, "min_segment_size": MiB, "max_segment_size": MiB}
+    pieces = [os.urandom(3 * MiB + 5), os.urandom(700_000)]
+
+    async def main() -> None:
+        async with opened(config) as backend:
+            streams = [await finished(backend, p) for p in pieces]
+            await backend.assemble(streams, "first.bin")
+            real_call = backend.client.call
+            for copies_fail in (False, True):
+                refused = fail_manifest_puts(backend, "second.bin", copies_fail)
+                with pytest.raises(BackendUnavailable):
+                    await backend.assemble([streams[0], streams[1]], "second.bin")
+                assert refused, "the fault was not hit"
+                backend.client.call = real_call  # type: ignore[method-assign]
+                assert account.orphans(container, seg) == [], copies_fail
+            # the store works again: the assembly is made, first.bin untouched
+            await backend.assemble([streams[0], streams[1]], "second.bin")
+            assert await read_all(backend, "second.bin") == b"".join(pieces)
+            assert await read_all(backend, "first.bin") == b"".join(pieces)
+            assert account.orphans(container, seg) == []
+            await backend.delete_object("first.bin")
+            await backend.delete_object("second.bin")
+            assert account.names(seg) == [] and account.names(container) == []
+
+    asyncio.run(main())
+
+
 def test_replacing_an_object_deletes_the_old_segments(
     swift_config: dict[str, Any], account: SwiftAccount
 ) -> None:
