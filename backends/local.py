@@ -17,12 +17,13 @@ outside ``objects/``.
 
 A finished stream becomes an object by ``rename``; several by
 ``os.copy_file_range`` into a temporary file that is then renamed.
-``copy_object`` (instant upload) does the same with one source: the kernel
-makes it a reflink where the filesystem shares extents (XFS, Btrfs) and an
-in-kernel copy elsewhere. Never a hard link: the content type is an extended
-attribute of the inode, which a link would share. Objects are only ever
-replaced by ``rename``, never rewritten in place, so neither copy can change
-the other. Files are
+``copy_object`` (instant upload) makes a hard link when the new object's
+content type is the source's: objects are only ever replaced by ``rename``
+and never rewritten in place (nor their extended attributes changed), so a
+later overwrite or deletion of either key never changes the other. With
+another content type (an extended attribute of the inode, which a link
+would share) it copies like an assembly of one: a reflink where the
+filesystem shares extents (XFS, Btrfs), an in-kernel copy elsewhere. Files are
 fsynced (data and directory) before a finished object is acknowledged.
 Blocking file calls run in the default thread pool.
 
@@ -279,6 +280,16 @@ class LocalBackend(Backend):
 
         def copy() -> int:
             try:
+                current = local_meta.info(origin, source)
+                if current is None:
+                    raise NotFound(source)
+                if current.content_type == (meta.content_type if meta else None):
+                    try:
+                        return _link(origin, target, self.objects_dir, self.fsync, meta)
+                    except (FileNotFoundError, NotADirectoryError):
+                        raise
+                    except OSError as exc:  # EMLINK (a link limit), EPERM: copy instead
+                        self.telemetry.fallback("copy", "link", f": copied instead ({exc})")
                 return _concatenate([origin], target, self.objects_dir, self.fsync, meta)
             except (FileNotFoundError, NotADirectoryError) as exc:
                 raise NotFound(source) from exc
@@ -516,6 +527,20 @@ def _concatenate(
     os.close(fd)
     _move_into_place(tmp, target, fsync)
     return total
+
+
+def _link(source: Path, target: Path, tmp_dir: Path, fsync: bool, meta: ObjectMeta | None) -> int:
+    """``target`` as a second name of ``source``'s file (durable already)."""
+    tmp = tmp_dir / f".tmp-{secrets.token_hex(8)}"
+    os.link(source, tmp)
+    try:
+        local_meta.save(tmp, target, meta, fsync)
+        size = os.stat(tmp).st_size
+    except BaseException:
+        _unlink_quietly(tmp)
+        raise
+    _move_into_place(tmp, target, fsync)
+    return size
 
 
 def _unlink_quietly(path: Path) -> None:

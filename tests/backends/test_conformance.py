@@ -192,6 +192,7 @@ def test_copy_object_is_independent_of_its_source(target: Target) -> None:
         assert await read_all(backend, first) == data
         await upload(backend, other, source, [len(other)])  # the source replaced
         assert await read_all(backend, first) == data
+        assert await read_all(backend, second) == data
         await upload(backend, other, second, [len(other)])  # a copy replaced
         assert await read_all(backend, first) == data
         assert await read_all(backend, second) == other
