@@ -11,7 +11,9 @@ objects. It is kept here and in the ledger's commit points:
 * a deleted object (tus DELETE of a finished upload, its lifetime's end)
   loses its entry before the object goes, under the object's lock;
 * an instant upload holds the source object's lock while it copies, so no
-  deletion runs meanwhile, and re-checks the entry and the object's size.
+  deletion runs meanwhile, and re-checks the entry and the object's size;
+  the copy is made at the commit point (``Ledger.committing``: the pre-finish
+  hook, insert-only) like any upload's object.
 
 Who matches whom (``owner_key``): by default an upload matches objects of the
 same bucket made by the same owner — the credential's endUser (JWT ``sub``);
@@ -24,9 +26,7 @@ answers no differently than no object at all.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import AsyncIterator
 
 from backends.errors import BackendError, InvalidState
 from backends.errors import NotFound as BackendNotFound
@@ -87,21 +87,25 @@ class Instant:
         b = ledger.bucket(record.bucket)
         assert record.key is not None and record.length is not None
         for source in found:
+            # the source's lock: no deletion while it is copied; the target's
+            # is the commit point's (``committing``, for insert-only uploads)
             async with (
-                self._object_locks(record.bucket, {source.key, record.key}),
+                ledger.object_lock(record.bucket, source.key),
                 ledger.locks.hold(record.id),
             ):
                 if not await self._still_there(b, source):
                     continue
-                await ledger.approve_commit(record, record.bucket, record.key)
-                if source.key != record.key and not await self._copy(b, source, record):
-                    continue
-                record.offset = record.length
-                record.extra[SHA256] = source.sha256
-                record.extra[INSTANT] = {"from": source.key}
-                ledger.mark_finished(record)
-                await schedule_deletion(b, record)
-                await ledger.save(record)
+                if source.key == record.key and object_meta.is_insert_only(record):
+                    continue  # its key is taken: the commit point would refuse it
+                async with ledger.committing(record, record.bucket, record.key):
+                    if source.key != record.key and not await self._copy(b, source, record):
+                        continue
+                    record.offset = record.length
+                    record.extra[SHA256] = source.sha256
+                    record.extra[INSTANT] = {"from": source.key}
+                    ledger.mark_finished(record)
+                    await schedule_deletion(b, record)
+                    await ledger.save(record)
             log.info(
                 "instant upload %s: %s/%s copied from %s (%d bytes)",
                 record.id, record.bucket, record.key, source.key, record.length,
@@ -110,14 +114,6 @@ class Instant:
             await ledger.finished(record)
             return True
         return False
-
-    @contextlib.asynccontextmanager
-    async def _object_locks(self, bucket: str, keys: set[str]) -> AsyncIterator[None]:
-        """The locks of the source and target objects, in one order everywhere."""
-        async with contextlib.AsyncExitStack() as stack:
-            for key in sorted(keys):
-                await stack.enter_async_context(self.ledger.object_lock(bucket, key))
-            yield
 
     async def _still_there(self, b: Bucket, source: IndexedObject) -> bool:
         """Is ``source`` still indexed and its object of that size? A vanished
