@@ -18,7 +18,7 @@ from typing import TypeVar
 from gateway.core.errors import Locked, ServiceUnavailable
 from gateway.core.locks import Lease, LockManager
 from gateway.core.records import UploadRecord
-from gateway.core.state.base import IndexedObject, StateStore
+from gateway.core.state.base import Cursor, IndexedObject, StateStore
 from gateway.observability import context
 from gateway.observability.metrics import Metrics
 
@@ -69,8 +69,12 @@ class ObservedState(StateStore):
     async def expired(self, now: float, limit: int = 100) -> list[str]:
         return await self._call(self.inner.expired(now, limit))
 
-    async def unfinished(self, limit: int = 100) -> list[UploadRecord]:
-        return await self._call(self.inner.unfinished(limit))
+    async def unfinished(
+        self, limit: int = 100, *, after: Cursor | None = None, newest_first: bool = False
+    ) -> list[UploadRecord]:
+        return await self._call(
+            self.inner.unfinished(limit, after=after, newest_first=newest_first)
+        )
 
     async def kv_get(self, namespace: str, key: str) -> str | None:
         return await self._call(self.inner.kv_get(namespace, key))

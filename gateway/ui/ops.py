@@ -1,9 +1,11 @@
 """The ops view: ``/ui/ops`` (the page) and ``/ui/ops/snapshot`` (its data,
 polled each second; ``Authorization: Bearer <ui.ops_token>``).
 
-A snapshot holds the unfinished uploads of every instance (from the state
-store, so a Redis cluster shows them all, each with the instance that last
-saved it), with the live bytes of bodies this instance is receiving; recent
+A snapshot holds a page of the unfinished uploads of every instance (from
+the state store, so a Redis cluster shows them all, each with the instance
+that last saved it; the most recently written first, ``PAGE`` records a
+page, ``?after=<page.next>`` for the next), with the live bytes of bodies
+this instance is receiving; recent
 finishes with their URLs; per-backend store latency and errors from the
 Prometheus metrics when they are there; readiness (the ``/readyz``
 checks); and this instance's received bytes per second."""
@@ -15,6 +17,7 @@ import contextlib
 import hmac
 import json
 import logging
+import math
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -25,6 +28,7 @@ from gateway.app_keys import SERVICE
 from gateway.config import GatewayConfig
 from gateway.core.multipart import is_session
 from gateway.core.records import Kind, UploadRecord
+from gateway.core.state.base import Cursor
 from gateway.urls import base_url
 
 from .assets import SECURITY_HEADERS, asset, static_file
@@ -33,9 +37,9 @@ from .live import Live
 log = logging.getLogger(__name__)
 
 LIVE = web.AppKey("ui-live", Live)
-#: unfinished records read per snapshot, and shown
-READ_LIMIT = 500
-SHOWN = 100
+#: unfinished records read per snapshot: a page of the list
+PAGE = 100
+_MAX_CURSOR = 256
 
 
 def setup(app: web.Application, config: GatewayConfig) -> None:
@@ -63,7 +67,12 @@ def setup(app: web.Application, config: GatewayConfig) -> None:
                 status=401,
                 headers={**SECURITY_HEADERS, "WWW-Authenticate": "Bearer"},
             )
-        body = await build_snapshot(request)
+        try:
+            after = parse_cursor(request.query.get("after"))
+        except ValueError as exc:
+            log.warning("ops view: a snapshot request with a bad cursor: %s", exc)
+            return web.json_response({"error": str(exc)}, status=400, headers=SECURITY_HEADERS)
+        body = await build_snapshot(request, after)
         return web.json_response(body, headers=SECURITY_HEADERS)
 
     app.cleanup_ctx.append(live_context)
@@ -72,11 +81,32 @@ def setup(app: web.Application, config: GatewayConfig) -> None:
     app.router.add_get("/ui/ops/static/{name}", static_file)
 
 
-async def build_snapshot(request: web.Request) -> dict[str, Any]:
+def parse_cursor(text: str | None) -> Cursor | None:
+    """``<expires_at>:<id>`` (a snapshot's ``page.next``) as a cursor."""
+    if not text:
+        return None
+    if len(text) > _MAX_CURSOR:
+        raise ValueError(f"after: longer than {_MAX_CURSOR} characters")
+    at, _, upload_id = text.partition(":")
+    try:
+        expires_at = float(at)
+    except ValueError:
+        raise ValueError("after: not <expires_at>:<id>") from None
+    if not upload_id or not math.isfinite(expires_at):
+        raise ValueError("after: not <expires_at>:<id>")
+    return expires_at, upload_id
+
+
+def cursor_text(record: UploadRecord) -> str:
+    return f"{record.expires_at!r}:{record.id}"
+
+
+async def build_snapshot(request: web.Request, after: Cursor | None = None) -> dict[str, Any]:
     service = request.app[SERVICE]
     live = request.app[LIVE]
     now = time.time()
-    records = await service.state.unfinished(limit=READ_LIMIT)
+    read = await service.state.unfinished(PAGE + 1, after=after, newest_first=True)
+    records, more = read[:PAGE], len(read) > PAGE
     receiving = live.live_bytes()
     sessions = {r.id: r for r in records if is_session(r)}
     parts: dict[str, list[UploadRecord]] = {sid: [] for sid in sessions}
@@ -102,8 +132,12 @@ async def build_snapshot(request: web.Request) -> dict[str, Any]:
     return {
         "instance": service.ledger.instance,
         "now": now,
-        "uploads": uploads[:SHOWN],
-        "uploads_total": len(uploads),
+        "uploads": uploads,
+        # this page: how many records it read, and the cursor of the next (older) one
+        "page": {
+            "records": len(records),
+            "next": cursor_text(records[-1]) if more else None,
+        },
         "finished": finished,
         "backends": backend_stats(request.app, list(service.backends)),
         "ready": await readiness(request),

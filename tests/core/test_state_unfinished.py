@@ -87,3 +87,46 @@ def test_redis_walks_past_batches_of_other_records(redis_server: RedisServer) ->
             await store.close()
 
     assert asyncio.run(main()) == ["wanted"]
+
+
+def test_pages_walk_every_unfinished_upload_either_way(
+    make_store: Callable[[], StateStore],
+) -> None:
+    """Pages continue from the last record's (expires_at, id), ties included,
+    oldest first or newest first, and skip what is not unfinished."""
+
+    async def main() -> tuple[list[str], list[str], list[str]]:
+        store = make_store()
+        await store.open()
+        try:
+            same = time.time() + 500  # three uploads that expire at the same instant
+            records = [_record(f"u{i}", Status.ACTIVE, 100 + 10 * i) for i in range(7)]
+            records += [_record(f"t{i}", Status.TERMINATED, 105 + 10 * i) for i in range(7)]
+            for upload_id in ("tie-b", "tie-a", "tie-c"):
+                r = _record(upload_id, Status.COMPLETE, None)
+                r.expires_at = same
+                records.append(r)
+            for r in records:
+                await store.create(r)
+
+            async def walk(newest_first: bool) -> list[str]:
+                seen: list[str] = []
+                after = None
+                while page := await store.unfinished(2, after=after, newest_first=newest_first):
+                    assert len(page) <= 2
+                    seen += [r.id for r in page]
+                    last = page[-1]
+                    assert last.expires_at is not None
+                    after = (last.expires_at, last.id)
+                return seen
+
+            whole = [r.id for r in await store.unfinished(100)]
+            return whole, await walk(False), await walk(True)
+        finally:
+            await store.close()
+
+    whole, oldest_first, newest_first = asyncio.run(main())
+    expected = [f"u{i}" for i in range(7)] + ["tie-a", "tie-b", "tie-c"]
+    assert whole == expected
+    assert oldest_first == expected
+    assert newest_first == expected[::-1]

@@ -6,6 +6,7 @@
 //   token:  {file, token}         open /ui/?token=..., upload, read the file URL
 //   offline: {file}               pick, take the network away at about a third, give it back
 //   ops:    {token, shots}        wait for an upload row, then for it among the finishes
+//   opsPages: {token}             page through the unfinished uploads (older, newer)
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -123,6 +124,26 @@ try {
     result.backends = await page.locator('#backends tbody tr').allTextContents();
     result.chartPoints = (await page.locator('#chart polyline').getAttribute('points')).split(' ').length;
     await page.screenshot({ path: path.join(args.shots, 'ops-page.png'), fullPage: true });
+  } else if (scenario === 'opsPages') {
+    await page.goto(`${args.base}/ui/ops?token=${encodeURIComponent(args.token)}`);
+    await page.waitForSelector('body[data-loaded="yes"]');
+    const ids = async () => page.locator('#uploads tbody tr[data-id]').evaluateAll(
+      (rows) => rows.map((r) => r.dataset.id));
+    const countIs = (text) => page.waitForFunction(
+      (t) => document.querySelector('#upload-count').textContent.startsWith(t), text,
+      { timeout: 15000, polling: 100 });
+    result.pages = [];
+    await countIs('(page 1:');
+    for (let n = 1; ; n += 1) {
+      result.pages.push({ count: await page.locator('#upload-count').textContent(), ids: await ids(),
+        newer: await page.locator('#newer').isVisible(), older: await page.locator('#older').isVisible() });
+      if (!(await page.locator('#older').isVisible())) break;
+      await page.locator('#older').click();
+      await countIs(`(page ${n + 1}:`);
+    }
+    await page.locator('#newer').click();
+    await countIs(`(page ${result.pages.length - 1}:`);
+    result.backIds = await ids();
   } else {
     throw new Error(`unknown scenario ${scenario}`);
   }

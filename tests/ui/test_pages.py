@@ -217,3 +217,47 @@ def test_ops_snapshot_shows_a_qiniu_session_as_one_row(tmp_path: Path) -> None:
         "ops/big.bin",
     )
     assert row["parts"] >= 2 and 2 * 4 * MiB <= row["bytes"] <= row["parts"] * 4 * MiB
+
+
+def test_ops_list_pages_through_every_unfinished_upload(tmp_path: Path) -> None:
+    """More unfinished uploads than a page: every one is reached, newest
+    first, by the snapshot's cursor and by the page's buttons."""
+    from gateway.ui.ops import PAGE
+
+    total = 2 * PAGE + 30
+    with GatewayProcess(ui_config()) as gw, requests.Session() as http:
+        created = []
+        for _ in range(total):
+            r = http.post(
+                gw.files_url,
+                headers={"Tus-Resumable": "1.0.0", "Upload-Length": "10"},
+                timeout=10,
+            )
+            assert r.status_code == 201
+            created.append(r.headers["Location"].rsplit("/", 1)[1])
+        auth = {"Authorization": f"Bearer {OPS_TOKEN}"}
+        walked: list[list[str]] = []
+        after = None
+        while True:
+            params = {"after": after} if after else {}
+            snap = http.get(f"{gw.url}/ui/ops/snapshot", headers=auth, params=params, timeout=10)
+            body = snap.json()
+            walked.append([u["id"] for u in body["uploads"]])
+            assert body["page"]["records"] == len(walked[-1])
+            after = body["page"]["next"]
+            if after is None:
+                break
+        for bad in ("nonsense", "inf:x", "1.5:", "1" * 300):
+            r = http.get(f"{gw.url}/ui/ops/snapshot", headers=auth, params={"after": bad})
+            assert r.status_code == 400 and "after" in r.json()["error"]
+        seen = browse("opsPages", base=gw.url, token=OPS_TOKEN)
+    assert [len(p) for p in walked] == [PAGE, PAGE, 30]
+    flat = [i for page in walked for i in page]
+    assert sorted(flat) == sorted(created)  # every one, once
+    assert flat[:5] == created[::-1][:5]  # the most recently written first
+    pages = seen["pages"]
+    assert [len(p["ids"]) for p in pages] == [PAGE, PAGE, 30]
+    assert [p["ids"] for p in pages] == walked
+    assert [(p["newer"], p["older"]) for p in pages] == [(False, True), (True, True), (True, False)]
+    assert "older ones on the next page" in pages[0]["count"]
+    assert seen["backIds"] == walked[1]

@@ -7,6 +7,9 @@ from dataclasses import dataclass
 
 from gateway.core.records import UploadRecord
 
+#: where a page of ``unfinished`` ended: the last record's (expires_at, id)
+Cursor = tuple[float, str]
+
 
 @dataclass(frozen=True)
 class IndexedObject:
@@ -66,11 +69,17 @@ class StateStore(abc.ABC):
         """Ids whose ``expires_at`` is before ``now``."""
 
     @abc.abstractmethod
-    async def unfinished(self, limit: int = 100) -> list[UploadRecord]:
+    async def unfinished(
+        self, limit: int = 100, *, after: Cursor | None = None, newest_first: bool = False
+    ) -> list[UploadRecord]:
         """Up to ``limit`` unfinished uploads (``ACTIVE`` or ``COMPLETE``:
         streams still receiving bytes, parts waiting to be assembled, open
-        sessions), soonest to expire (= longest idle) first. Every one of
-        them has an ``expires_at``, so both stores walk their expiry index."""
+        sessions) in the order of their ``(expires_at, id)``: soonest to
+        expire (= longest idle) first, or with ``newest_first`` the most
+        recently written first. ``after`` (a page's last ``(expires_at, id)``)
+        continues past it: pages of any size walk every unfinished upload.
+        Every one of them has an ``expires_at``, so both stores walk their
+        expiry index."""
 
     # -- small shared mappings (Qiniu ids, FastDFS file ids, concat waiters) --
     @abc.abstractmethod

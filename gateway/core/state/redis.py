@@ -25,7 +25,7 @@ from typing import Any
 from gateway.core.errors import UploadExists
 from gateway.core.records import Status, UploadRecord
 from gateway.core.redis_conn import DEFAULT_PREFIX, connect, guard
-from gateway.core.state.base import IndexedObject, StateStore
+from gateway.core.state.base import Cursor, IndexedObject, StateStore
 
 # KEYS: record, expiry index. ARGV: id, version, data, expires_at ("" = none).
 # Idempotent: re-sending the same create (a retried command) succeeds.
@@ -74,6 +74,14 @@ return 1
 
 _BATCH = 256  # expiry index entries read at once by ``unfinished``
 _UNFINISHED = (Status.ACTIVE, Status.COMPLETE)
+
+
+def _beyond(after: Cursor | None, score: float, member: bytes, newest_first: bool) -> bool:
+    """Whether the index entry ``(score, member)`` comes after the cursor."""
+    if after is None:
+        return True
+    entry, cursor = (score, member.decode()), (float(after[0]), after[1])
+    return entry < cursor if newest_first else entry > cursor
 
 
 def _score(expires_at: float | None) -> str:
@@ -193,22 +201,36 @@ class RedisStateStore(StateStore):
             )
         return [i.decode() for i in ids]
 
-    async def unfinished(self, limit: int = 100) -> list[UploadRecord]:
+    async def unfinished(
+        self, limit: int = 100, *, after: Cursor | None = None, newest_first: bool = False
+    ) -> list[UploadRecord]:
         # the expiry index also holds tombstones and finished objects with a
-        # lifetime: read it in batches and keep the unfinished records
+        # lifetime: read it in batches (from the cursor's score) and keep the
+        # unfinished records. Equal scores are in member order, as ids sort.
         found: list[UploadRecord] = []
         seen: set[str] = set()  # a record saved meanwhile may move further on
+        bound = "+inf" if newest_first else "-inf"
+        if after is not None:
+            bound = repr(float(after[0]))
         start = 0
         while len(found) < limit:
             async with guard("state store"):
-                ids = await self.redis.zrange(self._expiry_key, start, start + _BATCH - 1)
-                if not ids:
+                if newest_first:
+                    batch = await self.redis.zrevrangebyscore(
+                        self._expiry_key, bound, "-inf", start=start, num=_BATCH, withscores=True
+                    )
+                else:
+                    batch = await self.redis.zrangebyscore(
+                        self._expiry_key, bound, "+inf", start=start, num=_BATCH, withscores=True
+                    )
+                if not batch:
                     break
+                ids = [m.decode() for m, score in batch if _beyond(after, score, m, newest_first)]
                 async with self.redis.pipeline(transaction=False) as pipe:
                     for upload_id in ids:
-                        pipe.hget(self._record_key(upload_id.decode()), "data")
+                        pipe.hget(self._record_key(upload_id), "data")
                     datas = await pipe.execute()
-            start += len(ids)
+            start += len(batch)
             for data in datas:
                 if data is None:
                     continue  # deleted meanwhile

@@ -29,11 +29,11 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from gateway.core.errors import ServiceUnavailable, UploadExists
 from gateway.core.records import Status, UploadRecord
-from gateway.core.state.base import IndexedObject, StateStore
+from gateway.core.state.base import Cursor, IndexedObject, StateStore
 
 T = TypeVar("T")
 
@@ -248,12 +248,19 @@ class SQLiteStateStore(StateStore):
         )
         return [r[0] for r in rows]
 
-    async def unfinished(self, limit: int = 100) -> list[UploadRecord]:
+    async def unfinished(
+        self, limit: int = 100, *, after: Cursor | None = None, newest_first: bool = False
+    ) -> list[UploadRecord]:
+        past, order = ("<", "DESC") if newest_first else (">", "ASC")
+        where = "" if after is None else f" AND (expires_at, id) {past} (?, ?)"
+        args: tuple[Any, ...] = (Status.ACTIVE.value, Status.COMPLETE.value)
+        args += () if after is None else (after[0], after[1])
         rows = await self._run(
             lambda db: db.execute(
                 "SELECT data FROM uploads WHERE expires_at IS NOT NULL"
-                " AND json_extract(data, '$.status') IN (?, ?) ORDER BY expires_at LIMIT ?",
-                (Status.ACTIVE.value, Status.COMPLETE.value, limit),
+                f" AND json_extract(data, '$.status') IN (?, ?){where}"
+                f" ORDER BY expires_at {order}, id {order} LIMIT ?",
+                (*args, limit),
             ).fetchall()
         )
         return [UploadRecord.from_json(r[0]) for r in rows]

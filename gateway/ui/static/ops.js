@@ -3,6 +3,9 @@
 // draws the tables and a plain SVG throughput chart.
 
 const SVG = 'http://www.w3.org/2000/svg';
+// the page of unfinished uploads shown: the cursors of the pages before it
+// (null: the newest), and the snapshot's cursor of the next, older page
+const pages = { trail: [], after: null, next: null };
 
 
 function duration(seconds) {
@@ -109,8 +112,14 @@ function render(data) {
   $('#chart-title').textContent = n > 1
     ? `Received by ${n} instances, bytes per second (5-second steps, last 5 minutes)`
     : 'Received on this instance, bytes per second (last 5 minutes)';
-  $('#upload-count').textContent = data.uploads_total > data.uploads.length
-    ? `(${data.uploads.length} of ${data.uploads_total})` : `(${data.uploads_total})`;
+  pages.next = data.page.next;
+  const first = pages.after === null;
+  $('#upload-count').textContent = first && !pages.next
+    ? `(${data.uploads.length})`
+    : `(page ${pages.trail.length + 1}: ${data.page.records} records, most recent first`
+      + `${pages.next ? '; older ones on the next page' : ''})`;
+  $('#newer').hidden = first;
+  $('#older').hidden = !pages.next;
   const uploads = fill($('#uploads'), data.uploads.map((u) => [
     u.protocol + (u.kind === 'part' ? ' (part)' : u.kind === 'session' ? ` (${u.parts} parts)` : ''),
     u.bucket,
@@ -144,7 +153,8 @@ function render(data) {
 
 async function poll(token) {
   try {
-    const answer = await fetch('/ui/ops/snapshot', { headers: { Authorization: `Bearer ${token}` } });
+    const query = pages.after === null ? '' : `?after=${encodeURIComponent(pages.after)}`;
+    const answer = await fetch(`/ui/ops/snapshot${query}`, { headers: { Authorization: `Bearer ${token}` } });
     if (answer.status === 401) {
       sessionStorage.removeItem('upload-gateway:ops-token');
       $('#problem').textContent = 'the ops token was refused';
@@ -162,6 +172,14 @@ async function poll(token) {
 }
 
 function main() {
+  $('#older').addEventListener('click', () => {
+    if (!pages.next) return;
+    pages.trail.push(pages.after);
+    pages.after = pages.next;
+  });
+  $('#newer').addEventListener('click', () => {
+    pages.after = pages.trail.length ? pages.trail.pop() : null;
+  });
   const params = new URLSearchParams(location.search);
   if (params.get('token')) {
     sessionStorage.setItem('upload-gateway:ops-token', params.get('token'));
