@@ -7,8 +7,10 @@ bucket's rules (anonymous uploads, private reads).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
+from collections import OrderedDict
 from ipaddress import ip_address
 from typing import Any
 
@@ -30,6 +32,11 @@ from .tokens import KeyPair, TokenVerifier
 
 log = logging.getLogger(__name__)
 
+#: approvals remembered for ``pre_create_once`` (per instance, least recent dropped)
+_APPROVALS = 4096
+#: and for how long at most (a token's deadline may end it sooner)
+_APPROVAL_TTL = 3600.0
+
 
 class AccessGate:
     def __init__(self, config: GatewayConfig) -> None:
@@ -42,6 +49,8 @@ class AccessGate:
             raise ConfigError(f"access.jwt: cannot read its key: {exc}") from exc
         self.credentials = Credentials(self.tokens, jwt)
         self.hooks = SyncHooks(config.hooks)
+        #: token digest -> (until, changes) of approved pre-creates
+        self._approved: OrderedDict[bytes, tuple[float, Changes]] = OrderedDict()
 
     # -- uploads -------------------------------------------------------------
     def grant(self, request: web.Request) -> Grant | None:
@@ -78,6 +87,28 @@ class AccessGate:
         if changes.bucket is not None and changes.bucket not in self.config.buckets:
             log.error("pre-create hook named no configured bucket: %r", changes.bucket)
             raise ServiceUnavailable("an upload hook is unavailable; retry later", RETRY_AFTER)
+        return changes
+
+    async def pre_create_once(self, token: str, deadline: int, payload: dict[str, Any]) -> Changes:
+        """``pre_create`` for an upload of many requests that each carry the
+        same credential and none names the upload (Qiniu v1 blocks): asked at
+        the first, its approval remembered for the others on this instance
+        (until the credential's ``deadline``, an hour at most). A refusal
+        or a hook down is not remembered."""
+        if not self.hooks.configured("pre-create"):
+            return Changes()
+        digest = hashlib.sha256(token.encode()).digest()
+        now = time.time()
+        known = self._approved.get(digest)
+        if known is not None and known[0] > now:
+            self._approved.move_to_end(digest)
+            return known[1]
+        changes = await self.pre_create(payload)
+        until = now + _APPROVAL_TTL
+        self._approved[digest] = (min(until, deadline) if deadline else until, changes)
+        self._approved.move_to_end(digest)
+        while len(self._approved) > _APPROVALS:
+            self._approved.popitem(last=False)
         return changes
 
     async def pre_finish(self, record: UploadRecord, bucket: str, key: str) -> None:

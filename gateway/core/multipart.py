@@ -22,7 +22,7 @@ import hashlib
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from backends.base import ObjectMeta, WriteResult
@@ -52,6 +52,8 @@ class Session:
     bucket: str
     key: str | None
     expires_at: float
+    #: what the protocol kept with the session (``open(extra=…)``)
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
@@ -142,7 +144,9 @@ class Multipart:
     @staticmethod
     def _session_of(record: UploadRecord) -> Session:
         assert record.expires_at is not None
-        return Session(record.id, record.protocol, record.bucket, record.key, record.expires_at)
+        return Session(
+            record.id, record.protocol, record.bucket, record.key, record.expires_at, record.extra
+        )
 
     # -- parts -----------------------------------------------------------------------
     async def put_part(

@@ -57,6 +57,17 @@ class HookServer:
         self.calls.append(call)
         decision = (call.get("metadata") or {}).get("decide", "")
         event = call["event"]
+        # a Qiniu upload's metadata may come too late: its key decides
+        key = str(call.get("key") or "")
+        if key.startswith("precreate-"):
+            decision = key.split("/", 1)[0].removeprefix("precreate-")
+        if event == "pre-create" and decision == "rewrite-qiniu":
+            return web.json_response(
+                {
+                    "key": "rewritten/qiniu/" + key.split("/", 1)[1],
+                    "metadata": {"x-qn-meta-approved": "yes"},
+                }
+            )
         if event == "pre-create" and decision == "reject":
             return web.Response(status=403, text="quota exceeded for this user\nmore")
         if event == "pre-create" and decision == "rewrite":

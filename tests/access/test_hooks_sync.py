@@ -164,3 +164,65 @@ def test_hook_down_is_503_and_nothing_is_accepted(target: Target) -> None:
             tus.TusClient(gw.files_url).uploader(file_stream=io.BytesIO(b"abc")).upload()
         log = gw.log_path.read_text()
         assert "pre-create hook" in log and dead in log
+
+
+@pytest.mark.parametrize("version", ["form", "v1", "v2"])
+def test_qiniu_pre_create_refuses_and_rewrites(
+    hgw: GatewayProcess, hooks: HookServer, tmp_path: Any, version: str
+) -> None:
+    """Before any byte is accepted (form: the token comes first with the SDK;
+    v1: the first mkblk; v2: init) the hook refuses, or names the key and the
+    metadata of the object."""
+    region = qiniu.Region(up_host=hgw.url, up_host_backup=hgw.url, scheme="http")
+    sdk = qiniu.Auth(AK, SK)
+    data = os.urandom(100_000 if version == "form" else 5 * 1024 * 1024)
+    source = tmp_path / "q.bin"
+    source.write_bytes(data)
+
+    def put(key: str) -> tuple[Any, Any]:
+        upload_token = sdk.upload_token("default", key)
+        if version == "form":
+            return qiniu.put_data(upload_token, key, data, regions=[region])
+        return qiniu.put_file_v2(upload_token, key, str(source), regions=[region], version=version)
+
+    ret, info = put(f"precreate-reject/{version}.bin")
+    assert ret is None and info.status_code == 403, info
+    assert "quota exceeded" in str(info.text_body)
+    asked = f"precreate-rewrite-qiniu/{version}.bin"
+    ret, info = put(asked)
+    assert info.status_code == 200, info
+    key = f"rewritten/qiniu/{version}.bin"
+    assert ret["key"] == key
+    assert requests.get(f"{hgw.url}/objects/default/{key}", timeout=30).content == data
+    # one question per upload (v1: at the first of its two blocks), before its bytes
+    assert len([c for c in hooks.events("pre-create") if c["key"] == asked]) == 1
+    deadline = time.time() + 10
+    while not [c for c in hooks.events("post-finish") if c["key"] == key]:
+        assert time.time() < deadline, "no post-finish webhook"
+        time.sleep(0.05)
+    finished = [c for c in hooks.events("post-finish") if c["key"] == key][-1]
+    assert finished["metadata"] == {"x-qn-meta-approved": "yes"}
+
+
+def test_qiniu_form_file_before_its_token(hgw: GatewayProcess, hooks: HookServer) -> None:
+    """qiniu-js sends the file first: the hook is asked once the token is in,
+    before the object is made; a refusal leaves no object."""
+    sdk = qiniu.Auth(AK, SK)
+
+    def post(key: str) -> requests.Response:
+        fields = [
+            ("file", ("a.bin", b"file first", "application/octet-stream")),
+            ("token", (None, sdk.upload_token("default", key))),
+            ("key", (None, key)),
+        ]
+        return requests.post(hgw.url + "/", files=fields, timeout=30)
+
+    r = post("precreate-reject/first.bin")
+    assert r.status_code == 403 and "quota exceeded" in r.text
+    r = post("precreate-rewrite-qiniu/first.bin")
+    assert r.status_code == 200, r.text
+    assert r.json()["key"] == "rewritten/qiniu/first.bin"
+    got = requests.get(f"{hgw.url}/objects/default/rewritten/qiniu/first.bin", timeout=30)
+    assert got.content == b"file first"
+    refused = requests.get(f"{hgw.url}/objects/default/precreate-reject/first.bin", timeout=30)
+    assert refused.status_code == 404

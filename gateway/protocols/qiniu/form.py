@@ -25,9 +25,10 @@ from gateway.core import BodyInterrupted, Crc32, Kind, MemoryBudget, ObjectMeta
 from gateway.numbers import parse_count
 from gateway.protocols.bodies import body_read
 
-from . import qetag
+from . import pre_create, qetag
 from .errors import BAD_REQUEST, CRC32_MISMATCH, TOO_LARGE
 from .placing import NewFile, place
+from .pre_create import Approved
 from .runtime import Call
 from .shared import Head, custom_vars, empty_body, user_metadata
 
@@ -169,6 +170,7 @@ async def upload(request: web.Request) -> web.Response:
     fields: dict[str, str] = {}
     stored: StoredFile | None = None
     early_token: UploadToken | None = None
+    approved: Approved | None = None
     try:
         try:
             reader = await request.multipart()
@@ -180,6 +182,7 @@ async def upload(request: web.Request) -> web.Response:
                         raise BAD_REQUEST.error("more than one file")
                     if "token" in fields:
                         early_token = call.runtime.verify(fields["token"])
+                        approved = await _approve(call, early_token, fields)  # before the bytes
                     stored = await _store_file(call, part, early_token)
                 elif part.name:
                     if len(fields) >= _MAX_FIELDS:
@@ -190,7 +193,9 @@ async def upload(request: web.Request) -> web.Response:
         token = early_token or call.runtime.verify(fields.get("token"))
         if stored is None:
             raise BAD_REQUEST.error("file is missing")
-        return await _finish(call, token, fields, stored)
+        if approved is None:  # the file came before its token
+            approved = await _approve(call, token, fields)
+        return await _finish(call, token, fields, stored, approved)
     except BaseException:
         if stored is not None and not stored.committed:
             with contextlib.suppress(Exception):
@@ -198,15 +203,20 @@ async def upload(request: web.Request) -> web.Response:
         raise
 
 
+async def _approve(call: Call, token: UploadToken, fields: dict[str, str]) -> Approved:
+    return await pre_create.ask(call, token, key=fields.get("key"), metadata=user_metadata(fields))
+
+
 async def _finish(
-    call: Call, token: UploadToken, fields: dict[str, str], stored: StoredFile
+    call: Call, token: UploadToken, fields: dict[str, str], stored: StoredFile, approved: Approved
 ) -> web.Response:
-    bucket = call.check_bucket(token.policy.bucket)
+    bucket = call.check_bucket(approved.bucket or token.policy.bucket)
+    approved.check_size(stored.size)
     if "crc32" in fields:
         expected = parse_count(fields["crc32"].strip(), "crc32", maximum=0xFFFFFFFF)
         if expected != stored.crc32:
             raise CRC32_MISMATCH.error()
-    metadata = user_metadata(fields)
+    metadata = approved.user_metadata(user_metadata(fields))
 
     async def head() -> bytes:
         return stored.head
@@ -234,6 +244,7 @@ async def _finish(
         custom=custom_vars(fields),
         metadata=metadata,
         head=head,
+        hook_key=approved.key,
     )
     return await place(call, token, new, store, discard, accept=fields.get("accept"))
 

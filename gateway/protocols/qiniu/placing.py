@@ -55,6 +55,8 @@ class NewFile:
     metadata: dict[str, str] = field(default_factory=dict)
     #: the first bytes of the content, fetched only when the MIME type needs them
     head: Callable[[], Awaitable[bytes]] | None = None
+    #: the key a pre-create hook chose (``pre_create.py``): the policy names none
+    hook_key: str | None = None
 
 
 def check_key(call: Call, bucket: str, key: str) -> None:
@@ -113,13 +115,14 @@ async def place(
             uuid=upload_uuid,
         )
 
-    key = policy.resolve_key(
+    key = new.hook_key or policy.resolve_key(
         new.client_key, lambda template: render(template, variables(None, None), Mode.RAW)
     )
     if key is None:
         key = new.etag
     check_key(call, new.bucket, key)
-    policy.check_key(key)
+    if new.hook_key is None:  # the business chose a hook's key itself
+        policy.check_key(key)
 
     url = await call.service.object_url(new.bucket, key, call.base_url)
     extra: dict[str, Any] = {"hash": new.etag, "url": url, "mimeType": mime_type}

@@ -23,7 +23,7 @@ from gateway.core import Crc32, Kind, ObjectMeta, UploadRecord
 from gateway.numbers import parse_count
 from gateway.protocols.bodies import body_read, request_body
 
-from . import qetag
+from . import pre_create, qetag
 from .ctx import BlockContext
 from .errors import BAD_REQUEST, INVALID_CTX
 from .placing import NewFile, place
@@ -44,6 +44,9 @@ async def mkblk(request: web.Request) -> web.Response:
     call = Call.of(request)
     token, bucket = _authorize(call)
     size = parse_count(request.match_info["size"], "block size", 1, qetag.BLOCK_SIZE)
+    # a token's first block asks the pre-create hooks (the later ones reuse the answer)
+    approved = await pre_create.ask(call, token, key=None, metadata={}, step="v1", once=True)
+    approved.check_size(size)
     record = await call.service.create(
         protocol="qiniu",
         bucket=bucket,
@@ -51,7 +54,7 @@ async def mkblk(request: web.Request) -> web.Response:
         length=size,
         kind=Kind.PART,
         # a ctx of this block works only with a token of the same scope and endUser
-        extra={"qiniu": V1, **owner_of(grant_of(token))},
+        extra={"qiniu": V1, **owner_of(grant_of(token)), **approved.as_extra()},
     )
     return await _write_chunk(call, bucket, record.id, 0, qetag.BlockHasher())
 
@@ -174,6 +177,11 @@ async def mkfile(request: web.Request) -> web.Response:
         records.append(record)
     if sum(r.offset for r in records) != size:
         raise BAD_REQUEST.error("the blocks do not add up to the file size")
+    if records:  # what the hooks answered at the first mkblk
+        approved = pre_create.Approved.of_extra(records[0].extra)
+    else:  # an empty file: no mkblk asked them
+        approved = await pre_create.ask(call, token, key=None, metadata={}, step="v1")
+    approved.check_size(size)
     pieces = [
         qetag.Piece(r.offset, (c.block_sha1,))
         for r, c in zip(records, contexts, strict=True)
@@ -189,7 +197,7 @@ async def mkfile(request: web.Request) -> web.Response:
             data += chunk
         return data
 
-    metadata = user_metadata(params)
+    metadata = approved.user_metadata(user_metadata(params))
     multipart = call.service.multipart
 
     async def store(key: str, extra: dict[str, object], meta: ObjectMeta) -> None:
@@ -208,5 +216,6 @@ async def mkfile(request: web.Request) -> web.Response:
         custom=custom_vars(params),
         metadata=metadata,
         head=head,
+        hook_key=approved.key,
     )
     return await place(call, token, new, store, discard)

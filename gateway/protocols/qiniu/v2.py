@@ -20,14 +20,13 @@ from aiohttp import web
 
 from gateway import core
 from gateway.access.codec import b64decode_text
-from gateway.access.gate import GATE
 from gateway.access.ownership import admits, grant_of, owner_of
 from gateway.access.tokens import UploadToken
 from gateway.core import MAX_PART_NUMBER, Admit, ObjectMeta, Part, Session
 from gateway.numbers import parse_count
 from gateway.protocols.bodies import body_read, request_body
 
-from . import qetag
+from . import pre_create, qetag
 from .errors import BAD_REQUEST, CRC32_MISMATCH, FORBIDDEN, TOO_LARGE
 from .placing import NewFile, check_key, place
 from .responses import json_response
@@ -77,24 +76,15 @@ async def init(request: web.Request) -> web.Response:
     if key is not None:
         check_key(call, bucket, key)
         token.policy.check_key(key)
-    # the pre-create hooks may refuse (their changes do not apply: the SDK
-    # names the key in every later request)
-    await request.app[GATE].pre_create(
-        {
-            "protocol": "qiniu",
-            "bucket": bucket,
-            "key": key,
-            "size": None,
-            "metadata": {},
-            "endUser": token.policy.end_user,
-        }
-    )
+    # the pre-create hooks: a refusal, or changes kept with the session for
+    # complete (the SDK names the key it asked for in every later request)
+    approved = await pre_create.ask(call, token, key=key, metadata={}, step="v2")
     session = await call.service.multipart.open(
         protocol="qiniu",
         bucket=bucket,
         key=key,
         ttl=call.runtime.context_ttl,
-        extra=owner_of(grant_of(token)),
+        extra={**owner_of(grant_of(token)), **approved.as_extra()},
     )
     return json_response({"uploadId": session.id, "expireAt": int(session.expires_at)})
 
@@ -123,6 +113,8 @@ async def upload_part(request: web.Request) -> web.Response:
     length = request.content_length
     if length is not None and length > MAX_PART_SIZE:
         raise TOO_LARGE.error()
+    if length is not None:
+        pre_create.Approved.of_extra(session.extra).check_size(length)
     expected_md5 = _content_md5(request.headers.get("Content-MD5"))
     hasher, head = qetag.BlockHasher(), Head()
     body = request_body(request)
@@ -229,13 +221,15 @@ async def complete(request: web.Request) -> web.Response:
         sizes = [p.size for p in parts]
         if any(size < MIN_PART_SIZE for size in sizes[:-1]):
             raise BAD_REQUEST.error("every part but the last must be at least 1 MiB")
+        approved = pre_create.Approved.of_extra(session.extra)
+        approved.check_size(sum(sizes))
         pieces = [qetag.Piece(p.size, qetag.from_hex(p.info.get("sha1s", []))) for p in parts]
         head_text = parts[0].info.get("head") if parts[0].number == 1 else None
 
         async def head() -> bytes:
             return base64.b64decode(head_text) if head_text else b""
 
-        metadata = user_metadata(_mapping(body.get("metadata"), "metadata"))
+        metadata = approved.user_metadata(user_metadata(_mapping(body.get("metadata"), "metadata")))
 
         async def store(final_key: str, extra: dict[str, Any], meta: ObjectMeta) -> None:
             await multipart.complete(
@@ -257,6 +251,7 @@ async def complete(request: web.Request) -> web.Response:
             custom=custom_vars(_mapping(body.get("customVars"), "customVars")),
             metadata=metadata,
             head=head,
+            hook_key=approved.key,
         )
         return await place(call, token, new, store, discard)
 
