@@ -24,9 +24,9 @@ from urllib.parse import parse_qsl, urlencode
 
 from aiohttp import web
 
+from gateway import rejection_logs  # a module: it imports gateway.observability back
 from gateway.observability import context
 from gateway.observability.metrics import METHODS, OTHER, PROTOCOLS, Metrics, bounded
-from gateway.rejection_logs import remember_request
 
 access_log = logging.getLogger("gateway.access")
 log = logging.getLogger(__name__)
@@ -143,7 +143,7 @@ class Observer:
             with contextlib.suppress(ConnectionError):  # aiohttp closes the connection
                 await response.prepare(request)
                 await response.write_eof()
-            remember_request(request.content.exception(), info.id)
+            rejection_logs.remember_request(request.content.exception(), info.id)
             if response.status == 408:
                 # a stalled body: close once the answer is flushed, instead of
                 # aiohttp lingering up to 10 s for the rest nobody will read
