@@ -1,9 +1,11 @@
-"""Progress on stderr: rich bars (one per file plus the total) on a terminal,
-else one plain line per second — stdout stays free for the results."""
+"""Progress on stderr: rich bars (one per file plus the total) when stderr
+and stdout are terminals, else one plain line per second — stdout stays free
+for the results."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
 from collections import deque
@@ -92,8 +94,8 @@ class BarReporter(Reporter):
             TimeRemainingColumn(),
             console=self.console,
             refresh_per_second=8,
-            # stdout (the URLs) goes around the bars only when it is this terminal too
-            redirect_stdout=sys.stdout.isatty(),
+            # stdout (the URLs) goes around the bars when it is this terminal
+            redirect_stdout=_same_file(sys.stdout, stream),
             redirect_stderr=False,
         )
         self._total_task = self.progress.add_task(f"total ({files} files)", total=total)
@@ -180,10 +182,28 @@ class QuietReporter(Reporter):
         print(line, file=self.stream, flush=True)
 
 
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except ValueError:  # closed
+        return False
+
+
+def _same_file(a: TextIO, b: TextIO) -> bool:
+    try:
+        return os.path.samestat(os.fstat(a.fileno()), os.fstat(b.fileno()))
+    except (OSError, ValueError):  # no file descriptor (a test's StringIO), closed
+        return False
+
+
 def reporter(mode: str, total: int, files: int, stream: TextIO = sys.stderr) -> Reporter:
-    """``mode``: ``auto`` (bars on a terminal, else lines), ``bars``, ``lines``, ``none``."""
+    """``mode``: ``auto``, ``bars``, ``lines``, ``none``. ``auto`` draws bars
+    on ``stream`` (stderr) only when both it and stdout are terminals: when
+    stdout goes to a pipe or a file (a script reads the results) or stderr
+    to a log, progress is one plain line per second."""
     if mode == "auto":
-        mode = "bars" if stream.isatty() else "lines"
+        bars = _is_terminal(stream) and _is_terminal(sys.stdout)
+        mode = "bars" if bars else "lines"
     kinds: dict[str, type[Reporter]] = {
         "bars": BarReporter,
         "lines": LineReporter,

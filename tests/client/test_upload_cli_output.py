@@ -32,12 +32,13 @@ from tests.support.targets import LocalTarget
 from testservers.gateway import GatewayProcess
 
 
-def _in_terminal(args: list[str]) -> tuple[int, str, str]:
-    """Run with stderr on a pseudo-terminal; (status, terminal output, stdout)."""
+def _in_terminal(args: list[str], stdout_too: bool = True) -> tuple[int, str, str]:
+    """Run with stderr (and stdout, unless not ``stdout_too``: then a pipe)
+    on a pseudo-terminal; (status, terminal output, piped stdout)."""
     master, slave = pty.openpty()
     proc = subprocess.Popen(
         args,
-        stdout=subprocess.PIPE,
+        stdout=slave if stdout_too else subprocess.PIPE,
         stderr=slave,
         env={**env(), "TERM": "xterm-256color", "COLUMNS": "120"},
     )
@@ -62,7 +63,7 @@ def test_progress_bars_in_a_terminal(local_gateway: GatewayProcess, tmp_path: Pa
         src, "--endpoint", local_gateway.url, "--limit-rate", "4MiB", resume_file=tmp_path / "r"
     )
     args.remove("--json")
-    status, terminal, stdout = _in_terminal(args)
+    status, terminal, _ = _in_terminal(args)
     assert status == 0, terminal
     assert "\x1b[" in terminal  # drawn with escape sequences, redrawn in place
     assert "━" in terminal  # rich's bar
@@ -72,8 +73,27 @@ def test_progress_bars_in_a_terminal(local_gateway: GatewayProcess, tmp_path: Pa
     assert "100%" in terminal
     assert "done movie.bin" in terminal
     assert not re.search(r"files .* ETA", terminal)  # not the plain lines
-    assert stdout.strip().startswith(local_gateway.url)  # the file URL on stdout
-    assert url_sha256(stdout.strip()) == file_sha256(src)
+    # the file URL (stdout, this terminal too) printed whole around the bars
+    [url] = re.findall(re.escape(local_gateway.url) + r"/\S+", terminal)
+    assert url_sha256(url) == file_sha256(src)
+
+
+def test_plain_lines_when_stdout_is_not_a_terminal(
+    local_gateway: GatewayProcess, tmp_path: Path
+) -> None:
+    """``upload ... | script`` in a terminal: progress on the terminal
+    (stderr) as plain lines, the results on the pipe."""
+    src = random_file(tmp_path / "movie.bin", 3 * MiB)
+    args = command(
+        src, "--endpoint", local_gateway.url, "--limit-rate", "2MiB", resume_file=tmp_path / "r"
+    )
+    status, terminal, stdout = _in_terminal(args, stdout_too=False)
+    assert status == 0, terminal
+    assert "\x1b[" not in terminal and "━" not in terminal
+    assert re.search(r"[01]/1 files [\d.]+ [kM]?B/3\.1 MB", terminal), terminal
+    assert "done movie.bin" in terminal
+    url = stdout.split('"url": "')[1].split('"')[0]
+    assert url_sha256(url) == file_sha256(src)
 
 
 def test_plain_lines_when_not_a_terminal(local_gateway: GatewayProcess, tmp_path: Path) -> None:
