@@ -259,6 +259,9 @@ class Backend(abc.ABC):
         """Yield bytes ``[start, end)`` of a stream (``end`` None = its offset):
         another instance recomputes a Qiniu block's SHA-1 after a restart."""
 
-    async def object_url(self, key: str, ttl: int) -> str | None:
-        """A URL the store serves ``key`` at, or None to use the gateway's."""
+    async def object_url(self, key: str, ttl: int, inline: bool = False) -> str | None:
+        """A URL the store serves ``key`` at, or None to use the gateway's.
+        Unless ``inline`` (its type is on the gateway's inline allow-list), the
+        URL asks the store to serve it as an attachment where the store can:
+        a browser then saves it, never renders it from the store's origin."""
         return None

@@ -417,7 +417,8 @@ class FastDFSBackend(Backend):
         await self._delete_quietly(entry["file_id"])
         await self.context.kv.kv_delete(self.namespace, key)
 
-    async def object_url(self, key: str, ttl: int) -> str | None:
+    async def object_url(self, key: str, ttl: int, inline: bool = False) -> str | None:
+        # FastDFS's HTTP server (nginx + fastdfs module) chooses its own headers
         if self.cfg.http_base_url is None:
             return None
         entry = await self._lookup(key)

@@ -475,11 +475,15 @@ class S3Backend(Backend):
     async def delete_object(self, key: str) -> None:
         await self.store.delete(key)
 
-    async def object_url(self, key: str, ttl: int) -> str | None:
+    async def object_url(self, key: str, ttl: int, inline: bool = False) -> str | None:
         url = self.cfg.url
         if isinstance(url, PresignedUrls):
             seconds = int(url.ttl) if url.ttl else ttl
-            return await self.store.presign(key, max(1, min(seconds, _MAX_PRESIGN_TTL)))
+            # the signed response-content-disposition override (S3 cannot add nosniff)
+            disposition = None if inline else "attachment"
+            return await self.store.presign(
+                key, max(1, min(seconds, _MAX_PRESIGN_TTL)), disposition
+            )
         if isinstance(url, PublicUrls):
             return f"{url.base_url.rstrip('/')}/{quote(key, safe='/~')}"
         return None

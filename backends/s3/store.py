@@ -518,10 +518,15 @@ class Store:
                 keys.extend(str(o["Key"]) for o in page.get("Contents", []))
         return keys
 
-    async def presign(self, key: str, ttl: int) -> str:
+    async def presign(self, key: str, ttl: int, disposition: str | None = None) -> str:
+        """A presigned GET; with ``disposition``, the store answers it with
+        that ``Content-Disposition`` (``response-content-disposition``)."""
+        params = {"Bucket": self.bucket, "Key": key}
+        if disposition is not None:
+            params["ResponseContentDisposition"] = disposition
         with s3_errors("presign"):
             url: str = await self.client.generate_presigned_url(
-                "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=ttl
+                "get_object", Params=params, ExpiresIn=ttl
             )
         return url
 

@@ -443,7 +443,7 @@ class SwiftBackend(Backend):
                 raise self.client.unavailable(f"deleting {key} left pieces behind: {errors}")
         await self._delete_names({stream_of(n) + "owner" for n in tree.names})
 
-    async def object_url(self, key: str, ttl: int) -> str | None:
+    async def object_url(self, key: str, ttl: int, inline: bool = False) -> str | None:
         mode = self.cfg.url.mode
         if mode is UrlMode.GATEWAY:
             return None
@@ -459,7 +459,10 @@ class SwiftBackend(Backend):
         path = f"{unquote(urlsplit(creds.storage_url).path)}/{self.container}/{key}"
         message = f"GET\n{expires}\n{path}".encode()
         sig = hmac.new(self._temp_url_key.encode(), message, hashlib.sha256).hexdigest()
-        return f"{url}?temp_url_sig={sig}&temp_url_expires={expires}"
+        # tempurl answers a GET as an attachment named after the object unless
+        # asked for ``inline`` (not signed: only inline-safe types are offered it)
+        shown = "&inline" if inline else ""
+        return f"{url}?temp_url_sig={sig}&temp_url_expires={expires}{shown}"
 
     # -- helpers ---------------------------------------------------------------
     async def _list(self, prefix: str) -> list[str]:

@@ -9,8 +9,8 @@ are in ``errors.py``'s docstring) and ``client_message`` (an error's one line
 for a client), what a protocol hands in (a ``Checksum``, ``Hasher``s fed as bytes pass, an
 ``ObjectMeta`` for the object made, ``BodyInterrupted`` from its body
 iterator) and ``with_object_meta`` (an object's content type and lifetime
-put on a new record's ``extra``) and ``with_insert_only`` (its object may
-not replace one made meanwhile).
+put on a new record's ``extra``; ``object_content_type`` reads it back) and
+``with_insert_only`` (its object may not replace one made meanwhile).
 """
 
 import importlib
@@ -42,6 +42,7 @@ from gateway.core.errors import (
     UploadNotFound,
     client_message,
 )
+from gateway.core.object_meta import content_type as object_content_type
 from gateway.core.object_meta import insert_only as with_insert_only
 from gateway.core.object_meta import with_meta as with_object_meta
 from gateway.core.records import Kind, Status, UploadRecord, new_upload_id
@@ -108,6 +109,7 @@ __all__ = [
     "UploadService",
     "client_message",
     "new_upload_id",
+    "object_content_type",
     "with_insert_only",
     "with_object_meta",
 ]

@@ -61,6 +61,12 @@ def of(record: UploadRecord) -> ObjectMeta | None:
     )
 
 
+def content_type(record: UploadRecord) -> str | None:
+    """The content type ``record``'s object was made with, if one was given."""
+    meta = of(record)
+    return meta.content_type if meta is not None else None
+
+
 def schedule(record: UploadRecord, meta: ObjectMeta, info: ObjectInfo | None) -> None:
     """The finished ``record`` expires (object and all) at ``meta.delete_at``."""
     assert meta.delete_at is not None

@@ -9,6 +9,8 @@ from urllib.parse import quote
 from backends.base import ObjectInfo
 from gateway.access.keys import KeyPair
 from gateway.access.signed_urls import sign_url
+from gateway.content_types import is_inline, stored_type
+from gateway.core import object_meta
 from gateway.core.errors import UploadNotFound
 from gateway.core.ledger import Ledger, backend_errors
 from gateway.core.records import UploadRecord
@@ -42,17 +44,22 @@ class Reading:
             async for chunk in b.backend.read_stream(self.ledger.stream(record), start, end):
                 yield chunk
 
-    async def object_url(self, bucket: str, key: str, base_url: str) -> str:
-        """The URL business services fetch the object from."""
+    async def object_url(
+        self, bucket: str, key: str, base_url: str, content_type: str | None = None
+    ) -> str:
+        """The URL business services fetch the object from. A store's own URL
+        asks for it as an attachment unless ``content_type`` (the object's,
+        where known) is on the inline allow-list (``server.inline_types``)."""
         b = self.ledger.bucket(bucket)
+        config = self.ledger.config
+        inline = is_inline(stored_type(content_type), config.server.inline_types)
         with backend_errors():
             url = await b.backend.object_url(
-                b.backend_key(key), int(self.ledger.config.uploads.url_ttl)
+                b.backend_key(key), int(config.uploads.url_ttl), inline=inline
             )
         if url:
             return url
         url = f"{base_url}/objects/{quote(bucket, safe='')}/{url_path(key)}"
-        config = self.ledger.config
         if config.buckets[bucket].private:
             # a private bucket's objects are read only with a signed URL
             pair = config.qiniu.keys[0]
@@ -66,4 +73,6 @@ class Reading:
             return None
         server = self.ledger.config.server
         base = server.public_url or f"http://{server.host}:{server.port}"
-        return await self.object_url(record.bucket, record.key, base)
+        return await self.object_url(
+            record.bucket, record.key, base, object_meta.content_type(record)
+        )

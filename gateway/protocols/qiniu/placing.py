@@ -124,7 +124,7 @@ async def place(
     if new.hook_key is None:  # the business chose a hook's key itself
         policy.check_key(key)
 
-    url = await call.service.object_url(new.bucket, key, call.base_url)
+    url = await call.service.object_url(new.bucket, key, call.base_url, mime_type)
     extra: dict[str, Any] = {"hash": new.etag, "url": url, "mimeType": mime_type}
     if new.fname:
         extra["fname"] = new.fname

@@ -10,7 +10,14 @@ from gateway import http_trailers
 from gateway.access.credentials import Grant
 from gateway.access.gate import AccessGate
 from gateway.config import GatewayConfig
-from gateway.core import BadRequest, Checksum, TrailerChecksum, UploadRecord, UploadService
+from gateway.core import (
+    BadRequest,
+    Checksum,
+    TrailerChecksum,
+    UploadRecord,
+    UploadService,
+    object_content_type,
+)
 from gateway.protocols.tus.headers import OBJECT_URL_HEADER
 from gateway.urls import base_url
 
@@ -67,7 +74,7 @@ class TusContext:
     async def add_object_url(self, headers: dict[str, str], record: UploadRecord) -> None:
         if record.key is not None:
             headers[OBJECT_URL_HEADER] = await self.service.object_url(
-                record.bucket, record.key, self.base
+                record.bucket, record.key, self.base, object_content_type(record)
             )
 
 
