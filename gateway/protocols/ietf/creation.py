@@ -63,7 +63,9 @@ async def create(ctx: TusContext, version: Version) -> web.Response:
         interim["Upload-Limit"] = limit
     await send_104(ctx.request, version, interim)
     if record.status is Status.ACTIVE and (complete or transfer.has_content(ctx)):
-        record = await transfer.append(ctx, record, 0, complete=complete, length=None)
+        record = await transfer.append(
+            ctx, record, 0, complete=complete, length=None, version=version
+        )
     return await _created(ctx, version, record, location)
 
 

@@ -24,9 +24,14 @@ _STATUS_LINE = "HTTP/1.1 104 Upload Resumption Supported"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
+def allowed(request: web.Request, version: Version) -> bool:
+    """Whether this request may be answered with 104s at all."""
+    return version.number is not None and request.version >= HttpVersion11
+
+
 async def send_104(request: web.Request, version: Version, headers: dict[str, str]) -> bool:
     """Write a 104 carrying ``headers``; False when it may not or could not be sent."""
-    if version.number is None or request.version < HttpVersion11:
+    if not allowed(request, version):
         return False
     fields = {INTEROP_HEADER: str(version.number), **headers}
     if any(_CONTROL.search(k) or _CONTROL.search(v) for k, v in fields.items()):

@@ -72,7 +72,9 @@ async def append(ctx: TusContext, version: Version, upload_id: str) -> web.Respo
             raise CompletedUpload("the upload is already complete")
         # the client lost the response that completed it: answer it again
     else:
-        record = await transfer.append(ctx, record, at, complete=complete, length=length)
+        record = await transfer.append(
+            ctx, record, at, complete=complete, length=length, version=version
+        )
     done = record.status is not Status.ACTIVE
     status = version.complete_status if done else version.append_status
     return web.Response(status=status, headers=await _state_headers(ctx, version, record))

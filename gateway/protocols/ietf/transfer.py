@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 from gateway.core import BadRequest, Checksum, OffsetMismatch, Status, UploadRecord
 from gateway.protocols.bodies import request_body
-from gateway.protocols.ietf import fields
+from gateway.protocols.ietf import fields, progress
 from gateway.protocols.ietf.problems import InconsistentLength
 from gateway.protocols.ietf.versions import Version
 from gateway.protocols.tus.context import TusContext
@@ -95,9 +95,11 @@ async def append(
     *,
     complete: bool,
     length: int | None,
+    version: Version,
 ) -> UploadRecord:
-    """Append the request content at ``offset`` to ``record``'s upload and,
-    when the request says so and its content arrived whole, complete it."""
+    """Append the request content at ``offset`` to ``record``'s upload (with
+    progress 104s: ``progress.py``) and, when the request says so and its
+    content arrived whole, complete it."""
     if offset != record.offset:  # reported before anything else (the core checks it again)
         raise OffsetMismatch(record.offset)
     if length is not None and record.length is not None and length != record.length:
@@ -105,8 +107,10 @@ async def append(
     ctx.record = record
     source = request_body(ctx.request, room(ctx, offset))  # a deferred length's size limit
     body = _Tracked(await checked(ctx.service, record, offset, source))  # a mimeLimit
-    record = await ctx.service.write(
-        record.id,
+    record = await progress.write(
+        ctx,
+        version,
+        record,
         offset,
         body.chunks(),
         checksum=_checksum(ctx, record, offset, complete),
