@@ -26,7 +26,7 @@ SIZE = 2 * SLICE + 1_000_000
 
 
 @pytest.fixture(scope="module")
-def gateway() -> Iterator[GatewayProcess]:
+def local_gw() -> Iterator[GatewayProcess]:
     yield from local_gateway()
 
 
@@ -36,9 +36,9 @@ def _progress(interim: list[Message]) -> list[int]:
 
 
 @pytest.mark.parametrize("v", [3, 6, 8])
-def test_a_creation_reports_each_saved_slice(gateway: GatewayProcess, v: int) -> None:
+def test_a_creation_reports_each_saved_slice(local_gw: GatewayProcess, v: int) -> None:
     data = os.urandom(SIZE)
-    ex = create(gateway.files_url, v, data, complete=True)
+    ex = create(local_gw.files_url, v, data, complete=True)
     assert ex.status == 201 and says_complete(v, ex.headers)
     first, *rest = ex.interim
     assert first.headers["location"] == ex.headers["location"]
@@ -51,15 +51,16 @@ def test_a_creation_reports_each_saved_slice(gateway: GatewayProcess, v: int) ->
     assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
 
 
-def test_a_chunked_creation_reports_progress_too(gateway: GatewayProcess) -> None:
+def test_a_chunked_creation_reports_progress_too(local_gw: GatewayProcess) -> None:
     data = os.urandom(SIZE)
-    ex = request("POST", gateway.files_url, fields(8, True), data, chunked=True, timeout=60)
+    ex = request("POST", local_gw.files_url, fields(8, True), data, chunked=True, timeout=60)
     assert ex.status == 201 and says_complete(8, ex.headers)
     assert _progress(ex.interim) == [SLICE, 2 * SLICE]
     assert requests.get(ex.headers["location"], timeout=60).content == data
 
 
 def test_an_append_reports_at_multiples_of_the_slice(gateway: GatewayProcess) -> None:
+    """On every backend (S3: the slices end on part boundaries)."""
     head, rest = os.urandom(1000), os.urandom(SIZE)
     ex = create(gateway.files_url, 8, head, complete=False)
     url = ex.headers["location"]
@@ -71,13 +72,13 @@ def test_an_append_reports_at_multiples_of_the_slice(gateway: GatewayProcess) ->
 
 
 def test_no_progress_without_a_version_or_with_a_content_digest(
-    gateway: GatewayProcess,
+    local_gw: GatewayProcess,
 ) -> None:
     data = os.urandom(SIZE)
-    ex = create(gateway.files_url, None, data, complete=True)
+    ex = create(local_gw.files_url, None, data, complete=True)
     assert ex.status == 201 and ex.interim == []  # no 104 at all without a version
     digest = base64.b64encode(hashlib.sha256(data).digest()).decode()
-    ex = create(gateway.files_url, 8, data, complete=True, Content_Digest=f"sha-256=:{digest}:")
+    ex = create(local_gw.files_url, 8, data, complete=True, Content_Digest=f"sha-256=:{digest}:")
     assert ex.status == 201 and says_complete(8, ex.headers)
     assert _progress(ex.interim) == []  # its bytes stand or fall together: one write
 
