@@ -35,7 +35,7 @@ def _progress(interim: list[Message]) -> list[int]:
     return [int(m.headers["upload-offset"]) for m in interim if "location" not in m.headers]
 
 
-@pytest.mark.parametrize("v", [3, 6, 8])
+@pytest.mark.parametrize("v", [5, 6, 8])
 def test_a_creation_reports_each_saved_slice(local_gw: GatewayProcess, v: int) -> None:
     data = os.urandom(SIZE)
     ex = create(local_gw.files_url, v, data, complete=True)
@@ -71,12 +71,16 @@ def test_an_append_reports_at_multiples_of_the_slice(gateway: GatewayProcess) ->
     assert requests.get(url, timeout=60).content == head + rest
 
 
-def test_no_progress_without_a_version_or_with_a_content_digest(
+def test_no_progress_before_interop_5_without_a_version_or_with_a_content_digest(
     local_gw: GatewayProcess,
 ) -> None:
     data = os.urandom(SIZE)
     ex = create(local_gw.files_url, None, data, complete=True)
     assert ex.status == 201 and ex.interim == []  # no 104 at all without a version
+    for v in (3, 4):  # drafts -01, -02 define no progress 104
+        ex = create(local_gw.files_url, v, data, complete=True)
+        assert ex.status == 201 and [m.status for m in ex.interim] == [104]
+        assert _progress(ex.interim) == []
     digest = base64.b64encode(hashlib.sha256(data).digest()).decode()
     ex = create(local_gw.files_url, 8, data, complete=True, Content_Digest=f"sha-256=:{digest}:")
     assert ex.status == 201 and says_complete(8, ex.headers)

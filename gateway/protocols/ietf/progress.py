@@ -1,9 +1,10 @@
 """Progress ``104 (Upload Resumption Supported)`` responses while content
 arrives.
 
-The drafts let a server send 104s carrying ``Upload-Offset`` while it
-receives the content of a creation or an append (the newest editor's copy:
-MAY on creation, SHOULD on append; never with ``Location`` after the first).
+The drafts since -03 (interop 5) let a server send 104s carrying
+``Upload-Offset`` while it receives the content of a creation or an append
+(the newest editor's copy: MAY on creation, SHOULD on append; never with
+``Location`` after the first). Interop 3 and 4 define none: none is sent.
 That offset is an acknowledgement: a later offset retrieval must not report
 less, and the client may drop what it holds below it. So the gateway reports
 only what the core has saved: the content is written in slices that end at
@@ -81,7 +82,7 @@ async def write(
     """``service.write`` of ``body`` at ``offset``, in slices with a progress
     104 after each one that did not end the content (see the docstring)."""
     service = ctx.service
-    if checksum is not None or not allowed(ctx.request, version):
+    if checksum is not None or not version.progress_104 or not allowed(ctx.request, version):
         return await service.write(
             record.id,
             offset,

@@ -52,6 +52,9 @@ class Version:
     #: an unknown upload, or one that is no longer active: -01 … -05 require
     #: 404; later drafts leave it open and 410 says more (terminated/expired)
     gone_status: int = 410
+    #: 104s with ``Upload-Offset`` while content arrives (since -03:
+    #: "upload progress notifications via informational responses")
+    progress_104: bool = True
 
     @property
     def complete_field(self) -> str:
@@ -75,12 +78,13 @@ _EARLY = Version(
     append_status=201,
     complete_status=201,
     gone_status=404,
+    progress_104=False,
 )
 
 VERSIONS: dict[int, Version] = {
     3: replace(_EARLY, number=3, drafts="-01", incomplete_header=True),
     4: replace(_EARLY, number=4, drafts="-02"),
-    5: replace(_EARLY, number=5, drafts="-03"),
+    5: replace(_EARLY, number=5, drafts="-03", progress_104=True),
     6: Version(
         6,
         "-04, -05",
