@@ -28,7 +28,7 @@ from backends.base import (
     WriteResult,
 )
 from backends.concurrency import bounded
-from backends.errors import BackendConfigError, BackendUnavailable, InvalidState, NotFound
+from backends.errors import BackendConfigError, BackendUnavailable, NotFound
 from backends.swift.client import AuthRejected, SwiftClient, etag_of, quote_name
 from backends.swift.config import SwiftConfig, UrlMode
 from backends.swift.layout import (
@@ -314,11 +314,47 @@ class SwiftBackend(Backend):
     async def copy_object(
         self, source: str, key: str, meta: ObjectMeta | None = None
     ) -> ObjectInfo:
-        """Swift's server-side COPY: the proxy reads a manifest's segments and
-        writes one plain object (up to the cluster's ``max_file_size``, 5 GiB
-        by default; a larger source is refused with ``InvalidState`` and the
-        gateway takes the upload's bytes instead). It shares nothing with
-        the source, so deleting either never breaks the other."""
+        """A manifest's segments are copied server-side (``X-Copy-From``, a
+        few at a time, no byte through the gateway) into streams of their own
+        owned by ``key``, as an assembly copies a partial owned elsewhere; a
+        plain object is copied whole. The copy shares no piece with the
+        source, so deleting either never breaks the other."""
+        leaves = await self.manifests.leaves(self.container, source)
+        if leaves is None:
+            raise NotFound(source)
+        if not leaves:
+            return await self._copy_plain(source, key, meta)
+        by_stream: dict[str, list[Segment]] = {}
+        for leaf in leaves:
+            by_stream.setdefault(stream_of(leaf.name), []).append(
+                Segment(leaf.name, leaf.size, leaf.etag)
+            )
+        copied: dict[str, tuple[StreamInfo, Segment]] = {}
+        copying: list[str] = []
+        try:
+            for prefix, segments in by_stream.items():
+                origin = StreamInfo(id=prefix.rstrip("/"), key=None, length=None, offset=0)
+                copy = self._copy_stream(origin, key)
+                copying.append(stream_prefix(copy.id))
+                unique = list({s.name: s for s in segments}.values())
+                _, made = await self._copy_for(copy, unique)
+                copied.update({s.name: (copy, m) for s, m in zip(unique, made, strict=True)})
+            parts: list[tuple[StreamInfo, list[Segment]]] = []
+            for leaf in leaves:  # runs of one copy stream, in the source's order
+                stream, segment = copied[leaf.name]
+                if parts and parts[-1][0] is stream:
+                    parts[-1][1].append(segment)
+                else:
+                    parts.append((stream, [segment]))
+            info, _ = await self._make_object(key, parts, meta)
+        except BaseException:
+            if copying:
+                await asyncio.shield(self._drop_copies(key, copying))
+            raise
+        return info
+
+    async def _copy_plain(self, source: str, key: str, meta: ObjectMeta | None) -> ObjectInfo:
+        """Swift's server-side COPY of a plain object (up to ``max_file_size``)."""
         content_type = (meta and meta.content_type) or mimetypes.guess_type(key)[0]
         headers = {
             "X-Copy-From": f"/{quote_name(self.container)}/{quote_name(source)}",
@@ -329,12 +365,10 @@ class SwiftBackend(Backend):
             headers["X-Delete-At"] = str(meta.delete_at)
         old = await self.manifests.tree(self.container, key)
         reply = await self.client.call(
-            "PUT", self.container, key, data=b"", headers=headers, ok=(404, 413)
+            "PUT", self.container, key, data=b"", headers=headers, ok=(404,)
         )
         if reply.status == 404:
             raise NotFound(source)
-        if reply.status == 413:
-            raise InvalidState(f"swift cannot copy {source!r} in one object (too large)")
         if old is not None and old.slo:
             await self._drop_replaced(old, set(), set())
         info = await self.stat(key)

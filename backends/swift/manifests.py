@@ -106,9 +106,9 @@ class Manifests:
             level += 1
         return entries, written
 
-    async def tree(self, container: str, name: str) -> Tree | None:
-        """What ``container/name`` references in the segments container (through
-        sub-manifests), or None if it does not exist."""
+    async def _lines(self, container: str, name: str) -> list[dict[str, Any]] | None:
+        """The manifest lines of ``container/name`` ([] for a plain object,
+        whose body is left unread), or None if it does not exist."""
         async with self.client.request(
             "GET", container, name, query={"multipart-manifest": "get"}
         ) as resp:
@@ -117,11 +117,49 @@ class Manifests:
             if resp.status != 200:
                 raise self.client.unavailable(f"GET {container}/{name} manifest: {resp.status}")
             if resp.headers.get("X-Static-Large-Object", "").lower() != "true":
-                return Tree(slo=False)  # a plain object: its body is left unread
+                return []
             try:
                 lines = json.loads(await resp.read())
             except (ValueError, aiohttp.ClientError) as exc:
                 raise BackendUnavailable(f"swift: unreadable manifest {container}/{name}") from exc
+        return lines if isinstance(lines, list) and lines else []
+
+    async def leaves(self, container: str, name: str) -> list[Entry] | None:
+        """The segments ``container/name`` is made of, in order, through its
+        sub-manifests ([] for a plain object; None if it does not exist).
+        ``InvalidState`` if it references pieces outside the segments container."""
+        lines = await self._lines(container, name)
+        if lines is None:
+            return None
+        prefix = f"/{self.segments}/"
+        pieces: list[tuple[Entry, bool]] = []
+        for line in lines:
+            path = str(line.get("name", ""))
+            if not path.startswith(prefix):
+                raise InvalidState(f"{container}/{name} references {path!r}, not a segment")
+            entry = Entry(path[len(prefix) :], str(line.get("hash", "")), int(line["bytes"]))
+            pieces.append((entry, bool(line.get("sub_slo"))))
+
+        async def expand(piece: tuple[Entry, bool]) -> list[Entry]:
+            entry, sub = piece
+            if not sub:
+                return [entry]
+            found = await self.leaves(self.segments, entry.name)
+            if not found:
+                raise InvalidState(f"sub-manifest {entry.name} of {container}/{name} is gone")
+            return found
+
+        expanded = await bounded(pieces, expand, self.cfg.concurrency)
+        return [leaf for group in expanded for leaf in group]
+
+    async def tree(self, container: str, name: str) -> Tree | None:
+        """What ``container/name`` references in the segments container (through
+        sub-manifests), or None if it does not exist."""
+        lines = await self._lines(container, name)
+        if lines is None:
+            return None
+        if not lines:
+            return Tree(slo=False)
         tree = Tree(slo=True)
         subs: list[str] = []
         prefix = f"/{self.segments}/"

@@ -313,6 +313,33 @@ def test_assemble_small_and_large_streams(target: Target) -> None:
     with_backend(target, check)
 
 
+def test_copy_of_an_assembled_object(target: Target) -> None:
+    """A tus final (pieces of several streams, one listed twice) copied: the
+    copy outlives the object, its streams and a second copy."""
+    pieces = [os.urandom(6 * MiB), os.urandom(MiB + 5)]
+
+    async def check(backend: Backend) -> None:
+        streams = []
+        for piece in pieces:
+            s = await new_stream(backend, len(piece))
+            await write(backend, s, piece, chunk=MiB)
+            s.state = await backend.finish_stream(s)
+            streams.append(s)
+        key, copy, again = key_for("final.bin"), key_for("copy.bin"), key_for("again.bin")
+        await backend.assemble([streams[0], streams[1], streams[0]], key)
+        expected = pieces[0] + pieces[1] + pieces[0]
+        assert (await backend.copy_object(key, copy)).size == len(expected)
+        await backend.copy_object(copy, again)
+        for s in streams:
+            await backend.discard_stream(s)
+        await backend.delete_object(key)
+        await backend.delete_object(again)
+        assert await read_all(backend, copy) == expected
+        await backend.delete_object(copy)
+
+    with_backend(target, check)
+
+
 def test_read_stream_of_an_unfinished_and_a_finished_stream(target: Target) -> None:
     data = os.urandom(6 * MiB + 11)
 
