@@ -9,7 +9,7 @@ from gateway.access.errors import AccessError
 from gateway.access.gate import GATE
 from gateway.app_keys import CONFIG, SERVICE
 from gateway.content_types import serving_headers
-from gateway.core.errors import (
+from gateway.core import (
     RangeNotSatisfiable,
     ServiceUnavailable,
     UploadError,

@@ -1,4 +1,5 @@
-"""The import rules of ARCHITECTURE.md §1, read from the source: protocols use
+"""The import rules of ARCHITECTURE.md §1, read from the source: protocols (and
+the object URLs, ``gateway/objects.py``) use
 only the core's public surface (``gateway/core/__init__.py``) and never reach
 a backend, the state store, the locks or a bucket's internals through the
 service; backends import nothing of the gateway."""
@@ -11,7 +12,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PROTOCOLS = sorted((ROOT / "gateway" / "protocols").rglob("*.py"))
+#: what serves clients over HTTP: the protocols and the gateway's object URLs
+PROTOCOLS = [
+    *sorted((ROOT / "gateway" / "protocols").rglob("*.py")),
+    ROOT / "gateway" / "objects.py",
+]
 BACKENDS = sorted((ROOT / "backends").rglob("*.py"))
 
 #: what the service holds that a protocol must not touch (it calls methods instead)
