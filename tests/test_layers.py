@@ -1,8 +1,8 @@
-"""The import rules of ARCHITECTURE.md §1, read from the source: protocols (and
-the object URLs, ``gateway/objects.py``) use
-only the core's public surface (``gateway/core/__init__.py``) and never reach
-a backend, the state store, the locks or a bucket's internals through the
-service; backends import nothing of the gateway."""
+"""The import rules of ARCHITECTURE.md §1, read from the source: protocols
+(and the object URLs, ``gateway/objects.py``) use only the core's public
+surface (``gateway/core/__init__.py``) and never reach a backend, the state
+store, the locks or a bucket's internals through the service; backends
+import nothing of the gateway."""
 
 from __future__ import annotations
 
