@@ -366,9 +366,13 @@ class S3Backend(Backend):
         number = len(st.parts) + 1
         if len(st.tail) == 1 and self.store.part_copy:  # no bytes through the gateway
             piece = st.tail[0]
-            return await self.store.upload_part_copy(
-                st.key, st.upload_id, number, piece.key, 0, None
-            )
+            try:
+                return await self.store.upload_part_copy(
+                    st.key, st.upload_id, number, piece.key, 0, None
+                )
+            except BackendError as exc:
+                if not self.integrity.copy_refused(exc, "the last part is sent from its pieces"):
+                    raise
         size = st.tail_size
         await self.context.budget.acquire(size)
         try:

@@ -4,7 +4,9 @@
   part size: the store copies, no byte passes through the gateway (sources
   over ``max_part_size`` are copied in several ranges);
 * otherwise copy-through: the sources are read in order and cut into parts
-  by a ``PartPipe`` (bounded memory, several parts in flight).
+  by a ``PartPipe`` (bounded memory, several parts in flight). So also on a
+  store without UploadPartCopy (found by the start-up probe), and, counted
+  as a fallback, when the store refuses one anyway (on a new upload).
 
 A multipart upload that fails half-way is aborted before the error leaves.
 """
@@ -73,6 +75,25 @@ class Copier:
             await self.store.copy(sources[0].key, key, content_type)
             return
         plan = copy_plan(sources, self.config) if self.store.part_copy else None
+        if plan is not None:
+            try:
+                await self._make(sources, key, content_type, plan)
+                return
+            except BackendError as exc:
+                # refused after the probe found it worked: through the gateway
+                if not self.integrity.copy_refused(exc, "copied through the gateway"):
+                    raise
+        await self._make(sources, key, content_type, None)
+
+    async def _make(
+        self,
+        sources: Sequence[Source],
+        key: str,
+        content_type: str | None,
+        plan: list[CopyRange] | None,
+    ) -> None:
+        """One multipart upload: parts copied by the store along ``plan``,
+        or through the gateway (None)."""
         checksum = self.store.checksum
         upload_id = await self.store.create_multipart(key, content_type, checksum)
         try:

@@ -24,8 +24,8 @@ CompleteMultipartUpload repeated without checksums — is counted
 store's answer, at most once per cause per minute; an answer that shows the
 probe was wrong runs it again (at most once a minute), and its findings
 apply to new uploads. Parts of uploads that declared CRC32 are no longer
-forwarded once the store refuses trailers: they are buffered and sent once,
-never twice.
+forwarded once the store refuses a trailer in that write or the re-probe
+finds trailers refused: they are buffered and sent once, never twice.
 """
 
 from __future__ import annotations
@@ -192,6 +192,17 @@ class Integrity:
         self.fallbacks[reason] += 1
         self.telemetry.fallback(operation, reason, f"{done}; the store said: {answer}")
 
+    def copy_refused(self, exc: BackendError, instead: str) -> bool:
+        """An UploadPartCopy failed: True if the store refused it (counted,
+        logged, and probed again: the caller does ``instead``); False if
+        the store is down or the source gone (the caller raises)."""
+        if isinstance(exc, NotFound | BackendUnavailable):
+            return False
+        self.store.part_copy = False  # until the re-probe finds it works
+        self.fallback("upload_part_copy", "part_copy_refused", instead, str(exc))
+        self.doubt()
+        return True
+
     def part_fallback(self, reason: str, answer: str) -> None:
         """A forwarded part is sent again from its buffer (``PartPipe``)."""
         self.fallback("upload_part", reason, "the part is sent again from its buffer", answer)
@@ -215,14 +226,16 @@ class Integrity:
             await self.store.complete(key, upload_id, etags, None)
 
     def doubt(self) -> None:
-        """The store answered against the probe: probe again (once a minute)."""
+        """The store answered against the probe: probe again, at once or as
+        soon as a minute has passed since the last probe."""
         if self._task is not None and not self._task.done():
-            return
-        if time.monotonic() - self._probed_at < REPROBE_INTERVAL:
             return
         self._task = asyncio.get_running_loop().create_task(self._reprobe())
 
     async def _reprobe(self) -> None:
+        wait = self._probed_at + REPROBE_INTERVAL - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
         try:
             found = await self._probe()
         except BackendError as exc:

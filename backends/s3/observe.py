@@ -6,7 +6,8 @@ hooks on the client: one wrapping point for all of ``store.py``.
 * outcome: ``ok`` (2xx/3xx), ``not_found`` (404), else ``error`` with the S3
   error code as the reason (``slow_down``, ``internal_error``, ``http_503``
   when there is none) or the transport failure's category;
-* an attempt that botocore is about to retry is a WARNING (rate-limited).
+* an attempt that botocore is about to retry is a WARNING (rate-limited);
+  501 NotImplemented is an answer, not a failure to retry.
 
 A call cancelled mid-flight is not reported (botocore emits nothing then).
 """
@@ -68,7 +69,11 @@ def watch(events: Any, telemetry: BackendTelemetry) -> None:
                     caught_exception: BaseException | None = None, **_: Any) -> None:  # fmt: skip
         if caught_exception is not None:
             cause = reason_of(caught_exception)
-        elif response is not None and response[0].status_code >= 500:
+        elif (
+            response is not None
+            and response[0].status_code >= 500
+            and response[0].status_code != 501
+        ):
             cause = _reason(response[0], response[1])
         else:
             return None

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import gateway_config, get_target
-from tests.support.targets import S3Target, selected_targets
+from tests.support.targets import S3Target, selected_targets, smoke_targets
 from testservers.gateway import GatewayProcess
 
 S3_TARGETS = [name for name in selected_targets() if name.startswith("s3-")]
@@ -33,6 +33,22 @@ def s3_target(request: pytest.FixtureRequest) -> S3Target:
 @pytest.fixture(scope="session")
 def swift_target() -> S3Target:
     return s3_target_for("s3-swift")
+
+
+#: the field stores' smoke targets (``tests/support/targets.smoke_targets``)
+#: and the S3 targets selected: every S3 store by default
+STORES = list(dict.fromkeys([*smoke_targets(), *S3_TARGETS]))
+
+
+@pytest.fixture(scope="module", params=STORES or ["none"])
+def store(request: pytest.FixtureRequest) -> S3Target:
+    """An S3 store of ``STORES`` (tests/s3/test_field_stores.py and
+    test_store_answers.py: the probe and what follows from it)."""
+    if request.param == "none":
+        pytest.skip("no S3 target selected")
+    target = get_target(str(request.param))
+    assert isinstance(target, S3Target)
+    return target
 
 
 class S3Gateway:

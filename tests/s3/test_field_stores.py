@@ -10,6 +10,7 @@ s3api, Ceph RGW 16: ``tests/support/targets.FIELD_TARGETS``); with
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import os
@@ -22,27 +23,15 @@ from tusclient import client as tus
 from backends.base import StreamInfo
 from backends.errors import BackendConfigError, BackendError
 from backends.s3 import S3Backend
-from tests.conftest import get_target
 from tests.observability.scrape import scrape, value
 from tests.s3.conftest import S3Gateway
 from tests.s3.test_s3_backend import backend_for, read_all, run_with, write_all
 from tests.support.cutproxy import CutProxy
-from tests.support.targets import S3Target, selected_targets, smoke_targets
+from tests.support.targets import S3Target
 from tests.tus.helpers import create, download, patch
 
 KiB = 1024
 MiB = 1024 * KiB
-
-STORES = list(dict.fromkeys([*smoke_targets(), *(n for n in selected_targets() if "s3-" in n)]))
-
-
-@pytest.fixture(scope="module", params=STORES or ["none"])
-def store(request: pytest.FixtureRequest) -> S3Target:
-    if request.param == "none":
-        pytest.skip("no S3 target selected")
-    target = get_target(str(request.param))
-    assert isinstance(target, S3Target)
-    return target
 
 
 def _sha(data: bytes) -> str:
@@ -185,22 +174,31 @@ def test_tus_uploads_with_the_default_config(store: S3Target, tmp_path: Path) ->
 
 
 def test_reprobe_is_bounded(store: S3Target) -> None:
-    """Answers against the probe run it again, at most once a minute."""
+    """Answers against the probe run it again, at most once a minute: a
+    doubt within the minute waits for its end (one probe for many doubts)."""
     backend = backend_for(store)
 
     async def check() -> None:
-        before = backend.integrity.probes
-        backend.integrity.doubt()  # just probed at start: not again yet
-        await asyncio.sleep(0)
-        assert backend.integrity.probes == before
-        backend.integrity._probed_at -= 61
-        backend.integrity.doubt()
-        backend.integrity.doubt()
-        task = backend.integrity._task
-        assert task is not None
+        integrity = backend.integrity
+        before = integrity.probes
+        integrity.doubt()  # just probed at start: not again yet
+        await asyncio.sleep(0.1)
+        waiting = integrity._task
+        assert waiting is not None and not waiting.done()
+        assert integrity.probes == before
+        integrity.doubt()
+        assert integrity._task is waiting  # one probe waits, not two
+        waiting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await waiting
+        integrity._probed_at -= 61  # the minute has passed: at once
+        integrity.doubt()
+        integrity.doubt()
+        task = integrity._task
+        assert task is not None and task is not waiting
         await task
-        assert backend.integrity.probes == before + 1
-        assert backend.integrity.mode == store.integrity
+        assert integrity.probes == before + 1
+        assert integrity.mode == store.integrity
 
     run_with(backend, check)
     assert store.leftovers() == []

@@ -40,10 +40,12 @@ class PeakBudget(Budget):
         self.peak = max(self.peak, self.used)
 
 
-def backend_for(target: S3Target, budget: Budget | None = None, **options: Any) -> S3Backend:
+def backend_for(
+    target: S3Target, budget: Budget | None = None, name: str = "quirks", **options: Any
+) -> S3Backend:
     raw = {**target.backend_config(), **options}
     context = BackendContext(kv=MemoryKV(), budget=budget or Budget(256 * MiB))
-    return S3Backend("quirks", S3Config.model_validate(raw), context)
+    return S3Backend(name, S3Config.model_validate(raw), context)
 
 
 def run_with(backend: S3Backend, fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
