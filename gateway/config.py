@@ -129,8 +129,13 @@ class QiniuConfig(_Model):
     staging_bucket: str = ""
     #: per callbackUrl attempt
     callback_timeout: float = 10.0
+    #: a form file up to this size whose token came first is held in memory
+    #: (from server.memory_budget) until checked, then written once on its
+    #: key; larger ones are streamed into the store and moved there
+    form_buffer: int = 8 * 1024 * 1024
 
     _v_ttl = field_validator("context_ttl", "callback_timeout", mode="before")(_duration)
+    _v_buffer = field_validator("form_buffer", mode="before")(_size)
 
     @model_validator(mode="after")
     def _keys_when_enabled(self) -> QiniuConfig:

@@ -48,6 +48,7 @@ from gateway.core.object_meta import with_meta as with_object_meta
 from gateway.core.records import Kind, Status, UploadRecord, new_upload_id
 
 if TYPE_CHECKING:
+    from gateway.core.held import HeldBytes
     from gateway.core.multipart import MAX_PART_NUMBER, Admit, Part, Session
     from gateway.core.service import UploadService
 
@@ -56,6 +57,7 @@ if TYPE_CHECKING:
 _LATER = {
     "MAX_PART_NUMBER": "multipart",
     "Admit": "multipart",
+    "HeldBytes": "held",
     "Part": "multipart",
     "Session": "multipart",
     "UploadService": "service",
@@ -82,6 +84,7 @@ __all__ = [
     "Crc32",
     "Forbidden",
     "Hasher",
+    "HeldBytes",
     "HookRejected",
     "Kind",
     "Locked",

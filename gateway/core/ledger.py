@@ -44,6 +44,11 @@ log = logging.getLogger(__name__)
 #: asks whether ``record`` may become the object ``bucket/key``; raises to refuse
 Approver = Callable[[UploadRecord, str, str], Awaitable[None]]
 
+#: in a record's ``extra``: the pre-finish hook approved the object before
+#: any byte was stored (``Uploads.put``), so it is not asked again and the
+#: stream is written on its key even with a hook configured
+APPROVED = "core:approved"
+
 #: kv namespace: part id → JSON list of the assembly ids waiting for it
 #: (written by ``assembly``, dropped with the part's record by ``expiry``)
 CONCAT_WAIT = "concat-wait"
@@ -188,7 +193,7 @@ class Ledger:
         if (
             record.kind is Kind.UPLOAD
             and record.key is not None
-            and self.approve is None
+            and (self.approve is None or record.extra.get(APPROVED) is True)
             and not object_meta.is_insert_only(record)
         ):
             key = self.bucket(record.bucket).backend_key(record.key)
@@ -220,10 +225,12 @@ class Ledger:
         ``HookRejected``: then the object is never made and the bytes of
         ``record`` and ``parts`` are discarded (their ids answer 410).
         ``ServiceUnavailable`` (hook down) leaves everything as it was, so a
-        later request finishes the upload. Once approved, the digest index
-        forgets the object at ``key`` (``instant.py``): it is being replaced."""
+        later request finishes the upload. A record approved before its
+        bytes were stored (``APPROVED``, ``Uploads.put``) is not asked again.
+        Once approved, the digest index forgets the object at ``key``
+        (``instant.py``): it is being replaced."""
         try:
-            if self.approve is not None:
+            if self.approve is not None and record.extra.get(APPROVED) is not True:
                 await self.approve(record, bucket, key)
         except HookRejected:
             await self._refuse(record, parts)

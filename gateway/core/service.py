@@ -5,6 +5,7 @@ buckets, records, compare-and-set saves, locks, the backend-error
 translation) and offers their methods under one name:
 
 * ``uploads.py`` — ``create``, ``write``, ``status``: streams and their bytes;
+  ``put``: an object from bytes already at hand, approved before they are stored;
 * ``assembly.py`` — ``create_assembly``, ``commit_part``: objects made of
   finished parts (a part that completes wakes the assemblies waiting for it:
   ``uploads`` raises the core event ``PART_COMPLETE``, ``assembly`` handles it);
@@ -29,6 +30,7 @@ from backends.base import MemoryBudget
 from gateway.core.assembly import Assembly
 from gateway.core.events import ASSEMBLY_ABANDONED, PART_COMPLETE
 from gateway.core.expiry import Expiry
+from gateway.core.held import HeldBytes
 from gateway.core.ledger import Bucket, Ledger
 from gateway.core.multipart import Multipart
 from gateway.core.reading import Reading
@@ -64,6 +66,7 @@ class UploadService:
         self.object_lock = ledger.object_lock
         self.settle = ledger.settle
         self.create = uploads.create
+        self.put = uploads.put
         self.write = uploads.write
 
         async def status(upload_id: str, *, interrupt: bool = False) -> UploadRecord:
@@ -93,6 +96,11 @@ class UploadService:
     def same_store(self, bucket: str, other: str) -> bool:
         """Whether two buckets are on one backend (a stream moves by commit)."""
         return self.bucket(bucket).backend is self.bucket(other).backend
+
+    def hold(self, bucket: str) -> HeldBytes:
+        """A place for bytes a request keeps in memory until it knows their
+        key (``put``), charged to ``bucket``'s memory budget."""
+        return HeldBytes(self.memory_budget(bucket))
 
     def memory_budget(self, bucket: str) -> MemoryBudget:
         """The memory budget a protocol's read-ahead for ``bucket`` draws on."""

@@ -31,7 +31,7 @@ from gateway.core.errors import (
 from gateway.core.events import PART_COMPLETE
 from gateway.core.expiry import schedule_deletion
 from gateway.core.instant import Instant
-from gateway.core.ledger import Bucket, Ledger, backend_errors
+from gateway.core.ledger import APPROVED, Bucket, Ledger, backend_errors
 from gateway.core.locks import Lease
 from gateway.core.partials import PartRefs, max_total, too_large
 from gateway.core.records import Kind, Status, UploadRecord, new_upload_id
@@ -81,22 +81,7 @@ class Uploads:
         """Create an empty stream (no lock needed: nobody knows the id yet)."""
         ledger = self.ledger
         b = ledger.bucket(bucket)
-        ledger.check_length(length, b)
-        now = self.ledger.now()
-        record = UploadRecord(
-            id=upload_id or new_upload_id(),
-            protocol=protocol,
-            kind=kind,
-            bucket=bucket,
-            key=key,
-            length=length,
-            metadata=dict(metadata or {}),
-            concat=concat,
-            created_at=now,
-            updated_at=now,
-            expires_at=ledger.expiry(),
-            extra=dict(extra or {}),
-        )
+        record = self._new(protocol, bucket, key, length, kind, metadata, concat, extra, upload_id)
         sources = await self._instant.find(record)
         if sources:  # the bucket may hold these bytes already: no stream yet
             await ledger.create(record)
@@ -116,6 +101,88 @@ class Uploads:
                 record = await self._finish(record)
             record = await self._after_unlock(record)
         return record
+
+    async def put(
+        self,
+        *,
+        protocol: str,
+        bucket: str,
+        key: str,
+        length: int,
+        body: AsyncIterator[bytes],
+        metadata: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+        hashers: list[Hasher] | None = None,
+    ) -> UploadRecord:
+        """The object ``key`` from ``length`` bytes the caller already holds
+        (a small form file), in one write. The pre-finish hook is asked
+        before any byte is stored, so the stream is written on its key
+        whatever the hooks (S3: one PutObject, no copy); a refusal stores
+        nothing; a failed write drops what was stored (its id answers 410)."""
+        ledger = self.ledger
+        b = ledger.bucket(bucket)
+        extra = {**(extra or {}), APPROVED: True}
+        record = self._new(protocol, bucket, key, length, Kind.UPLOAD, metadata, None, extra, None)
+        if ledger.approve is not None:
+            await ledger.approve(record, bucket, key)
+        with backend_errors():
+            record.backend_state = await b.backend.create_stream(ledger.stream(record))
+        await ledger.create(record)
+        ledger.events.emit("post-create", record)
+        try:
+            return await self.write(
+                record.id, 0, body, content_length=length, hashers=hashers,
+                require_complete_body=True,
+            )  # fmt: skip
+        except BaseException:
+            await asyncio.shield(self._abandon(record.id))
+            raise
+
+    async def _abandon(self, upload_id: str) -> None:
+        """Drop a ``put`` that failed: its bytes and its record (410)."""
+        ledger = self.ledger
+        try:
+            async with ledger.locks.hold(upload_id):
+                record = await ledger.state.get(upload_id)
+                if record is None or record.status is not Status.ACTIVE:
+                    return
+                with backend_errors():
+                    await ledger.bucket(record.bucket).backend.discard_stream(ledger.stream(record))
+                ledger.tombstone(record, Status.TERMINATED)
+                await ledger.save(record)
+        except Exception as exc:  # the sweeper drops it at its expiry
+            log.warning("could not drop the failed upload %s (%s)", upload_id, exc)
+
+    def _new(
+        self,
+        protocol: str,
+        bucket: str,
+        key: str | None,
+        length: int | None,
+        kind: Kind,
+        metadata: dict[str, str] | None,
+        concat: str | None,
+        extra: dict[str, Any] | None,
+        upload_id: str | None,
+    ) -> UploadRecord:
+        """A new record of an empty stream (its length checked)."""
+        ledger = self.ledger
+        ledger.check_length(length, ledger.bucket(bucket))
+        now = ledger.now()
+        return UploadRecord(
+            id=upload_id or new_upload_id(),
+            protocol=protocol,
+            kind=kind,
+            bucket=bucket,
+            key=key,
+            length=length,
+            metadata=dict(metadata or {}),
+            concat=concat,
+            created_at=now,
+            updated_at=now,
+            expires_at=ledger.expiry(),
+            extra=dict(extra or {}),
+        )
 
     async def status(self, upload_id: str, *, interrupt: bool = False) -> UploadRecord:
         """Like ``get``, finishing an upload whose last write was saved but

@@ -1,11 +1,15 @@
 """Form upload: ``POST /`` as ``multipart/form-data``.
 
-The multipart body is parsed as it streams, whatever the field order: the
-``file`` part goes straight into a core stream while it arrives — into the
-token's bucket if the token came first (Python, Node), else into the staging
-bucket (qiniu-js sends the file first). Once every field is in, the token is
-checked; if it fails (or ``crc32``, size, MIME, scope…), the stored bytes are
-deleted. Nothing is held in memory beyond a chunk.
+The multipart body is parsed as it streams, whatever the field order. When
+the token came before the file (Python, Node SDKs) a file of up to
+``qiniu.form_buffer`` bytes is held in memory (from the memory budget) until
+every field is in: then the put policy is applied (crc32, size, MIME, key,
+insert-only, the pre-finish hook) and only an accepted file is written, once,
+straight to its key (S3: one PutObject; no copy, nothing to delete). A larger
+file, or one sent before its token (qiniu-js), goes into a core stream while
+it arrives — into the token's bucket, or the staging bucket without a token
+— and becomes the object once checked; if a check fails, the stored bytes are
+deleted. Nothing is held in memory beyond a chunk on that path.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from aiohttp import BodyPartReader, web
 
 from gateway import core
 from gateway.access.tokens import UploadToken
-from gateway.core import BodyInterrupted, Crc32, Kind, MemoryBudget, ObjectMeta
+from gateway.core import BodyInterrupted, Crc32, HeldBytes, Kind, MemoryBudget, ObjectMeta
 from gateway.numbers import parse_count
 from gateway.protocols.bodies import body_read
 
@@ -41,7 +45,10 @@ FORM = "form"
 
 @dataclass
 class StoredFile:
-    stream_id: str
+    """The file part as received: its bytes in a core stream (``stream_id``)
+    or held in memory (``held``), and what was computed as they passed."""
+
+    stream_id: str | None
     bucket: str
     size: int
     etag: str
@@ -51,6 +58,7 @@ class StoredFile:
     content_type: str | None
     #: the stream became the object: never delete it as an abandoned upload
     committed: bool = False
+    held: HeldBytes | None = None
 
 
 class _FilePart:
@@ -125,7 +133,60 @@ async def _read_field(request: web.Request, part: BodyPartReader) -> str:
         raise BAD_REQUEST.error(f"form field {part.name!r} is not UTF-8") from None
 
 
-async def _store_file(call: Call, part: BodyPartReader, token: UploadToken | None) -> StoredFile:
+async def _receive_file(call: Call, part: BodyPartReader, token: UploadToken | None) -> StoredFile:
+    """Hold the file in memory if the token came first and it is small
+    enough; else store it in a stream as it arrives (``_store_file``)."""
+    if token is None:
+        return await _store_file(call, part, None)
+    bucket = call.check_bucket(token.policy.bucket)
+    limit = token.policy.fsize_limit or None
+    held = call.service.hold(bucket)
+    try:
+        while chunk := await body_read(call.request, part.read_chunk(_CHUNK)):
+            await held.add(chunk)
+            if limit is not None and held.size > limit:
+                raise TOO_LARGE.error()
+            if held.size > call.config.qiniu.form_buffer:
+                return await _store_file(call, part, token, held)
+    except BaseException:
+        held.release()
+        raise
+    hasher, crc, head = qetag.BlockHasher(), Crc32(), Head()
+    for chunk in held.chunks:
+        hasher.update(chunk)
+        crc.update(chunk)
+        head.update(chunk)
+    return StoredFile(
+        stream_id=None,
+        bucket=bucket,
+        size=held.size,
+        etag=qetag.v1(hasher.digests()),
+        crc32=crc.value,
+        head=bytes(head.data),
+        filename=part.filename,
+        content_type=part.headers.get(aiohttp.hdrs.CONTENT_TYPE),
+        held=held,
+    )
+
+
+async def _chain(held: HeldBytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """The held bytes, then the rest, giving the held bytes' budget back
+    once they are passed on."""
+    try:
+        async for chunk in held.body():
+            yield chunk
+        held.release()
+        async for chunk in rest:
+            yield chunk
+    finally:
+        held.release()
+
+
+async def _store_file(
+    call: Call, part: BodyPartReader, token: UploadToken | None, held: HeldBytes | None = None
+) -> StoredFile:
+    """The file into a new stream as it arrives (after ``held``, the bytes
+    already read of it)."""
     bucket = call.check_bucket(token.policy.bucket) if token else call.runtime.staging_bucket()
     limit = token.policy.fsize_limit if token and token.policy.fsize_limit else None
     record = await call.service.create(
@@ -138,9 +199,13 @@ async def _store_file(call: Call, part: BodyPartReader, token: UploadToken | Non
     )
     hasher, crc, head = qetag.BlockHasher(), Crc32(), Head()
     source = _FilePart(call.request, part, limit, call.service.memory_budget(bucket))
+    chunks = source.chunks()
+    if held is not None:
+        source.received = held.size
+        chunks = _chain(held, chunks)
     try:
         record = await call.service.write(
-            record.id, 0, source.chunks(), hashers=[hasher, crc, head], require_complete_body=True
+            record.id, 0, chunks, hashers=[hasher, crc, head], require_complete_body=True
         )
         if source.too_large:
             raise TOO_LARGE.error()
@@ -183,7 +248,7 @@ async def upload(request: web.Request) -> web.Response:
                     if "token" in fields:
                         early_token = call.runtime.verify(fields["token"])
                         approved = await _approve(call, early_token, fields)  # before the bytes
-                    stored = await _store_file(call, part, early_token)
+                    stored = await _receive_file(call, part, early_token)
                 elif part.name:
                     if len(fields) >= _MAX_FIELDS:
                         raise BAD_REQUEST.error("too many form fields")
@@ -197,10 +262,13 @@ async def upload(request: web.Request) -> web.Response:
             approved = await _approve(call, token, fields)
         return await _finish(call, token, fields, stored, approved)
     except BaseException:
-        if stored is not None and not stored.committed:
+        if stored is not None and stored.stream_id is not None and not stored.committed:
             with contextlib.suppress(Exception):
                 await call.service.terminate(stored.stream_id)
         raise
+    finally:
+        if stored is not None and stored.held is not None:
+            stored.held.release()
 
 
 async def _approve(call: Call, token: UploadToken, fields: dict[str, str]) -> Approved:
@@ -222,7 +290,19 @@ async def _finish(
         return stored.head
 
     async def store(key: str, extra: dict[str, Any], meta: ObjectMeta) -> None:
+        if stored.held is not None:  # checked: now written, once, on its key
+            await call.service.put(
+                protocol="qiniu",
+                bucket=bucket,
+                key=key,
+                length=stored.size,
+                body=stored.held.body(),
+                metadata=metadata,
+                extra=core.with_object_meta({"qiniu": FORM, **extra}, meta),
+            )
+            return
         part_id = stored.stream_id
+        assert part_id is not None
         if not call.service.same_store(bucket, stored.bucket):
             part_id = await _relocate(call, stored, bucket)
         await call.service.commit_part(
@@ -231,6 +311,8 @@ async def _finish(
         stored.committed = True
 
     async def discard() -> None:
+        if stored.stream_id is None:
+            return  # held bytes are released when the request ends
         with contextlib.suppress(core.UploadError):
             await call.service.terminate(stored.stream_id)
 
@@ -252,6 +334,7 @@ async def _finish(
 async def _relocate(call: Call, stored: StoredFile, bucket: str) -> str:
     """Copy a staged file into ``bucket`` on another backend (the rare case
     of a file sent before its token, for a bucket off the staging backend)."""
+    assert stored.stream_id is not None
     record = await call.service.create(
         protocol="qiniu",
         bucket=bucket,

@@ -132,8 +132,9 @@ async def place(
         extra["customVars"] = dict(new.custom)
     meta = ObjectMeta(content_type=mime_type, delete_at=policy.delete_at(now.timestamp()))
     async with call.service.object_lock(new.bucket, key):
-        existing = await call.service.stat_object(new.bucket, key)
-        if existing is not None and not policy.may_overwrite:
+        # only a token that may not replace an object needs to know of one
+        existing = None if policy.may_overwrite else await call.service.stat_object(new.bucket, key)
+        if existing is not None:
             if existing.size != new.size or await _etag_of_object(call, new, key) != new.etag:
                 await discard()
                 raise FILE_EXISTS.error()
