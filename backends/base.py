@@ -49,6 +49,11 @@ class Capability(enum.Enum):
     #: the store deletes an object at ``ObjectMeta.delete_at`` itself (Qiniu
     #: deleteAfterDays, Swift X-Delete-At); without it the gateway's sweeper does
     OBJECT_EXPIRY = "object-expiry"
+    #: an object can be written as numbered parts of one upload made on its
+    #: key in the store (S3 multipart): ``open_object``, ``write_object_part``,
+    #: ``complete_object``, ``abort_object``. The parts are stored once and
+    #: cannot be read back before ``complete_object`` makes the object
+    OBJECT_PARTS = "object-parts"
 
 
 @dataclass(frozen=True)
@@ -258,6 +263,39 @@ class Backend(abc.ABC):
     ) -> AsyncIterator[bytes]:
         """Yield bytes ``[start, end)`` of a stream (``end`` None = its offset):
         another instance recomputes a Qiniu block's SHA-1 after a restart."""
+
+    # -- objects written as numbered parts (``Capability.OBJECT_PARTS``) ------
+    async def open_object(self, key: str, meta: ObjectMeta | None = None) -> JSON:
+        """Start the object ``key`` (with ``meta``'s content type) as an upload
+        of numbered parts; return the upload's state. Nothing is visible."""
+        raise NotImplementedError(f"{self.type_name} cannot write an object in parts")
+
+    async def write_object_part(
+        self, upload: JSON, number: int, body: AsyncIterator[bytes], length: int
+    ) -> JSON:
+        """Store part ``number`` (1..``limits.max_parts``) of ``upload``: all
+        ``length`` bytes of ``body`` or ``InvalidState``. Return the part's
+        state (a ``StreamInfo.state`` that ``discard_stream`` takes as
+        holding nothing: the part goes with its upload). A part written
+        again replaces the earlier one."""
+        raise NotImplementedError(f"{self.type_name} cannot write an object in parts")
+
+    async def complete_object(
+        self,
+        upload: JSON,
+        parts: Sequence[tuple[int, JSON]],
+        last: tuple[int, StreamInfo] | None = None,
+        meta: ObjectMeta | None = None,
+    ) -> ObjectInfo:
+        """Make the object of ``upload`` from ``parts`` (number, state),
+        ascending, then ``last``: a finished stream stored as the final part
+        (its storage stays until ``discard_stream``). ``meta``'s content type
+        replaces the one the upload was opened with if they differ."""
+        raise NotImplementedError(f"{self.type_name} cannot write an object in parts")
+
+    async def abort_object(self, upload: JSON) -> None:
+        """Drop ``upload`` and its parts (idempotent)."""
+        raise NotImplementedError(f"{self.type_name} cannot write an object in parts")
 
     async def object_url(self, key: str, ttl: int, inline: bool = False) -> str | None:
         """A URL the store serves ``key`` at, or None to use the gateway's.

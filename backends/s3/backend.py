@@ -29,6 +29,7 @@ from backends.errors import BackendError, BackendUnavailable, InvalidState, NotF
 from backends.s3.config import PresignedUrls, PublicUrls, S3Config
 from backends.s3.copy import Copier, Source
 from backends.s3.integrity import Integrity
+from backends.s3.object_parts import ObjectParts, is_object_part
 from backends.s3.parts import PartPipe, cancel_forward, fetch_pieces
 from backends.s3.preopen import PreOpener
 from backends.s3.state import Piece, StreamState
@@ -40,7 +41,7 @@ _MAX_PRESIGN_TTL = 7 * 86400  # SigV4 presigned URLs live at most a week
 class S3Backend(Backend):
     type_name: ClassVar[str] = "s3"
     config_model: ClassVar[type[BackendConfig]] = S3Config
-    capabilities: ClassVar[frozenset[Capability]] = frozenset()
+    capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.OBJECT_PARTS})
 
     def __init__(self, name: str, config: BackendConfig, context: BackendContext) -> None:
         super().__init__(name, config, context)
@@ -50,6 +51,9 @@ class S3Backend(Backend):
         self.integrity = Integrity(name, self.store, config, self.telemetry)
         self.copier = Copier(self.store, config, context.budget, self.integrity)
         self.preopen = PreOpener(self.store, config.preopen_parts, config.preopen_timeout)
+        self.object_parts = ObjectParts(
+            self.store, config, context.budget, self.integrity, self.telemetry
+        )
 
     @property
     def limits(self) -> Limits:
@@ -66,6 +70,7 @@ class S3Backend(Backend):
             await self.store.check_bucket(self.cfg.create_bucket)
             # what the store really checks and allows (backends/s3/integrity.py)
             self.cfg = self.store.config = self.copier.config = await self.integrity.start()
+            self.object_parts.config = self.cfg
         except BaseException:
             await self.integrity.close()  # the probe's clean-up
             await self.store.close()
@@ -426,6 +431,8 @@ class S3Backend(Backend):
 
     async def discard_stream(self, stream: StreamInfo) -> None:
         self.preopen.drop(stream.id)
+        if is_object_part(stream.state):
+            return  # it goes with its object's upload (``object_parts.py``)
         st = StreamState.from_json(stream.state) if stream.state else None
         if st is not None:
             if not st.sealed:
@@ -443,6 +450,27 @@ class S3Backend(Backend):
 
     async def _delete_keys(self, keys: list[str]) -> None:
         await bounded(keys, self.store.delete, self.cfg.max_concurrency)
+
+    # -- objects written in parts (``object_parts.py``) ----------------------------
+    async def open_object(self, key: str, meta: ObjectMeta | None = None) -> JSON:
+        return await self.object_parts.open(key, meta)
+
+    async def write_object_part(
+        self, upload: JSON, number: int, body: AsyncIterator[bytes], length: int
+    ) -> JSON:
+        return await self.object_parts.write_part(upload, number, body, length)
+
+    async def complete_object(
+        self,
+        upload: JSON,
+        parts: Sequence[tuple[int, JSON]],
+        last: tuple[int, StreamInfo] | None = None,
+        meta: ObjectMeta | None = None,
+    ) -> ObjectInfo:
+        return await self.object_parts.complete(upload, parts, last, meta)
+
+    async def abort_object(self, upload: JSON) -> None:
+        await self.object_parts.abort(upload)
 
     # -- objects -------------------------------------------------------------------
     async def stat(self, key: str) -> ObjectInfo | None:

@@ -210,12 +210,17 @@ class Integrity:
             self.doubt()
 
     async def complete(
-        self, key: str, upload_id: str, etags: list[str], checksums: list[str] | None
+        self,
+        key: str,
+        upload_id: str,
+        etags: list[str],
+        checksums: list[str] | None,
+        numbers: list[int] | None = None,
     ) -> None:
         """CompleteMultipartUpload; refused with the parts' checksums (a
         store that does not know them), once more without."""
         try:
-            await self.store.complete(key, upload_id, etags, checksums)
+            await self.store.complete(key, upload_id, etags, checksums, numbers)
         except (NotFound, BackendUnavailable):
             raise
         except BackendError as exc:
@@ -223,7 +228,7 @@ class Integrity:
                 raise
             self.fallback("complete", "checksums_refused", "completed without checksums", str(exc))
             self.doubt()
-            await self.store.complete(key, upload_id, etags, None)
+            await self.store.complete(key, upload_id, etags, None, numbers)
 
     def doubt(self) -> None:
         """The store answered against the probe: probe again, at once or as

@@ -392,12 +392,19 @@ class Store:
         return str(result["ETag"]), str(result.get("ChecksumCRC32") or "")
 
     async def complete(
-        self, key: str, upload_id: str, etags: list[str], checksums: list[str] | None = None
+        self,
+        key: str,
+        upload_id: str,
+        etags: list[str],
+        checksums: list[str] | None = None,
+        numbers: list[int] | None = None,
     ) -> None:
         """Complete with the parts' ETags and, for an upload that declared
-        CRC32, their checksums (where known)."""
+        CRC32, their checksums (where known); the parts are numbered 1, 2, …
+        unless ``numbers`` (ascending) says otherwise."""
         parts: list[dict[str, Any]] = [
-            {"PartNumber": n, "ETag": e} for n, e in enumerate(etags, start=1)
+            {"PartNumber": n, "ETag": e}
+            for n, e in zip(numbers or range(1, len(etags) + 1), etags, strict=True)
         ]
         for part, checksum in zip(parts, checksums or [], strict=False):
             if checksum:

@@ -11,6 +11,16 @@ there are. Putting a part takes one lock (the part's), two reads (the
 session, the part it replaces) and two saves (the new part, then the part
 sealed with its digests); a re-sent part replaces the old one.
 
+When the object's key is known at ``open`` and the store can write an
+object in parts (``Capability.OBJECT_PARTS``: S3), the session opens an
+upload on that key in the store, and every part at least the store's
+minimum part size goes straight into it as the same-numbered part: stored
+once, never copied. ``complete`` then makes the object with one request
+(a smaller last part is copied in as the final part). Parts below the
+minimum are streams of their own, as on every store; a list that would put
+one of them before a part stored in the upload cannot be made (400: its
+bytes cannot be read back out of the upload) — the SDKs never send one.
+
 ``assemble`` / ``discard`` make an object of (or drop) complete streams in a
 given order, for any protocol that tracks its parts itself (Qiniu v1).
 """
@@ -25,13 +35,21 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from backends.base import ObjectMeta, WriteResult
+from backends.base import JSON, Capability, ObjectMeta, WriteResult
+from backends.errors import BackendError
+from gateway.core import object_meta
 from gateway.core.assembly import Assembly
 from gateway.core.body import GuardedBody, Hasher
 from gateway.core.checksums import Crc32
-from gateway.core.errors import BadRequest, ChecksumMismatch, NoSuchSession, UploadError
-from gateway.core.expiry import Expiry
-from gateway.core.ledger import Ledger, backend_errors
+from gateway.core.errors import (
+    BadRequest,
+    ChecksumMismatch,
+    HookRejected,
+    NoSuchSession,
+    UploadError,
+)
+from gateway.core.expiry import Expiry, schedule_deletion
+from gateway.core.ledger import Bucket, Ledger, backend_errors
 from gateway.core.records import Kind, Status, UploadRecord, new_upload_id
 from gateway.core.uploads import Uploads, refusal
 
@@ -54,6 +72,8 @@ class Session:
     expires_at: float
     #: what the protocol kept with the session (``open(extra=…)``)
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
+    #: the object's upload in the store that parts are written into, if any
+    direct: JSON | None = None
 
 
 @dataclass(frozen=True)
@@ -66,6 +86,8 @@ class Part:
     put_time: int
     #: what the protocol asked to keep with the part (``put_part(info=…)``)
     info: dict[str, Any]
+    #: stored as a part of the session's upload of the object (not readable)
+    direct: bool = False
 
 
 def part_id(session_id: str, number: int) -> str:
@@ -82,7 +104,15 @@ def _part_of(record: UploadRecord) -> Part | None:
     if record.status is not Status.COMPLETE or not isinstance(mark, dict):
         return None
     info = {k: v for k, v in record.extra.items() if k != _MARK}
-    return Part(mark["number"], record.id, record.offset, mark["etag"], mark["putTime"], info)
+    return Part(
+        mark["number"],
+        record.id,
+        record.offset,
+        mark["etag"],
+        mark["putTime"],
+        info,
+        bool(mark.get("direct")),
+    )
 
 
 class Multipart:
@@ -101,10 +131,13 @@ class Multipart:
         key: str | None,
         ttl: float,
         extra: dict[str, Any] | None = None,
+        direct: ObjectMeta | None = None,
     ) -> Session:
         """A new session for the object ``key`` (None: named at completion);
-        ``extra`` is kept on its record (e.g. its owner, for ``admit``)."""
-        self.ledger.bucket(bucket)
+        ``extra`` is kept on its record (e.g. its owner, for ``admit``).
+        With ``direct`` (the object's meta, its content type final), large
+        parts go straight into an upload of ``key`` where the store can."""
+        b = self.ledger.bucket(bucket)
         now = self.ledger.now()
         record = UploadRecord(
             id=new_upload_id(),
@@ -118,6 +151,9 @@ class Multipart:
             expires_at=now + ttl,
             extra={**(extra or {}), _MARK: "session"},
         )
+        if direct is not None and key is not None and _parts_capable(b):
+            with backend_errors():
+                record.backend_state = await b.backend.open_object(b.backend_key(key), direct)
         await self.ledger.create(record)
         return self._session_of(record)
 
@@ -145,7 +181,13 @@ class Multipart:
     def _session_of(record: UploadRecord) -> Session:
         assert record.expires_at is not None
         return Session(
-            record.id, record.protocol, record.bucket, record.key, record.expires_at, record.extra
+            record.id,
+            record.protocol,
+            record.bucket,
+            record.key,
+            record.expires_at,
+            record.extra,
+            record.backend_state or None,
         )
 
     # -- parts -----------------------------------------------------------------------
@@ -172,6 +214,7 @@ class Multipart:
         b = ledger.bucket(session.bucket)
         ledger.check_length(content_length, b)
         pid = part_id(session.id, number)
+        direct = session.direct is not None and _fits_upload(b, number, content_length)
         async with ledger.locks.hold(pid) as lease:
             old = await ledger.state.get(pid)
             if old is not None and old.status in (Status.ACTIVE, Status.COMPLETE):
@@ -190,8 +233,9 @@ class Multipart:
                 expires_at=ledger.expiry(),
                 extra={_MARK: {"session": session.id, "number": number}},
             )
-            with backend_errors():
-                record.backend_state = await b.backend.create_stream(ledger.stream(record))
+            if not direct:
+                with backend_errors():
+                    record.backend_state = await b.backend.create_stream(ledger.stream(record))
             if old is None:
                 await ledger.create(record)
             else:
@@ -206,37 +250,51 @@ class Multipart:
                 hashers=[md5, crc, *hashers],
             )
             result: WriteResult | None = None
+            part_state: JSON | None = None
             try:
-                stream = ledger.stream(record)
-                stream.incoming = content_length
                 try:
-                    with backend_errors(), ledger.receiving_body(pid, 0, guarded):
-                        result = await b.backend.write(stream, aiter(guarded))
+                    with ledger.receiving_body(pid, 0, guarded):
+                        if direct:
+                            assert session.direct is not None and content_length is not None
+                            part_state = await _write_direct(
+                                b, session.direct, number, guarded, content_length
+                            )
+                            written = content_length
+                        else:
+                            stream = ledger.stream(record)
+                            stream.incoming = content_length
+                            with backend_errors():
+                                result = await b.backend.write(stream, aiter(guarded))
+                            written = result.offset
                 finally:
                     guarded.close()  # a backend may stop reading before the body's end
                 refuse = refusal(guarded, None, require_complete=True)
                 if refuse is not None:
                     raise refuse
-                if content_length is not None and result.offset != content_length:
+                if content_length is not None and written != content_length:
                     raise BadRequest("the body was cut short")
                 if content_md5 is not None and md5.digest() != content_md5:
                     raise ChecksumMismatch("Content-MD5 mismatch")
                 if crc32 is not None and crc.value != crc32:
                     raise ChecksumMismatch("CRC32 mismatch")
-                record.length = record.offset = result.offset
-                record.backend_state = result.state
-                with backend_errors():  # verified: now sealed
-                    record.backend_state = await b.backend.finish_stream(ledger.stream(record))
+                record.length = record.offset = written
+                if result is not None:
+                    record.backend_state = result.state
+                    with backend_errors():  # verified: now sealed
+                        record.backend_state = await b.backend.finish_stream(ledger.stream(record))
+                elif part_state is not None:
+                    record.backend_state = part_state
                 record.status = Status.COMPLETE
                 record.extra.update(info() if info is not None else {})
                 mark = {"etag": md5.hexdigest(), "putTime": int(self.ledger.now())}
+                if direct:
+                    mark["direct"] = True
                 record.extra[_MARK].update(mark)
                 await ledger.save(record)
             except BaseException:
                 await asyncio.shield(self._drop(record, result))
                 raise
-        assert result is not None
-        if result.after_commit is not None:
+        if result is not None and result.after_commit is not None:
             try:
                 await result.after_commit()
             except Exception:  # leftovers are swept later; the part stands
@@ -306,17 +364,110 @@ class Multipart:
     ) -> None:
         """The object ``key`` from ``parts`` in order; the session ends.
         Call it inside ``completing``."""
+        if session.direct is not None and any(p.direct for p in parts):
+            await self._complete_direct(session, parts, key, metadata, extra, meta)
+            return
         ids = [p.id for p in parts]
         await self.assemble(session.protocol, session.bucket, ids, key, metadata, extra, meta)
         await self.end(session)
 
-    async def end(self, session: Session) -> None:
+    async def _complete_direct(
+        self,
+        session: Session,
+        parts: Sequence[Part],
+        key: str,
+        metadata: dict[str, str] | None,
+        extra: dict[str, Any] | None,
+        meta: ObjectMeta | None,
+    ) -> None:
+        """The object made by the store from the parts in its upload (and a
+        small last part copied in after them): one request, no bytes moved."""
+        ledger = self.ledger
+        b = ledger.bucket(session.bucket)
+        assert session.direct is not None
+        if key != session.key:
+            raise BadRequest("the parts were stored for the key the upload was opened with")
+        for part in parts[:-1]:
+            if not part.direct:
+                raise BadRequest(
+                    f"part {part.number} is smaller than the store's minimum part "
+                    f"({b.backend.limits.min_part_size} bytes) and is not the last: "
+                    "send it again with more bytes, or start a new upload"
+                )
+        records = await ledger.state.get_many([p.id for p in parts])
+        found = [r for r in records if r is not None]
+        if len(found) != len(parts):
+            raise BadRequest("a part of the upload is gone")
+        size = sum(p.size for p in parts)
+        ledger.check_length(size, b)
+        now = ledger.now()
+        record = UploadRecord(
+            id=new_upload_id(),
+            protocol=session.protocol,
+            kind=Kind.ASSEMBLY,
+            bucket=session.bucket,
+            key=key,
+            length=size,
+            offset=size,
+            metadata=dict(metadata or {}),
+            parts=[p.id for p in parts],
+            created_at=now,
+            updated_at=now,
+            expires_at=ledger.expiry(),
+            extra=object_meta.with_meta(extra, meta),
+        )
+        try:
+            await ledger.approve_commit(record, session.bucket, key, found)
+        except HookRejected:
+            await self.end(session)
+            raise
+        stored = [
+            (p.number, r.backend_state) for p, r in zip(parts, found, strict=True) if p.direct
+        ]
+        last = None
+        if not parts[-1].direct:
+            last = (parts[-1].number, ledger.stream(found[-1]))
+        with backend_errors():
+            await b.backend.complete_object(session.direct, stored, last, meta)
+        ledger.mark_finished(record)
+        await schedule_deletion(b, record)
+        await ledger.create(record)
+        ledger.events.emit("post-finish", record)
+        await self.end(session, completed=True)
+        ledger.later(self._release(found))
+
+    async def _release(self, parts: Sequence[UploadRecord]) -> None:
+        """Parts made into the object: their records end (410); a last part
+        that was a stream of its own is dropped (the sweeper does what fails)."""
+        ledger = self.ledger
+        for part in parts:
+            try:
+                async with ledger.locks.hold(part.id):
+                    current = await ledger.state.get(part.id)
+                    if current is None or current.status is not Status.COMPLETE:
+                        continue
+                    with backend_errors():
+                        backend = ledger.bucket(current.bucket).backend
+                        await backend.discard_stream(ledger.stream(current))
+                    ledger.tombstone(current, Status.EXPIRED)
+                    await ledger.state.save(current)
+            except Exception as exc:
+                log.warning("could not release part %s of an object (%s)", part.id, exc)
+
+    async def end(self, session: Session, completed: bool = False) -> None:
         """The session ends (its id is gone from now on); its parts stay
-        until completed, discarded or expired."""
+        until completed, discarded or expired. Unless ``completed``, the
+        object's upload in the store (if any) is dropped with the parts in it."""
         record = await self.ledger.state.get(session.id)
         if record is not None and record.status is Status.ACTIVE:
             self.ledger.tombstone(record, Status.EXPIRED)
             await self.ledger.save(record)
+        if session.direct is not None and not completed:
+            b = self.ledger.bucket(session.bucket)
+            try:
+                await b.backend.abort_object(session.direct)
+            except BackendError as exc:  # a lifecycle rule or the sweeper's retry
+                log.warning("could not abort the upload of session %s (%s)", session.id, exc)
 
     async def abort(
         self, session_id: str, bucket: str, protocol: str, admit: Admit | None = None
@@ -369,3 +520,33 @@ class Multipart:
                 await self._expiry.terminate(stream_id)
             except UploadError as exc:
                 log.info("discarding %s: %s", stream_id, exc)
+
+
+def _parts_capable(b: Bucket) -> bool:
+    return Capability.OBJECT_PARTS in b.backend.capabilities
+
+
+def _fits_upload(b: Bucket, number: int, length: int | None) -> bool:
+    """Whether a part of ``length`` bytes goes into the object's upload: it
+    must be at least the store's minimum part (so that any part may follow
+    it) and its number one the store takes."""
+    limits = b.backend.limits
+    if length is None or length < max(1, limits.min_part_size):
+        return False
+    return not limits.max_parts or number <= limits.max_parts
+
+
+async def _write_direct(
+    b: Bucket, upload: JSON, number: int, body: GuardedBody, length: int
+) -> JSON:
+    """Part ``number`` into the object's upload; a body the client cut short
+    or overran is its refusal, not the store's failure."""
+    try:
+        with backend_errors():
+            return await b.backend.write_object_part(upload, number, aiter(body), length)
+    except UploadError:
+        body.close()
+        refuse = refusal(body, None, require_complete=True)
+        if refuse is not None:
+            raise refuse from None
+        raise

@@ -18,6 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway import content_types as mime
 from gateway import core
 from gateway.access.codec import b64decode_text
 from gateway.access.ownership import admits, grant_of, owner_of
@@ -85,8 +86,22 @@ async def init(request: web.Request) -> web.Response:
         key=key,
         ttl=call.runtime.context_ttl,
         extra={**owner_of(grant_of(token)), **approved.as_extra()},
+        direct=_direct_meta(token, key),
     )
     return json_response({"uploadId": session.id, "expireAt": int(session.expires_at)})
+
+
+def _direct_meta(token: UploadToken, key: str | None) -> ObjectMeta | None:
+    """What the object will be, when it can be known before its bytes: then
+    its parts may go straight into an upload on ``key`` in the store
+    (``core/multipart.py``). Not when the policy names the key itself or
+    decides the type from the content. The type guessed here (from the key)
+    is replaced at completion if the client's fname / mimeType decide
+    otherwise."""
+    policy = token.policy
+    if key is None or (policy.force_save_key and policy.save_key) or policy.sniff_content:
+        return None
+    return ObjectMeta(content_type=mime.decide(None, None, key, b"", from_content=False))
 
 
 def _content_md5(value: str | None) -> bytes | None:
