@@ -79,8 +79,9 @@ class Expiry:
         elif record.kind is not Kind.ASSEMBLY:
             with backend_errors():
                 await b.backend.discard_stream(self.ledger.stream(record))
-            elif record.backend_state and Capability.OBJECT_PARTS in b.backend.capabilities:
-                await b.backend.abort_object(record.backend_state)  # a multipart session's
+        elif record.backend_state and Capability.OBJECT_PARTS in b.backend.capabilities:
+            with backend_errors():  # a multipart session's upload of its object
+                await b.backend.abort_object(record.backend_state)
 
     async def _expire_object(self, record: UploadRecord) -> None:
         """Delete the object of an expired finished record, unless a newer
