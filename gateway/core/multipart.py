@@ -416,23 +416,23 @@ class Multipart:
             expires_at=ledger.expiry(),
             extra=object_meta.with_meta(extra, meta),
         )
-        try:
-            await ledger.approve_commit(record, session.bucket, key, found)
-        except HookRejected:
-            await self.end(session)
-            raise
         stored = [
             (p.number, r.backend_state) for p, r in zip(parts, found, strict=True) if p.direct
         ]
         last = None
         if not parts[-1].direct:
             last = (parts[-1].number, ledger.stream(found[-1]))
-        with backend_errors():
-            await b.backend.complete_object(session.direct, stored, last, meta)
-        ledger.mark_finished(record)
-        await schedule_deletion(b, record)
-        await ledger.create(record)
-        ledger.events.emit("post-finish", record)
+        try:
+            async with ledger.committing(record, session.bucket, key, found):
+                with backend_errors():
+                    await b.backend.complete_object(session.direct, stored, last, meta)
+                ledger.mark_finished(record)
+                await schedule_deletion(b, record)
+                await ledger.create(record)
+        except HookRejected:  # the parts are discarded: so is the store's upload
+            await self.end(session)
+            raise
+        await ledger.finished(record)
         await self.end(session, completed=True)
         ledger.later(self._release(found))
 
