@@ -210,15 +210,7 @@ class Assembly:
             async with ledger.locks.hold(lock_name(part_id)):
                 if not await self.refs.drop(part_id, assembly_id) or not discard:
                     return
-                async with ledger.locks.hold(part_id):
-                    current = await ledger.state.get(part_id)
-                    if current is None or current.status is not Status.COMPLETE:
-                        return
-                    with backend_errors():
-                        backend = ledger.bucket(current.bucket).backend
-                        await backend.discard_stream(ledger.stream(current))
-                    ledger.tombstone(current, Status.EXPIRED)
-                    await ledger.state.save(current)
+                await ledger.drop_complete(part_id)
         except Exception:  # the sweeper removes it later
             log.warning("could not release part %s of %s", part_id, assembly_id, exc_info=True)
 

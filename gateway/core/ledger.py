@@ -295,6 +295,19 @@ class Ledger:
                 if info is None or info.size != record.offset:
                     raise
 
+    async def drop_complete(self, part_id: str) -> None:
+        """A complete part no object needs any more: its storage is
+        discarded and its id answers 410. Its lock is taken here."""
+        async with self.locks.hold(part_id):
+            current = await self.state.get(part_id)
+            if current is None or current.status is not Status.COMPLETE:
+                return
+            with backend_errors():
+                backend = self.bucket(current.bucket).backend
+                await backend.discard_stream(self.stream(current))
+            self.tombstone(current, Status.EXPIRED)
+            await self.state.save(current)
+
     # -- after the answer ----------------------------------------------------------------
     def later(self, work: Coroutine[Any, Any, Any]) -> None:
         """Run ``work`` after the current request is answered."""

@@ -439,18 +439,9 @@ class Multipart:
     async def _release(self, parts: Sequence[UploadRecord]) -> None:
         """Parts made into the object: their records end (410); a last part
         that was a stream of its own is dropped (the sweeper does what fails)."""
-        ledger = self.ledger
         for part in parts:
             try:
-                async with ledger.locks.hold(part.id):
-                    current = await ledger.state.get(part.id)
-                    if current is None or current.status is not Status.COMPLETE:
-                        continue
-                    with backend_errors():
-                        backend = ledger.bucket(current.bucket).backend
-                        await backend.discard_stream(ledger.stream(current))
-                    ledger.tombstone(current, Status.EXPIRED)
-                    await ledger.state.save(current)
+                await self.ledger.drop_complete(part.id)
             except Exception as exc:
                 log.warning("could not release part %s of an object (%s)", part.id, exc)
 
