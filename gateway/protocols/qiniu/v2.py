@@ -86,7 +86,7 @@ async def init(request: web.Request) -> web.Response:
         key=key,
         ttl=call.runtime.context_ttl,
         extra={**owner_of(grant_of(token)), **approved.as_extra()},
-        direct=_direct_meta(token, key),
+        direct=None if approved.key else _direct_meta(token, key),  # a hook's key: at complete
     )
     return json_response({"uploadId": session.id, "expireAt": int(session.expires_at)})
 
