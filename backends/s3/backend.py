@@ -198,11 +198,17 @@ class S3Backend(Backend):
             preopened=opened, checksum=checksum, fallback=self.integrity.part_fallback,
         )  # fmt: skip
         received = 0
+        refused: BackendUnavailable | None = None
         try:
             async for chunk in body:
                 if pipe.failure is not None:
                     break  # the store failed: stop reading, keep what it holds
-                await pipe.feed(chunk)
+                try:
+                    await pipe.feed(chunk)
+                except BackendUnavailable as exc:  # no memory for the next part
+                    refused = exc
+                    received += len(chunk)  # some of it may be in parts sent
+                    break
                 received += len(chunk)
             parts, failure = await pipe.results()
             leftover, md5 = await pipe.take_leftover()
@@ -218,6 +224,8 @@ class S3Backend(Backend):
                 st.tail = []
             if failure is not None:
                 raise failure
+            if refused is not None:  # the parts stored stay (``partial``)
+                raise refused
             if leftover:
                 end = stream.offset + received
                 kept = pipe.pending_prefix
