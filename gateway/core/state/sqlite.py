@@ -295,7 +295,8 @@ class SQLiteStateStore(StateStore):
             lambda db: db.execute(
                 f"INSERT OR REPLACE INTO object_digests ({_DIGEST_COLUMNS}) VALUES (?,?,?,?,?,?)",
                 row,
-            )
+            ),
+            inline=True,  # a point write on every finish, like ``save``
         )
 
     async def index_remove(self, bucket: str, key: str, upload_id: str | None = None) -> None:
@@ -303,7 +304,7 @@ class SQLiteStateStore(StateStore):
         args: tuple[str, ...] = (bucket, key)
         if upload_id is not None:
             query, args = query + " AND upload_id = ?", (*args, upload_id)
-        await self._run(lambda db: db.execute(query, args))
+        await self._run(lambda db: db.execute(query, args), inline=True)
 
     async def index_get(self, bucket: str, key: str) -> IndexedObject | None:
         row = await self._run(
