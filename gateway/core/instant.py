@@ -30,6 +30,7 @@ import logging
 
 from backends.errors import BackendError, InvalidState
 from backends.errors import NotFound as BackendNotFound
+from gateway.access.placement import MIME_LIMIT_FIELD
 from gateway.core import object_meta
 from gateway.core.digest_index import (
     ANONYMOUS,
@@ -65,6 +66,8 @@ class Instant:
             or record.key is None
             or not record.length
             or sha256 is None
+            # a mimeLimit is judged on the bytes themselves, which are not sent
+            or MIME_LIMIT_FIELD in record.extra
         ):
             return []
         owner = owner_key(record)
