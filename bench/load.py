@@ -217,7 +217,10 @@ async def _form_one(
 
 
 async def _run_async(
-    count: int, concurrency: int, one: Callable[[aiohttp.ClientSession, int], Awaitable[None]]
+    count: int,
+    concurrency: int,
+    one: Callable[[aiohttp.ClientSession, int], Awaitable[None]],
+    headers: dict[str, str] | None = None,
 ) -> Result:
     res = Result()
     next_index = 0
@@ -239,7 +242,7 @@ async def _run_async(
                 res.ok += 1
 
     async with aiohttp.ClientSession(
-        connector=conn, timeout=timeout, skip_auto_headers=("User-Agent",)
+        connector=conn, timeout=timeout, skip_auto_headers=("User-Agent",), headers=headers
     ) as session:
         t0 = time.perf_counter()
         await asyncio.gather(*(worker(session) for _ in range(min(concurrency, count))))
@@ -307,17 +310,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--version", choices=("v1", "v2"), default="v2", help="qiniu-sdk")
     ap.add_argument("--part-size", type=parse_size, default=4 << 20, help="qiniu-sdk v2 part")
     ap.add_argument("--prefix", default="bench")
+    ap.add_argument(
+        "--uptoken",
+        action="store_true",
+        help="tus/ietf: every request carries 'Authorization: UpToken' (--ak/--sk, --bucket)",
+    )
     a = ap.parse_args(argv)
     ru0 = resource.getrusage(resource.RUSAGE_SELF)
     run_id = uuid.uuid4().hex[:8]
     if a.mode in ("tus", "ietf"):
         buf = memoryview(os.urandom(min(a.chunk, a.size) or 1))
         one = _tus_one if a.mode == "tus" else _ietf_one
+        auth = (
+            {"Authorization": "UpToken " + _form_token(a.ak, a.sk, a.bucket)} if a.uptoken else None
+        )
         res = asyncio.run(
             _run_async(
                 a.count,
                 a.concurrency,
                 lambda s, i: one(s, a.url, a.size, a.chunk, buf, f"{a.prefix}-{run_id}-{i}.bin"),
+                auth,
             )
         )
     elif a.mode == "qiniu-form":

@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,10 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.gateway_proc import Gateway, gateway_config
-from bench.procstat import Meter
+from bench.loaded import measured
 from bench.sizes import parse_size
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _run(metrics: bool, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
@@ -49,24 +46,10 @@ def _run(metrics: bool, args: argparse.Namespace, workdir: Path) -> dict[str, An
     )
     with gateway:
         load = [
-            sys.executable, "-m", "bench.load", "tus", "--url", f"{gateway.url}/files/",
-            "--size", str(args.size), "--chunk", str(args.size), "--count", str(args.count),
-            "-c", str(args.concurrency),
+            "tus", "--url", f"{gateway.url}/files/", "--size", str(args.size),
+            "--chunk", str(args.size), "--count", str(args.count), "-c", str(args.concurrency),
         ]  # fmt: skip
-        with Meter(gateway.pid) as meter:
-            done = subprocess.run(load, cwd=ROOT, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise RuntimeError(f"load failed: {done.stdout} {done.stderr}")
-        result = json.loads(done.stdout.strip().splitlines()[-1])
-    assert meter.usage is not None
-    if result.get("errors"):
-        raise RuntimeError(f"uploads failed: {result.get('err_samples')}")
-    return {
-        "metrics": metrics,
-        "gateway_cpu_s": round(meter.usage.cpu_s, 3),
-        "wall_s": result["wall_s"],
-        "uploads": result["ok"],
-    }
+        return {"metrics": metrics, **measured(gateway.pid, load)}
 
 
 def _per_call_us(fn: Callable[[], object], n: int = 20000) -> float:
