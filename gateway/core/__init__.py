@@ -45,7 +45,7 @@ from gateway.core.errors import (
 from gateway.core.object_meta import content_type as object_content_type
 from gateway.core.object_meta import insert_only as with_insert_only
 from gateway.core.object_meta import with_meta as with_object_meta
-from gateway.core.records import Kind, Status, UploadRecord, new_upload_id
+from gateway.core.records import Kind, RecordCheck, Status, UploadRecord, new_upload_id
 
 if TYPE_CHECKING:
     from gateway.core.held import HeldBytes
@@ -96,6 +96,7 @@ __all__ = [
     "OffsetMismatch",
     "Part",
     "RangeNotSatisfiable",
+    "RecordCheck",
     "RequestTimeout",
     "ServiceUnavailable",
     "Session",

@@ -22,7 +22,7 @@ from gateway.core.errors import Locked, UploadError
 from gateway.core.events import ASSEMBLY_ABANDONED
 from gateway.core.ledger import CONCAT_WAIT, Bucket, Ledger, backend_errors
 from gateway.core.locks import LockManager
-from gateway.core.records import Kind, Status, UploadRecord
+from gateway.core.records import Kind, RecordCheck, Status, UploadRecord
 from gateway.core.state.base import StateStore
 
 log = logging.getLogger(__name__)
@@ -32,10 +32,14 @@ class Expiry:
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
 
-    async def terminate(self, upload_id: str) -> None:
+    async def terminate(self, upload_id: str, *, check: RecordCheck | None = None) -> None:
+        """End an upload (its bytes discarded; its id answers 410); ``check``
+        judges the record first."""
         ledger = self.ledger
         async with ledger.locks.hold(upload_id):
             record = await ledger.get(upload_id)
+            if check is not None:
+                await check(record)
             pending = _pending_assembly(record)
             await self._discard(record)
             ledger.tombstone(record, Status.TERMINATED)

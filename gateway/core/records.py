@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import json
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,3 +89,9 @@ class UploadRecord:
         data["kind"] = Kind(data["kind"])
         data["status"] = Status(data["status"])
         return cls(**data)
+
+
+#: a protocol's word on the record a request addresses, read under its lock
+#: before anything is done (``write(check=…)``, ``status``, ``terminate``):
+#: raises to refuse — e.g. the access layer's "not yours" as "no such upload"
+RecordCheck = Callable[[UploadRecord], Awaitable[None]]

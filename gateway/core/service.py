@@ -34,7 +34,7 @@ from gateway.core.held import HeldBytes
 from gateway.core.ledger import Bucket, Ledger
 from gateway.core.multipart import Multipart
 from gateway.core.reading import Reading
-from gateway.core.records import UploadRecord
+from gateway.core.records import RecordCheck, UploadRecord
 from gateway.core.uploads import Uploads
 from gateway.keys import key_problem
 
@@ -69,8 +69,10 @@ class UploadService:
         self.put = uploads.put
         self.write = uploads.write
 
-        async def status(upload_id: str, *, interrupt: bool = False) -> UploadRecord:
-            record = await uploads.status(upload_id, interrupt=interrupt)
+        async def status(
+            upload_id: str, *, interrupt: bool = False, check: RecordCheck | None = None
+        ) -> UploadRecord:
+            record = await uploads.status(upload_id, interrupt=interrupt, check=check)
             return await assembly.settle_pending(record)
 
         self.status = status

@@ -34,7 +34,7 @@ from gateway.core.instant import Instant
 from gateway.core.ledger import APPROVED, Bucket, Ledger, backend_errors
 from gateway.core.locks import Lease
 from gateway.core.partials import PartRefs, max_total, too_large
-from gateway.core.records import Kind, Status, UploadRecord, new_upload_id
+from gateway.core.records import Kind, RecordCheck, Status, UploadRecord, new_upload_id
 
 log = logging.getLogger(__name__)
 
@@ -184,15 +184,20 @@ class Uploads:
             extra=dict(extra or {}),
         )
 
-    async def status(self, upload_id: str, *, interrupt: bool = False) -> UploadRecord:
+    async def status(
+        self, upload_id: str, *, interrupt: bool = False, check: RecordCheck | None = None
+    ) -> UploadRecord:
         """Like ``get``, finishing an upload whose last write was saved but
         whose finishing step was cut short (a crash in between). With
         ``interrupt``, a write in flight is first asked to stop and save what
-        it received, so the offset is one the next write is accepted at."""
+        it received, so the offset is one the next write is accepted at.
+        ``check`` judges the record first."""
         if interrupt:
             async with self.ledger.locks.hold(upload_id):
                 pass
         record = await self.ledger.get(upload_id)
+        if check is not None:
+            await check(record)
         if (
             record.status is Status.ACTIVE
             and record.kind is not Kind.ASSEMBLY
@@ -217,13 +222,15 @@ class Uploads:
         content_length: int | None = None,
         hashers: list[Hasher] | None = None,
         require_complete_body: bool = False,
+        check: RecordCheck | None = None,
     ) -> UploadRecord:
         """Append ``body`` at ``offset``; return the saved record.
 
         ``declare_length`` sets a deferred length (once). ``content_length``
         lets a request that would overrun the length fail before any byte is
         read. ``require_complete_body`` (Qiniu chunks) discards a body cut short
-        instead of keeping its bytes."""
+        instead of keeping its bytes. ``check`` judges the record (read under
+        the lock) before anything else."""
         async with self.ledger.locks.hold(upload_id) as lease:
             record = await self._write_locked(
                 upload_id,
@@ -235,6 +242,7 @@ class Uploads:
                 content_length,
                 hashers,
                 require_complete_body,
+                check,
             )
         return await self._after_unlock(record)
 
@@ -249,8 +257,11 @@ class Uploads:
         content_length: int | None,
         hashers: list[Hasher] | None,
         require_complete_body: bool,
+        check: RecordCheck | None,
     ) -> UploadRecord:
         record = await self.ledger.get(upload_id)
+        if check is not None:
+            await check(record)
         if record.kind is Kind.ASSEMBLY:
             raise Forbidden("an assembled upload cannot be written to")
         if offset != record.offset:

@@ -52,6 +52,8 @@ class RequestBody:
         #: bytes this body may bring (a size limit on a deferred length);
         #: past it the body ends there and ``check()`` raises 413
         self._room = limit
+        #: bytes handed out so far
+        self.received = 0
         self._iterator = self._chunks()
 
     def __aiter__(self) -> RequestBody:
@@ -77,6 +79,7 @@ class RequestBody:
                             yield chunk[: self._room]
                         raise BodyInterrupted(self.failure.message)
                     self._room -= len(chunk)
+                self.received += len(chunk)
                 yield chunk
         except RequestTimeout as exc:
             self.failure = exc
@@ -86,6 +89,13 @@ class RequestBody:
             raise BodyInterrupted(self.failure.message) from exc
         except (aiohttp.ClientPayloadError, ConnectionError, aiohttp.ClientConnectionError) as exc:
             raise BodyInterrupted(str(exc)) from exc
+
+    def limit(self, room: int) -> None:
+        """From now on the body may bring at most ``room`` bytes in all, those
+        handed out already included: 413 at once if they passed it."""
+        if self.received > room:
+            raise TooLarge("the upload passes its size limit")
+        self._room = room - self.received
 
     def check(self) -> None:
         """Raise what ended the body early (a malformed body: 400; a silent

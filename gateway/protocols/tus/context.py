@@ -13,6 +13,7 @@ from gateway.config import GatewayConfig
 from gateway.core import (
     BadRequest,
     Checksum,
+    RecordCheck,
     TrailerChecksum,
     UploadRecord,
     UploadService,
@@ -38,6 +39,9 @@ class TusContext:
     #: the upload being created may not replace an object (the policy's
     #: ``insertOnly``, or a scope that does not name its key)
     insert_only: bool = False
+    #: whether this request may touch the upload it addresses (raises "no
+    #: such upload" if not): the ``check`` of the handler's core call
+    admit: RecordCheck | None = None
     #: the upload a request on an upload URL addresses, as admitted
     record: UploadRecord | None = None
 

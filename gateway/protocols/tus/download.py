@@ -19,7 +19,7 @@ def content_headers(metadata: dict[str, str], inline_types: Iterable[str]) -> di
 
 
 async def get(ctx: TusContext, upload_id: str) -> web.StreamResponse:
-    record = await ctx.service.status(upload_id)
+    record = await ctx.service.status(upload_id, check=ctx.admit)
     if record.status is not Status.FINISHED or record.key is None:
         raise NotReady("the upload is not finished")
     headers = content_headers(record.metadata, ctx.config.server.inline_types)

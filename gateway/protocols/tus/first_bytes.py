@@ -21,19 +21,40 @@ def file_name(metadata: Mapping[str, str]) -> str | None:
     return metadata.get("filename") or metadata.get("name")
 
 
-async def checked(
-    service: UploadService, record: UploadRecord, offset: int, body: AsyncIterator[bytes]
-) -> AsyncIterator[bytes]:
-    """``body`` for a write at ``offset`` of ``record``, its first bytes
-    checked against the creator's ``mimeLimit`` where they still decide."""
+async def head_of(offset: int, body: AsyncIterator[bytes]) -> tuple[bytes, AsyncIterator[bytes]]:
+    """The bytes of a write at ``offset`` that may still decide the type (its
+    first ones while the upload holds fewer than ``SNIFF_BYTES``) and the
+    whole body again."""
+    if offset >= SNIFF_BYTES:
+        return b"", body
+    return await peek(body, SNIFF_BYTES - offset)
+
+
+async def check_head(
+    service: UploadService, record: UploadRecord, offset: int, head: bytes
+) -> None:
+    """415 unless ``head``, the first bytes of a write at ``offset``, after
+    the bytes ``record`` holds, meet the creator's ``mimeLimit`` (if any)."""
     limit = mime_limit_of(record.extra)
-    if limit is None or offset >= SNIFF_BYTES or offset != record.offset:
-        return body  # (a wrong offset: the core answers 409)
+    if limit is None or not head or offset >= SNIFF_BYTES or offset != record.offset:
+        return  # (a wrong offset: the core answers 409)
     stored = b""
     if offset:
         async for chunk in service.read_stream(record.id, 0, offset):
             stored += chunk
-    return await _checked(limit, stored, body, record.metadata, record.key)
+    _judge(limit, stored + head, record.metadata, record.key)
+
+
+async def checked(
+    service: UploadService, record: UploadRecord, offset: int, body: AsyncIterator[bytes]
+) -> AsyncIterator[bytes]:
+    """``body`` for a write at ``offset`` of ``record`` (read already), its
+    first bytes checked where they still decide."""
+    if mime_limit_of(record.extra) is None:
+        return body
+    head, whole = await head_of(offset, body)
+    await check_head(service, record, offset, head)
+    return whole
 
 
 async def checked_new(
@@ -45,23 +66,14 @@ async def checked_new(
     """The body of a creation request, checked before the upload exists."""
     if limit is None:
         return body
-    return await _checked(limit, b"", body, metadata, key)
+    head, whole = await head_of(0, body)
+    if head:
+        _judge(limit, head, metadata, key)
+    return whole
 
 
-async def _checked(
-    limit: MimeLimit,
-    stored: bytes,
-    body: AsyncIterator[bytes],
-    metadata: Mapping[str, str],
-    key: str | None,
-) -> AsyncIterator[bytes]:
-    head, whole = await peek(body, SNIFF_BYTES - len(stored))
-    if not head:
-        return whole  # nothing new to judge
+def _judge(limit: MimeLimit, head: bytes, metadata: Mapping[str, str], key: str | None) -> None:
     try:
-        check_first_bytes(
-            limit, stored + head, declared_type(dict(metadata)), file_name(metadata), key
-        )
+        check_first_bytes(limit, head, declared_type(dict(metadata)), file_name(metadata), key)
     except AccessError as exc:
         raise UnsupportedMediaType(exc.message) from None
-    return whole

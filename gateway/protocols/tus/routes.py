@@ -90,19 +90,24 @@ def _refused(exc: AccessError) -> web.Response:
 PATH_PROTOCOLS = frozenset({"tus", "ietf"})
 
 
-async def _admitted(ctx: TusContext, upload_id: str, method: str) -> UploadRecord:
-    """The upload, if this request may touch it: a tus (or IETF) record whose owner the
-    request's credential matches (a signed URL for GET in a private bucket).
-    Anything else is "no such upload", never a hint that it exists."""
-    record = await ctx.service.get(upload_id)
+def _admit(ctx: TusContext, method: str, record: UploadRecord) -> None:
+    """Whether this request may touch ``record``: a tus (or IETF) record whose
+    owner the request's credential matches (a signed URL for GET in a private
+    bucket). Anything else is "no such upload", never a hint that it exists."""
     if record.protocol not in PATH_PROTOCOLS:
         raise UploadNotFound("no such upload")
     if method == "GET" and ctx.gate.is_private(record.bucket):
         ctx.gate.check_signed(ctx.base + ctx.request.raw_path)
-        return record
-    if not ctx.gate.admits(ctx.grant, record):
+    elif not ctx.gate.admits(ctx.grant, record):
         raise UploadNotFound("no such upload")
     ctx.record = record
+
+
+async def _admitted(ctx: TusContext, upload_id: str, method: str) -> UploadRecord:
+    """The upload, read, if this request may touch it (the IETF protocol's
+    handlers read it first; tus's are checked on the core's own read)."""
+    record = await ctx.service.get(upload_id)
+    _admit(ctx, method, record)
     return record
 
 
@@ -147,7 +152,11 @@ async def _dispatch(request: web.Request, upload_id: str | None) -> web.StreamRe
     if handler is None:
         raise web.HTTPMethodNotAllowed(method, [*list(_UPLOAD_METHODS), "OPTIONS"])
     ctx.grant = ctx.gate.grant(request)
-    await _admitted(ctx, upload_id, method)
+
+    async def admit(record: UploadRecord) -> None:
+        _admit(ctx, method, record)
+
+    ctx.admit = admit  # judged on the record the handler's core call reads anyway
     return await handler(ctx, upload_id)
 
 

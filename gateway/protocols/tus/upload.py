@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from typing import cast
+
 from aiohttp import web
 
 from gateway.core import BadRequest, Kind, Status, TooLarge, UnsupportedMediaType, UploadRecord
 from gateway.protocols.bodies import request_body
 from gateway.protocols.tus.context import SIZE_LIMIT, TusContext, request_checksum
-from gateway.protocols.tus.first_bytes import checked
+from gateway.protocols.tus.first_bytes import check_head, head_of
 from gateway.protocols.tus.headers import (
     OFFSET_CONTENT_TYPE,
     encode_metadata,
@@ -17,7 +20,7 @@ from gateway.protocols.tus.headers import (
 
 
 async def head(ctx: TusContext, upload_id: str) -> web.Response:
-    record = await ctx.service.status(upload_id)
+    record = await ctx.service.status(upload_id, check=ctx.admit)
     headers = {"Cache-Control": "no-store"}
     final_pending = record.kind is Kind.ASSEMBLY and record.status is not Status.FINISHED
     if not final_pending:
@@ -49,11 +52,24 @@ async def patch(ctx: TusContext, upload_id: str) -> web.Response:
         raise BadRequest("Upload-Offset is required")
     length = parse_non_negative(request.headers.get("Upload-Length"), "Upload-Length")
     _check_policy(ctx, offset, length)
-    _check_hook_limit(ctx, offset, length)
     checksum = request_checksum(request)
     # a final (assembled) upload is refused by the service: 403
-    body = request_body(request, room(ctx, offset))
-    source = body if ctx.record is None else await checked(ctx.service, ctx.record, offset, body)
+    body = request_body(request)
+    head, source = b"", cast(AsyncIterator[bytes], body)
+    if ctx.grant is not None:  # the creator's mimeLimit may judge the first bytes
+        head, source = await head_of(offset, body)
+    admit = ctx.admit
+
+    async def check(record: UploadRecord) -> None:
+        """On the record the write reads under the lock (no read of its own)."""
+        if admit is not None:
+            await admit(record)
+        _check_hook_limit(ctx, offset, length)
+        limit = room(ctx, offset)
+        if limit is not None:
+            body.limit(limit)
+        await check_head(ctx.service, record, offset, head)
+
     record = await ctx.service.write(
         upload_id,
         offset,
@@ -61,6 +77,7 @@ async def patch(ctx: TusContext, upload_id: str) -> web.Response:
         checksum=checksum,
         declare_length=length,
         content_length=request.content_length,
+        check=check,
     )
     body.check()
     return await _written(ctx, record)
@@ -120,5 +137,5 @@ async def _written(ctx: TusContext, record: UploadRecord) -> web.Response:
 
 
 async def delete(ctx: TusContext, upload_id: str) -> web.Response:
-    await ctx.service.terminate(upload_id)
+    await ctx.service.terminate(upload_id, check=ctx.admit)
     return web.Response(status=204)
