@@ -188,6 +188,11 @@ def test_qiniu_pre_create_refuses_and_rewrites(
     ret, info = put(f"precreate-reject/{version}.bin")
     assert ret is None and info.status_code == 403, info
     assert "quota exceeded" in str(info.text_body)
+    # a size limit (10 bytes): v1 at its first block, v2 at its first part
+    ret, info = put(f"precreate-limit/{version}.bin")
+    assert ret is None and info.status_code == 413, info
+    missing = requests.get(f"{hgw.url}/objects/default/precreate-limit/{version}.bin", timeout=30)
+    assert missing.status_code == 404
     asked = f"precreate-rewrite-qiniu/{version}.bin"
     ret, info = put(asked)
     assert info.status_code == 200, info
