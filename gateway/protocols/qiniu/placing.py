@@ -26,6 +26,7 @@ from aiohttp import web
 from gateway import content_types as mime
 from gateway.access.codec import b64encode
 from gateway.access.magic import Mode, Value, build_vars, render
+from gateway.access.ownership import grant_of, owner_of
 from gateway.access.tokens import UploadToken
 from gateway.content_types import OCTET_STREAM, content_type, file_name
 from gateway.core import ObjectMeta
@@ -125,7 +126,9 @@ async def place(
         policy.check_key(key)
 
     url = await call.service.object_url(new.bucket, key, call.base_url, mime_type)
+    # the object's owner (the token's scope and endUser): instant upload matches by it
     extra: dict[str, Any] = {"hash": new.etag, "url": url, "mimeType": mime_type}
+    extra.update(owner_of(grant_of(token)))
     if new.fname:
         extra["fname"] = new.fname
     if new.custom:
