@@ -23,7 +23,10 @@ class Scenario:
         head = f"{self.count}x{human(self.size)}"
         conc = f" c{self.concurrency}" if self.concurrency > 1 else ""
         part = f" p{human(self.part)}" if self.kind == "qiniu-v2" and self.part != 4 * MiB else ""
-        return f"{self.kind} {head}{conc}{part}"
+        # the whole file in one request (IETF: with a progress 104 per 16 MiB slice)
+        one = self.kind in ("tus", "ietf") and self.chunk >= self.size > 8 * MiB
+        whole = " one PATCH" if one else ""
+        return f"{self.kind} {head}{conc}{part}{whole}"
 
     @property
     def total_bytes(self) -> int:
@@ -66,6 +69,8 @@ class Scenario:
 
 FULL = [
     Scenario("tus", 512 * MiB),
+    Scenario("tus", 512 * MiB, chunk=512 * MiB),
+    Scenario("ietf", 512 * MiB, chunk=512 * MiB),
     Scenario("tus", 8 * MiB, count=64, concurrency=64),
     Scenario("tus", 1 * MiB, count=200, concurrency=32),
     Scenario("ietf", 1 * MiB, count=200, concurrency=32),
