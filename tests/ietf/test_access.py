@@ -94,3 +94,20 @@ def offset_of_owned(url: str, token: str) -> int:
 
 def _auth(token: str) -> dict[str, str]:
     return {"Authorization": auth(token)["Authorization"]}
+
+
+def test_mime_limit_on_the_first_bytes(agw: GatewayProcess) -> None:
+    """The creator's mimeLimit judges the first bytes before the store gets
+    them, in the creation's content or the first append (415, nothing kept)."""
+    images = uptoken(mimeLimit="image/*")
+    page = b"<!DOCTYPE html><html><body>hello</body></html>"
+    ex = create(agw.files_url, 8, page, complete=True, **_auth(images))
+    assert ex.status == 415, ex.body
+    ex = create(agw.files_url, 8, b"", complete=False, **_auth(images))
+    assert ex.status == 201
+    url = ex.headers["location"]
+    assert append(url, 8, 0, page, complete=True, **_auth(images)).status == 415
+    png = b"\x89PNG\r\n\x1a\n" + bytes(100)
+    r = append(url, 8, 0, png, complete=True, **_auth(images))
+    assert r.status == 200
+    assert requests.get(url, headers=auth(images), timeout=30).content == png
