@@ -94,9 +94,17 @@ def test_full_budget_refuses_new_work_and_finishes_work_under_way(
         )
         assert block.status_code == 503, (block.status_code, block.text)
         assert int(block.headers["Retry-After"]) > 0
+        form = requests.post(
+            tight_gateway.url,
+            data={"token": token(), "key": "budget-form"},
+            files={"file": ("f.bin", newcomer)},
+            timeout=30,
+        )
+        assert form.status_code == 503, (form.status_code, form.text)
+        assert int(form.headers["Retry-After"]) > 0
         refusals = scrape(tight_gateway.url)
         counted = "upload_gateway_memory_budget_refusals_total"
-        assert value(refusals, counted, request="new") >= 2
+        assert value(refusals, counted, request="new") >= 3
 
         # an upload under way is not refused: it finishes with what it holds
         holders[0].sendall(uploads[0][1][first:])
