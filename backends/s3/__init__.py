@@ -69,7 +69,9 @@ Layout in the bucket
     larger than a part a few ahead) or discarded.
 ``<temp_prefix>tails/<stream id>/<start>-<end>``
     tail pieces (offsets zero-padded to 15 digits). Deleted once a saved
-    state no longer refers to them ("write new, commit, delete old").
+    state no longer refers to them ("write new, commit, delete old"); at
+    commit, the stream's tails prefix is also listed, after the answer, for
+    pieces of a write whose state was never saved.
 
 ``temp_prefix`` defaults to ``.upload-gateway/``. Terminate and expiry abort
 the multipart upload and delete the stream's temporaries. A crash in the

@@ -250,12 +250,15 @@ class Integrity:
             return
         self._apply(found, starting=False)
 
+    async def cleaned(self) -> None:
+        """Wait until the probes' temporaries are removed."""
+        for task in list(self._cleaning):
+            with contextlib.suppress(Exception):
+                await task
+
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(BaseException):
                 await self._task
-        # the probe's temporaries are removed before the store is let go
-        for task in list(self._cleaning):
-            with contextlib.suppress(Exception):
-                await task
+        await self.cleaned()  # before the store is let go

@@ -102,6 +102,8 @@ async def _open(target: S3Target) -> Backend:
     context = BackendContext(kv=MemoryKV(), budget=Budget(256 * MiB))
     backend = cls("faults", cls.config_model.model_validate(raw), context)
     await backend.start()
+    if isinstance(backend, S3Backend):
+        await backend.settled()  # the probe's clean-up: no task but the test's runs
     return backend
 
 
