@@ -27,7 +27,7 @@ from aiohttp import web
 from gateway.app_keys import SERVICE
 from gateway.config import GatewayConfig
 from gateway.core.multipart import is_session
-from gateway.core.records import Kind, UploadRecord
+from gateway.core.records import Kind, Status, UploadRecord
 from gateway.core.state.base import Cursor
 from gateway.urls import base_url
 
@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 LIVE = web.AppKey("ui-live", Live)
 #: unfinished records read per snapshot: a page of the list
 PAGE = 100
+_UNFINISHED = (Status.ACTIVE, Status.COMPLETE)
 _MAX_CURSOR = 256
 
 
@@ -106,8 +107,17 @@ async def build_snapshot(request: web.Request, after: Cursor | None = None) -> d
     live = request.app[LIVE]
     now = time.time()
     read = await service.state.unfinished(PAGE + 1, after=after, newest_first=True)
-    records, more = read[:PAGE], len(read) > PAGE
+    page, more = read[:PAGE], len(read) > PAGE
     receiving = live.live_bytes()
+    records = page
+    if after is None:
+        # the first page shows what this instance receives now, however long
+        # ago its record was last saved (one long PATCH saves at its end)
+        listed = {r.id for r in page}
+        missing = [i for i in receiving if i not in listed]
+        if missing:
+            found = await service.state.get_many(missing)
+            records = page + [r for r in found if r is not None and r.status in _UNFINISHED]
     sessions = {r.id: r for r in records if is_session(r)}
     parts: dict[str, list[UploadRecord]] = {sid: [] for sid in sessions}
     uploads = []
@@ -135,8 +145,8 @@ async def build_snapshot(request: web.Request, after: Cursor | None = None) -> d
         "uploads": uploads,
         # this page: how many records it read, and the cursor of the next (older) one
         "page": {
-            "records": len(records),
-            "next": cursor_text(records[-1]) if more else None,
+            "records": len(page),
+            "next": cursor_text(page[-1]) if more else None,
         },
         "finished": finished,
         "backends": backend_stats(request.app, list(service.backends)),

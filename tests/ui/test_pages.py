@@ -5,11 +5,14 @@ Screenshots go to test-artifacts/ui/ (the README's images are copies)."""
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -261,3 +264,36 @@ def test_ops_list_pages_through_every_unfinished_upload(tmp_path: Path) -> None:
     assert [(p["newer"], p["older"]) for p in pages] == [(False, True), (True, True), (True, False)]
     assert "older ones on the next page" in pages[0]["count"]
     assert seen["backIds"] == walked[1]
+
+
+def test_ops_first_page_shows_what_arrives_now(tmp_path: Path) -> None:
+    """An upload receiving one long PATCH was last saved before a page of
+    newer uploads: the first page still shows it, as receiving."""
+    from gateway.ui.ops import PAGE
+
+    tus = {"Tus-Resumable": "1.0.0"}
+    with GatewayProcess(ui_config()) as gw, requests.Session() as http:
+        r = http.post(gw.files_url, headers={**tus, "Upload-Length": str(8 * MiB)}, timeout=10)
+        slow = r.headers["Location"]
+        for _ in range(PAGE + 10):
+            http.post(gw.files_url, headers={**tus, "Upload-Length": "10"}, timeout=10)
+        parts = urlsplit(slow)
+        head = (
+            f"PATCH {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\nTus-Resumable: 1.0.0\r\n"
+            "Upload-Offset: 0\r\nContent-Type: application/offset+octet-stream\r\n"
+            f"Content-Length: {8 * MiB}\r\n\r\n"
+        ).encode()
+        auth = {"Authorization": f"Bearer {OPS_TOKEN}"}
+        with socket.create_connection((parts.hostname, parts.port), timeout=30) as sock:
+            sock.sendall(head + b"x" * MiB)  # then silence: the PATCH stays open
+            deadline = time.monotonic() + 15
+            row = None
+            while row is None and time.monotonic() < deadline:
+                body = http.get(f"{gw.url}/ui/ops/snapshot", headers=auth, timeout=10).json()
+                row = next((u for u in body["uploads"] if slow.endswith(u["id"])), None)
+                if row is None or row["bytes"] < MiB:
+                    row = None
+                    time.sleep(0.2)
+        assert row is not None, "the upload receiving now is not on the first page"
+        assert row["receiving"] and body["uploads"][0] == row  # receiving rows come first
+        assert body["page"]["records"] == PAGE and body["page"]["next"] is not None
