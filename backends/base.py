@@ -89,6 +89,13 @@ class StreamInfo:
     #: ``commit`` to that key moves no bytes; the others get it again in
     #: ``commit``'s ``ObjectMeta``
     content_type: str | None = None
+    #: whether a write may make the object at ``key`` before ``finish_stream``
+    #: (S3's one PutObject of a small stream). False when the core must still
+    #: approve the object when the stream finishes (a pre-finish hook, a key
+    #: that must then be free): the backend writes such bytes elsewhere and
+    #: ``commit`` moves them; what only ``finish_stream`` makes visible (a
+    #: multipart upload's completion) may still be written on ``key``
+    early_object: bool = True
 
 
 @dataclass

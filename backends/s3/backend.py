@@ -120,19 +120,22 @@ class S3Backend(Backend):
         return stream.length is not None and stream.length <= self.cfg.part_size
 
     async def create_stream(self, stream: StreamInfo) -> JSON:
-        key = stream.key or self._stream_key(stream.id)
+        # a small stream is one PutObject on its key as its last bytes arrive:
+        # where the object must wait for finish_stream, it goes elsewhere
+        final = stream.key if stream.early_object or not self._small(stream) else None
+        key = final or self._stream_key(stream.id)
         part_size = self.cfg.part_size_for(stream.length)
         if self._small(stream) or stream.length is None:
             # no multipart upload yet: a small stream never needs one, a
             # stream of unknown length opens it when a part's worth arrives
-            st = StreamState("", key, part_size, temporary=stream.key is None)
+            st = StreamState("", key, part_size, temporary=final is None)
             return st.to_json()
         # written on its final key: the object's type is fixed now (``commit``)
         checksum = self.store.checksum
         upload_id = await self.store.create_multipart(
-            key, stream.content_type if stream.key else None, checksum
+            key, stream.content_type if final else None, checksum
         )
-        st = StreamState(upload_id, key, part_size, temporary=stream.key is None, checksum=checksum)
+        st = StreamState(upload_id, key, part_size, temporary=final is None, checksum=checksum)
         if stream.length is not None and stream.length >= part_size:
             self.preopen.open(stream.id, key, upload_id, 1, part_size, st.checksum is not None)
         return st.to_json()

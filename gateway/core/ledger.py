@@ -186,18 +186,15 @@ class Ledger:
     def stream(self, record: UploadRecord) -> StreamInfo:
         """What the backend needs to know of ``record``'s stream."""
         # A plain upload writes towards its final key so committing moves no
-        # bytes — unless a pre-finish hook must approve it first or the key
-        # must still be free when it finishes (insert-only): a store may make
-        # the object as its last bytes arrive, S3 a small one.
+        # bytes — but where a pre-finish hook must approve it first or the key
+        # must still be free when it finishes (insert-only), no write may make
+        # the object before then (S3 makes a small one as its last bytes arrive).
         key = None
-        if (
-            record.kind is Kind.UPLOAD
-            and record.key is not None
-            and (self.approve is None or record.extra.get(APPROVED) is True)
-            and not object_meta.is_insert_only(record)
-        ):
+        if record.kind is Kind.UPLOAD and record.key is not None:
             key = self.bucket(record.bucket).backend_key(record.key)
         stream = record.stream(key)
+        approved = self.approve is None or record.extra.get(APPROVED) is True
+        stream.early_object = approved and not object_meta.is_insert_only(record)
         if key is not None:
             meta = object_meta.of(record)
             stream.content_type = meta.content_type if meta is not None else None

@@ -231,3 +231,29 @@ def test_qiniu_form_file_before_its_token(hgw: GatewayProcess, hooks: HookServer
     assert got.content == b"file first"
     refused = requests.get(f"{hgw.url}/objects/default/precreate-reject/first.bin", timeout=30)
     assert refused.status_code == 404
+
+
+def test_pre_finish_on_an_upload_of_many_parts(hgw: GatewayProcess) -> None:
+    """Past one S3 part (8 MiB) an upload under a pre-finish hook is written
+    on its key (invisible until it is completed, after the approval): refused,
+    the object already there stays as it was; approved, it is the object."""
+    key = f"big/{os.urandom(4).hex()}.bin"
+    token = uptoken(key=key)
+    first = os.urandom(1000)
+    tus.TusClient(hgw.files_url, headers=auth(token)).uploader(
+        file_stream=io.BytesIO(first), metadata={"filename": "first.bin"}
+    ).upload()
+    assert requests.get(f"{hgw.url}/objects/default/{key}", timeout=30).content == first
+    data = os.urandom(9 * 1024 * 1024 + 5)
+
+    def upload(decide: str) -> requests.Response:
+        r = _create(hgw, len(data), token, decide=decide)
+        assert r.status_code == 201, r.text
+        headers = {**TUS, **OCTET, "Upload-Offset": "0", **auth(token)}
+        return requests.patch(r.headers["Location"], data=data, headers=headers, timeout=120)
+
+    r = upload("reject-finish")
+    assert (r.status_code, r.text.strip()) == (422, "virus found")
+    assert requests.get(f"{hgw.url}/objects/default/{key}", timeout=30).content == first
+    assert upload("go").status_code == 204
+    assert requests.get(f"{hgw.url}/objects/default/{key}", timeout=60).content == data
