@@ -40,15 +40,19 @@ def swift_target() -> S3Target:
 STORES = list(dict.fromkeys([*smoke_targets(), *S3_TARGETS]))
 
 
-@pytest.fixture(scope="module", params=STORES or ["none"])
-def store(request: pytest.FixtureRequest) -> S3Target:
-    """An S3 store of ``STORES`` (tests/s3/test_field_stores.py and
-    test_store_answers.py: the probe and what follows from it)."""
-    if request.param == "none":
+def store_named(name: str) -> S3Target:
+    if name == "none":
         pytest.skip("no S3 target selected")
-    target = get_target(str(request.param))
+    target = get_target(name)
     assert isinstance(target, S3Target)
     return target
+
+
+@pytest.fixture(scope="module", params=STORES or ["none"])
+def store(request: pytest.FixtureRequest) -> S3Target:
+    """An S3 store of ``STORES`` (tests/s3/test_field_stores.py: the probe
+    and what follows from it)."""
+    return store_named(str(request.param))
 
 
 class S3Gateway:

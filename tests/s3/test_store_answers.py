@@ -4,9 +4,10 @@ a store without a feature does: every upload still ends with the right bytes,
 the fallback is counted and logged once, and a re-probe makes later uploads
 go the store's way at the first try.
 
-Runs on the S3 stores of ``tests/s3/conftest.STORES`` (all four by default);
-the Complete and trailer cases only where the probe chose CRC32 (moto and
-Swift 2.38: Swift 2.30 and Ceph RGW 16 never get part checksums).
+Runs on the S3 targets selected (moto and Swift 2.38 by default; the field
+stores, Swift 2.30 and Ceph RGW 16, when ``GATEWAY_TEST_BACKENDS`` names
+them); the Complete and trailer cases only where the probe chose CRC32 (moto
+and Swift 2.38: Swift 2.30 and Ceph RGW 16 never get part checksums).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pytest
 
 from backends.base import StreamInfo
 from backends.s3 import S3Backend
+from tests.s3.conftest import S3_TARGETS, store_named
 from tests.s3.test_s3_backend import backend_for, finished_stream, read_all, run_with, write_all
 from tests.support.s3proxy import (
     S3Proxy,
@@ -42,6 +44,11 @@ SHA_MISMATCH = (
     "XAmzContentSHA256Mismatch",
     "The provided 'x-amz-content-sha256' header does not match",
 )
+
+
+@pytest.fixture(scope="module", params=S3_TARGETS or ["none"])
+def store(request: pytest.FixtureRequest) -> S3Target:
+    return store_named(str(request.param))
 
 
 @pytest.fixture()
