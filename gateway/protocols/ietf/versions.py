@@ -9,7 +9,18 @@ Identification" section); a client sends it in ``Upload-Draft-Interop-Version``:
     5  draft -03   (iOS 18.0; tus-js-client ``protocol: 'ietf-draft-03'``)
     6  drafts -04, -05 (iOS 18.1+; tus-js-client ``'ietf-draft-05'``)
     7  drafts -06 … -08
-    8  drafts -09 … -11 and the editor's copy after them
+    8  drafts -09 … -11
+    9  draft -12 (July 2026; the newest whose text could be read: the
+       working group's source up to its publication)
+
+-12 changed nothing a server of -11 must do differently here: it drops the
+requirement of ``Accept-Patch`` in OPTIONS (still sent: harmless), allows a
+creation without content whatever ``min-append-size`` says (none is
+announced), lets ``max-age`` decrease, answers a ``GET`` of an upload like
+a ``HEAD`` (as the gateway does for every version), and reads
+``Upload-Complete`` in a response as "this is the targeted resource's
+answer" (?1 on a completion, ?0 on the protocol's own errors: what the
+gateway sends).
 
 A request with ``Upload-Complete`` but no ``Upload-Draft-Interop-Version`` is
 answered by the newest rules (what a client of the final RFC will send), but
@@ -96,7 +107,8 @@ VERSIONS: dict[int, Version] = {
         gone_status=404,
     ),
     7: Version(7, "-06 … -08"),
-    8: Version(8, "-09 … -11, editor's copy"),
+    8: Version(8, "-09 … -11"),
+    9: Version(9, "-12"),
 }
 NEWEST = VERSIONS[max(VERSIONS)]
 #: the rules for a request without an interop version
