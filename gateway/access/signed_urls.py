@@ -4,14 +4,18 @@ make them::
     <url>?e=<unix deadline>&token=<AK>:<urlsafe_b64(hmac_sha1(SK, <url>?e=<deadline>))>
 
 (``&e=`` when the URL has a query already). The signature covers everything
-before ``&token=``: scheme, host, path and query exactly as sent.
+before ``&token=``: scheme, host, path and query exactly as sent — or with the
+path's percent-escapes decoded, since a service may sign the key as plain
+text (``f"{domain}/{key}"``, the Python SDK's example) while every HTTP
+client sends it percent-encoded.
 """
 
 from __future__ import annotations
 
 import hmac
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from urllib.parse import unquote
 
 from .errors import Refusal
 from .keys import KeyPair, sign
@@ -43,8 +47,11 @@ def verify_url(
     if pair is None or not signature:
         raise BAD_SIGNATURE.error()
 
-    expected = sign(pair.secret_key, signed).rstrip("=")
-    if not hmac.compare_digest(expected.encode(), signature.rstrip("=").encode()):
+    given = signature.rstrip("=").encode()
+    if not any(
+        hmac.compare_digest(sign(pair.secret_key, text).rstrip("=").encode(), given)
+        for text in _spellings(signed)
+    ):
         raise BAD_SIGNATURE.error()
     query = signed.partition("?")[2]
     deadline = None
@@ -56,3 +63,16 @@ def verify_url(
         raise BAD_SIGNATURE.error()
     if int(deadline) < (time.time() if now is None else now):
         raise EXPIRED.error()
+
+
+def _spellings(signed: str) -> Iterator[str]:
+    """The URL as sent, then with its path's escapes decoded (if any)."""
+    yield signed
+    path, sep, query = signed.partition("?")
+    if "%" in path:
+        try:
+            plain = unquote(path, errors="strict")
+        except UnicodeDecodeError:
+            return
+        if plain != path:
+            yield plain + sep + query

@@ -50,6 +50,12 @@ def describe_backend(backend: Backend) -> str:
     return f"{backend.type_name}({', '.join(parts)})"
 
 
+def _derived(trust_forwarded: bool) -> str:
+    if trust_forwarded:
+        return "derived per request (Forwarded / X-Forwarded-* / Host: trust_forwarded)"
+    return "derived per request (Host; Forwarded headers ignored: trust_forwarded false)"
+
+
 def startup_lines(
     config: GatewayConfig, config_path: str | None, backends: dict[str, Backend]
 ) -> list[str]:
@@ -57,7 +63,7 @@ def startup_lines(
     lines = [
         f"upload-gateway {version()} starting: config {config_path or '(embedded default)'}, "
         f"listening on http://{server.host}:{server.port}, public URL "
-        + (server.public_url or "derived per request (Forwarded / X-Forwarded-* / Host)")
+        + (server.public_url or _derived(server.trust_forwarded))
     ]
     for name, bucket in config.buckets.items():
         backend = backends[bucket.backend]

@@ -30,6 +30,7 @@ class HookServer:
         self.url = f"http://127.0.0.1:{self.port}/hook"
         self.calls: list[dict[str, Any]] = []
         self.unsigned = 0
+        self._unavailable_once: set[Any] = set()
         self._loop = asyncio.new_event_loop()
         self._runner: web.AppRunner | None = None
         ready = threading.Event()
@@ -80,6 +81,10 @@ class HookServer:
         refused_key = str(call.get("key") or "").startswith("reject/")
         if event == "pre-finish" and (decision == "reject-finish" or refused_key):
             return web.Response(status=422, text="virus found")
+        once = decision == "unavailable-finish-once"
+        if event == "pre-finish" and once and call.get("id") not in self._unavailable_once:
+            self._unavailable_once.add(call.get("id"))
+            return web.Response(status=503, text="try again")
         if event == "pre-create" and decision == "broken":
             return web.Response(status=500, text="oops")
         return web.Response(status=204)

@@ -153,7 +153,7 @@ def test_qiniu_uploads_pass_the_hooks(
     assert requests.get(f"{hgw.url}/objects/default/{refused}", timeout=30).status_code == 404
 
 
-def test_hook_down_is_503_and_nothing_is_accepted(target: Target) -> None:
+def test_hook_down_is_503_and_nothing_is_accepted(target: Target, tmp_path: Any) -> None:
     dead = f"http://127.0.0.1:{free_port()}/hook"
     with GatewayProcess(_config(target, dead)) as gw:
         r = _create(gw, 5, filename="x")
@@ -162,8 +162,41 @@ def test_hook_down_is_503_and_nothing_is_accepted(target: Target) -> None:
         assert "retry later" in r.text
         with pytest.raises(TusCommunicationError):
             tus.TusClient(gw.files_url).uploader(file_stream=io.BytesIO(b"abc")).upload()
+        # the same for Qiniu: a form upload, v1 and v2, before any byte is kept
+        region = qiniu.Region(up_host=gw.url, up_host_backup=gw.url, scheme="http")
+        upload_token = qiniu.Auth(AK, SK).upload_token("default", "down.bin")
+        ret, info = qiniu.put_data(upload_token, "down.bin", b"abc", regions=[region])
+        assert ret is None and info.status_code == 503, info
+        for version in ("v1", "v2"):
+            source = tmp_path / f"{version}.bin"
+            source.write_bytes(os.urandom(100_000))
+            ret, info = qiniu.put_file_v2(
+                upload_token, "down.bin", str(source), regions=[region], version=version
+            )
+            assert ret is None and info.status_code == 503, (version, info)
+        assert requests.get(f"{gw.url}/objects/default/down.bin", timeout=30).status_code == 404
         log = gw.log_path.read_text()
         assert "pre-create hook" in log and dead in log
+
+
+def test_pre_finish_unavailable_then_approved(hgw: GatewayProcess, hooks: HookServer) -> None:
+    """A pre-finish hook that cannot answer: the last PATCH gets 503 +
+    Retry-After and no object exists; the client's HEAD asks again and, once
+    the hook approves, the upload is finished and the object made."""
+    key = f"later/{os.urandom(4).hex()}.bin"
+    token = uptoken(key=key)
+    r = _create(hgw, 3, token, decide="unavailable-finish-once")
+    url = r.headers["Location"]
+    headers = {**TUS, **OCTET, "Upload-Offset": "0", **auth(token)}
+    r = requests.patch(url, data=b"abc", headers=headers, timeout=30)
+    assert r.status_code == 503 and int(r.headers["Retry-After"]) > 0, r.text
+    assert "retry later" in r.text
+    assert requests.get(f"{hgw.url}/objects/default/{key}", timeout=30).status_code == 404
+    r = requests.head(url, headers={**TUS, **auth(token)}, timeout=30)
+    assert r.status_code == 200 and r.headers["Upload-Offset"] == "3"
+    assert urlsplit(r.headers["X-Object-Url"]).path.endswith("/" + key)
+    assert requests.get(f"{hgw.url}/objects/default/{key}", timeout=30).content == b"abc"
+    assert len([c for c in hooks.events("pre-finish") if c["key"] == key]) == 2
 
 
 @pytest.mark.parametrize("version", ["form", "v1", "v2"])

@@ -9,6 +9,7 @@ import hashlib
 import os
 import time
 from collections.abc import Iterator
+from urllib.parse import quote
 
 import pytest
 import qiniu
@@ -84,6 +85,24 @@ def test_expired_and_tampered_urls_are_refused(pgw: GatewayProcess) -> None:
     for url in (later, other_key, forged, wrong_ak):
         assert requests.get(url, timeout=30).status_code == 401, url
     assert requests.get(good, timeout=30).content == b"secret bytes"
+
+
+def test_a_key_signed_as_plain_text_or_percent_encoded(pgw: GatewayProcess) -> None:
+    """A service may sign ``f"{domain}/{key}"`` with the key as plain text
+    (the Python SDK's example) or percent-encoded (the Java and Go SDKs', the
+    gateway's own URLs); the client sends it encoded either way."""
+    key = f"private/{os.urandom(3).hex()} 照片 #1.txt"
+    _upload(pgw, b"plain or encoded", key)
+    for spelled in (key, quote(key)):
+        url = SDK.private_download_url(f"{pgw.url}/objects/default/{spelled}", expires=60)
+        # a "#" in a plain key would end the URL's path: encode that one only
+        url = url.replace("#", "%23") if spelled == key else url
+        r = requests.get(url, timeout=30)
+        assert (r.status_code, r.content) == (200, b"plain or encoded"), (spelled, r.text)
+    # the decoded spelling signs that path only
+    signed = SDK.private_download_url(f"{pgw.url}/objects/default/{key}", expires=60)
+    elsewhere = signed.replace("#", "%23").replace(".txt?e=", ".txtx?e=")
+    assert requests.get(elsewhere, timeout=30).status_code == 401
 
 
 def test_urls_the_gateway_returns_are_signed(

@@ -88,6 +88,8 @@ def test_open_gateway_beyond_loopback_warns(tmp_path: Path) -> None:
     log = gw.log_path.read_text()
     assert "SECURITY" in log and "anonymous" in log
     assert "no secret" in log
+    # the start-up summary does not claim forwarded headers are honoured
+    assert "Forwarded headers ignored: trust_forwarded false" in log
 
 
 def _cli(*args: str) -> str:

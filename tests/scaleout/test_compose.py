@@ -37,12 +37,16 @@ def _interpolate(value: str) -> str:
 
 
 def test_no_secret_has_a_default(compose: dict[str, Any]) -> None:
-    """Passwords and secret keys come from .env; compose refuses to start without them."""
+    """Key pairs, passwords and secret keys come from .env; compose refuses to
+    start without them."""
     services = compose["services"]
+    checked = set()
     for name, service in services.items():
         for var, value in (service.get("environment") or {}).items():
-            if re.search(r"PASSWORD|SECRET", var):
+            if re.search(r"PASSWORD|SECRET|ACCESS_KEY|ROOT_USER", var):
                 assert re.fullmatch(r"\$\{\w+:\?[^}]*\}", str(value)), (name, var, value)
+                checked.add(var)
+    assert {"S3_ACCESS_KEY", "S3_SECRET_KEY", "QINIU_ACCESS_KEY", "MINIO_ROOT_USER"} <= checked
 
 
 def _mount(service: dict[str, Any], target: str) -> Path:
@@ -106,6 +110,9 @@ def test_mounted_config_is_shared_state_and_passes_check_config(
     config = _gateway_config()
     assert config["server"]["host"] == "0.0.0.0"
     assert config["server"]["trust_forwarded"] is True
+    # access control: uploads need a credential, reads a signed URL
+    assert config["buckets"]["default"]["anonymous_upload"] is False
+    assert config["buckets"]["default"]["private"] is True
     assert config["state"]["type"] == config["locks"]["type"] == "redis"
     for name, gw in _gateways(compose).items():
         env = {k: _interpolate(str(v)) for k, v in gw["environment"].items()}
