@@ -168,6 +168,11 @@ class BackendConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     type: str
 
+    def public_urls(self) -> str | None:
+        """How the object URLs this store hands out are readable by anyone
+        (no signature, no expiry), or None: a private bucket may not use it."""
+        return None
+
 
 class Backend(abc.ABC):
     """An object store. Subclasses set ``type_name``, ``config_model``,

@@ -394,6 +394,14 @@ def load_config(data: dict[str, Any] | None) -> GatewayConfig:
             raise ConfigError(f"backends.{name}.type: {exc}") from exc
         except ValidationError as exc:
             raise ConfigError(_describe(exc, f"backends.{name}.")) from exc
+    for name, bucket in config.buckets.items():
+        public = config.backend_config(bucket.backend).public_urls() if bucket.private else None
+        if public:
+            raise ConfigError(
+                f"buckets.{name}.private: backend {bucket.backend!r} hands out URLs anyone "
+                f"can read ({public}); use signed URLs (s3 presigned, swift tempurl) or the "
+                "gateway's (url mode gateway; fastdfs without http_base_url)"
+            )
     return config
 
 

@@ -120,6 +120,9 @@ class FastDFSConfig(BackendConfig):
             raise ValueError(f"group must be 1-{GROUP_LEN} letters, digits or '_'")
         return value
 
+    def public_urls(self) -> str | None:
+        return "http_base_url" if self.http_base_url else None
+
     @field_validator("http_base_url")
     @classmethod
     def _check_url(cls, value: str | None) -> str | None:

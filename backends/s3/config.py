@@ -115,6 +115,9 @@ class S3Config(BackendConfig):
     max_attempts: int = Field(3, ge=1, le=10)
     max_pool_connections: int = Field(32, ge=1)
 
+    def public_urls(self) -> str | None:
+        return "url.mode public" if self.url.mode == "public" else None
+
     @model_validator(mode="after")
     def _consistent(self) -> S3Config:
         if self.min_part_size > self.part_size:

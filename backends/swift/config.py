@@ -119,6 +119,9 @@ class SwiftConfig(BackendConfig):
     def _duration(cls, value: Any) -> float:
         return parse_duration(value)
 
+    def public_urls(self) -> str | None:
+        return "url.mode public" if self.url.mode is UrlMode.PUBLIC else None
+
     @field_validator("auth_url", "storage_url")
     @classmethod
     def _http(cls, value: str) -> str:

@@ -66,6 +66,38 @@ def test_private_buckets_and_jwt_need_their_keys() -> None:
     assert "public_key_file or jwks_file" in _error({"access": {"jwt": {"algorithms": ["RS256"]}}})
 
 
+@pytest.mark.parametrize(
+    ("backend", "what"),
+    [
+        ({"type": "s3", "bucket": "b", "url": {"mode": "public", "base_url": "https://cdn.x"}},
+         "url.mode public"),
+        ({"type": "swift", "auth_url": "http://x/auth/v1.0", "user": "u", "key": "k", "container": "c",
+          "url": {"mode": "public"}}, "url.mode public"),
+        ({"type": "fastdfs", "trackers": ["127.0.0.1:22122"], "http_base_url": "http://x"},
+         "http_base_url"),
+    ],
+)  # fmt: skip
+def test_private_bucket_refuses_a_store_with_public_urls(
+    backend: dict[str, Any], what: str
+) -> None:
+    """A private bucket's objects must not be handed out under URLs anyone
+    can read: a store whose URLs are public is a configuration error there."""
+    keys = {"keys": [{"access_key": "ak", "secret_key": "sk"}]}
+    data = {
+        "backends": {"default": backend},
+        "buckets": {"default": {"backend": "default", "private": True}},
+        "qiniu": keys,
+    }
+    error = _error(data)
+    assert "buckets.default.private" in error and what in error
+    data["buckets"] = {"default": {"backend": "default"}}
+    load_config(data)  # a public bucket may
+    signed = dict(backend, url={"mode": "presigned"}) if backend["type"] == "s3" else None
+    if signed is not None:
+        load_config({**data, "backends": {"default": signed}, "buckets": {
+            "default": {"backend": "default", "private": True}}})  # fmt: skip
+
+
 def test_trust_forwarded_is_off_by_default() -> None:
     assert load_config({}).server.trust_forwarded is False
     example = yaml.safe_load((ROOT / "config.yaml").read_text())
