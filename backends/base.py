@@ -119,6 +119,9 @@ class ObjectInfo:
     #: opaque, changes whenever the object at ``key`` is replaced (``stat``
     #: only): the gateway's own object expiry checks it before deleting
     version: str | None = None
+    #: the SHA-256 (lowercase hex) the store keeps with the object, where it
+    #: keeps one (``stat`` only; local xattr, Swift object metadata)
+    sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -130,6 +133,10 @@ class ObjectMeta:
     #: unix time to delete the object at; only backends with
     #: ``Capability.OBJECT_EXPIRY`` act on it (the gateway expires the rest)
     delete_at: int | None = None
+    #: the object's SHA-256 (lowercase hex), computed by the gateway as its
+    #: bytes passed: kept with the object where the store can without moving
+    #: bytes (local: an xattr; Swift: ``X-Object-Meta-Sha256``)
+    sha256: str | None = None
 
 
 class KeyValue(Protocol):

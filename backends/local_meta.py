@@ -1,4 +1,5 @@
-"""Object metadata of the local-disk backend: the content type of an object.
+"""Object metadata of the local-disk backend: the content type of an object
+(and its SHA-256, as ``user.upload-gateway.sha256`` where xattrs are kept).
 
 It lives on the object's file itself, as the extended attribute
 ``user.upload-gateway.content-type``: set on a stream's file when the stream
@@ -29,6 +30,7 @@ from backends.base import ObjectInfo, ObjectMeta
 
 SUFFIX = "%m"
 ATTR = "user.upload-gateway.content-type"
+SHA256_ATTR = "user.upload-gateway.sha256"
 #: errors that mean "this filesystem keeps no user extended attributes"
 _NO_XATTRS = {errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM}
 
@@ -54,6 +56,19 @@ def mark(path: Path, content_type: str | None) -> bool:
     return True
 
 
+def _mark_sha256(path: Path, sha256: str | None) -> None:
+    """The object's SHA-256 as an xattr, where the filesystem keeps them.
+    No fsync of its own: the upload's record holds it durably; the
+    attribute is a copy beside the bytes for tools that read the disk."""
+    if not sha256:
+        return
+    try:
+        os.setxattr(path, SHA256_ATTR, sha256.encode())
+    except OSError as exc:
+        if exc.errno not in _NO_XATTRS:
+            raise
+
+
 def recorded(path: Path) -> str | None:
     """The content type recorded on the file at ``path`` itself, if any."""
     try:
@@ -66,6 +81,7 @@ def save(source: Path, target: Path, meta: ObjectMeta | None, fsync: bool) -> No
     """Record ``meta`` for the file at ``source``, about to become the object
     at ``target`` (by rename)."""
     content_type = meta.content_type if meta is not None else None
+    _mark_sha256(source, meta.sha256 if meta is not None else None)
     remove(target)
     if recorded(source) == content_type:
         return  # set when the stream was created: sealed with its bytes
@@ -117,4 +133,9 @@ def info(target: Path, key: str) -> ObjectInfo | None:
             content_type = value if isinstance(value, str) else None
     # a replacing object is another file (rename): inode and mtime change
     version = f"{st.st_ino}:{st.st_mtime_ns}"
-    return ObjectInfo(key=key, size=st.st_size, content_type=content_type, version=version)
+    sha256 = None
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        sha256 = os.getxattr(target, SHA256_ATTR).decode()
+    return ObjectInfo(
+        key=key, size=st.st_size, content_type=content_type, version=version, sha256=sha256
+    )

@@ -89,6 +89,10 @@ class BucketConfig(_Model):
     #: the upload at creation): among one owner's objects, the whole bucket's
     #: (credentialed uploads), or off
     instant_upload: Literal["owner", "bucket", "off"] = "owner"
+    #: ``sha256``: every object's SHA-256 is computed as its bytes pass and
+    #: recorded (README "Whole-file digests"); ``off``: only uploads that
+    #: declare a ``Repr-Digest`` are hashed (and verified)
+    digest: Literal["sha256", "off"] = "sha256"
 
     @field_validator("prefix")
     @classmethod

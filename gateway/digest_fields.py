@@ -98,3 +98,13 @@ def declared_extra(values: Iterable[str]) -> dict[str, dict[str, str]]:
     ``{DECLARED: {algorithm: hex}}``, or nothing."""
     digests = parse_digests(values)
     return {DECLARED: as_hex(digests)} if digests else {}
+
+
+def sha256_field(hex_digest: object) -> str | None:
+    """``Repr-Digest`` for a SHA-256 kept as lowercase hex (None if it is not one)."""
+    if not isinstance(hex_digest, str) or len(hex_digest) != 64:
+        return None
+    try:
+        return format_digests({"sha-256": bytes.fromhex(hex_digest)})
+    except ValueError:
+        return None

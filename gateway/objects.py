@@ -15,6 +15,7 @@ from gateway.core import (
     UploadError,
     client_message,
 )
+from gateway.digest_fields import sha256_field
 from gateway.keys import NOT_UTF8, is_utf8
 from gateway.observability.context import current_id, note_failure
 from gateway.protocols.serving import stream_object
@@ -39,6 +40,9 @@ async def get_object(request: web.Request) -> web.StreamResponse:
         if info is None:
             raise web.HTTPNotFound(text="no such object\n")
         headers = serving_headers(info.content_type, request.app[CONFIG].server.inline_types)
+        digest = sha256_field(info.sha256)  # kept with the object by the store
+        if digest is not None:
+            headers["Repr-Digest"] = digest
         return await stream_object(request, service, bucket, key, info.size, headers)
     except UploadError as exc:
         if exc.status >= 500:

@@ -50,6 +50,8 @@ _LIST_LIMIT = 10000
 #: need not be read; at an existing key Swift refuses it (after checking each
 #: segment), and the object is read and written again as before
 _PUT_IF_ABSENT_SEGMENTS = 4
+#: the object metadata that keeps the SHA-256 the gateway computed
+SHA256_HEADER = "X-Object-Meta-Sha256"
 log = logging.getLogger(__name__)
 
 
@@ -249,6 +251,8 @@ class SwiftBackend(Backend):
         headers = {"Content-Type": content_type}
         if meta is not None and meta.delete_at is not None:
             headers["X-Delete-At"] = str(meta.delete_at)
+        if meta is not None and meta.sha256:  # on the manifest: no bytes move
+            headers[SHA256_HEADER] = meta.sha256
         size = sum(s.size for _, segs in parts for s in segs)
         owners = {stream_prefix(s.id): s for s, segs in parts if segs}
         marked = [s for s in owners.values() if s.key != key]
@@ -363,6 +367,8 @@ class SwiftBackend(Backend):
         }
         if meta is not None and meta.delete_at is not None:
             headers["X-Delete-At"] = str(meta.delete_at)
+        if meta is not None and meta.sha256:
+            headers[SHA256_HEADER] = meta.sha256
         old = await self.manifests.tree(self.container, key)
         reply = await self.client.call(
             "PUT", self.container, key, data=b"", headers=headers, ok=(404,)
@@ -429,6 +435,7 @@ class SwiftBackend(Backend):
             content_type=reply.headers.get("Content-Type"),
             etag=etag_of(reply.headers) or None,
             version=reply.headers.get("X-Timestamp"),
+            sha256=reply.headers.get(SHA256_HEADER),
         )
 
     async def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:

@@ -10,7 +10,8 @@ for a client), what a protocol hands in (a ``Checksum``, ``Hasher``s fed as byte
 ``ObjectMeta`` for the object made, ``BodyInterrupted`` from its body
 iterator) and ``with_object_meta`` (an object's content type and lifetime
 put on a new record's ``extra``; ``object_content_type`` reads it back) and
-``with_insert_only`` (its object may not replace one made meanwhile).
+``with_insert_only`` (its object may not replace one made meanwhile), and
+``OBJECT_SHA256``, the ``extra`` key of a finished object's SHA-256 (lowercase hex).
 """
 
 import importlib
@@ -42,6 +43,7 @@ from gateway.core.errors import (
     UploadNotFound,
     client_message,
 )
+from gateway.core.object_meta import SHA256 as OBJECT_SHA256
 from gateway.core.object_meta import content_type as object_content_type
 from gateway.core.object_meta import insert_only as with_insert_only
 from gateway.core.object_meta import with_meta as with_object_meta
@@ -75,6 +77,7 @@ if not TYPE_CHECKING:  # hidden from mypy, which would take any name as importab
 __all__ = [
     "ALGORITHMS",
     "MAX_PART_NUMBER",
+    "OBJECT_SHA256",
     "RETRY_LATER",
     "Admit",
     "BadRequest",

@@ -21,7 +21,7 @@ from typing import Any
 
 from backends.base import ObjectMeta
 from backends.concurrency import bounded
-from gateway.core import object_meta
+from gateway.core import digests, object_meta
 from gateway.core.errors import BadRequest, Locked, NotReady, UploadGone, UploadNotFound
 from gateway.core.expiry import schedule_deletion
 from gateway.core.ledger import Ledger, backend_errors
@@ -130,12 +130,13 @@ class Assembly:
                 self._release_all(record, discard=False)
                 raise too_large(limit)
             assert record.key is not None
+            await self._digest(record, parts)
             async with ledger.committing(record, record.bucket, record.key, parts):
                 with backend_errors():
                     info = await b.backend.assemble(
                         [ledger.stream(p) for p in parts],
                         b.backend_key(record.key),
-                        object_meta.of(record),
+                        object_meta.stored(record),
                     )
                 record.length = record.offset = info.size
                 ledger.mark_finished(record)
@@ -147,6 +148,24 @@ class Assembly:
         # by a crash expires and the sweeper discards it)
         self._release_all(record)
         return record
+
+    async def _digest(self, record: UploadRecord, parts: Sequence[UploadRecord]) -> None:
+        """The digest of the concatenation (``digests.concatenation``: all
+        parts but the first are read back once); a mismatch with the declared
+        digest refuses the assembly (its parts are left to expire)."""
+        ledger = self.ledger
+        if not ledger.digesting(record):
+            return
+
+        def reader(part: UploadRecord) -> digests.Reader:
+            backend, stream = ledger.bucket(part.bucket).backend, ledger.stream(part)
+            return lambda start, end: backend.read_stream(stream, start, end)
+
+        with backend_errors():
+            running = await digests.concatenation(record, parts, reader)
+        reason = digests.conclude(record, running)
+        if reason is not None:
+            await ledger.reject(record, reason)
 
     async def commit_part(
         self,
@@ -173,12 +192,15 @@ class Assembly:
             if target.backend is not ledger.bucket(record.bucket).backend:
                 raise BadRequest(f"bucket {target.name!r} is on another backend")
             object_meta.put(record, meta)
+            if digests.SHA256 not in record.extra:  # a part stored before digests were kept
+                await self._digest(record, [record])
             async with ledger.committing(record, target.name, key):
                 await ledger.commit_stream(target, record, target.backend_key(key))
                 record.bucket = target.name
                 record.key = key
                 record.metadata.update(metadata or {})
                 record.extra.update(extra or {})
+                digests.forget(record)
                 ledger.mark_finished(record)
                 await schedule_deletion(target, record)
                 await ledger.save(record)

@@ -23,6 +23,7 @@ import aiohttp
 from backends.telemetry import warn_limited
 from gateway.access.signing import hook_request
 from gateway.config import HookConfig
+from gateway.core import digests
 from gateway.core.records import UploadRecord
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,8 @@ def event_payload(event: str, record: UploadRecord) -> dict[str, Any]:
         "offset": record.offset,
         "metadata": record.metadata,
         "hash": record.extra.get("hash"),
+        # the object's SHA-256 (lowercase hex), computed as its bytes passed
+        "sha256": record.extra.get(digests.SHA256),
         "url": record.extra.get("url"),
     }
 

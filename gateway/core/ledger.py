@@ -22,7 +22,7 @@ from backends.base import Backend, StreamInfo
 from backends.errors import BackendError, BackendUnavailable
 from backends.errors import NotFound as BackendNotFound
 from gateway.config import GatewayConfig
-from gateway.core import digest_index, object_meta
+from gateway.core import digest_index, digests, object_meta
 from gateway.core.body import GuardedBody
 from gateway.core.errors import (
     BadRequest,
@@ -144,6 +144,9 @@ class Ledger:
         if record is None:
             raise UploadNotFound("no such upload")
         if record.status in (Status.TERMINATED, Status.EXPIRED):
+            reason = record.extra.get(digests.REJECTED)
+            if reason:
+                raise digests.DigestMismatch(str(reason))
             raise UploadGone(f"the upload was {record.status.value}")
         if (
             record.status in (Status.ACTIVE, Status.COMPLETE)
@@ -161,6 +164,12 @@ class Ledger:
         if not await self.state.save(record):
             raise ServiceUnavailable("the upload changed under this request; retry")
 
+    def digesting(self, record: UploadRecord) -> bool:
+        """Is ``record`` hashed as its bytes pass? Its bucket's ``digest``,
+        or a digest its creation declared (``core/digests.py``)."""
+        b = self.config.buckets.get(record.bucket)
+        return b is None or b.digest != "off" or bool(digests.declared(record))
+
     def expiry(self) -> float:
         """When an upload touched now expires."""
         return self.now() + self.config.uploads.expire_after
@@ -173,6 +182,23 @@ class Ledger:
         """``record`` ends (terminated or expired); its id answers 410 until swept."""
         record.status = status
         record.expires_at = self.now() + self.config.uploads.tombstone_ttl
+
+    async def reject(self, record: UploadRecord, reason: str) -> None:
+        """Refuse a complete upload whose bytes are not what its creation
+        declared: they are discarded, never committed; its id answers 460
+        with ``reason`` until the tombstone is swept. Lock held."""
+        if record.kind is not Kind.ASSEMBLY:
+            try:
+                await self.bucket(record.bucket).backend.discard_stream(self.stream(record))
+            except BackendError:
+                log.warning("discarding refused upload %s failed", record.id, exc_info=True)
+        record.extra[digests.REJECTED] = reason
+        digests.forget(record)
+        self.tombstone(record, Status.TERMINATED)
+        await self.save(record)
+        log.warning("upload %s (%s) refused: %s", record.id, record.protocol, reason)
+        self.events.emit("digest-mismatch", record)
+        raise digests.DigestMismatch(reason)
 
     # -- locks -------------------------------------------------------------------------
     def object_lock(
@@ -194,7 +220,10 @@ class Ledger:
             key = self.bucket(record.bucket).backend_key(record.key)
         stream = record.stream(key)
         approved = self.approve is None or record.extra.get(APPROVED) is True
-        stream.early_object = approved and not object_meta.is_insert_only(record)
+        # a declared digest is checked when the last byte arrives: no object before
+        stream.early_object = (
+            approved and not object_meta.is_insert_only(record) and not digests.declared(record)
+        )
         if key is not None:
             meta = object_meta.of(record)
             stream.content_type = meta.content_type if meta is not None else None
@@ -285,7 +314,7 @@ class Ledger:
         """Make ``record``'s complete stream the object at ``backend_key``."""
         with backend_errors():
             try:
-                await b.backend.commit(self.stream(record), backend_key, object_meta.of(record))
+                await b.backend.commit(self.stream(record), backend_key, object_meta.stored(record))
             except BackendNotFound:
                 # committed before a crash, not yet saved: the object is there
                 info = await b.backend.stat(backend_key)

@@ -37,7 +37,7 @@ from typing import Any
 
 from backends.base import JSON, Capability, ObjectMeta, WriteResult
 from backends.errors import BackendError
-from gateway.core import object_meta
+from gateway.core import digests, object_meta
 from gateway.core.assembly import Assembly
 from gateway.core.body import GuardedBody, Hasher
 from gateway.core.checksums import Crc32
@@ -242,12 +242,13 @@ class Multipart:
                 record.version = old.version
                 await ledger.save(record)
             md5, crc = hashlib.md5(), Crc32()
+            running = digests.Running.fresh(["sha-256"]) if ledger.digesting(record) else None
             max_size = ledger.config.server.max_upload_size or None
             guarded = GuardedBody(
                 body,
                 limit=content_length if content_length is not None else max_size,
                 lease=lease,
-                hashers=[md5, crc, *hashers],
+                hashers=[md5, crc, *([running] if running else []), *hashers],
             )
             result: WriteResult | None = None
             part_state: JSON | None = None
@@ -278,6 +279,10 @@ class Multipart:
                 if crc32 is not None and crc.value != crc32:
                     raise ChecksumMismatch("CRC32 mismatch")
                 record.length = record.offset = written
+                if running is not None and running.offset == written:
+                    # else an assembly reads the part back
+                    digests.keep(record, running, written)  # an assembly starts from it
+                    digests.conclude(record, running)
                 if result is not None:
                     record.backend_state = result.state
                     with backend_errors():  # verified: now sealed
@@ -426,6 +431,7 @@ class Multipart:
             async with ledger.committing(record, session.bucket, key, found):
                 with backend_errors():
                     await b.backend.complete_object(session.direct, stored, last, meta)
+                    await self._digest(record, found[0], b, key)
                 ledger.mark_finished(record)
                 await schedule_deletion(b, record)
                 await ledger.create(record)
@@ -435,6 +441,19 @@ class Multipart:
         await ledger.finished(record)
         await self.end(session, completed=True)
         ledger.later(self._release(found))
+
+    async def _digest(self, record: UploadRecord, first: UploadRecord, b: Bucket, key: str) -> None:
+        """The SHA-256 of an object the store made from its parts: parts
+        arrive in any order and the store shows none before it is made, so
+        the first part's state continues over the object's other bytes, read
+        back once (as for a final: ``digests.concatenation``)."""
+        if not self.ledger.digesting(record):
+            return
+        backend_key = b.backend_key(key)
+        running = await digests.continued(
+            record, first, lambda start, end: b.backend.read(backend_key, start, end), record.offset
+        )
+        digests.conclude(record, running)  # no digest was declared: nothing to refuse
 
     async def _release(self, parts: Sequence[UploadRecord]) -> None:
         """Parts made into the object: their records end (410); a last part

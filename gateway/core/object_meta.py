@@ -23,6 +23,8 @@ from gateway.core.records import UploadRecord
 _KEY = "core:object"
 #: record extra: the object must not replace one made at its key meanwhile
 _INSERT_ONLY = "core:insert-only"
+#: ``digests.SHA256`` (not imported: ``digests`` needs more than this module)
+SHA256 = "core:sha256"
 
 
 def with_meta(extra: dict[str, Any] | None, meta: ObjectMeta | None) -> dict[str, Any]:
@@ -65,6 +67,16 @@ def content_type(record: UploadRecord) -> str | None:
     """The content type ``record``'s object was made with, if one was given."""
     meta = of(record)
     return meta.content_type if meta is not None else None
+
+
+def stored(record: UploadRecord) -> ObjectMeta | None:
+    """What the store keeps with ``record``'s object: ``of`` and its SHA-256."""
+    meta, sha256 = of(record), record.extra.get(SHA256)
+    if not isinstance(sha256, str):
+        return meta
+    if meta is None:
+        return ObjectMeta(sha256=sha256)
+    return ObjectMeta(content_type=meta.content_type, delete_at=meta.delete_at, sha256=sha256)
 
 
 def schedule(record: UploadRecord, meta: ObjectMeta, info: ObjectInfo | None) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from backends.base import Backend, WriteResult
 from backends.errors import BackendUnavailable
+from gateway.core import digests
 from gateway.core.body import GuardedBody, Hasher
 from gateway.core.checksums import Checksum
 from gateway.core.digest_index import is_instant
@@ -223,6 +224,7 @@ class Uploads:
         hashers: list[Hasher] | None = None,
         require_complete_body: bool = False,
         check: RecordCheck | None = None,
+        declare_digests: dict[str, str] | None = None,
     ) -> UploadRecord:
         """Append ``body`` at ``offset``; return the saved record.
 
@@ -230,7 +232,9 @@ class Uploads:
         lets a request that would overrun the length fail before any byte is
         read. ``require_complete_body`` (Qiniu chunks) discards a body cut short
         instead of keeping its bytes. ``check`` judges the record (read under
-        the lock) before anything else."""
+        the lock) before anything else. ``declare_digests`` ({algorithm: hex},
+        an IETF append's ``Repr-Digest``) declares the whole upload's digests
+        (``digests.declare``), checked when its last byte arrives."""
         async with self.ledger.locks.hold(upload_id) as lease:
             record = await self._write_locked(
                 upload_id,
@@ -243,6 +247,7 @@ class Uploads:
                 hashers,
                 require_complete_body,
                 check,
+                declare_digests,
             )
         return await self._after_unlock(record)
 
@@ -258,6 +263,7 @@ class Uploads:
         hashers: list[Hasher] | None,
         require_complete_body: bool,
         check: RecordCheck | None,
+        declare_digests: dict[str, str] | None,
     ) -> UploadRecord:
         record = await self.ledger.get(upload_id)
         if check is not None:
@@ -292,15 +298,22 @@ class Uploads:
             limit = room[0] if limit is None else min(limit, room[0])
         if content_length is not None and limit is not None and content_length > limit:
             raise TooLarge("the body would exceed the upload length")
+        if declare_digests:
+            digests.declare(record, declare_digests)
         if record.status is Status.ACTIVE and record.is_complete:
             return await self._finish(record)
         all_hashers: list[Hasher] = list(hashers or [])
         if checksum is not None:
             all_hashers.append(checksum.hasher)
+        running = await self._hashing(record, b)
+        if running is not None:
+            all_hashers.append(running)
         guarded = GuardedBody(body, limit=limit, lease=lease, hashers=all_hashers)
         try:
             with self.ledger.receiving_body(record.id, record.offset, guarded):
-                result = await self._write_backend(b.backend, record, guarded, content_length)
+                result = await self._write_backend(
+                    b.backend, record, guarded, content_length, running
+                )
         finally:
             guarded.close()  # a backend may stop reading before the body's end
         refuse = refusal(guarded, checksum, require_complete_body)
@@ -309,7 +322,22 @@ class Uploads:
                 with backend_errors():
                     await result.rollback()
             raise refuse
-        return await self._commit_write(record, result)
+        return await self._commit_write(record, result, running)
+
+    async def _hashing(self, record: UploadRecord, b: Bucket) -> digests.Running | None:
+        """The upload's digest hashers at its offset (``core/digests.py``)."""
+        if not self.ledger.digesting(record):
+            return None
+        running = digests.resume(record)
+        if running is None:
+            running = await digests.catch_up(record, self._reader(record, b))
+            if running is not None:
+                self.ledger.events.emit("digest-reread", record)
+        return running
+
+    def _reader(self, record: UploadRecord, b: Bucket) -> digests.Reader:
+        stream = self.ledger.stream(record)
+        return lambda start, end: b.backend.read_stream(stream, start, end)
 
     async def _room_in_assemblies(
         self, record: UploadRecord, bucket: Bucket
@@ -330,7 +358,12 @@ class Uploads:
         return max_size - record.offset if max_size else None
 
     async def _write_backend(
-        self, backend: Backend, record: UploadRecord, body: GuardedBody, incoming: int | None
+        self,
+        backend: Backend,
+        record: UploadRecord,
+        body: GuardedBody,
+        incoming: int | None,
+        running: digests.Running | None,
     ) -> WriteResult:
         stream = self.ledger.stream(record)
         stream.incoming = incoming
@@ -341,10 +374,13 @@ class Uploads:
                 if exc.partial is not None and exc.partial.offset > record.offset:
                     # keep what the store acknowledged before it failed
                     with contextlib.suppress(Exception):
-                        await asyncio.shield(self._save_write(record, exc.partial))
+                        await asyncio.shield(self._save_write(record, exc.partial, running))
                 raise
 
-    async def _save_write(self, record: UploadRecord, result: WriteResult) -> None:
+    async def _save_write(
+        self, record: UploadRecord, result: WriteResult, running: digests.Running | None
+    ) -> None:
+        digests.keep(record, running, result.offset)  # saved with the offset it is of
         record.offset = result.offset
         record.backend_state = result.state
         record.expires_at = self.ledger.expiry()
@@ -355,18 +391,24 @@ class Uploads:
             except Exception:  # leftovers are swept later; the write stands
                 log.warning("cleanup after write of %s failed", record.id, exc_info=True)
 
-    async def _commit_write(self, record: UploadRecord, result: WriteResult) -> UploadRecord:
+    async def _commit_write(
+        self, record: UploadRecord, result: WriteResult, running: digests.Running | None
+    ) -> UploadRecord:
         # shielded: a cancelled request still saves what the backend holds
-        await asyncio.shield(self._save_write(record, result))
+        await asyncio.shield(self._save_write(record, result, running))
         if record.is_complete:
             record = await asyncio.shield(self._finish(record))
         return record
 
     # -- finishing -------------------------------------------------------------------
     async def _finish(self, record: UploadRecord) -> UploadRecord:
-        """Seal a complete stream; an upload becomes its object. Lock held."""
+        """Seal a complete stream; an upload becomes its object. Lock held.
+        Its digest is checked first: nothing wrong is sealed or committed."""
         ledger = self.ledger
         b = ledger.bucket(record.bucket)
+        running = await self._hashing(record, b)
+        if running is not None:
+            await self._conclude(record, b, running)
         if record.kind is Kind.UPLOAD:
             # before the stream is sealed: a store may make the object then
             assert record.key is not None
@@ -378,6 +420,8 @@ class Uploads:
         async with committing:
             with backend_errors():
                 record.backend_state = await b.backend.finish_stream(ledger.stream(record))
+            if running is None and ledger.digesting(record):
+                await self._conclude_sealed(record, b)  # the bytes were not readable before
             if record.kind is Kind.UPLOAD:
                 assert record.key is not None
                 await ledger.commit_stream(b, record, b.backend_key(record.key))
@@ -389,6 +433,28 @@ class Uploads:
         if record.status is Status.FINISHED:
             await ledger.finished(record)
         return record
+
+    async def _conclude(self, record: UploadRecord, b: Bucket, running: digests.Running) -> None:
+        """Record the stream's digest; refuse it (bytes discarded) if it
+        differs from the declared one."""
+        reason = digests.conclude(record, running)
+        if reason is None:
+            if record.kind is not Kind.PART:  # a part's state may start an assembly's
+                digests.forget(record)
+            return
+        await self.ledger.reject(record, reason)
+
+    async def _conclude_sealed(self, record: UploadRecord, b: Bucket) -> None:
+        """The digest of a stream whose unhashed bytes only a sealed stream
+        lets the store read back (S3 multipart parts after a store failure)."""
+        running = await digests.catch_up(record, self._reader(record, b))
+        if running is not None:
+            self.ledger.events.emit("digest-reread", record)
+            await self._conclude(record, b, running)
+        elif digests.declared(record):
+            await self.ledger.reject(record, "the declared digest could not be verified")
+        else:
+            log.error("upload %s: its SHA-256 could not be computed", record.id)
 
     async def _after_unlock(self, record: UploadRecord) -> UploadRecord:
         """Work that needs other uploads' locks, done once this one is released."""

@@ -43,6 +43,8 @@ _UPLOAD_EVENTS = {
     "expired": "expired",
     "instant": "instant",  # completed at creation by a copy (also "finished")
 }
+#: the core's digest events → the digest_*_total counter they move
+_DIGEST_EVENTS = {"digest-mismatch": "mismatches", "digest-reread": "rereads"}
 _HOOK_EVENTS = ("post-create", "post-finish", "post-terminate")
 
 
@@ -113,6 +115,8 @@ def watch(events: Events, metrics: Metrics) -> None:
         counter = _UPLOAD_EVENTS.get(event)
         if counter is not None:
             metrics.upload_event(counter, record.protocol, record.bucket)
+        elif event in _DIGEST_EVENTS:
+            metrics.digest_event(_DIGEST_EVENTS[event], record.protocol, record.bucket)
 
     events.listeners.append(on_event)
     events.on_attempt = _count_hook_calls(metrics)

@@ -134,6 +134,18 @@ class Metrics:
             ["cause"],
             registry=r,
         )
+        self.digest_mismatches = Counter(
+            p + "digest_mismatches",
+            "Complete uploads refused (460) because their bytes did not match Repr-Digest",
+            ["protocol", "bucket"],
+            registry=r,
+        )
+        self.digest_rereads = Counter(
+            p + "digest_rereads",
+            "Streams whose digest re-read stored bytes that were not hashed as they passed",
+            ["protocol", "bucket"],
+            registry=r,
+        )
         self.state_errors = Counter(
             p + "state_errors", "Failed calls to the state store", ["store"], registry=r
         )
@@ -153,6 +165,11 @@ class Metrics:
 
     def upload_event(self, event: str, protocol: str, bucket: str | None) -> None:
         self.child(self.uploads[event], bounded(protocol, PROTOCOLS), self.bucket(bucket)).inc()
+
+    def digest_event(self, counter: str, protocol: str, bucket: str | None) -> None:
+        labels = (bounded(protocol, PROTOCOLS), self.bucket(bucket))
+        metric = self.digest_mismatches if counter == "mismatches" else self.digest_rereads
+        self.child(metric, *labels).inc()
 
     def watch_memory_budget(self, used: Callable[[], float], limit: float) -> None:
         self.memory_budget.labels("used").set_function(used)

@@ -5,7 +5,15 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.core import BadRequest, OffsetMismatch, Status, UnsupportedMediaType, UploadRecord
+from gateway.core import (
+    OBJECT_SHA256,
+    BadRequest,
+    OffsetMismatch,
+    Status,
+    UnsupportedMediaType,
+    UploadRecord,
+)
+from gateway.digest_fields import sha256_field
 from gateway.protocols.ietf import fields, transfer
 from gateway.protocols.ietf.limits import upload_limit
 from gateway.protocols.ietf.problems import CompletedUpload
@@ -39,6 +47,9 @@ async def _state_headers(ctx: TusContext, version: Version, record: UploadRecord
         headers["Upload-Limit"] = limit
     if record.status is Status.FINISHED:
         await ctx.add_object_url(headers, record)
+        digest = sha256_field(record.extra.get(OBJECT_SHA256))  # computed as bytes passed
+        if digest is not None:
+            headers["Repr-Digest"] = digest
     return headers
 
 

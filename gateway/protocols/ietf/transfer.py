@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from gateway.core import BadRequest, Checksum, OffsetMismatch, Status, UploadRecord
+from gateway.digest_fields import as_hex, parse_digests
 from gateway.protocols.bodies import request_body
 from gateway.protocols.ietf import fields, progress
 from gateway.protocols.ietf.problems import InconsistentLength
@@ -46,20 +47,11 @@ def indicated_length(ctx: TusContext, offset: int, *, complete: bool) -> int | N
     return length
 
 
-def _checksum(
-    ctx: TusContext, record: UploadRecord, offset: int, complete: bool
-) -> Checksum | None:
-    """``Content-Digest`` of this content; else ``Repr-Digest`` when this
-    content is the whole representation (it starts at 0 and completes the
-    upload). A whole-upload digest over several requests needs the
-    whole-file digest work (issue 19): logged, never claimed as checked."""
-    headers = ctx.request.headers
-    checksum = fields.digest(headers, "Content-Digest")
-    if "Repr-Digest" in headers:
-        if checksum is None and offset == 0 and complete:
-            return fields.digest(headers, "Repr-Digest")
-        log.warning("upload %s: Repr-Digest not verified (spans several requests)", record.id)
-    return checksum
+def _checksum(ctx: TusContext) -> Checksum | None:
+    """``Content-Digest``: this content's own digest, checked as it passes.
+    (``Repr-Digest`` is the whole upload's: the core checks it at its last
+    byte, however many requests carried it.)"""
+    return fields.digest(ctx.request.headers, "Content-Digest")
 
 
 def has_content(ctx: TusContext) -> bool:
@@ -113,9 +105,10 @@ async def append(
         record,
         offset,
         body.chunks(),
-        checksum=_checksum(ctx, record, offset, complete),
+        checksum=_checksum(ctx),
         declare_length=length if record.length is None else None,
         content_length=ctx.request.content_length,
+        declare_digests=as_hex(parse_digests(ctx.request.headers.getall("Repr-Digest", []))),
     )
     source.check()  # a body aiohttp could not decode: 400, after its good bytes were kept
     if not complete or record.status is not Status.ACTIVE or not body.ended:

@@ -60,6 +60,10 @@ async def create(ctx: TusContext) -> web.Response:
         if concat.strip() != "partial":
             raise BadRequest("Upload-Concat must be 'partial' or 'final;<urls>'")
         kind = Kind.PART
+        # clients send the same headers with every request (tus-js-client's
+        # ``headers``): a partial's Repr-Digest is the whole file's, which the
+        # final upload declares and is verified over the concatenation
+        declared = {}
     upload_id = new_upload_id()
     bucket, key = ctx.bucket, None
     if kind is Kind.UPLOAD:
