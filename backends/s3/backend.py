@@ -38,6 +38,10 @@ from backends.s3.store import Store, crc32_of
 _MAX_PRESIGN_TTL = 7 * 86400  # SigV4 presigned URLs live at most a week
 
 
+def _type_and_sha256(meta: ObjectMeta | None) -> tuple[str | None, str | None]:
+    return (meta.content_type, meta.sha256) if meta is not None else (None, None)
+
+
 class S3Backend(Backend):
     type_name: ClassVar[str] = "s3"
     config_model: ClassVar[type[BackendConfig]] = S3Config
@@ -421,7 +425,7 @@ class S3Backend(Backend):
         st = self._sealed(stream)
         if key != st.key:
             sources = [Source(st.key, st.size)] if st.size else []
-            await self.copier.make(sources, key, meta.content_type if meta else None)
+            await self.copier.make(sources, key, *_type_and_sha256(meta))
             await self.store.delete(st.key)
         await self._delete_keys([p.key for p in st.tail])
         # pieces the saved state no longer names (consumed by the last part,
@@ -455,7 +459,7 @@ class S3Backend(Backend):
             st = self._sealed(stream)
             if st.size:
                 sources.append(Source(st.key, st.size))
-        await self.copier.make(sources, key, meta.content_type if meta else None)
+        await self.copier.make(sources, key, *_type_and_sha256(meta))
         return ObjectInfo(key=key, size=sum(s.size for s in sources))
 
     async def copy_object(
@@ -467,7 +471,7 @@ class S3Backend(Backend):
         if info is None:
             raise NotFound(source)
         sources = [Source(source, info.size)] if info.size else []
-        await self.copier.make(sources, key, meta.content_type if meta else None)
+        await self.copier.make(sources, key, *_type_and_sha256(meta))
         return ObjectInfo(key=key, size=info.size)
 
     async def discard_stream(self, stream: StreamInfo) -> None:

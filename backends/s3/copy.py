@@ -55,6 +55,10 @@ def copy_plan(sources: Sequence[Source], config: S3Config) -> list[CopyRange] | 
     return plan
 
 
+#: the user metadata key of an object's SHA-256 (``x-amz-meta-sha256``)
+SHA256_META = "sha256"
+
+
 class Copier:
     def __init__(
         self, store: Store, config: S3Config, budget: MemoryBudget, integrity: Integrity
@@ -65,14 +69,20 @@ class Copier:
         self.integrity = integrity
 
     async def make(
-        self, sources: Sequence[Source], key: str, content_type: str | None = None
+        self,
+        sources: Sequence[Source],
+        key: str,
+        content_type: str | None = None,
+        sha256: str | None = None,
     ) -> None:
-        """Write ``key`` as the concatenation of ``sources`` (none may be empty)."""
+        """Write ``key`` as the concatenation of ``sources`` (none may be
+        empty), with ``sha256`` as its user metadata ``x-amz-meta-sha256``."""
+        metadata = {SHA256_META: sha256} if sha256 else None
         if not sources:
-            await self.store.put(key, [], content_type=content_type)
+            await self.store.put(key, [], content_type=content_type, metadata=metadata)
             return
         if len(sources) == 1 and sources[0].size <= self.config.max_part_size:
-            await self.store.copy(sources[0].key, key, content_type)
+            await self.store.copy(sources[0].key, key, content_type, metadata)
             return
         plan = copy_plan(sources, self.config) if self.store.part_copy else None
         if plan is not None:
@@ -95,7 +105,7 @@ class Copier:
         """One multipart upload: parts copied by the store along ``plan``,
         or through the gateway (None)."""
         checksum = self.store.checksum
-        upload_id = await self.store.create_multipart(key, content_type, checksum)
+        upload_id = await self.store.create_multipart(key, content_type, checksum, metadata)
         try:
             if plan is not None:
                 parts = await self._copy_parts(plan, key, upload_id)

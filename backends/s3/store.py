@@ -314,12 +314,18 @@ class Store:
 
     # -- multipart uploads ----------------------------------------------------
     async def create_multipart(
-        self, key: str, content_type: str | None, checksum: str | None
+        self,
+        key: str,
+        content_type: str | None,
+        checksum: str | None,
+        metadata: dict[str, str] | None = None,
     ) -> str:
         """A new multipart upload declaring ``checksum`` (``self.checksum``
         when it was created): its parts must then be sent with their CRC32
         (``checksum`` of the upload calls)."""
-        extra = {"ContentType": content_type} if content_type else {}
+        extra: dict[str, Any] = {"ContentType": content_type} if content_type else {}
+        if metadata:
+            extra["Metadata"] = metadata
         if checksum is not None:
             extra["ChecksumAlgorithm"] = checksum
         with s3_errors("CreateMultipartUpload"):
@@ -439,14 +445,18 @@ class Store:
         data: Chunks,
         md5: bytes | None = None,
         content_type: str | None = None,
+        metadata: dict[str, str] | None = None,
     ) -> str:
         # as for parts: a CRC32 the store verifies, cheaper than an MD5
+        extra: dict[str, Any] = {}
         if self.checksum:
-            extra = {"ChecksumCRC32": await crc32_of(data)}
+            extra["ChecksumCRC32"] = await crc32_of(data)
         else:
-            extra = await self._md5(data, md5)
+            extra.update(await self._md5(data, md5))
         if content_type:
             extra["ContentType"] = content_type
+        if metadata:
+            extra["Metadata"] = metadata
         with s3_errors("PutObject"):
             resp = await self.client.put_object(
                 Bucket=self.bucket, Key=key, Body=self._body(data), **extra
@@ -500,13 +510,25 @@ class Store:
             content_type=resp.get("ContentType"),
             etag=str(resp.get("ETag", "")).strip('"') or None,
             version=f"{resp.get('ETag', '')}@{resp.get('LastModified', '')}",
+            sha256=(resp.get("Metadata") or {}).get("sha256"),
         )
 
-    async def copy(self, source: str, key: str, content_type: str | None = None) -> None:
-        """Server-side copy of a whole object (up to ``max_part_size``)."""
-        extra = (
-            {"ContentType": content_type, "MetadataDirective": "REPLACE"} if content_type else {}
-        )
+    async def copy(
+        self,
+        source: str,
+        key: str,
+        content_type: str | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> None:
+        """Server-side copy of a whole object (up to ``max_part_size``); a
+        type or metadata given replaces the source's."""
+        extra: dict[str, Any] = {}
+        if content_type or metadata:
+            extra["MetadataDirective"] = "REPLACE"
+        if content_type:
+            extra["ContentType"] = content_type
+        if metadata:
+            extra["Metadata"] = metadata
         with s3_errors("CopyObject"):
             await self.client.copy_object(
                 Bucket=self.bucket, Key=key, CopySource={"Bucket": self.bucket, "Key": source},

@@ -152,7 +152,8 @@ class Assembly:
     async def _digest(self, record: UploadRecord, parts: Sequence[UploadRecord]) -> None:
         """The digest of the concatenation (``digests.concatenation``: all
         parts but the first are read back once); a mismatch with the declared
-        digest refuses the assembly (its parts are left to expire)."""
+        digest refuses the assembly, and its parts are released (discarded
+        unless another assembly lists them)."""
         ledger = self.ledger
         if not ledger.digesting(record):
             return
@@ -165,6 +166,7 @@ class Assembly:
             running = await digests.concatenation(record, parts, reader)
         reason = digests.conclude(record, running)
         if reason is not None:
+            self._release_all(record)
             await ledger.reject(record, reason)
 
     async def commit_part(

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import sqlite3
 
+from gateway.app import close_service, open_service
+from gateway.config import load_config
 from gateway.core import UploadRecord
 from testservers.gateway import GatewayProcess
 
@@ -25,3 +28,21 @@ def record_of(gw: GatewayProcess, url_or_id: str) -> UploadRecord:
     with sqlite3.connect(gw.workdir / "state.db") as db:
         [row] = db.execute("SELECT data FROM uploads WHERE id = ?", (upload_id,)).fetchall()
     return UploadRecord.from_json(row[0])
+
+
+def stored_sha256(gw: GatewayProcess, key: str, bucket: str = "default") -> str | None:
+    """The SHA-256 the store keeps with the object (its backend's ``stat``),
+    through a service over the gateway's own configuration."""
+    config = load_config(
+        {**gw.config, "state": {"type": "sqlite", "path": str(gw.workdir / "state.db")}}
+    )
+
+    async def stat() -> str | None:
+        service = await open_service(config)
+        try:
+            info = await service.stat_object(bucket, key)
+            return info.sha256 if info is not None else None
+        finally:
+            await close_service(service)
+
+    return asyncio.run(stat())

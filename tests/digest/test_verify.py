@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 
+import pytest
 import requests
 
 from gateway.core.digests import REJECTED, SHA256, STATE
-from tests.digest.helpers import record_of, repr_digest
+from tests.conftest import gateway_config
+from tests.digest.helpers import record_of, repr_digest, stored_sha256
 from tests.support.targets import Target
 from tests.tus.helpers import TUS, create, download, head, patch
 from testservers.gateway import GatewayProcess
@@ -93,7 +96,7 @@ def _partials(gw: GatewayProcess, pieces: list[bytes]) -> list[str]:
     return urls
 
 
-def test_concatenation_is_verified_over_the_whole(gateway: GatewayProcess) -> None:
+def test_concatenation_is_verified_over_the_whole(gateway: GatewayProcess, target: Target) -> None:
     pieces = [DATA[:100_000], DATA[100_000:250_000], DATA[250_000:]]
     urls = _partials(gateway, pieces)
     headers = {**TUS, "Upload-Concat": "final;" + " ".join(urls), "Repr-Digest": repr_digest(DATA)}
@@ -102,11 +105,17 @@ def test_concatenation_is_verified_over_the_whole(gateway: GatewayProcess) -> No
     final = r.headers["Location"]
     assert record_of(gateway, final).extra[SHA256] == hashlib.sha256(DATA).hexdigest()
     assert download(object_url(gateway, final)) == DATA
+    if target.name != "fastdfs":  # kept with the object (S3: x-amz-meta-sha256 of the copy)
+        assert stored_sha256(gateway, final.rsplit("/", 1)[1]) == hashlib.sha256(DATA).hexdigest()
 
     urls = _partials(gateway, pieces)
     headers = {**TUS, "Upload-Concat": "final;" + " ".join(urls), "Repr-Digest": WRONG}
     r = requests.post(gateway.files_url, headers=headers, timeout=60)
     assert r.status_code == 460, r.text
+    deadline = time.monotonic() + 30  # the partials are released after the answer
+    while any(head(u).status_code != 410 for u in urls):
+        assert time.monotonic() < deadline, [head(u).status_code for u in urls]
+        time.sleep(0.2)
 
 
 def test_unfinished_concatenation_is_refused_when_its_last_part_completes(
@@ -129,8 +138,22 @@ def test_the_store_keeps_the_sha256_where_it_can(gateway: GatewayProcess, target
     r = requests.get(object_url(gateway, url), timeout=60)
     assert r.content == DATA
     if target.name in ("local", "swift"):  # an xattr; object metadata on the manifest
+        assert stored_sha256(gateway, url.rsplit("/", 1)[1]) == hashlib.sha256(DATA).hexdigest()
         # served as the object's Repr-Digest by the gateway (Swift itself
-        # would send its metadata from a temp URL)
+        # sends its metadata from a temp URL)
         served = r.headers.get("Repr-Digest") == repr_digest(DATA)
         kept = r.headers.get("X-Object-Meta-Sha256") == hashlib.sha256(DATA).hexdigest()
         assert served or kept, r.headers
+
+
+def test_a_bucket_with_digest_off_hashes_only_declared_uploads(target: Target) -> None:
+    if target.name != "local":
+        pytest.skip("configuration, not storage: one target is enough")
+    config = gateway_config(target, buckets={"default": {"backend": "default", "digest": "off"}})
+    with GatewayProcess(config) as gw:
+        plain = create(gw.files_url, len(DATA))
+        assert patch(plain, 0, DATA).status_code == 204
+        assert SHA256 not in record_of(gw, plain).extra
+        assert STATE not in record_of(gw, plain).extra
+        declared = create(gw.files_url, len(DATA), Repr_Digest=WRONG)
+        assert patch(declared, 0, DATA).status_code == 460
