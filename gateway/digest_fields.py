@@ -1,5 +1,5 @@
-"""RFC 9530 digest fields (``Repr-Digest``, ``Want-Repr-Digest``), read and
-written in one place for every protocol.
+"""RFC 9530 digest fields (``Repr-Digest``), read and written in one place
+for every protocol.
 
 A field is an RFC 8941 dictionary (parsed by ``http_sf``), bounded in size.
 Algorithms the gateway does not compute are ignored, as RFC 9530 §3 lets a
@@ -61,22 +61,6 @@ def parse_digests(values: Iterable[str], name: str = "Repr-Digest") -> dict[str,
     if ignored:
         log.info("%s: ignored algorithms %s", name, ", ".join(ignored[:8]))
     return digests
-
-
-def parse_preferences(values: Iterable[str], name: str = "Want-Repr-Digest") -> dict[str, int]:
-    """``{algorithm: preference}`` (0-10) of a ``Want-*-Digest`` field, for
-    the algorithms the gateway computes; 0 means "not this one"."""
-    values = list(values)
-    if not values:
-        return {}
-    wanted: dict[str, int] = {}
-    for algorithm, member in _dictionary(values, name).items():
-        value = member[0] if isinstance(member, tuple) else member
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 10:
-            raise BadRequest(f"{name}: {algorithm} must be an integer from 0 to 10")
-        if algorithm in ALGORITHMS:
-            wanted[algorithm] = value
-    return wanted
 
 
 def format_digests(digests: Mapping[str, bytes]) -> str:

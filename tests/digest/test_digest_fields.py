@@ -16,7 +16,6 @@ from gateway.digest_fields import (
     declared_extra,
     format_digests,
     parse_digests,
-    parse_preferences,
 )
 
 SHA256 = hashlib.sha256(b"hello").digest()
@@ -80,13 +79,6 @@ def test_format_round_trips() -> None:
 def test_declared_extra_keeps_lowercase_hex() -> None:
     assert declared_extra([f"sha-256=:{b64(SHA256)}:"]) == {DECLARED: {"sha-256": SHA256.hex()}}
     assert declared_extra(["md5=:AAAA:"]) == {}
-
-
-def test_preferences() -> None:
-    assert parse_preferences(["sha-256=10, sha-512=3, unixsum=2"]) == {"sha-256": 10, "sha-512": 3}
-    for bad in ("sha-256=11", "sha-256=?1", "sha-256=:AA==:", "sha-256=1.5"):
-        with pytest.raises(BadRequest):
-            parse_preferences([bad])
 
 
 @settings(max_examples=300, deadline=None)
