@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
@@ -79,6 +80,7 @@ def test_post_finish_fires_exactly_once(hooked_gateway: GatewayProcess, sink: Ho
     assert sink.events(upload_id) == ["post-create", "post-finish"]
     finish = next(e for e in sink.received if e["id"] == upload_id and e["event"] == "post-finish")
     assert finish["size"] == 6 and finish["protocol"] == "tus"
+    assert finish["sha256"] == hashlib.sha256(b"abcdef").hexdigest()  # hashed as bytes passed
     assert finish["metadata"] == {"filename": "h.txt"}
     assert finish["url"].rsplit("/", 1)[1] == object_url.rsplit("/", 1)[1]
 
