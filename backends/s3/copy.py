@@ -87,19 +87,20 @@ class Copier:
         plan = copy_plan(sources, self.config) if self.store.part_copy else None
         if plan is not None:
             try:
-                await self._make(sources, key, content_type, plan)
+                await self._make(sources, key, content_type, metadata, plan)
                 return
             except BackendError as exc:
                 # refused after the probe found it worked: through the gateway
                 if not self.integrity.copy_refused(exc, "copied through the gateway"):
                     raise
-        await self._make(sources, key, content_type, None)
+        await self._make(sources, key, content_type, metadata, None)
 
     async def _make(
         self,
         sources: Sequence[Source],
         key: str,
         content_type: str | None,
+        metadata: dict[str, str] | None,
         plan: list[CopyRange] | None,
     ) -> None:
         """One multipart upload: parts copied by the store along ``plan``,
