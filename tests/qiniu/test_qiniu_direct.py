@@ -205,7 +205,11 @@ def test_sdk_v2_large_parts_are_stored_once(qgw: GatewayProcess, target: Target)
         assert _store_calls(before, after, "put_object") == 1
         assert _store_calls(before, after, "upload_part_copy") <= 1
         assert _store_calls(before, after, "complete_multipart_upload") == 1
-        assert _store_calls(before, after, "copy_object", "get_object") == 0
+        assert _store_calls(before, after, "copy_object") == 0
+        # one read of the object's bytes after the first part: its SHA-256
+        # (parts arrive in any order, S3 shows none before the object is
+        # made; README "Whole-file digests")
+        assert _store_calls(before, after, "get_object") <= 1
     assert _leftovers(target) == []
 
 
