@@ -277,7 +277,10 @@ class S3Backend(Backend):
                 if received > room:
                     raise InvalidState(f"a write past the stream's length {stream.length}")
             end = stream.offset + received
-            if end < stream.length:
+            # an object that must now wait for finish_stream (a digest declared
+            # after the stream was created on its key) stays a tail piece
+            waits = not (old.temporary or stream.early_object)
+            if end < stream.length or waits:
                 tail = await self._store_tail(stream.id, old.tail, chunks, None, end)
                 return self._result(stream.id, old, old.copy(tail=tail))
             earlier = await fetch_pieces(self.store, old.tail, self.cfg.max_concurrency)
