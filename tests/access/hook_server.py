@@ -76,6 +76,8 @@ class HookServer:
             return web.json_response(
                 {"key": f"rewritten/{call['endUser']}/{name}", "metadata": {"approved": "yes"}}
             )
+        if event == "pre-create" and decision.startswith("bucket:"):
+            return web.json_response({"bucket": decision.removeprefix("bucket:")})
         if event == "pre-create" and decision == "limit":
             return web.json_response({"sizeLimit": 10})
         refused_key = str(call.get("key") or "").startswith("reject/")

@@ -33,6 +33,7 @@ from testservers.ports import free_port
 def _config(target: Target, url: str) -> dict[str, Any]:
     return gateway_config(
         target,
+        buckets={"moved": {"backend": "default", "prefix": "moved/"}},
         qiniu={"enabled": True, "keys": [{"access_key": AK, "secret_key": SK}]},
         hooks=[
             {
@@ -81,6 +82,31 @@ def test_pre_create_rewrites_key_and_metadata(hgw: GatewayProcess, tmp_path: Any
     assert r.headers["Upload-Metadata"] == f"approved {base64.b64encode(b'yes').decode()}"
     got = requests.get(r.headers["X-Object-Url"], timeout=30).content
     assert got == source.read_bytes()
+
+
+def test_pre_create_moves_the_upload_to_another_bucket(hgw: GatewayProcess) -> None:
+    token = uptoken(endUser="dave")
+    r = _create(hgw, 4, token, decide="bucket:moved")
+    assert r.status_code == 201, r.text
+    url = r.headers["Location"]
+    headers = {**TUS, **OCTET, "Upload-Offset": "0", **auth(token)}
+    r = requests.patch(url, data=b"here", headers=headers, timeout=30)
+    assert r.status_code == 204, r.text
+    object_url = r.headers["X-Object-Url"]
+    assert urlsplit(object_url).path.startswith("/objects/moved/") or not object_url.startswith(
+        hgw.url
+    )
+    assert requests.get(object_url, timeout=30).content == b"here"
+    key = url.rsplit("/", 1)[1]
+    assert requests.get(f"{hgw.url}/objects/moved/{key}", timeout=30).content == b"here"
+    assert requests.get(f"{hgw.url}/objects/default/{key}", timeout=30).status_code == 404
+    # the creator still reaches the upload; nobody else does
+    assert requests.head(url, headers={**TUS, **auth(token)}, timeout=30).status_code == 200
+    other = uptoken(endUser="eve")
+    assert requests.head(url, headers={**TUS, **auth(other)}, timeout=30).status_code == 404
+    # a bucket the gateway does not have: the hook is broken, nothing is accepted
+    r = _create(hgw, 4, token, decide="bucket:nowhere")
+    assert r.status_code == 503 and r.headers["Retry-After"], r.text
 
 
 def test_pre_create_size_limit(hgw: GatewayProcess) -> None:
