@@ -18,7 +18,6 @@ before these rules still get a URL that no non-browser client rewrites.
 from __future__ import annotations
 
 import unicodedata
-from urllib.parse import quote
 
 MAX_KEY_BYTES = 1024
 MAX_DEPTH = 255
@@ -54,14 +53,3 @@ def key_problem(key: str, prefix: str = "") -> str | None:
     if any(s in (".", "..") for s in key.split("/")):
         return "the key has a '.' or '..' segment, which no URL can address"
     return None
-
-
-def _segment(segment: str) -> str:
-    if segment in (".", ".."):
-        return segment.replace(".", "%2E")
-    return quote(segment, safe="")
-
-
-def url_path(key: str) -> str:
-    """``key`` as a URL path: every segment percent-encoded, dots too."""
-    return "/".join(_segment(s) for s in key.split("/"))

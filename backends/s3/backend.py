@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Coroutine, Sequence
 from typing import Any, ClassVar
-from urllib.parse import quote
 
 from backends.base import (
     JSON,
@@ -34,6 +33,7 @@ from backends.s3.parts import PartPipe, cancel_forward, fetch_pieces
 from backends.s3.preopen import PreOpener
 from backends.s3.state import Piece, StreamState
 from backends.s3.store import Store, crc32_of
+from backends.urls import key_path
 
 _MAX_PRESIGN_TTL = 7 * 86400  # SigV4 presigned URLs live at most a week
 
@@ -565,7 +565,7 @@ class S3Backend(Backend):
                 key, max(1, min(seconds, _MAX_PRESIGN_TTL)), disposition
             )
         if isinstance(url, PublicUrls):
-            return f"{url.base_url.rstrip('/')}/{quote(key, safe='/~')}"
+            return f"{url.base_url.rstrip('/')}/{key_path(key)}"
         return None
 
 

@@ -29,7 +29,7 @@ from backends.base import (
 )
 from backends.concurrency import bounded
 from backends.errors import BackendConfigError, BackendUnavailable, NotFound
-from backends.swift.client import AuthRejected, SwiftClient, etag_of, quote_name
+from backends.swift.client import AuthRejected, SwiftClient, etag_of
 from backends.swift.config import SwiftConfig, UrlMode
 from backends.swift.layout import (
     Segment,
@@ -41,6 +41,7 @@ from backends.swift.layout import (
 )
 from backends.swift.manifests import Entry, Manifests, Tree
 from backends.swift.writer import SegmentWriter
+from backends.urls import key_path
 
 _READ_CHUNK = 256 * 1024
 #: names per listing page; a shorter page is the last one
@@ -218,7 +219,7 @@ class SwiftBackend(Backend):
 
         async def one(segment: Segment) -> Segment:
             name = stream_prefix(copy.id) + segment.name.rpartition("/")[2]
-            source = f"/{quote_name(self.segments)}/{quote_name(segment.name)}"
+            source = f"/{key_path(self.segments)}/{key_path(segment.name)}"
             await self.client.call(
                 "PUT", self.segments, name, data=b"", headers={"X-Copy-From": source}
             )
@@ -361,7 +362,7 @@ class SwiftBackend(Backend):
         """Swift's server-side COPY of a plain object (up to ``max_file_size``)."""
         content_type = (meta and meta.content_type) or mimetypes.guess_type(key)[0]
         headers = {
-            "X-Copy-From": f"/{quote_name(self.container)}/{quote_name(source)}",
+            "X-Copy-From": f"/{key_path(self.container)}/{key_path(source)}",
             "X-Fresh-Metadata": "true",  # the new object's type and lifetime, not the source's
             "Content-Type": content_type or "application/octet-stream",
         }
@@ -493,7 +494,7 @@ class SwiftBackend(Backend):
         except AuthRejected as exc:
             raise self.client.unavailable(f"re-authentication failed: {exc}") from exc
         base = self.cfg.url.base_url or creds.storage_url
-        url = f"{base}/{quote(self.container, safe='')}/{quote_name(key)}"
+        url = f"{base}/{quote(self.container, safe='')}/{key_path(key)}"
         if mode is UrlMode.PUBLIC:
             return url
         expires = int(time.time() + (self.cfg.url.ttl or ttl))

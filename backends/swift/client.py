@@ -21,6 +21,7 @@ from yarl import URL
 from backends.errors import BackendUnavailable
 from backends.swift.config import SwiftConfig
 from backends.telemetry import NO_TELEMETRY, BackendTelemetry
+from backends.urls import key_path
 
 #: what a request can fail with before Swift answers (timeouts are OSErrors)
 TRANSPORT_ERRORS = (aiohttp.ClientError, OSError)
@@ -72,13 +73,6 @@ class Reply:
 
     def json(self) -> Any:
         return json.loads(self.body)
-
-
-def quote_name(name: str) -> str:
-    """Percent-encode an object name for a URL path. ``.`` and ``..`` path
-    segments are encoded too, so no client or proxy can normalise them away."""
-    parts = quote(name, safe="/").split("/")
-    return "/".join(p.replace(".", "%2E") if p in (".", "..") else p for p in parts)
 
 
 def etag_of(headers: Mapping[str, str]) -> str:
@@ -269,7 +263,7 @@ class SwiftClient:
         if container is not None:
             text += "/" + quote(container, safe="")
             if name is not None:
-                text += "/" + quote_name(name)
+                text += "/" + key_path(name)
         if query:
             text += "?" + urlencode(query)
         return URL(text, encoded=True)

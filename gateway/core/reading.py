@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from urllib.parse import quote
 
 from backends.base import ObjectInfo
+from backends.urls import key_path
 from gateway.access.keys import KeyPair
 from gateway.access.signed_urls import sign_url
 from gateway.content_types import is_inline, stored_type
@@ -14,7 +15,6 @@ from gateway.core import object_meta
 from gateway.core.errors import UploadNotFound
 from gateway.core.ledger import Ledger, backend_errors
 from gateway.core.records import UploadRecord
-from gateway.keys import url_path
 
 
 class Reading:
@@ -59,7 +59,7 @@ class Reading:
             )
         if url:
             return url
-        url = f"{base_url}/objects/{quote(bucket, safe='')}/{url_path(key)}"
+        url = f"{base_url}/objects/{quote(bucket, safe='')}/{key_path(key)}"
         if config.buckets[bucket].private:
             # a private bucket's objects are read only with a signed URL
             pair = config.qiniu.keys[0]

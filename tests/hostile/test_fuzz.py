@@ -4,7 +4,8 @@ policies — against both protocols' routes and the object route, on local
 disk and S3 (moto) by default. After every case:
 
 * the answer is not a 5xx (Qiniu's documented 579 for a failed callback
-  aside) and came within ``REQUEST_DEADLINE`` (no hang);
+  aside) and came within ``REQUEST_DEADLINE`` (no hang); a 4xx answer to
+  anything but HEAD carries a reason in its body;
 * the gateway is healthy: a normal tus upload round-trips by SHA-256;
 * the sentinel objects (one per protocol) are unchanged, and no generated
   request could address them;
@@ -127,9 +128,11 @@ def fuzzed(fuzz_target: Target) -> Iterator[Fuzzed]:
 QINIU_CODES = {579, 612, 614, 631, 701}
 
 
-def _check(f: Fuzzed, reply: fz.Reply, what: str) -> None:
+def _check(f: Fuzzed, reply: fz.Reply, what: str, method: str = "GET") -> None:
     assert reply.status < 500 or reply.status in QINIU_CODES, (what, reply.status, reply.raw[:600])
     assert reply.status != 0, (what, "no answer", reply.raw[:300])
+    if 400 <= reply.status < 500 and method != "HEAD":
+        assert reply.body.strip(), (what, "a refusal without a reason", reply.raw[:600])
     assert f.secret not in reply.raw, what
     # healthy: a normal upload round-trips
     data = os.urandom(1500)
@@ -178,7 +181,7 @@ def test_tus_routes(fuzzed: Fuzzed, data: st.DataObject) -> None:
     if method == "PATCH" and any(where.endswith(u.rsplit("/", 1)[1]) for u in fuzzed.sentinels):
         request.method = "HEAD"
     reply = fz.send(fuzzed.gw.port, request)
-    _check(fuzzed, reply, f"tus {request.method} {where!r}")
+    _check(fuzzed, reply, f"tus {request.method} {where!r}", request.method)
     if reply.status == 201 and b"\r\nLocation: " in reply.head:
         location = reply.head.split(b"\r\nLocation: ", 1)[1].split(b"\r\n", 1)[0].decode()
         if len(fuzzed.known_urls) < 20:
@@ -280,4 +283,4 @@ def test_object_route(fuzzed: Fuzzed, data: st.DataObject) -> None:
         )
     method = data.draw(st.sampled_from(["GET", "HEAD", "GET"]))
     reply = fz.send(fuzzed.gw.port, fz.Request(method, fz.path_bytes(where), headers))
-    _check(fuzzed, reply, f"object {method} {where!r}")
+    _check(fuzzed, reply, f"object {method} {where!r}", method)

@@ -15,7 +15,8 @@ import pytest
 import qiniu
 import requests
 
-from gateway.keys import NOT_UTF8, key_problem, url_path
+from backends.urls import key_path
+from gateway.keys import NOT_UTF8, key_problem
 from tests.hostile.fuzzing import Request, send
 from tests.qiniu.harness import PREFIX, region, token
 from testservers.gateway import GatewayProcess
@@ -51,7 +52,7 @@ def test_key_rules() -> None:
         assert key_problem(key, PREFIX) is not None, key
     for key in SERVABLE:
         assert key_problem(key, PREFIX) is None, key
-    assert url_path("a/../b/./c d") == "a/%2E%2E/b/%2E/c%20d"
+    assert key_path("a/../b/./c d") == "a/%2E%2E/b/%2E/c%20d"
 
 
 @pytest.mark.parametrize("name", list(REFUSED))

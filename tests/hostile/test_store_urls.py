@@ -12,6 +12,7 @@ server."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ import qiniu
 import requests
 from tusclient import client as tus
 
+from tests.hostile.test_keys import SERVABLE
 from tests.qiniu.harness import qiniu_config, region, token
 from tests.support.targets import Target
 from testservers.gateway import GatewayProcess
@@ -78,3 +80,19 @@ def test_qiniu_object_url(store_urls: GatewayProcess, mime: str, expected: str) 
     assert info.status_code == 200, info
     got = _disposition(ret["url"], store_urls)
     assert (got or "inline") == expected, got
+
+
+@pytest.mark.parametrize("key", SERVABLE)
+def test_the_store_url_of_an_object_serves_exactly_that_object(
+    store_urls: GatewayProcess, key: str
+) -> None:
+    """Class 5 on the store's own URLs: a presigned S3 URL or a Swift temp
+    URL of a key with spaces, ``?``, ``#``, ``%2E%2E``, empty segments or
+    non-ASCII text fetches that object and no other."""
+    data = os.urandom(2048)
+    ret, info = qiniu.put_data(token(), key, data, regions=[region(store_urls)])
+    assert info.status_code == 200, info
+    assert not ret["url"].startswith(store_urls.url), ret["url"]
+    got = requests.get(ret["url"], timeout=30, proxies=NO_PROXY)
+    assert got.status_code == 200, (ret["url"], got.status_code, got.text[:300])
+    assert hashlib.sha256(got.content).digest() == hashlib.sha256(data).digest()

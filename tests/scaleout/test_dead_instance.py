@@ -30,7 +30,7 @@ MiB = 1024 * 1024
 #: the promise: a dead instance's uploads continue elsewhere within this
 TAKEOVER = 5.0
 
-STORES = [s for s in ("local", "s3-moto") if s in selected_targets()]
+STORES = [s for s in ("local", "s3-moto", "swift") if s in selected_targets()]
 
 
 @pytest.fixture(scope="module", params=STORES)
