@@ -121,6 +121,8 @@ def _block_id(ctx: str) -> str:
 
 
 def test_tus_refuses_ids_of_qiniu_records(qgw: GatewayProcess) -> None:
+    """Neither tus nor the IETF protocol (same path) reaches a Qiniu v1 block
+    or v2 session."""
     upload_token = token()
     r = requests.post(f"{qgw.url}/mkblk/4", data=b"0123", headers=_auth(upload_token), timeout=30)
     block = _block_id(r.json()["ctx"])
@@ -142,3 +144,18 @@ def test_tus_refuses_ids_of_qiniu_records(qgw: GatewayProcess) -> None:
         )
         assert r.status_code == 404
         assert requests.delete(url, headers=TUS, timeout=30).status_code == 404
+        # the IETF protocol shares the path and its admission
+        assert requests.head(url, timeout=30).status_code == 404
+        r = requests.patch(
+            url,
+            data=b"x",
+            headers={
+                "Upload-Draft-Interop-Version": "9",
+                "Upload-Offset": "4",
+                "Upload-Complete": "?1",
+                "Content-Type": "application/partial-upload",
+            },
+            timeout=30,
+        )
+        assert r.status_code == 404, (r.status_code, r.text)
+        assert requests.delete(url, timeout=30).status_code == 404
