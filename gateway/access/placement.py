@@ -92,7 +92,15 @@ def check_first_bytes(
 
 
 def key_for(policy: PutPolicy, new: NewUpload) -> str:
-    """The object key (checked against the scope: 403 otherwise)."""
+    """The object key (checked against the scope: 403 otherwise). A policy
+    with ``callbackUrl`` is refused (400): its callback answers a Qiniu
+    upload's client, and no tus or IETF answer carries it — ignoring it
+    would leave the business service waiting for a call that never comes."""
+    if policy.has_callback:
+        raise BAD_REQUEST.error(
+            "callbackUrl is honoured on Qiniu uploads only; for tus use a pre-finish hook "
+            "or the post-finish webhook (hooks:)"
+        )
 
     def render_save_key(template: str) -> str:
         for name in _VARIABLE.findall(template):

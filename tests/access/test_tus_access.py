@@ -154,6 +154,9 @@ def test_scope_key_and_insert_only(agw: GatewayProcess) -> None:
     # $(etag) cannot be known when a tus upload is created
     r = tus_create(agw.files_url, 3, uptoken(saveKey="$(etag)"))
     assert r.status_code == 400 and "$(etag)" in r.text
+    # nor can a Qiniu callback answer a tus client: refused, not ignored
+    r = tus_create(agw.files_url, 3, uptoken(callbackUrl="http://127.0.0.1:9/cb"))
+    assert r.status_code == 400 and "callbackUrl" in r.text
     # a prefixal scope puts the upload under its prefix
     r = tus_create(agw.files_url, 0, uptoken(key="pre/", isPrefixalScope=1))
     assert r.status_code == 201
