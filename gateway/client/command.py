@@ -204,7 +204,7 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
             progress.set(file.size)
             note = f" (resumed at {result.resumed_from} bytes)" if result.resumed_from else ""
             if result.instant:
-                note = " (instant: the server had these bytes, none sent)"
+                note = " (already stored: the server had these bytes, none sent)"
             rep.file_done(file.name, f"done {file.name}{note}")
             if args.json:
                 print(json.dumps(_record(result)), flush=True)
