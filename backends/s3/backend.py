@@ -148,6 +148,13 @@ class S3Backend(Backend):
         old = StreamState.from_json(stream.state)
         old.check_offset(stream.offset)
         if old.single and self._small(stream):
+            if not (stream.early_object or old.temporary):
+                # created on its key (its length unknown then, or its object
+                # approved then) but its object must now wait for the core's
+                # approval (insert-only, a pre-finish hook, a digest declared
+                # since): its one PutObject goes to a temporary key, moved by
+                # commit; a refusal deletes it
+                old = old.copy(key=self._stream_key(stream.id), temporary=True)
             return await self._write_small(stream, old, body)
         if not old.single:
             return await self._write_parts(stream, old, body)
@@ -277,10 +284,7 @@ class S3Backend(Backend):
                 if received > room:
                     raise InvalidState(f"a write past the stream's length {stream.length}")
             end = stream.offset + received
-            # an object that must now wait for finish_stream (a digest declared
-            # after the stream was created on its key) stays a tail piece
-            waits = not (old.temporary or stream.early_object)
-            if end < stream.length or waits:
+            if end < stream.length:
                 tail = await self._store_tail(stream.id, old.tail, chunks, None, end)
                 return self._result(stream.id, old, old.copy(tail=tail))
             earlier = await fetch_pieces(self.store, old.tail, self.cfg.max_concurrency)

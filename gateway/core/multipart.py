@@ -12,14 +12,8 @@ session, the part it replaces) and two saves (the new part, then the part
 sealed with its digests); a re-sent part replaces the old one.
 
 When the object's key is known at ``open`` and the store can write an
-object in parts (``Capability.OBJECT_PARTS``: S3), the session opens an
-upload on that key in the store, and every part at least the store's
-minimum part size goes straight into it as the same-numbered part: stored
-once, never copied. ``complete`` then makes the object with one request
-(a smaller last part is copied in as the final part). Parts below the
-minimum are streams of their own, as on every store; a list that would put
-one of them before a part stored in the upload cannot be made (400: its
-bytes cannot be read back out of the upload) — the SDKs never send one.
+object in parts (S3), large parts go straight into an upload of the object
+in the store (``multipart_direct.py``).
 
 ``assemble`` / ``discard`` make an object of (or drop) complete streams in a
 given order, for any protocol that tracks its parts itself (Qiniu v1).
@@ -35,9 +29,9 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from backends.base import JSON, Capability, ObjectMeta, WriteResult
+from backends.base import JSON, ObjectMeta, WriteResult
 from backends.errors import BackendError
-from gateway.core import digests, object_meta
+from gateway.core import digests, multipart_direct
 from gateway.core.assembly import Assembly
 from gateway.core.body import GuardedBody, Hasher
 from gateway.core.checksums import Crc32
@@ -48,8 +42,8 @@ from gateway.core.errors import (
     NoSuchSession,
     UploadError,
 )
-from gateway.core.expiry import Expiry, schedule_deletion
-from gateway.core.ledger import Bucket, Ledger, backend_errors
+from gateway.core.expiry import Expiry
+from gateway.core.ledger import Ledger, backend_errors
 from gateway.core.records import Kind, Status, UploadRecord, new_upload_id
 from gateway.core.uploads import Uploads, refusal
 
@@ -151,7 +145,7 @@ class Multipart:
             expires_at=now + ttl,
             extra={**(extra or {}), _MARK: "session"},
         )
-        if direct is not None and key is not None and _parts_capable(b):
+        if direct is not None and key is not None and multipart_direct.parts_capable(b):
             with backend_errors():
                 record.backend_state = await b.backend.open_object(b.backend_key(key), direct)
         await self.ledger.create(record)
@@ -214,7 +208,9 @@ class Multipart:
         b = ledger.bucket(session.bucket)
         ledger.check_length(content_length, b)
         pid = part_id(session.id, number)
-        direct = session.direct is not None and _fits_upload(b, number, content_length)
+        direct = session.direct is not None and multipart_direct.fits_upload(
+            b, number, content_length
+        )
         async with ledger.locks.hold(pid) as lease:
             old = await ledger.state.get(pid)
             if old is not None and old.status in (Status.ACTIVE, Status.COMPLETE):
@@ -257,7 +253,7 @@ class Multipart:
                     with ledger.receiving_body(pid, 0, guarded):
                         if direct:
                             assert session.direct is not None and content_length is not None
-                            part_state = await _write_direct(
+                            part_state = await multipart_direct.write_part(
                                 b, session.direct, number, guarded, content_length
                             )
                             written = content_length
@@ -370,99 +366,19 @@ class Multipart:
         """The object ``key`` from ``parts`` in order; the session ends.
         Call it inside ``completing``."""
         if session.direct is not None and any(p.direct for p in parts):
-            await self._complete_direct(session, parts, key, metadata, extra, meta)
+            try:
+                used = await multipart_direct.complete(
+                    self.ledger, session, parts, key, metadata, extra, meta
+                )
+            except HookRejected:  # the parts are discarded: so is the store's upload
+                await self.end(session)
+                raise
+            await self.end(session, completed=True)
+            self.ledger.later(multipart_direct.release(self.ledger, used))
             return
         ids = [p.id for p in parts]
         await self.assemble(session.protocol, session.bucket, ids, key, metadata, extra, meta)
         await self.end(session)
-
-    async def _complete_direct(
-        self,
-        session: Session,
-        parts: Sequence[Part],
-        key: str,
-        metadata: dict[str, str] | None,
-        extra: dict[str, Any] | None,
-        meta: ObjectMeta | None,
-    ) -> None:
-        """The object made by the store from the parts in its upload (and a
-        small last part copied in after them): one request, no bytes moved."""
-        ledger = self.ledger
-        b = ledger.bucket(session.bucket)
-        assert session.direct is not None
-        if key != session.key:
-            raise BadRequest("the parts were stored for the key the upload was opened with")
-        for part in parts[:-1]:
-            if not part.direct:
-                raise BadRequest(
-                    f"part {part.number} is smaller than the store's minimum part "
-                    f"({b.backend.limits.min_part_size} bytes) and is not the last: "
-                    "send it again with more bytes, or start a new upload"
-                )
-        records = await ledger.state.get_many([p.id for p in parts])
-        found = [r for r in records if r is not None]
-        if len(found) != len(parts):
-            raise BadRequest("a part of the upload is gone")
-        size = sum(p.size for p in parts)
-        ledger.check_length(size, b)
-        now = ledger.now()
-        record = UploadRecord(
-            id=new_upload_id(),
-            protocol=session.protocol,
-            kind=Kind.ASSEMBLY,
-            bucket=session.bucket,
-            key=key,
-            length=size,
-            offset=size,
-            metadata=dict(metadata or {}),
-            parts=[p.id for p in parts],
-            created_at=now,
-            updated_at=now,
-            expires_at=ledger.expiry(),
-            extra=object_meta.with_meta(extra, meta),
-        )
-        stored = [
-            (p.number, r.backend_state) for p, r in zip(parts, found, strict=True) if p.direct
-        ]
-        last = None
-        if not parts[-1].direct:
-            last = (parts[-1].number, ledger.stream(found[-1]))
-        try:
-            async with ledger.committing(record, session.bucket, key, found):
-                with backend_errors():
-                    await b.backend.complete_object(session.direct, stored, last, meta)
-                    await self._digest(record, found[0], b, key)
-                ledger.mark_finished(record)
-                await schedule_deletion(b, record)
-                await ledger.create(record)
-        except HookRejected:  # the parts are discarded: so is the store's upload
-            await self.end(session)
-            raise
-        await ledger.finished(record)
-        await self.end(session, completed=True)
-        ledger.later(self._release(found))
-
-    async def _digest(self, record: UploadRecord, first: UploadRecord, b: Bucket, key: str) -> None:
-        """The SHA-256 of an object the store made from its parts: parts
-        arrive in any order and the store shows none before it is made, so
-        the first part's state continues over the object's other bytes, read
-        back once (as for a final: ``digests.concatenation``)."""
-        if not self.ledger.digesting(record):
-            return
-        backend_key = b.backend_key(key)
-        running = await digests.continued(
-            record, first, lambda start, end: b.backend.read(backend_key, start, end), record.offset
-        )
-        digests.conclude(record, running)  # no digest was declared: nothing to refuse
-
-    async def _release(self, parts: Sequence[UploadRecord]) -> None:
-        """Parts made into the object: their records end (410); a last part
-        that was a stream of its own is dropped (the sweeper does what fails)."""
-        for part in parts:
-            try:
-                await self.ledger.drop_complete(part.id)
-            except Exception as exc:
-                log.warning("could not release part %s of an object (%s)", part.id, exc)
 
     async def end(self, session: Session, completed: bool = False) -> None:
         """The session ends (its id is gone from now on); its parts stay
@@ -530,33 +446,3 @@ class Multipart:
                 await self._expiry.terminate(stream_id)
             except UploadError as exc:
                 log.info("discarding %s: %s", stream_id, exc)
-
-
-def _parts_capable(b: Bucket) -> bool:
-    return Capability.OBJECT_PARTS in b.backend.capabilities
-
-
-def _fits_upload(b: Bucket, number: int, length: int | None) -> bool:
-    """Whether a part of ``length`` bytes goes into the object's upload: it
-    must be at least the store's minimum part (so that any part may follow
-    it) and its number one the store takes."""
-    limits = b.backend.limits
-    if length is None or length < max(1, limits.min_part_size):
-        return False
-    return not limits.max_parts or number <= limits.max_parts
-
-
-async def _write_direct(
-    b: Bucket, upload: JSON, number: int, body: GuardedBody, length: int
-) -> JSON:
-    """Part ``number`` into the object's upload; a body the client cut short
-    or overran is its refusal, not the store's failure."""
-    try:
-        with backend_errors():
-            return await b.backend.write_object_part(upload, number, aiter(body), length)
-    except UploadError:
-        body.close()
-        refuse = refusal(body, None, require_complete=True)
-        if refuse is not None:
-            raise refuse from None
-        raise

@@ -378,6 +378,34 @@ def test_deferred_length(target: Target) -> None:
     with_backend(target, check)
 
 
+@pytest.mark.parametrize("deferred", [False, True], ids=["known-length", "deferred-length"])
+def test_no_object_before_commit_unless_early(target: Target, deferred: bool) -> None:
+    """A stream the core must still approve (``early_object`` False: a
+    pre-finish hook, insert-only) makes nothing at its key before ``commit``
+    — also a stream of unknown length that ends up small (S3 would store it
+    with one PutObject as its last bytes arrive)."""
+    data = os.urandom(10_000)
+
+    async def check(backend: Backend) -> None:
+        key = key_for("approved-later.bin")
+        stream = StreamInfo(
+            id=secrets.token_hex(16), key=key, length=None if deferred else len(data), offset=0
+        )
+        stream.early_object = False
+        stream.state = await backend.create_stream(stream)
+        await write(backend, stream, data[:4000])
+        stream.length = len(data)  # declared with the last bytes
+        await write(backend, stream, data[4000:])
+        stream.state = await backend.finish_stream(stream)
+        assert await backend.stat(key) is None  # nothing at the key yet
+        info = await backend.commit(stream, key)
+        assert info.size == len(data)
+        assert await read_all(backend, key) == data
+        await backend.delete_object(key)
+
+    with_backend(target, check)
+
+
 def test_object_url_serves_the_object(target: Target) -> None:
     """None (the gateway serves it), or a URL a business service can GET."""
     data = os.urandom(100_000)
