@@ -3,6 +3,7 @@ one plain line per second otherwise; and which failures are retried."""
 
 from __future__ import annotations
 
+import json
 import os
 import pty
 import re
@@ -116,6 +117,28 @@ def test_plain_lines_when_not_a_terminal(local_gateway: GatewayProcess, tmp_path
         ), line
     assert "done movie.bin" in proc.stderr.splitlines()
     assert re.fullmatch(r"1/1 files 6\.3 MB/6\.3 MB 100\.0% .*", lines[-1]), lines[-1]
+
+
+def test_bytes_the_server_has_are_already_stored(
+    local_gateway: GatewayProcess, tmp_path: Path
+) -> None:
+    """The same bytes again (another file name, a fresh resume file): the
+    gateway offers instant upload, the CLI declares the file's digest and
+    says the file was already stored; nothing is sent, the object is whole."""
+    first = random_file(tmp_path / "one.bin", 2 * MiB)
+    [record] = run(first, "--endpoint", local_gateway.url, resume_file=tmp_path / "r1")
+    assert record["instant"] is False
+    again = tmp_path / "again.bin"
+    again.write_bytes(first.read_bytes())
+    args = command(again, "--endpoint", local_gateway.url, resume_file=tmp_path / "r2")
+    proc = subprocess.run(args, capture_output=True, text=True, env=env(), timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "done again.bin (already stored: the server had these bytes, none sent)" in (
+        proc.stderr.splitlines()
+    ), proc.stderr
+    [second] = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert second["instant"] is True and second["url"] != record["url"]
+    assert url_sha256(second["url"]) == file_sha256(first)
 
 
 def test_upload_gone_from_the_server_starts_over(
