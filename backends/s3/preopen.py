@@ -1,10 +1,11 @@
 """UploadParts opened ahead of the write that will fill them.
 
-A store answers every UploadPart after a fixed cost (Swift's s3api: about
-15 ms of authentication and lookups before it reads the first byte, a third
-of an 8 MiB part on loopback). A client sending PATCH after PATCH waits for
-that cost once per part. So when a write leaves a stream exactly on a part
-boundary, the next part's UploadPart is started right away — headers sent,
+A store answers every UploadPart after a fixed cost (authentication and
+lookups before it reads the first byte; on Swift's s3api a third of an
+8 MiB part on loopback: bench/RESULTS.md, the S3 section of session 2). A
+client sending PATCH after PATCH waits for that cost once per part. So
+when a write leaves a stream exactly on a part boundary, the next part's
+UploadPart is started right away — headers sent,
 ``Content-Length`` the part size, body a ``ForwardedBody`` nobody feeds
 yet — and the next write, if it starts at that offset and will fill the
 part, feeds it (``PartPipe``'s ``preopened``). Nothing depends on it:

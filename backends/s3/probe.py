@@ -350,7 +350,7 @@ class Probe:
 async def probe(main: Store, config: S3Config, name: str) -> Probe:
     """Find out what the store does (see the module docs), through a client
     of its own that never retries: a refusal is an answer, not a glitch.
-    The client shares ``main``'s session (its SDK model: opened in ~5 ms)."""
+    The client shares ``main``'s session (its SDK model is costly to load)."""
     # not reported to the telemetry: its refusals are answers, not store errors
     store = Store(config.model_copy(update={"max_attempts": 1}), None, main.session)
     await store.open()
