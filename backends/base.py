@@ -120,7 +120,8 @@ class ObjectInfo:
     #: only): the gateway's own object expiry checks it before deleting
     version: str | None = None
     #: the SHA-256 (lowercase hex) the store keeps with the object, where it
-    #: keeps one (``stat`` only; local xattr, Swift object metadata)
+    #: keeps one (``stat`` only; local xattr, Swift object metadata, S3
+    #: ``x-amz-meta-sha256``, FastDFS the key's mapping)
     sha256: str | None = None
 
 
@@ -135,7 +136,9 @@ class ObjectMeta:
     delete_at: int | None = None
     #: the object's SHA-256 (lowercase hex), computed by the gateway as its
     #: bytes passed: kept with the object where the store can without moving
-    #: bytes (local: an xattr; Swift: ``X-Object-Meta-Sha256``)
+    #: bytes (local: an xattr; Swift: ``X-Object-Meta-Sha256``; S3:
+    #: ``x-amz-meta-sha256`` on objects it makes by a copy; FastDFS: the
+    #: key's mapping in the gateway's KV)
     sha256: str | None = None
 
 

@@ -21,9 +21,12 @@ extension is taken from the key when it is 1–6 letters or digits):
   storage to storage through the gateway like ``assemble``, into a new file.
 * **key → file id** — in the gateway's shared KV, namespace ``kv_namespace``
   (default ``fastdfs``; give each FastDFS backend of one gateway its own),
-  value ``{"file_id": …, "source": …, "content_type": …}`` (source =
-  the appender id it was committed from, which makes a repeated ``commit``
-  a no-op). ``stat``/``read``/``delete_object``/``object_url`` resolve keys
+  value ``{"file_id": …, "source": …, "content_type": …, "sha256": …}``
+  (source = the appender id it was committed from, which makes a repeated
+  ``commit`` a no-op; sha256 = the object's SHA-256 the gateway computed as
+  its bytes passed: FastDFS's own metadata (command 13) is not used, it
+  would be one more request to the storage per object for what this entry
+  holds at no cost). ``stat``/``read``/``delete_object``/``object_url`` resolve keys
   through it. A replaced object's old file is deleted after the new mapping
   is written.
 
@@ -376,12 +379,13 @@ class FastDFSBackend(Backend):
             info = await self.client.file_info(entry["file_id"])
         except NotFound:
             return None
-        content_type = entry.get("content_type")
+        content_type, sha256 = entry.get("content_type"), entry.get("sha256")
         return ObjectInfo(
             key=key,
             size=info.size,
             content_type=content_type if isinstance(content_type, str) else None,
             version=entry["file_id"],  # a replacing object is a new file
+            sha256=sha256 if isinstance(sha256, str) else None,
         )
 
     async def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
@@ -454,6 +458,8 @@ class FastDFSBackend(Backend):
         entry: dict[str, Any] = {"file_id": file_id, "source": source}
         if meta is not None and meta.content_type:
             entry["content_type"] = meta.content_type
+        if meta is not None and meta.sha256:
+            entry["sha256"] = meta.sha256
         value = json.dumps(entry)
         await self.context.kv.kv_set(self.namespace, key, value)
         if previous is not None and previous["file_id"] != file_id:

@@ -139,8 +139,10 @@ class Instant:
         assert record.key is not None
         with backend_errors():
             try:
+                # the copy keeps the SHA-256 too, where the store keeps one
+                meta = object_meta.stored(record, source.sha256)
                 await b.backend.copy_object(
-                    b.backend_key(source.key), b.backend_key(record.key), object_meta.of(record)
+                    b.backend_key(source.key), b.backend_key(record.key), meta
                 )
             except BackendNotFound:
                 await self.ledger.state.index_remove(source.bucket, source.key, source.upload_id)

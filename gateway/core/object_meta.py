@@ -69,9 +69,10 @@ def content_type(record: UploadRecord) -> str | None:
     return meta.content_type if meta is not None else None
 
 
-def stored(record: UploadRecord) -> ObjectMeta | None:
-    """What the store keeps with ``record``'s object: ``of`` and its SHA-256."""
-    meta, sha256 = of(record), record.extra.get(SHA256)
+def stored(record: UploadRecord, sha256: str | None = None) -> ObjectMeta | None:
+    """What the store keeps with ``record``'s object: ``of`` and its SHA-256
+    (``sha256``, else the one recorded)."""
+    meta, sha256 = of(record), sha256 or record.extra.get(SHA256)
     if not isinstance(sha256, str):
         return meta
     if meta is None:

@@ -10,6 +10,7 @@ import sqlite3
 from gateway.app import close_service, open_service
 from gateway.config import load_config
 from gateway.core import UploadRecord
+from gateway.core.digests import REJECTED
 from testservers.gateway import GatewayProcess
 
 
@@ -28,6 +29,15 @@ def record_of(gw: GatewayProcess, url_or_id: str) -> UploadRecord:
     with sqlite3.connect(gw.workdir / "state.db") as db:
         [row] = db.execute("SELECT data FROM uploads WHERE id = ?", (upload_id,)).fetchall()
     return UploadRecord.from_json(row[0])
+
+
+def refused(gw: GatewayProcess) -> dict[str, str | None]:
+    """The uploads refused for their digest so far: id -> the key their
+    object would have had (``digests.REJECTED`` on the tombstone)."""
+    with sqlite3.connect(gw.workdir / "state.db") as db:
+        rows = db.execute("SELECT data FROM uploads").fetchall()
+    records = [UploadRecord.from_json(row[0]) for row in rows]
+    return {r.id: r.key for r in records if REJECTED in r.extra}
 
 
 def stored_sha256(gw: GatewayProcess, key: str, bucket: str = "default") -> str | None:

@@ -1,6 +1,8 @@
 """Real tus clients declaring the file's digest (RFC 9530 ``Repr-Digest`` on
-the creation request): tuspy and tus-js-client (Node), plain and parallel
-(concatenated) uploads, a right digest verified and recorded, a wrong one
+the creation request): tuspy and tus-js-client (Node); plain, deferred-length
+and parallel (concatenated) uploads with tus-js-client, plain with tuspy (it
+implements neither deferred length nor concatenation; tests/digest/test_verify.py
+covers them over raw tus); a right digest verified and recorded, a wrong one
 refused with nothing committed, and a resume across a gateway SIGKILL (the
 hash state survives in the state store)."""
 
@@ -21,7 +23,7 @@ from tusclient.exceptions import TusCommunicationError
 
 from gateway.core.digests import SHA256, STATE
 from tests.conftest import gateway_config
-from tests.digest.helpers import record_of, repr_digest
+from tests.digest.helpers import record_of, refused, repr_digest
 from tests.support.targets import Target
 from tests.tus.helpers import download
 from testservers.gateway import GatewayProcess
@@ -57,6 +59,16 @@ def _tus_js(
     return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
 
 
+def _nothing_committed(gw: GatewayProcess, before: dict[str, str | None]) -> None:
+    """One more upload was refused for its digest, and no object is at its key."""
+    new = {i: key for i, key in refused(gw).items() if i not in before}
+    assert len(new) == 1, new
+    for key in new.values():
+        assert key is not None
+        url = f"{gw.url}/objects/default/{key}"
+        assert requests.get(url, timeout=60).status_code == 404
+
+
 def test_tuspy_right_and_wrong_digest(gateway: GatewayProcess, source: Path) -> None:
     data = source.read_bytes()
     client = tus.TusClient(gateway.files_url, headers={"Repr-Digest": repr_digest(data)})
@@ -65,31 +77,46 @@ def test_tuspy_right_and_wrong_digest(gateway: GatewayProcess, source: Path) -> 
     assert record_of(gateway, uploader.url).extra[SHA256] == hashlib.sha256(data).hexdigest()
     assert hashlib.sha256(download(uploader.url)).digest() == hashlib.sha256(data).digest()
 
+    before = refused(gateway)
     client = tus.TusClient(gateway.files_url, headers={"Repr-Digest": repr_digest(b"other")})
     uploader = client.uploader(str(source), chunk_size=2 * MiB, retries=0)
-    with pytest.raises(TusCommunicationError) as refused:
+    with pytest.raises(TusCommunicationError) as failed:
         uploader.upload()
-    assert refused.value.status_code == 460
+    assert failed.value.status_code == 460
     assert _object(gateway, uploader.url).status_code == 404
+    _nothing_committed(gateway, before)
 
 
-@pytest.mark.parametrize("parallel", [1, 3])
+MODES: dict[str, dict[str, object]] = {
+    "plain": {},
+    "deferred": {"uploadLengthDeferred": True},
+    "parallel": {"parallelUploads": 3},
+}
+
+
+@pytest.mark.parametrize("mode", list(MODES))
 def test_tus_js_client_right_and_wrong_digest(
-    gateway: GatewayProcess, source: Path, parallel: int
+    gateway: GatewayProcess, source: Path, mode: str
 ) -> None:
     data = source.read_bytes()
-    options = {"parallelUploads": parallel, "chunkSize": 2 * MiB}
+    options = {"chunkSize": 2 * MiB, **MODES[mode]}
     done = _tus_js(gateway.files_url, source, repr_digest(data), options)
     assert "error" not in done, done
+    if mode == "deferred":  # the creation declared no length: the last PATCH does
+        assert done["creations"] == {"deferred": 1, "length": 0}, done
     url = str(done["url"])
-    assert record_of(gateway, url).extra[SHA256] == hashlib.sha256(data).hexdigest()
+    record = record_of(gateway, url)
+    assert record.extra[SHA256] == hashlib.sha256(data).hexdigest()
+    assert (record.length, record.offset) == (len(data), len(data))
     assert download(url) == data
 
+    before = refused(gateway)
     failed = _tus_js(gateway.files_url, source, repr_digest(b"other"), options)
     assert failed["status"] == 460, failed
     assert "Repr-Digest mismatch" in str(failed["body"])
-    if failed.get("url"):
+    if failed.get("url"):  # parallel: the final's creation is refused, it has none
         assert _object(gateway, str(failed["url"])).status_code == 404
+    _nothing_committed(gateway, before)
 
 
 @pytest.fixture()

@@ -105,8 +105,8 @@ def test_concatenation_is_verified_over_the_whole(gateway: GatewayProcess, targe
     final = r.headers["Location"]
     assert record_of(gateway, final).extra[SHA256] == hashlib.sha256(DATA).hexdigest()
     assert download(object_url(gateway, final)) == DATA
-    if target.name != "fastdfs":  # kept with the object (S3: x-amz-meta-sha256 of the copy)
-        assert stored_sha256(gateway, final.rsplit("/", 1)[1]) == hashlib.sha256(DATA).hexdigest()
+    # kept with the object (S3: x-amz-meta-sha256 of the copy)
+    assert stored_sha256(gateway, final.rsplit("/", 1)[1]) == hashlib.sha256(DATA).hexdigest()
 
     urls = _partials(gateway, pieces)
     headers = {**TUS, "Upload-Concat": "final;" + " ".join(urls), "Repr-Digest": WRONG}
@@ -133,17 +133,40 @@ def test_unfinished_concatenation_is_refused_when_its_last_part_completes(
 
 
 def test_the_store_keeps_the_sha256_where_it_can(gateway: GatewayProcess, target: Target) -> None:
-    url = create(gateway.files_url, len(DATA))
-    assert patch(url, 0, DATA).status_code == 204
-    r = requests.get(object_url(gateway, url), timeout=60)
-    assert r.content == DATA
-    if target.name in ("local", "swift"):  # an xattr; object metadata on the manifest
-        assert stored_sha256(gateway, url.rsplit("/", 1)[1]) == hashlib.sha256(DATA).hexdigest()
-        # served as the object's Repr-Digest by the gateway (Swift itself
-        # sends its metadata from a temp URL)
-        served = r.headers.get("Repr-Digest") == repr_digest(DATA)
-        kept = r.headers.get("X-Object-Meta-Sha256") == hashlib.sha256(DATA).hexdigest()
-        assert served or kept, r.headers
+    """Local disk: an xattr; Swift: object metadata on the manifest; S3:
+    ``x-amz-meta-sha256`` on objects it makes by a copy (a declared upload of
+    one part, verified on a temporary key; an instant upload's copy) but not
+    on a plain upload written on its key (its metadata was fixed before its
+    digest was known); FastDFS: the key's mapping in the gateway's KV
+    (beside the file id and the content type)."""
+    other = os.urandom(len(DATA))
+    plain = create(gateway.files_url, len(DATA))
+    assert patch(plain, 0, DATA).status_code == 204
+    declared = create(gateway.files_url, len(other), Repr_Digest=repr_digest(other))
+    assert patch(declared, 0, other).status_code == 204
+    # the plain upload's bytes again: made at creation by a copy in the store
+    instant = create(gateway.files_url, len(DATA), Repr_Digest=repr_digest(DATA))
+    assert head(instant).headers["Upload-Offset"] == str(len(DATA))
+    uploads = {"plain": (plain, DATA), "declared": (declared, other), "instant": (instant, DATA)}
+    want = {name: hashlib.sha256(data).hexdigest() for name, (_, data) in uploads.items()}
+    for name, (url, _) in uploads.items():
+        assert record_of(gateway, url).extra[SHA256] == want[name]
+    kept = {
+        name: stored_sha256(gateway, url.rsplit("/", 1)[1]) for name, (url, _) in uploads.items()
+    }
+    if target.name.startswith("s3"):
+        assert kept == {**want, "plain": None}
+    else:
+        assert target.name in ("local", "swift", "fastdfs")
+        assert kept == want
+    for name, (url, data) in uploads.items():
+        r = requests.get(object_url(gateway, url), timeout=60)
+        assert r.content == data
+        if kept[name] is not None:
+            # served as the object's Repr-Digest by the gateway (Swift itself
+            # sends its metadata from a temp URL)
+            served = r.headers.get("Repr-Digest") == repr_digest(data)
+            assert served or r.headers.get("X-Object-Meta-Sha256") == want[name], r.headers
 
 
 def test_a_bucket_with_digest_off_hashes_only_declared_uploads(target: Target) -> None:
