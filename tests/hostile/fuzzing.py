@@ -191,6 +191,16 @@ TUS_HEADERS = [
     "Origin",
     "Authorization",
 ]
+#: the IETF protocol shares the path: these make a request its
+IETF_HEADERS = [
+    "Upload-Draft-Interop-Version",
+    "Upload-Complete",
+    "Upload-Incomplete",
+    "Upload-Limit",
+    "Repr-Digest",
+    "Content-Digest",
+]
+IETF_VALUES = [b"9", b"8", b"6", b"3", b"99", b"?0", b"?1", b"?2", b"sha-256=:AAAA:", b"sha-256=:"]
 
 
 @st.composite
@@ -216,7 +226,8 @@ def tus_headers(draw: st.DrawFn, known_urls: list[str]) -> list[tuple[bytes, byt
     headers: list[tuple[bytes, bytes]] = []
     if draw(st.booleans()):
         headers.append((b"Tus-Resumable", b"1.0.0"))
-    for name in draw(st.lists(st.sampled_from(TUS_HEADERS), max_size=6, unique=True)):
+    names = st.sampled_from(TUS_HEADERS + IETF_HEADERS)
+    for name in draw(st.lists(names, max_size=6, unique=True)):
         if name == "Upload-Metadata":
             value = draw(metadata_header())
         elif name == "Upload-Concat":
@@ -237,6 +248,8 @@ def tus_headers(draw: st.DrawFn, known_urls: list[str]) -> list[tuple[bytes, byt
             value = draw(st.sampled_from([b"PATCH", b"DELETE", b"HEAD", b"GET", b"PUT"]))
         elif name == "Range":
             value = b"bytes=" + _header_bytes(draw(numbers)) + b"-" + _header_bytes(draw(numbers))
+        elif name in IETF_HEADERS:
+            value = draw(st.sampled_from(IETF_VALUES) | header_values.map(_header_bytes))
         else:
             value = _header_bytes(draw(header_values))
         headers.append((name.encode(), value))

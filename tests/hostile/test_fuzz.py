@@ -1,6 +1,7 @@
 """The property/fuzz suite of issue 15 (Hypothesis): generated requests —
 headers, paths, bodies (chunked, broken), tokens with generated put
-policies — against both protocols' routes and the object route, on local
+policies — against the tus and Qiniu routes (IETF fields too: that protocol
+shares tus's path) and the object route, on local
 disk and S3 (moto) by default. After every case:
 
 * the answer is not a 5xx (Qiniu's documented 579 for a failed callback
