@@ -115,17 +115,25 @@ def test_qiniu_path_numbers(pgw: GatewayProcess, value: str) -> None:
     auth = {"Authorization": f"UpToken {token()}"}
     uploads = f"{pgw.url}/buckets/photos/objects/{_b64('k')}/uploads"
     upload_id = requests.post(uploads, headers=auth, timeout=30).json()["uploadId"]
+    block = requests.post(f"{pgw.url}/mkblk/8", data=b"abc", headers=auth, timeout=30)
+    assert block.status_code == 200, block.text
     paths = [
         f"/mkblk/{value}",
+        f"/bput/{block.json()['ctx']}/{value}",
         f"/mkfile/{value}",
         f"/buckets/photos/objects/{_b64('k')}/uploads/{upload_id}/{value}",
         f"/buckets/photos/objects/{_b64('k')}/uploads/{upload_id}?max-parts={value}",
+        f"/buckets/photos/objects/{_b64('k')}/uploads/{upload_id}?part-number-marker={value}",
     ]
     for path in paths:
         method = "GET" if "?" in path else "PUT" if "/uploads/" in path else "POST"
         r = requests.request(method, pgw.url + path, data=b"abc", headers=auth, timeout=30)
         assert r.status_code == 400, (path, r.status_code, r.text)
         assert r.json()["error"]
+    form = {"token": token(), "key": "crc-number", "crc32": value}
+    r = requests.post(pgw.url + "/", data=form, files={"file": ("a", b"abc")}, timeout=30)
+    assert r.status_code == 400, ("form crc32", r.status_code, r.text)
+    assert "crc32" in r.json()["error"]
 
 
 def raw_token(policy_json: str) -> str:
