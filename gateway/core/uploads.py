@@ -16,7 +16,7 @@ from typing import Any
 
 from backends.base import Backend, WriteResult
 from backends.errors import BackendUnavailable
-from gateway.core import digests
+from gateway.core import digests, stream_digests
 from gateway.core.body import GuardedBody, Hasher
 from gateway.core.checksums import Checksum
 from gateway.core.digest_index import is_instant
@@ -305,7 +305,7 @@ class Uploads:
         all_hashers: list[Hasher] = list(hashers or [])
         if checksum is not None:
             all_hashers.append(checksum.hasher)
-        running = await self._hashing(record, b)
+        running = await stream_digests.hashing(self.ledger, record, b)
         if running is not None:
             all_hashers.append(running)
         guarded = GuardedBody(body, limit=limit, lease=lease, hashers=all_hashers)
@@ -323,21 +323,6 @@ class Uploads:
                     await result.rollback()
             raise refuse
         return await self._commit_write(record, result, running)
-
-    async def _hashing(self, record: UploadRecord, b: Bucket) -> digests.Running | None:
-        """The upload's digest hashers at its offset (``core/digests.py``)."""
-        if not self.ledger.digesting(record):
-            return None
-        running = digests.resume(record)
-        if running is None:
-            running = await digests.catch_up(record, self._reader(record, b))
-            if running is not None:
-                self.ledger.events.emit("digest-reread", record)
-        return running
-
-    def _reader(self, record: UploadRecord, b: Bucket) -> digests.Reader:
-        stream = self.ledger.stream(record)
-        return lambda start, end: b.backend.read_stream(stream, start, end)
 
     async def _room_in_assemblies(
         self, record: UploadRecord, bucket: Bucket
@@ -406,9 +391,9 @@ class Uploads:
         Its digest is checked first: nothing wrong is sealed or committed."""
         ledger = self.ledger
         b = ledger.bucket(record.bucket)
-        running = await self._hashing(record, b)
+        running = await stream_digests.hashing(self.ledger, record, b)
         if running is not None:
-            await self._conclude(record, b, running)
+            await stream_digests.conclude(ledger, record, running)
         if record.kind is Kind.UPLOAD:
             # before the stream is sealed: a store may make the object then
             assert record.key is not None
@@ -421,7 +406,9 @@ class Uploads:
             with backend_errors():
                 record.backend_state = await b.backend.finish_stream(ledger.stream(record))
             if running is None and ledger.digesting(record):
-                await self._conclude_sealed(record, b)  # the bytes were not readable before
+                await stream_digests.conclude_sealed(
+                    ledger, record, b
+                )  # the bytes were not readable before
             if record.kind is Kind.UPLOAD:
                 assert record.key is not None
                 await ledger.commit_stream(b, record, b.backend_key(record.key))
@@ -433,28 +420,6 @@ class Uploads:
         if record.status is Status.FINISHED:
             await ledger.finished(record)
         return record
-
-    async def _conclude(self, record: UploadRecord, b: Bucket, running: digests.Running) -> None:
-        """Record the stream's digest; refuse it (bytes discarded) if it
-        differs from the declared one."""
-        reason = digests.conclude(record, running)
-        if reason is None:
-            if record.kind is not Kind.PART:  # a part's state may start an assembly's
-                digests.forget(record)
-            return
-        await self.ledger.reject(record, reason)
-
-    async def _conclude_sealed(self, record: UploadRecord, b: Bucket) -> None:
-        """The digest of a stream whose unhashed bytes only a sealed stream
-        lets the store read back (S3 multipart parts after a store failure)."""
-        running = await digests.catch_up(record, self._reader(record, b))
-        if running is not None:
-            self.ledger.events.emit("digest-reread", record)
-            await self._conclude(record, b, running)
-        elif digests.declared(record):
-            await self.ledger.reject(record, "the declared digest could not be verified")
-        else:
-            log.error("upload %s: its SHA-256 could not be computed", record.id)
 
     async def _after_unlock(self, record: UploadRecord) -> UploadRecord:
         """Work that needs other uploads' locks, done once this one is released."""
