@@ -153,6 +153,14 @@ def test_a_bucket_wide_option_matches_every_credentialed_owner(target: Target) -
         assert create(gw, data).headers["Upload-Offset"] == "0"
 
 
+def test_a_credential_with_a_mime_limit_is_never_instant(igw: GatewayProcess) -> None:
+    data = os.urandom(MiB + 13)
+    upload(igw, data, jwt_for("gina"))
+    limited = bearer({"scope": "default", "mimeLimit": "image/*;application/*"}, sub="gina")
+    assert create(igw, data, limited).headers["Upload-Offset"] == "0"
+    assert create(igw, data, jwt_for("gina")).headers["Upload-Offset"] == str(len(data))
+
+
 def test_a_wrong_length_or_digest_does_not_match(igw: GatewayProcess) -> None:
     data = os.urandom(MiB)
     upload(igw, data)
