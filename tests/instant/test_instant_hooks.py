@@ -22,13 +22,6 @@ from testservers.gateway import GatewayProcess
 
 
 @pytest.fixture(scope="module")
-def hooks() -> Iterator[HookServer]:
-    server = HookServer()
-    yield server
-    server.close()
-
-
-@pytest.fixture(scope="module")
 def hgw(target: Target, hooks: HookServer) -> Iterator[GatewayProcess]:
     events = ["pre-create", "pre-finish", "post-finish"]
     hook = {"url": hooks.url, "events": events, "secret": SECRET, "timeout": 5}

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import os
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,11 +27,11 @@ from tests.qiniu.harness import qiniu_config, region
 from tests.qiniu.harness import token as qiniu_token
 from tests.support.targets import Target
 from tests.tus.helpers import OCTET, TUS, download, head
+from tests.tus.test_tus_js_client import run_tus_js
 from testservers.gateway import GatewayProcess
 
 MiB = 1024 * 1024
 P = "upload_gateway_"
-JS_DIR = Path(__file__).resolve().parents[1] / "js"
 
 
 @pytest.fixture(scope="module")
@@ -188,20 +185,6 @@ def test_tuspy_ignoring_the_extension_ends_with_identical_bytes(
     assert download(final.headers["X-Object-Url"]) == data
 
 
-def _tus_js(endpoint: str, path: Path, options: dict[str, object]) -> str:
-    node = shutil.which("node")
-    assert node, "node is required (see README: the test command installs it)"
-    proc = subprocess.run(
-        [node, str(JS_DIR / "tus_upload.mjs"), endpoint, str(path), json.dumps(options)],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        cwd=JS_DIR,
-    )
-    assert proc.returncode == 0, proc.stderr + proc.stdout
-    return str(json.loads(proc.stdout.strip().splitlines()[-1])["url"])
-
-
 @pytest.mark.parametrize(
     ("protocol", "during_creation"),
     [("tus-v1", False), ("tus-v1", True), ("ietf-draft-05", False)],
@@ -219,7 +202,7 @@ def test_tus_js_client_ignoring_the_extension_ends_with_identical_bytes(
         "headers": {"Repr-Digest": repr_digest(data)},
         "uploadDataDuringCreation": during_creation,
     }
-    url = _tus_js(igw.files_url, path, options)
+    url = run_tus_js(igw.files_url, path, options)
     after = scrape(igw.url)
     assert delta(before, after, P + "uploads_instant_total") == 1
     if protocol == "tus-v1":
