@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,7 @@ from tests.conftest import gateway_config
 from tests.observability.scrape import delta, scrape
 from tests.qiniu.harness import qiniu_config, region
 from tests.qiniu.harness import token as qiniu_token
+from tests.support.browser import run_browser_script
 from tests.support.targets import Target
 from tests.tus.helpers import OCTET, TUS, download, head
 from tests.tus.test_tus_js_client import run_tus_js
@@ -212,6 +214,38 @@ def test_tus_js_client_ignoring_the_extension_ends_with_identical_bytes(
         assert patches == (0 if during_creation else 1)
     final = head(url)
     assert final.headers["Upload-Offset"] == str(len(data))
+    assert download(final.headers["X-Object-Url"]) == data
+
+
+def test_uppy_in_chromium_ignoring_the_extension_ends_with_identical_bytes(
+    igw: GatewayProcess, tmp_path: Path
+) -> None:
+    """The page hashes the file (WebCrypto) and gives Uppy the Repr-Digest
+    header (cross-origin: the preflight must allow it); Uppy's tus plugin
+    knows nothing of instant upload and PATCHes its first chunk."""
+    data = os.urandom(3 * MiB + 5)
+    path = tmp_path / "again.bin"
+    path.write_bytes(data)
+    upload(igw, data)
+    before = scrape(igw.url)
+    args = {"endpoint": igw.files_url, "token": None, "files": [str(path)], "chunkSize": MiB}
+    result = run_browser_script("uppy_browser.mjs", json.dumps({**args, "digest": True}))
+    after = scrape(igw.url)
+    assert result["ok"], result.get("error")
+    assert result["failed"] == [], result
+    [done] = result["successful"]
+    length = str(len(data))
+    # created complete, then one PATCH of its first 1 MiB chunk (of three)
+    # answered complete at once: whatever of that chunk had arrived is
+    # discarded, the other chunks are never sent
+    assert [(e["method"], e["status"], e["offset"]) for e in result["exchanges"]] == [
+        ("POST", 201, length),
+        ("PATCH", 204, length),
+    ], result["exchanges"]
+    assert delta(before, after, P + "uploads_instant_total", protocol="tus") == 1
+    assert received(after, before) <= MiB
+    final = head(done["url"])
+    assert final.headers["Upload-Offset"] == length
     assert download(final.headers["X-Object-Url"]) == data
 
 

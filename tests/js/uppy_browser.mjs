@@ -5,7 +5,11 @@
 // files to the gateway's tus endpoint with an upload token in the headers, as
 // the README tells a business app to; prints one JSON line of what Uppy reported.
 // usage: node uppy_browser.mjs '{"endpoint": "http://127.0.0.1:PORT/files/",
-//                                "token": "..." | null, "files": ["/path", ...], "chunkSize": N}'
+//                                "token": "..." | null, "files": ["/path", ...], "chunkSize": N,
+//                                "digest": true | absent}'
+// with "digest" the page hashes each file (WebCrypto SHA-256) before Uppy
+// uploads it and declares it in the creation (Repr-Digest, RFC 9530), as an
+// app offering instant upload would; Uppy itself knows nothing of it
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
@@ -28,17 +32,29 @@ const PAGE = `<!doctype html><meta charset="utf-8"><title>app</title>
 <script>
   const options = ${JSON.stringify({ endpoint: args.endpoint, chunkSize: args.chunkSize })};
   const token = ${JSON.stringify(args.token)};
+  const digest = ${JSON.stringify(Boolean(args.digest))};
+  const declared = new Map();  // Uppy file id -> Repr-Digest
   const uppy = new Uppy.Uppy({ autoProceed: false });
   uppy.use(Uppy.Tus, {
     ...options,
-    headers: token ? { Authorization: 'UpToken ' + token } : {},
+    headers: (file) => ({
+      ...(token ? { Authorization: 'UpToken ' + token } : {}),
+      ...(declared.has(file.id) ? { 'Repr-Digest': declared.get(file.id) } : {}),
+    }),
     retryDelays: [0, 300],
     removeFingerprintOnSuccess: true,
   });
   const progress = [];
   uppy.on('upload-progress', (file, p) => progress.push(p.bytesUploaded));
-  document.getElementById('file').addEventListener('change', (event) => {
-    for (const f of event.target.files) uppy.addFile({ name: f.name, type: f.type, data: f });
+  async function sha256(f) {
+    const d = new Uint8Array(await crypto.subtle.digest('SHA-256', await f.arrayBuffer()));
+    return 'sha-256=:' + btoa(String.fromCharCode(...d)) + ':';
+  }
+  document.getElementById('file').addEventListener('change', async (event) => {
+    for (const f of event.target.files) {
+      const id = uppy.addFile({ name: f.name, type: f.type, data: f });
+      if (digest) declared.set(id, await sha256(f));
+    }
     uppy.upload().then((r) => {
       window.result = {
         successful: r.successful.map((f) => ({ name: f.name, url: f.uploadURL })),
@@ -66,6 +82,14 @@ const context = await chromium.launchPersistentContext(profile, {
 const page = context.pages()[0] || (await context.newPage());
 const consoleErrors = [];
 page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
+// the gateway's answers as the browser saw them (CORS preflights aside)
+const exchanges = [];
+page.on('response', (r) => {
+  const method = r.request().method();
+  if (r.url().startsWith(args.endpoint) && method !== 'OPTIONS') {
+    exchanges.push({ method, status: r.status(), offset: r.headers()['upload-offset'] ?? null });
+  }
+});
 const result = {};
 try {
   await page.goto(`${APP}/`);
@@ -76,6 +100,7 @@ try {
   Object.assign(result, { ok: false, error: String(e) });
 } finally {
   result.consoleErrors = consoleErrors;
+  result.exchanges = exchanges;
   await context.close();
   app.close();
   fs.rmSync(profile, { recursive: true, force: true });

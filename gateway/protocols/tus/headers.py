@@ -58,6 +58,8 @@ ALLOWED = (
     "Upload-Draft-Interop-Version",
     "Content-Disposition",
     "Content-Digest",
+    # the whole upload's digest (integrity, instant upload)
+    "Repr-Digest",
 )
 METHODS = "POST, HEAD, PATCH, DELETE, GET, OPTIONS"
 
