@@ -6,8 +6,13 @@ Per store: a fresh gateway; one ordinary tus upload of ``--size`` random
 bytes declaring its SHA-256 (one PATCH, timed), then ``--reps`` creations
 of the same bytes declaring the same digest, each timed from the POST to
 its ``201`` (no byte sent: the store copies the object), and the copy read
-back once and compared by SHA-256. One JSON line per store with the
-gateway's CPU seconds over the instant creations (``bench/procstat.py``).
+back once and compared by SHA-256. Then the upload CLI (``python -m gateway
+upload``, a process of its own) on the same file, timed from its start to
+its end: it hashes the file, creates, and is answered complete; the hashing
+alone is timed too (the CLI's own ``LocalFile.sha256``, in this process), and
+the CLI's start-up (``upload --help``: the interpreter and its imports).
+One JSON line per store with the gateway's CPU seconds over the instant
+creations (``bench/procstat.py``).
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ import hashlib
 import json
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -29,6 +36,7 @@ from bench.envs import ENVS
 from bench.gateway_proc import TUS_PATH, Gateway, gateway_config
 from bench.procstat import Meter
 from bench.sizes import parse_size
+from gateway.client.files import expand
 
 TUS = {"Tus-Resumable": "1.0.0"}
 _BLOCK = 8 * 1024 * 1024
@@ -66,6 +74,33 @@ def _sha256_of(url: str) -> str:
     return f"sha-256=:{base64.b64encode(digest.digest()).decode()}:"
 
 
+def _cli(base_url: str, source: Path, workdir: Path) -> tuple[dict[str, Any], float]:
+    """The upload CLI on ``source``: its JSON record and its wall time."""
+    command = [sys.executable, "-m", "gateway", "upload", str(source), "--endpoint", base_url]
+    command += ["--json", "--resume-file", str(workdir / "resume.json")]
+    start = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, check=True, timeout=3600)
+    elapsed = time.perf_counter() - start
+    record: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
+    return record, elapsed
+
+
+def _startup_s() -> float:
+    """The CLI process doing nothing: ``upload --help``."""
+    start = time.perf_counter()
+    command = [sys.executable, "-m", "gateway", "upload", "--help"]
+    subprocess.run(command, capture_output=True, check=True, timeout=600)
+    return time.perf_counter() - start
+
+
+def _hash_s(source: Path) -> float:
+    """The CLI's hashing of ``source`` alone."""
+    start = time.perf_counter()
+    [file] = expand([str(source)])
+    file.sha256()
+    return time.perf_counter() - start
+
+
 def run_store(name: str, size: int, reps: int, workdir: Path) -> dict[str, Any]:
     env = ENVS[name](workdir / name)
     reason = env.skip_reason()
@@ -96,6 +131,11 @@ def run_store(name: str, size: int, reps: int, workdir: Path) -> dict[str, Any]:
                     times.append(elapsed)
             assert meter.usage is not None
             same = _sha256_of(answer.headers["X-Object-Url"]) == repr_digest
+            cli, cli_s = _cli(gateway.url, source, workdir / name)
+            if not cli.get("instant"):
+                raise RuntimeError(f"the CLI's upload was not instant: {cli}")
+            hash_s = _hash_s(source)
+            startup_s = _startup_s()
         return {
             "store": name,
             "size": size,
@@ -104,6 +144,9 @@ def run_store(name: str, size: int, reps: int, workdir: Path) -> dict[str, Any]:
             "instant_median_s": round(statistics.median(times), 3),
             "gateway_cpu_s_per_instant": round(meter.usage.cpu_s / reps, 3),
             "copy_identical": same,
+            "cli_s": round(cli_s, 2),
+            "cli_hash_s": round(hash_s, 2),
+            "cli_startup_s": round(startup_s, 2),
         }
     finally:
         env.stop()
