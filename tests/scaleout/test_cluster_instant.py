@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import redis as redis_py
@@ -181,7 +182,8 @@ def test_a_source_deleted_while_it_is_copied(
                 object_url = _finish(r.headers["Location"], data)
             assert hashlib.sha256(fetch(object_url)).digest() == hashlib.sha256(data).digest()
             [entry] = _index(redis_server, data)
-            assert _object_url(cluster, entry["key"]) == object_url
+            # (the store's own URL on Swift and FastDFS: compare the key)
+            assert urlsplit(object_url).path.endswith("/" + entry["key"]), (entry, object_url)
             source = r.headers["Location"]
     if target.name != "local":  # a hard link leaves no time to delete during it
         assert overlapped >= 1, f"no deletion met a copy in 3 attempts (copy {copy_s:.2f} s)"
