@@ -4,15 +4,12 @@ the tests' launcher (``testservers/gateway.py``), warmed up, and its config."""
 from __future__ import annotations
 
 import http.client
-import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any, Self
 from urllib.parse import urlsplit
 
-from bench.procstat import Meter
+from bench.loaded import measured
 from testservers.gateway import GatewayProcess
 
 QINIU_AK = "bench-ak"
@@ -113,26 +110,13 @@ def tus_load_cpu(
 ) -> dict[str, Any]:
     """Start a gateway with ``config``, run ``count`` tus uploads of ``size``
     bytes in PATCHes of ``chunk`` (``bench.load``) and return the gateway
-    process's CPU seconds over the load alone, the wall time and the uploads."""
+    process's CPU seconds over the load alone, the wall time and the uploads
+    (``bench.loaded.measured``)."""
     gateway = Gateway(config, workdir=workdir)
     gateway.extra_args = ("--log-level", "warning") + (() if access_log else ("--no-access-log",))
-    root = Path(__file__).resolve().parents[1]
     with gateway:
         load = [
-            sys.executable, "-m", "bench.load", "tus", "--url", f"{gateway.url}{TUS_PATH}",
-            "--size", str(size), "--chunk", str(chunk), "--count", str(count),
-            "-c", str(concurrency),
+            "tus", "--url", f"{gateway.url}{TUS_PATH}", "--size", str(size),
+            "--chunk", str(chunk), "--count", str(count), "-c", str(concurrency),
         ]  # fmt: skip
-        with Meter(gateway.pid) as meter:
-            done = subprocess.run(load, cwd=root, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise RuntimeError(f"load failed: {done.stdout} {done.stderr}")
-        result = json.loads(done.stdout.strip().splitlines()[-1])
-    assert meter.usage is not None
-    if result.get("errors"):
-        raise RuntimeError(f"uploads failed: {result.get('err_samples')}")
-    return {
-        "gateway_cpu_s": round(meter.usage.cpu_s, 3),
-        "wall_s": result["wall_s"],
-        "uploads": result["ok"],
-    }
+        return measured(gateway.pid, load)
