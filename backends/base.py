@@ -96,6 +96,12 @@ class StreamInfo:
     #: ``commit`` moves them; what only ``finish_stream`` makes visible (a
     #: multipart upload's completion) may still be written on ``key``
     early_object: bool = True
+    #: during ``write``: the SHA-256 (lowercase hex) of all the stream's
+    #: bytes, once they have all passed the gateway (None before that, or
+    #: where the gateway does not hash them) — for a store that makes the
+    #: object in that write and keeps the digest with it (S3's one PutObject
+    #: of an early object, ``x-amz-meta-sha256``)
+    sha256: Callable[[], str | None] | None = None
 
 
 @dataclass

@@ -288,8 +288,14 @@ class S3Backend(Backend):
                 tail = await self._store_tail(stream.id, old.tail, chunks, None, end)
                 return self._result(stream.id, old, old.copy(tail=tail))
             earlier = await fetch_pieces(self.store, old.tail, self.cfg.max_concurrency)
-            content_type = None if old.temporary else stream.content_type
-            await self.store.put(old.key, [*earlier, *chunks], content_type=content_type)
+            content_type, metadata = None, None
+            if not old.temporary:  # the object itself: its type, and its digest now known
+                content_type = stream.content_type
+                sha256 = stream.sha256() if stream.sha256 is not None else None
+                metadata = {"sha256": sha256} if sha256 else None
+            await self.store.put(
+                old.key, [*earlier, *chunks], content_type=content_type, metadata=metadata
+            )
         finally:
             self.context.budget.release(room)
         result = self._result(stream.id, old, old.copy(tail=[], sealed=True, size=stream.length))

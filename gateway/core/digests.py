@@ -220,6 +220,13 @@ def conclude(record: UploadRecord, running: Running) -> str | None:
     return None
 
 
+def complete_sha256(running: Running, length: int | None) -> str | None:
+    """The SHA-256 of a stream of ``length`` bytes once all have been hashed."""
+    if length is None or running.offset != length:
+        return None
+    return running.hexdigests()["sha-256"]
+
+
 def forget(record: UploadRecord) -> None:
     """An object's hashers are no longer needed once its digest is known."""
     record.extra.pop(STATE, None)

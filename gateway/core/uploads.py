@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -352,6 +353,8 @@ class Uploads:
     ) -> WriteResult:
         stream = self.ledger.stream(record)
         stream.incoming = incoming
+        if running is not None:
+            stream.sha256 = functools.partial(digests.complete_sha256, running, record.length)
         with backend_errors():
             try:
                 return await backend.write(stream, aiter(body))

@@ -135,19 +135,27 @@ def test_unfinished_concatenation_is_refused_when_its_last_part_completes(
 def test_the_store_keeps_the_sha256_where_it_can(gateway: GatewayProcess, target: Target) -> None:
     """Local disk: an xattr; Swift: object metadata on the manifest; S3:
     ``x-amz-meta-sha256`` on objects it makes by a copy (a declared upload of
-    one part, verified on a temporary key; an instant upload's copy) but not
-    on a plain upload written on its key (its metadata was fixed before its
-    digest was known); FastDFS: the key's mapping in the gateway's KV
-    (beside the file id and the content type)."""
-    other = os.urandom(len(DATA))
+    one part, verified on a temporary key; an instant upload's copy) or with
+    one PutObject as the last bytes arrive (a plain upload of one part), not
+    on one past a part (its multipart upload opened before its digest was
+    known); FastDFS: the key's mapping in the gateway's KV (beside the file
+    id and the content type)."""
+    other, big = os.urandom(len(DATA)), os.urandom(8 * 1024 * 1024 + 1)  # > an S3 part
     plain = create(gateway.files_url, len(DATA))
     assert patch(plain, 0, DATA).status_code == 204
+    large = create(gateway.files_url, len(big))
+    assert patch(large, 0, big).status_code == 204
     declared = create(gateway.files_url, len(other), Repr_Digest=repr_digest(other))
     assert patch(declared, 0, other).status_code == 204
     # the plain upload's bytes again: made at creation by a copy in the store
     instant = create(gateway.files_url, len(DATA), Repr_Digest=repr_digest(DATA))
     assert head(instant).headers["Upload-Offset"] == str(len(DATA))
-    uploads = {"plain": (plain, DATA), "declared": (declared, other), "instant": (instant, DATA)}
+    uploads = {
+        "plain": (plain, DATA),
+        "large": (large, big),
+        "declared": (declared, other),
+        "instant": (instant, DATA),
+    }
     want = {name: hashlib.sha256(data).hexdigest() for name, (_, data) in uploads.items()}
     for name, (url, _) in uploads.items():
         assert record_of(gateway, url).extra[SHA256] == want[name]
@@ -155,7 +163,7 @@ def test_the_store_keeps_the_sha256_where_it_can(gateway: GatewayProcess, target
         name: stored_sha256(gateway, url.rsplit("/", 1)[1]) for name, (url, _) in uploads.items()
     }
     if target.name.startswith("s3"):
-        assert kept == {**want, "plain": None}
+        assert kept == {**want, "large": None}
     else:
         assert target.name in ("local", "swift", "fastdfs")
         assert kept == want
