@@ -13,7 +13,8 @@ sealed with its digests); a re-sent part replaces the old one.
 
 When the object's key is known at ``open`` and the store can write an
 object in parts (S3), large parts go straight into an upload of the object
-in the store (``multipart_direct.py``).
+in the store (``multipart_direct.py``), and shorter ones are joined there to
+the part that brings them to the store's minimum (``_joinable``).
 
 ``assemble`` / ``discard`` make an object of (or drop) complete streams in a
 given order, for any protocol that tracks its parts itself (Qiniu v1).
@@ -43,7 +44,8 @@ from gateway.core.errors import (
     UploadError,
 )
 from gateway.core.expiry import Expiry
-from gateway.core.ledger import Ledger, backend_errors
+from gateway.core.joining import Collector, Joining
+from gateway.core.ledger import Bucket, Ledger, backend_errors
 from gateway.core.records import Kind, Status, UploadRecord, new_upload_id
 from gateway.core.uploads import Uploads, refusal
 
@@ -52,6 +54,10 @@ log = logging.getLogger(__name__)
 MAX_PART_NUMBER = 10000
 _MARK = "core:multipart"  # in ``extra``: what makes a record a session or a part
 _LIST_BATCH = 1000  # part ids read at once when listing
+#: the most short parts one part of the store's upload is joined from
+_MAX_JOINED = 16
+#: and the most bytes read back for one (S3 takes parts up to 5 GiB)
+_MAX_JOINED_BYTES = 1024**3
 
 #: the access layer's word on whether a request may use a session's record
 Admit = Callable[[UploadRecord], bool]
@@ -82,6 +88,9 @@ class Part:
     info: dict[str, Any]
     #: stored as a part of the session's upload of the object (not readable)
     direct: bool = False
+    #: (number, etag) of the earlier parts whose bytes precede this part's in
+    #: its part of the store's upload (``direct`` only)
+    joins: tuple[tuple[int, str], ...] = ()
 
 
 def part_id(session_id: str, number: int) -> str:
@@ -106,6 +115,7 @@ def _part_of(record: UploadRecord) -> Part | None:
         mark["putTime"],
         info,
         bool(mark.get("direct")),
+        tuple((int(n), str(etag)) for n, etag in mark.get("joins", ())),
     )
 
 
@@ -115,6 +125,7 @@ class Multipart:
         self._uploads = uploads
         self._assembly = assembly
         self._expiry = expiry
+        self._joining = Joining()
 
     # -- sessions --------------------------------------------------------------------
     async def open(
@@ -208,101 +219,168 @@ class Multipart:
         b = ledger.bucket(session.bucket)
         ledger.check_length(content_length, b)
         pid = part_id(session.id, number)
-        direct = session.direct is not None and multipart_direct.fits_upload(
-            b, number, content_length
-        )
-        async with ledger.locks.hold(pid) as lease:
-            old = await ledger.state.get(pid)
-            if old is not None and old.status in (Status.ACTIVE, Status.COMPLETE):
-                with backend_errors():
-                    await b.backend.discard_stream(ledger.stream(old))
-            now = self.ledger.now()
-            record = UploadRecord(
-                id=pid,
-                protocol=session.protocol,
-                kind=Kind.PART,
-                bucket=session.bucket,
-                key=None,
-                length=content_length,
-                created_at=now,
-                updated_at=now,
-                expires_at=ledger.expiry(),
-                extra={_MARK: {"session": session.id, "number": number}},
-            )
-            if not direct:
-                with backend_errors():
-                    record.backend_state = await b.backend.create_stream(ledger.stream(record))
-            if old is None:
-                await ledger.create(record)
-            else:
-                record.version = old.version
-                await ledger.save(record)
-            md5, crc = hashlib.md5(), Crc32()
-            running = digests.Running.fresh(["sha-256"]) if ledger.digesting(record) else None
-            max_size = ledger.config.server.max_upload_size or None
-            guarded = GuardedBody(
-                body,
-                limit=content_length if content_length is not None else max_size,
-                lease=lease,
-                hashers=[md5, crc, *([running] if running else []), *hashers],
-            )
-            result: WriteResult | None = None
-            part_state: JSON | None = None
-            try:
+        # announced first: the next part may wait for this one to be stored
+        async with self._joining.arriving(pid):
+            joined = await self._joinable(session, b, number, content_length)
+            direct = joined is not None
+            # a short part that may wait to be joined: its bytes, kept in memory
+            minimum = b.backend.limits.min_part_size
+            waits = session.direct is not None and joined is None and content_length is not None
+            collector = Collector() if waits and (content_length or 0) < minimum else None
+            async with ledger.locks.hold(pid) as lease:
+                self._joining.drop(pid)
+                old = await ledger.state.get(pid)
+                if old is not None and old.status in (Status.ACTIVE, Status.COMPLETE):
+                    with backend_errors():
+                        await b.backend.discard_stream(ledger.stream(old))
+                now = self.ledger.now()
+                record = UploadRecord(
+                    id=pid,
+                    protocol=session.protocol,
+                    kind=Kind.PART,
+                    bucket=session.bucket,
+                    key=None,
+                    length=content_length,
+                    created_at=now,
+                    updated_at=now,
+                    expires_at=ledger.expiry(),
+                    extra={_MARK: {"session": session.id, "number": number}},
+                )
+                if not direct:
+                    with backend_errors():
+                        record.backend_state = await b.backend.create_stream(ledger.stream(record))
+                if old is None:
+                    await ledger.create(record)
+                else:
+                    record.version = old.version
+                    await ledger.save(record)
+                md5, crc = hashlib.md5(), Crc32()
+                running = digests.Running.fresh(["sha-256"]) if ledger.digesting(record) else None
+                max_size = ledger.config.server.max_upload_size or None
+                guarded = GuardedBody(
+                    body,
+                    limit=content_length if content_length is not None else max_size,
+                    lease=lease,
+                    hashers=[
+                        md5,
+                        crc,
+                        *([running] if running else []),
+                        *hashers,
+                        *([collector] if collector else []),
+                    ],
+                )
+                result: WriteResult | None = None
+                part_state: JSON | None = None
                 try:
-                    with ledger.receiving_body(pid, 0, guarded):
-                        if direct:
-                            assert session.direct is not None and content_length is not None
-                            part_state = await multipart_direct.write_part(
-                                b, session.direct, number, guarded, content_length
+                    try:
+                        with ledger.receiving_body(pid, 0, guarded):
+                            if joined is not None:
+                                assert session.direct is not None and content_length is not None
+                                part_state = await multipart_direct.write_part(
+                                    b,
+                                    session.direct,
+                                    number,
+                                    guarded,
+                                    content_length,
+                                    multipart_direct.Earlier(self.ledger, self._joining, b, joined),
+                                )
+                                written = content_length
+                            else:
+                                stream = ledger.stream(record)
+                                stream.incoming = content_length
+                                with backend_errors():
+                                    result = await b.backend.write(stream, aiter(guarded))
+                                written = result.offset
+                    finally:
+                        guarded.close()  # a backend may stop reading before the body's end
+                    refuse = refusal(guarded, None, require_complete=True)
+                    if refuse is not None:
+                        raise refuse
+                    if content_length is not None and written != content_length:
+                        raise BadRequest("the body was cut short")
+                    if content_md5 is not None and md5.digest() != content_md5:
+                        raise ChecksumMismatch("Content-MD5 mismatch")
+                    if crc32 is not None and crc.value != crc32:
+                        raise ChecksumMismatch("CRC32 mismatch")
+                    record.length = record.offset = written
+                    if running is not None and running.offset == written:
+                        # else an assembly reads the part back
+                        digests.keep(record, running, written)  # an assembly starts from it
+                        digests.conclude(record, running)
+                    if result is not None:
+                        record.backend_state = result.state
+                        with backend_errors():  # verified: now sealed
+                            record.backend_state = await b.backend.finish_stream(
+                                ledger.stream(record)
                             )
-                            written = content_length
-                        else:
-                            stream = ledger.stream(record)
-                            stream.incoming = content_length
-                            with backend_errors():
-                                result = await b.backend.write(stream, aiter(guarded))
-                            written = result.offset
-                finally:
-                    guarded.close()  # a backend may stop reading before the body's end
-                refuse = refusal(guarded, None, require_complete=True)
-                if refuse is not None:
-                    raise refuse
-                if content_length is not None and written != content_length:
-                    raise BadRequest("the body was cut short")
-                if content_md5 is not None and md5.digest() != content_md5:
-                    raise ChecksumMismatch("Content-MD5 mismatch")
-                if crc32 is not None and crc.value != crc32:
-                    raise ChecksumMismatch("CRC32 mismatch")
-                record.length = record.offset = written
-                if running is not None and running.offset == written:
-                    # else an assembly reads the part back
-                    digests.keep(record, running, written)  # an assembly starts from it
-                    digests.conclude(record, running)
-                if result is not None:
-                    record.backend_state = result.state
-                    with backend_errors():  # verified: now sealed
-                        record.backend_state = await b.backend.finish_stream(ledger.stream(record))
-                elif part_state is not None:
-                    record.backend_state = part_state
-                record.status = Status.COMPLETE
-                record.extra.update(info() if info is not None else {})
-                mark = {"etag": md5.hexdigest(), "putTime": int(self.ledger.now())}
-                if direct:
-                    mark["direct"] = True
-                record.extra[_MARK].update(mark)
-                await ledger.save(record)
-            except BaseException:
-                await asyncio.shield(self._drop(record, result))
-                raise
-        if result is not None and result.after_commit is not None:
-            try:
-                await result.after_commit()
-            except Exception:  # leftovers are swept later; the part stands
-                log.warning("cleanup after part %s failed", pid, exc_info=True)
-        part = _part_of(record)
-        assert part is not None
-        return part
+                    elif part_state is not None:
+                        record.backend_state = part_state
+                    record.status = Status.COMPLETE
+                    record.extra.update(info() if info is not None else {})
+                    mark: dict[str, Any] = {"etag": md5.hexdigest(), "putTime": int(ledger.now())}
+                    if joined is not None:
+                        mark["direct"] = True
+                        mark["joins"] = [[p.number, p.etag] for p, _ in joined]
+                    record.extra[_MARK].update(mark)
+                    await ledger.save(record)
+                    if collector is not None:
+                        await self._joining.hold(
+                            pid, mark["etag"], collector, b.backend.context.budget
+                        )
+                    for _, joined_record in joined or ():
+                        self._joining.drop(joined_record.id)
+                except BaseException:
+                    await asyncio.shield(self._drop(record, result))
+                    raise
+            if result is not None and result.after_commit is not None:
+                try:
+                    await result.after_commit()
+                except Exception:  # leftovers are swept later; the part stands
+                    log.warning("cleanup after part %s failed", pid, exc_info=True)
+            part = _part_of(record)
+            assert part is not None
+            return part
+
+    async def _joinable(
+        self, session: Session, b: Bucket, number: int, length: int | None
+    ) -> list[tuple[Part, UploadRecord]] | None:
+        """Whether part ``number`` goes into the object's upload, and joined
+        to which earlier parts (None: it is a stream of its own). It goes
+        there when, with the short parts before it back to the upload's last
+        stored part (or part 1), it reaches the store's minimum part: those
+        parts are joined to it. A gap (a part missing or still arriving)
+        before them keeps them apart: joined, they would strand it. A short
+        part first waits for the part before it if this process is
+        receiving that one (the SDKs send three at a time)."""
+        if session.direct is None or length is None:
+            return None
+        limits = b.backend.limits
+        if limits.max_parts and number > limits.max_parts:
+            return None
+        minimum = max(1, limits.min_part_size)
+        joined: list[tuple[Part, UploadRecord]] = []
+        anchored = True
+        for n in range(number - 1, max(0, number - 1 - _MAX_JOINED), -1):
+            pid = part_id(session.id, n)
+            if length < minimum:
+                await self._joining.settled(pid)
+            record = await self.ledger.state.get(pid)
+            part = _part_of(record) if record is not None else None
+            if part is None:  # missing, or still arriving
+                anchored = False
+                break
+            if part.direct:
+                break
+            assert record is not None
+            joined.insert(0, (part, record))
+        else:  # part 1 reached (or too many short parts before it)
+            anchored = number - 1 <= _MAX_JOINED
+        if not anchored:
+            return [] if length >= minimum and not joined else None
+        earlier = sum(p.size for p, _ in joined)
+        if earlier + length < minimum or earlier > _MAX_JOINED_BYTES:
+            return None
+        return joined
 
     async def _drop(self, record: UploadRecord, result: WriteResult | None) -> None:
         """A part that failed: its bytes go, its id answers as gone. If the
@@ -368,7 +446,7 @@ class Multipart:
         if session.direct is not None and any(p.direct for p in parts):
             try:
                 used = await multipart_direct.complete(
-                    self.ledger, session, parts, key, metadata, extra, meta
+                    self.ledger, session, parts, key, metadata, extra, meta, self._joining
                 )
             except HookRejected:  # the parts are discarded: so is the store's upload
                 await self.end(session)
@@ -384,6 +462,7 @@ class Multipart:
         """The session ends (its id is gone from now on); its parts stay
         until completed, discarded or expired. Unless ``completed``, the
         object's upload in the store (if any) is dropped with the parts in it."""
+        self._joining.drop_session(session.id)
         record = await self.ledger.state.get(session.id)
         if record is not None and record.status is Status.ACTIVE:
             self.ledger.tombstone(record, Status.EXPIRED)
@@ -442,6 +521,7 @@ class Multipart:
         """Drop streams that will not be used (best effort: the sweeper
         drops what is left at its expiry)."""
         for stream_id in ids:
+            self._joining.drop(stream_id)
             try:
                 await self._expiry.terminate(stream_id)
             except UploadError as exc:

@@ -5,11 +5,18 @@ an object in parts (``Capability.OBJECT_PARTS``: S3), the session opens an
 upload on that key in the store (its state is the session's
 ``direct``), and every part at least the store's minimum part size goes
 straight into it as the same-numbered part: stored once, never copied.
-``complete`` then makes the object with one request (a smaller last part is
-copied in as the final part). Parts below the minimum are streams of their
-own, as on every store; a list that would put one of them before a part
-stored in the upload cannot be made (400: its bytes cannot be read back out
-of the upload) — the SDKs never send one.
+``complete`` then makes the object with one request. A part below the
+minimum is a stream of its own, as on every store, until the parts after it
+reach the minimum: the part that does is written into the upload *joined*
+to them (``Earlier``: their bytes, held in memory by ``joining.py`` or read
+back from their streams, then its own as they arrive; the store's part has
+the number of the last client part in it). So 4 MiB parts sent in order
+pair up: every odd part is stored twice, every even part once, nothing is
+copied at completion. Short parts after the last stored one are packed into
+the final parts at completion (a single one copied in by the store). A list
+whose parts before a stored part are not exactly those it joined (left out,
+or sent again with other bytes) cannot be made (400: the upload's bytes
+cannot be read back out of it) — the SDKs never send one.
 
 ``multipart.py`` decides when a part or a completion goes this way and ends
 the session; this module talks to the store and makes the object's record.
@@ -17,8 +24,10 @@ the session; this module talks to the store and makes the object's record.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from backends.base import JSON, Capability, ObjectMeta
@@ -26,6 +35,7 @@ from gateway.core import digests, object_meta
 from gateway.core.body import GuardedBody
 from gateway.core.errors import BadRequest, UploadError
 from gateway.core.expiry import schedule_deletion
+from gateway.core.joining import Joining, from_memory
 from gateway.core.ledger import Bucket, Ledger, backend_errors
 from gateway.core.records import Kind, UploadRecord, new_upload_id
 from gateway.core.uploads import refusal
@@ -34,6 +44,41 @@ if TYPE_CHECKING:
     from gateway.core.multipart import Part, Session
 
 log = logging.getLogger(__name__)
+
+#: parts of the store's upload written at once from short parts at completion
+_GROUPS_AT_ONCE = 4
+
+
+@dataclass
+class Earlier:
+    """Finished parts whose bytes go first in a part of the object's upload."""
+
+    ledger: Ledger
+    joining: Joining
+    b: Bucket
+    parts: Sequence[tuple[Part, UploadRecord]]
+
+    @property
+    def size(self) -> int:
+        return sum(p.size for p, _ in self.parts)
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """Their bytes: held in this process's memory, else read back."""
+        for part, record in self.parts:
+            held = self.joining.take(record.id, part.etag)
+            if held is not None:
+                source = from_memory(held)
+            else:
+                source = self.b.backend.read_stream(self.ledger.stream(record))
+            async for chunk in source:
+                yield chunk
+
+
+async def _then(first: AsyncIterator[bytes], rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    async for chunk in first:
+        yield chunk
+    async for chunk in rest:
+        yield chunk
 
 
 def parts_capable(b: Bucket) -> bool:
@@ -51,12 +96,23 @@ def fits_upload(b: Bucket, number: int, length: int | None) -> bool:
     return not limits.max_parts or number <= limits.max_parts
 
 
-async def write_part(b: Bucket, upload: JSON, number: int, body: GuardedBody, length: int) -> JSON:
-    """Part ``number`` into the object's upload; a body the client cut short
-    or overran is its refusal, not the store's failure."""
+async def write_part(
+    b: Bucket,
+    upload: JSON,
+    number: int,
+    body: GuardedBody,
+    length: int,
+    earlier: Earlier | None = None,
+) -> JSON:
+    """Part ``number`` into the object's upload (after the ``earlier``
+    parts' bytes); a body the client cut short or overran is its refusal,
+    not the store's failure."""
+    source: AsyncIterator[bytes] = aiter(body)
+    if earlier is not None and earlier.parts:
+        source, length = _then(earlier.chunks(), source), length + earlier.size
     try:
         with backend_errors():
-            return await b.backend.write_object_part(upload, number, aiter(body), length)
+            return await b.backend.write_object_part(upload, number, source, length)
     except UploadError:
         body.close()
         refuse = refusal(body, None, require_complete=True)
@@ -73,27 +129,40 @@ async def complete(
     metadata: dict[str, str] | None,
     extra: dict[str, Any] | None,
     meta: ObjectMeta | None,
+    joining: Joining,
 ) -> list[UploadRecord]:
-    """The object made by the store from the parts in its upload (and a
-    small last part copied in after them): one request, no bytes moved.
-    Returns the parts' records (``release`` them once the session ended)."""
+    """The object made by the store from the parts in its upload (and the
+    short parts after the last of them, packed into final parts): one
+    request, no bytes moved. Returns the parts' records (``release`` them
+    once the session ended)."""
     b = ledger.bucket(session.bucket)
     assert session.direct is not None
     if key != session.key:
         raise BadRequest("the parts were stored for the key the upload was opened with")
-    for part in parts[:-1]:
-        if not part.direct:
-            raise BadRequest(
-                f"part {part.number} is smaller than the store's minimum part "
-                f"({b.backend.limits.min_part_size} bytes) and is not the last: "
-                "send it again with more bytes, or start a new upload"
-            )
     records = await ledger.state.get_many([p.id for p in parts])
     found = [r for r in records if r is not None]
     if len(found) != len(parts):
         raise BadRequest("a part of the upload is gone")
     size = sum(p.size for p in parts)
     ledger.check_length(size, b)
+    # the store's parts: each stored part with the short parts it joined
+    stored: list[tuple[int, JSON]] = []
+    waiting: list[tuple[Part, UploadRecord]] = []
+    for part, part_record in zip(parts, found, strict=True):
+        if not part.direct:
+            waiting.append((part, part_record))
+            continue
+        if tuple((p.number, p.etag) for p, _ in waiting) != part.joins:
+            raise BadRequest(_not_joined(b, part, [p for p, _ in waiting]))
+        stored.append((part.number, part_record.backend_state))
+        waiting = []
+    last = None
+    if waiting:  # short parts after the last stored one
+        groups = _groups(waiting, b.backend.limits.min_part_size)
+        if len(groups[-1]) == 1:  # copied in by the store where it can
+            ((only, only_record),) = groups.pop()
+            last = (only.number, ledger.stream(only_record))
+        stored += await _write_groups(Earlier(ledger, joining, b, []), session.direct, groups)
     now = ledger.now()
     record = UploadRecord(
         id=new_upload_id(),
@@ -110,10 +179,6 @@ async def complete(
         expires_at=ledger.expiry(),
         extra=object_meta.with_meta(extra, meta),
     )
-    stored = [(p.number, r.backend_state) for p, r in zip(parts, found, strict=True) if p.direct]
-    last = None
-    if not parts[-1].direct:
-        last = (parts[-1].number, ledger.stream(found[-1]))
     async with ledger.committing(record, session.bucket, key, found):
         with backend_errors():
             await b.backend.complete_object(session.direct, stored, last, meta)
@@ -123,6 +188,59 @@ async def complete(
         await ledger.create(record)
     await ledger.finished(record)
     return found
+
+
+def _groups(
+    parts: Sequence[tuple[Part, UploadRecord]], minimum: int
+) -> list[list[tuple[Part, UploadRecord]]]:
+    """Consecutive ``parts`` in groups of at least ``minimum`` bytes (the
+    last one may be shorter)."""
+    groups: list[list[tuple[Part, UploadRecord]]] = [[]]
+    size = 0
+    for item in parts:
+        if size >= max(1, minimum):
+            groups.append([])
+            size = 0
+        groups[-1].append(item)
+        size += item[0].size
+    return groups
+
+
+async def _write_groups(
+    template: Earlier, upload: JSON, groups: Sequence[Sequence[tuple[Part, UploadRecord]]]
+) -> list[tuple[int, JSON]]:
+    """Each group of finished parts as one part of ``upload`` (numbered by
+    its last part), a few at a time."""
+    slots = asyncio.Semaphore(_GROUPS_AT_ONCE)
+
+    async def write(group: Sequence[tuple[Part, UploadRecord]]) -> tuple[int, JSON]:
+        earlier = Earlier(template.ledger, template.joining, template.b, group)
+        number = group[-1][0].number
+        async with slots:
+            with backend_errors():
+                backend = template.b.backend
+                return number, await backend.write_object_part(
+                    upload, number, earlier.chunks(), earlier.size
+                )
+
+    return list(await asyncio.gather(*(write(g) for g in groups)))
+
+
+def _not_joined(b: Bucket, part: Part, before: Sequence[Part]) -> str:
+    """Why the store's part holding ``part`` cannot follow the listed
+    stream-only parts ``before`` it."""
+    if not part.joins:
+        return (
+            f"part {before[0].number} is smaller than the store's minimum part "
+            f"({b.backend.limits.min_part_size} bytes) and is not the last: "
+            "send it again with more bytes, or start a new upload"
+        )
+    joined = ", ".join(str(n) for n, _ in part.joins)
+    return (
+        f"part {part.number} is stored together with part(s) {joined} before it, "
+        "which the list leaves out or which were sent again with other bytes: "
+        f"send part {part.number} again after them, or start a new upload"
+    )
 
 
 async def _digest(

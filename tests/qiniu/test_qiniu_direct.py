@@ -6,7 +6,9 @@
   store. A file above ``qiniu.form_buffer`` is streamed and moved as before.
 * v2 parts of at least the store's minimum go straight into an upload of
   the object (S3: UploadPart on the final key, one Complete), in any order,
-  re-sent or listed in part; the object is exactly the listed parts.
+  re-sent or listed in part; shorter parts (the SDKs' 4 MiB) wait as
+  streams until the next part joins them there; the object is exactly the
+  listed parts, or the completion is refused (400) and nothing is made.
 * The SDKs resume after a gateway SIGKILL between parts.
 
 The store's work is read from the gateway's own ``/metrics``."""
@@ -236,25 +238,99 @@ def test_v2_parts_out_of_order_resent_and_listed_in_part(
     assert _leftovers(target) == []
 
 
+def test_sdk_v2_4mib_parts_pair_up(qgw: GatewayProcess, target: Target) -> None:
+    data = os.urandom(4 * 4 * MiB + 12345)
+    path = Path(tempfile.mkdtemp()) / "v2-4.bin"
+    path.write_bytes(data)
+    before = scrape(qgw.url)
+    _, info = qiniu.put_file_v2(token(), "direct/v2-4.bin", str(path), regions=[region(qgw)])
+    assert info.status_code == 200, info
+    after = _answered(qgw, before, 2)
+    assert read_back(qgw, "direct/v2-4.bin") == sha256(data)
+    if target.name.startswith("s3"):
+        # the SDK sends 3 parts at a time; each waits for the one before it
+        # to be stored. Mostly parts 1 and 3 (and the short last one) are
+        # stored on their own, parts 2 and 4 go into the object's upload
+        # joined to them (their bytes still in memory), the
+        # last is copied in by the store, one Complete; when part 2 comes
+        # in before part 1 was announced, parts 1-3 are joined instead
+        assert _store_calls(before, after, "create_multipart_upload") == 1
+        assert 3 <= _store_calls(before, after, "put_object") <= 4
+        assert 1 <= _store_calls(before, after, "upload_part") <= 2
+        assert _store_calls(before, after, "upload_part_copy") <= 1
+        assert _store_calls(before, after, "complete_multipart_upload") == 1
+        assert _store_calls(before, after, "copy_object") == 0
+        # no short part read back (one GET: the SHA-256 of the object's
+        # bytes after part 1, as for 8 MiB parts)
+        assert _store_calls(before, after, "get_object") <= 1
+    assert _leftovers(target) == []
+
+
+def test_v2_short_parts_out_of_order_are_joined(qgw: GatewayProcess, target: Target) -> None:
+    p = {n: os.urandom(4 * MiB + n) for n in (1, 2, 3, 4)}
+    p[5] = os.urandom(1000)
+    session = V2(qgw, "direct/v2-joined.bin")
+    for n in (2, 1, 3, 4, 5):  # part 2 first: 1 and 2 wait, 3 takes them along
+        session.put(n, p[n])
+    r = session.complete([1, 2, 3, 4, 5])
+    assert r.status_code == 200, r.text
+    assert read_back(qgw, "direct/v2-joined.bin") == sha256(b"".join(p[n] for n in range(1, 6)))
+    assert _leftovers(target) == []
+
+
 def test_v2_small_part_before_a_large_one(qgw: GatewayProcess, target: Target) -> None:
     big, small = os.urandom(5 * MiB + 7), os.urandom(MiB + 3)
     session = V2(qgw, "direct/v2-mixed.bin")
     session.put(1, big)
     session.put(2, small)
-    session.put(3, big)
+    session.put(3, big)  # on S3: joined to part 2 in the object's upload
     r = session.complete([1, 2, 3])
-    key = "direct/v2-mixed.bin"
+    assert r.status_code == 200, r.text
+    assert read_back(qgw, "direct/v2-mixed.bin") == sha256(big + small + big)
+
+    key = "direct/v2-left-out.bin"
+    session = V2(qgw, key)
+    for n, data in ((1, big), (2, small), (3, big)):
+        session.put(n, data)
+    r = session.complete([1, 3])
     if target.name.startswith("s3"):
-        # part 3 is only in the store's upload: it cannot follow a short part
+        # part 3 is only in the store's upload, after part 2's bytes
         assert r.status_code == 400, r.text
-        assert "part 2 is smaller than the store's minimum part" in r.json()["error"]
+        assert "stored together with part(s) 2" in r.json()["error"]
         assert requests.get(f"{qgw.url}/objects/{BUCKET}/{key}", timeout=30).status_code == 404
         r = session.complete([1, 2])  # the short part last: fine
         assert r.status_code == 200, r.text
         assert read_back(qgw, key) == sha256(big + small)
     else:
         assert r.status_code == 200, r.text
-        assert read_back(qgw, key) == sha256(big + small + big)
+        assert read_back(qgw, key) == sha256(big + big)
+    assert _leftovers(target) == []
+
+
+def test_v2_joined_part_sent_again(qgw: GatewayProcess, target: Target) -> None:
+    one, two, other = (os.urandom(4 * MiB) for _ in range(3))
+    same = V2(qgw, "direct/v2-same.bin")
+    same.put(1, one)
+    same.put(2, two)  # joined to part 1
+    same.put(1, one)  # an answer lost: the same bytes again
+    r = same.complete([1, 2])
+    assert r.status_code == 200, r.text
+    assert read_back(qgw, "direct/v2-same.bin") == sha256(one + two)
+
+    key = "direct/v2-changed.bin"
+    changed = V2(qgw, key)
+    changed.put(1, one)
+    changed.put(2, two)
+    changed.put(1, other)  # other bytes: part 2's part in the store is stale
+    r = changed.complete([1, 2])
+    if target.name.startswith("s3"):
+        assert r.status_code == 400, r.text
+        assert "sent again with other bytes" in r.json()["error"]
+        assert requests.get(f"{qgw.url}/objects/{BUCKET}/{key}", timeout=30).status_code == 404
+        changed.put(2, two)  # joined again, to the new part 1
+        r = changed.complete([1, 2])
+    assert r.status_code == 200, r.text
+    assert read_back(qgw, key) == sha256(other + two)
     assert _leftovers(target) == []
 
 
@@ -289,20 +365,25 @@ def killable(target: Target) -> Iterator[GatewayProcess]:
         yield gw
 
 
-@pytest.mark.parametrize(("version", "part_size"), [("v1", 4), ("v2", 4), ("v2", 8)])
+@pytest.mark.parametrize(
+    ("version", "part_size", "parts"),
+    # v2 4 MiB after 3 parts: part 3 waits (on S3) to be joined to part 4
+    [("v1", 4, 2), ("v2", 4, 2), ("v2", 4, 3), ("v2", 8, 2)],
+)
 def test_sdk_resumes_after_sigkill_between_parts(
     killable: GatewayProcess,
     target: Target,
     recorder: UploadProgressRecorder,
     version: str,
     part_size: int,
+    parts: int,
 ) -> None:
     data = os.urandom(4 * part_size * MiB + 999)
     path = Path(tempfile.mkdtemp()) / "kill.bin"
     path.write_bytes(data)
-    key = f"direct/kill-{version}-{part_size}.bin"
+    key = f"direct/kill-{version}-{part_size}-{parts}.bin"
     upload_token = token()
-    stop = _StopAfter(2, part_size * MiB)
+    stop = _StopAfter(parts, part_size * MiB)
     kwargs: dict[str, Any] = dict(
         regions=[region(killable)],
         upload_progress_recorder=recorder,

@@ -1,0 +1,127 @@
+"""What one gateway process knows of a multipart session's short parts, so
+that the next part can join them in the store's upload cheaply
+(``multipart.py``): which parts are arriving now (a short part waits for its
+predecessor to be stored, instead of being stored apart from it), and the
+bytes of short parts waiting to be joined (sent from memory instead of read
+back from the store).
+
+Nothing here is needed for correctness: another instance, or this one
+after a restart, finds no entry and reads the part back from its stream.
+Held bytes are taken from the memory budget only when it has them to spare
+at once (a held part is an optimisation, never a reason to wait), at most
+``HELD_MAX`` per process, and dropped when joined, replaced, or after
+``HELD_TTL`` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from backends.base import MemoryBudget
+
+#: how long a short part waits for the part before it to be stored
+ARRIVAL_WAIT = 10.0
+#: the most bytes of short parts one process holds for joining
+HELD_MAX = 64 * 1024 * 1024
+#: how long a held part is kept (its session may be abandoned)
+HELD_TTL = 300.0
+
+
+@dataclass
+class _Held:
+    etag: str
+    budget: MemoryBudget
+    chunks: list[bytes] = field(default_factory=list)
+    size: int = 0
+    since: float = field(default_factory=time.monotonic)
+
+
+class Collector:
+    """A hasher that keeps the bytes passing through it."""
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+
+    def update(self, data: bytes, /) -> None:
+        self.chunks.append(bytes(data))
+
+
+class Joining:
+    def __init__(self) -> None:
+        self._arriving: dict[str, asyncio.Event] = {}
+        self._held: dict[str, _Held] = {}
+        self._held_size = 0
+
+    # -- parts arriving ------------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def arriving(self, part_id: str) -> AsyncIterator[None]:
+        """Part ``part_id`` is being received (by the request holding its lock)."""
+        event = asyncio.Event()
+        self._arriving[part_id] = event
+        try:
+            yield
+        finally:
+            event.set()
+            if self._arriving.get(part_id) is event:
+                del self._arriving[part_id]
+
+    async def settled(self, part_id: str) -> None:
+        """Return once part ``part_id`` is no longer being received here (at
+        most ``ARRIVAL_WAIT`` seconds)."""
+        event = self._arriving.get(part_id)
+        if event is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(ARRIVAL_WAIT):
+                    await event.wait()
+
+    # -- bytes held -------------------------------------------------------------------
+    async def hold(
+        self, part_id: str, etag: str, collector: Collector, budget: MemoryBudget
+    ) -> None:
+        """Keep the bytes ``collector`` saw of the stored part ``part_id``
+        (whose MD5 is ``etag``), if memory can be spared now."""
+        self.drop(part_id)
+        self._expire()
+        size = sum(len(c) for c in collector.chunks)
+        if self._held_size + size > HELD_MAX:
+            return
+        try:
+            async with asyncio.timeout(0):  # granted at once, or not at all
+                await budget.acquire(size)
+        except TimeoutError:
+            return
+        self._held[part_id] = _Held(etag, budget, collector.chunks, size)
+        self._held_size += size
+
+    def take(self, part_id: str, etag: str) -> list[bytes] | None:
+        """The held bytes of part ``part_id`` if they are those of ``etag``
+        (held until ``drop``)."""
+        held = self._held.get(part_id)
+        return held.chunks if held is not None and held.etag == etag else None
+
+    def drop(self, part_id: str) -> None:
+        held = self._held.pop(part_id, None)
+        if held is not None:
+            self._held_size -= held.size
+            held.budget.release(held.size)
+
+    def drop_session(self, session_id: str) -> None:
+        """Drop the held parts of a session that ended."""
+        prefix = f"{session_id}-"
+        for part_id in [p for p in self._held if p.startswith(prefix)]:
+            self.drop(part_id)
+        self._expire()
+
+    def _expire(self) -> None:
+        limit = time.monotonic() - HELD_TTL
+        for part_id in [p for p, h in self._held.items() if h.since < limit]:
+            self.drop(part_id)
+
+
+async def from_memory(chunks: list[bytes]) -> AsyncIterator[bytes]:
+    for chunk in chunks:
+        yield chunk
