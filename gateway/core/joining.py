@@ -1,7 +1,9 @@
 """What one gateway process knows of a multipart session's short parts, so
 that the next part can join them in the store's upload cheaply
 (``multipart.py``): which parts are arriving now (a short part waits for its
-predecessor to be stored, instead of being stored apart from it), and the
+predecessor to be stored, instead of being stored apart from it — unless
+that one is going into the upload itself: then both are written at once),
+and the
 bytes of short parts waiting to be joined (sent from memory instead of read
 back from the store).
 
@@ -40,6 +42,13 @@ class _Held:
     since: float = field(default_factory=time.monotonic)
 
 
+@dataclass
+class _Arrival:
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    #: the part goes into the object's upload (it anchors the parts after it)
+    direct: bool = False
+
+
 class Collector:
     """A hasher that keeps the bytes passing through it."""
 
@@ -52,7 +61,7 @@ class Collector:
 
 class Joining:
     def __init__(self) -> None:
-        self._arriving: dict[str, asyncio.Event] = {}
+        self._arriving: dict[str, _Arrival] = {}
         self._held: dict[str, _Held] = {}
         self._held_size = 0
 
@@ -60,23 +69,35 @@ class Joining:
     @contextlib.asynccontextmanager
     async def arriving(self, part_id: str) -> AsyncIterator[None]:
         """Part ``part_id`` is being received (by the request holding its lock)."""
-        event = asyncio.Event()
-        self._arriving[part_id] = event
+        arrival = _Arrival()
+        self._arriving[part_id] = arrival
         try:
             yield
         finally:
-            event.set()
-            if self._arriving.get(part_id) is event:
+            arrival.done.set()
+            if self._arriving.get(part_id) is arrival:
                 del self._arriving[part_id]
+
+    def going_direct(self, part_id: str) -> None:
+        """The part being received goes into the object's upload."""
+        arrival = self._arriving.get(part_id)
+        if arrival is not None:
+            arrival.direct = True
+
+    def is_going_direct(self, part_id: str) -> bool:
+        """Part ``part_id`` is being received here into the object's upload:
+        the parts after it need not wait for it."""
+        arrival = self._arriving.get(part_id)
+        return arrival is not None and arrival.direct
 
     async def settled(self, part_id: str) -> None:
         """Return once part ``part_id`` is no longer being received here (at
         most ``ARRIVAL_WAIT`` seconds)."""
-        event = self._arriving.get(part_id)
-        if event is not None:
+        arrival = self._arriving.get(part_id)
+        if arrival is not None:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(ARRIVAL_WAIT):
-                    await event.wait()
+                    await arrival.done.wait()
 
     # -- bytes held -------------------------------------------------------------------
     async def hold(

@@ -223,6 +223,8 @@ class Multipart:
         async with self._joining.arriving(pid):
             joined = await self._joinable(session, b, number, content_length)
             direct = joined is not None
+            if direct:
+                self._joining.going_direct(pid)
             # a short part that may wait to be joined: its bytes, kept in memory
             minimum = b.backend.limits.min_part_size
             waits = session.direct is not None and joined is None and content_length is not None
@@ -363,6 +365,8 @@ class Multipart:
         for n in range(number - 1, max(0, number - 1 - _MAX_JOINED), -1):
             pid = part_id(session.id, n)
             if length < minimum:
+                if self._joining.is_going_direct(pid):
+                    break  # it will be the upload's last stored part before this one
                 await self._joining.settled(pid)
             record = await self.ledger.state.get(pid)
             part = _part_of(record) if record is not None else None
