@@ -6,8 +6,11 @@ The key is the put policy's: ``forceSaveKey`` → ``saveKey``; the key fixed
 by the scope; ``saveKey``; else the protocol's fallback (the upload id),
 under the scope's prefix for a prefixal scope. ``saveKey`` may use every
 magic variable known at creation (``$(fname)``, ``$(ext)``, ``$(endUser)``,
-``$(x:…)``, ``$(fsize)`` when the length is declared, dates, ``$(uuid)``);
-those that need the bytes (``$(etag)``, ``$(hash)``) are refused.
+``$(x:…)``, ``$(fsize)`` when the length is declared, dates, ``$(uuid)``).
+``$(etag)`` / ``$(hash)`` need the bytes: such a key is a ``KeyByEtag``, the
+texts around them rendered now and joined by the qetag when the upload
+finishes (``core/object_meta.key_by_etag``); the scope must allow it
+whatever the qetag.
 
 ``mimeLimit`` is Qiniu's: the content decides the type. A declared type the
 limit forbids is refused at creation; the rest is checked on the first bytes
@@ -25,13 +28,15 @@ from typing import Any
 
 from gateway.content_types import OCTET_STREAM, decide
 
+from . import qetag
 from .errors import BAD_REQUEST, MIME_LIMIT
 from .magic import Mode, build_vars, render
 from .policy import MimeLimit, PutPolicy
 
 _VARIABLE = re.compile(r"\$\(\s*([^)]*?)\s*\)")
-#: variables whose value depends on the bytes, unknown at creation
-_NEED_BYTES = frozenset({"etag", "hash", "key", "url"})
+_ETAG = re.compile(r"\$\(\s*(?:etag|hash)\s*\)")
+#: variables whose value depends on the stored object, unknown until it is made
+_NEED_OBJECT = frozenset({"key", "url"})
 #: record extra: the creator's ``mimeLimit``, for the first bytes
 MIME_LIMIT_FIELD = "access:mimeLimit"
 
@@ -91,7 +96,17 @@ def check_first_bytes(
         raise MIME_LIMIT.error(f"limited mimeType: this file type ({mime}) is forbidden")
 
 
-def key_for(policy: PutPolicy, new: NewUpload) -> str:
+@dataclass(frozen=True)
+class KeyByEtag:
+    """A key that names the content: ``etag.join(parts)``."""
+
+    parts: tuple[str, ...]
+
+    def with_etag(self, etag: str) -> str:
+        return etag.join(self.parts)
+
+
+def key_for(policy: PutPolicy, new: NewUpload) -> str | KeyByEtag:
     """The object key (checked against the scope: 403 otherwise). A policy
     with ``callbackUrl`` is refused (400): its callback answers a Qiniu
     upload's client, and no tus or IETF answer carries it — ignoring it
@@ -104,7 +119,7 @@ def key_for(policy: PutPolicy, new: NewUpload) -> str:
 
     def render_save_key(template: str) -> str:
         for name in _VARIABLE.findall(template):
-            if name in _NEED_BYTES or (name == "fsize" and new.length is None):
+            if name in _NEED_OBJECT or (name == "fsize" and new.length is None):
                 raise BAD_REQUEST.error(
                     f"saveKey uses $({name}), which is not known when this upload is created"
                 )
@@ -119,9 +134,19 @@ def key_for(policy: PutPolicy, new: NewUpload) -> str:
             deadline=policy.deadline or None,
             custom={k: v for k, v in new.metadata.items() if k.startswith("x:")},
         )
-        return render(template, values, Mode.RAW)
+        parts = tuple(render(part, values, Mode.RAW) for part in _ETAG.split(template))
+        rendered.append(parts)  # the texts around $(etag), rendered apart
+        return "".join(parts)
 
+    rendered: list[tuple[str, ...]] = []
     key = policy.resolve_key(None, render_save_key)
+    if rendered and len(rendered[0]) > 1:
+        by_etag = KeyByEtag(rendered[0])
+        # two keys that differ from their qetag's first character on: the
+        # scope allows both only if it allows the key of any qetag
+        for sample in ("A" * qetag.LENGTH, "B" * qetag.LENGTH):
+            policy.check_key(by_etag.with_etag(sample))
+        return by_etag
     if key is None:
         prefix = policy.scope_key if policy.prefixal and policy.scope_key else ""
         key = prefix + new.fallback_key

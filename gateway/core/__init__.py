@@ -10,7 +10,8 @@ for a client), what a protocol hands in (a ``Checksum``, ``Hasher``s fed as byte
 ``ObjectMeta`` for the object made, ``BodyInterrupted`` from its body
 iterator) and ``with_object_meta`` (an object's content type and lifetime
 put on a new record's ``extra``; ``object_content_type`` reads it back) and
-``with_insert_only`` (its object may not replace one made meanwhile), and
+``with_insert_only`` (its object may not replace one made meanwhile),
+``with_key_by_etag`` (its key is decided by its qetag when it finishes), and
 ``OBJECT_SHA256``, the ``extra`` key of a finished object's SHA-256 (lowercase hex).
 """
 
@@ -46,6 +47,7 @@ from gateway.core.errors import (
 from gateway.core.object_meta import SHA256 as OBJECT_SHA256
 from gateway.core.object_meta import content_type as object_content_type
 from gateway.core.object_meta import insert_only as with_insert_only
+from gateway.core.object_meta import key_by_etag as with_key_by_etag
 from gateway.core.object_meta import with_meta as with_object_meta
 from gateway.core.records import Kind, RecordCheck, Status, UploadRecord, new_upload_id
 
@@ -118,5 +120,6 @@ __all__ = [
     "new_upload_id",
     "object_content_type",
     "with_insert_only",
+    "with_key_by_etag",
     "with_object_meta",
 ]

@@ -15,8 +15,12 @@ WARNING and ``upload_gateway_digest_rereads_total``). Where the store cannot
 read them yet (S3 bytes already in multipart parts), the finish reads the
 sealed stream back instead.
 
+A stream whose key names its content (``object_meta.key_by_etag``) is
+hashed with Qiniu's qetag too (``access/qetag.py``: SHA-1 per 4 MiB block,
+its state serialised the same way), whatever the bucket's ``digest``.
+
 When a stream completes, ``conclude`` puts the SHA-256 (lowercase hex) in
-``extra[SHA256]`` and compares each declared digest
+``extra[SHA256]`` (and the qetag in ``extra[QETAG]``) and compares each declared digest
 (``gateway.digest_fields.DECLARED``): a mismatch is refused before anything
 is sealed or committed (``DigestMismatch``, 460), and the record becomes a
 tombstone whose ``extra[REJECTED]`` says why (its id answers 460 until swept).
@@ -36,6 +40,7 @@ from typing import Any
 
 import rehashes
 
+from gateway.access import qetag
 from gateway.core import object_meta
 from gateway.core.errors import BadRequest, ChecksumMismatch, ServiceUnavailable
 from gateway.core.records import UploadRecord
@@ -45,6 +50,8 @@ log = logging.getLogger(__name__)
 
 #: the finished object's SHA-256, lowercase hex
 SHA256 = object_meta.SHA256
+#: the object's qetag (``$(etag)``), for a stream named by it
+QETAG = object_meta.QETAG
 #: the hashers' state and the offset it is the hash of
 STATE = "core:digest-state"
 #: why an upload was refused at its last byte (on its tombstone)
@@ -53,6 +60,7 @@ REJECTED = "core:rejected"
 _HASHERS: dict[str, Callable[[], Any]] = {
     "sha-256": rehashes.PySha256,
     "sha-512": rehashes.PySha512,
+    "qetag": qetag.Running,
 }
 
 #: reads bytes [start, end) of a stream
@@ -136,8 +144,10 @@ def declare(record: UploadRecord, digests: dict[str, str]) -> None:
 
 
 def algorithms(record: UploadRecord) -> list[str]:
-    """SHA-256, and what else the creation declared that the gateway computes."""
-    return ["sha-256", *(a for a in declared(record) if a != "sha-256" and a in _HASHERS)]
+    """SHA-256, what else the creation declared that the gateway computes,
+    and the qetag of a stream named by it."""
+    named = ["qetag"] if object_meta.named_by_etag(record) else []
+    return ["sha-256", *(a for a in declared(record) if a != "sha-256" and a in _HASHERS), *named]
 
 
 def resume(record: UploadRecord) -> Running | None:
@@ -210,6 +220,8 @@ def conclude(record: UploadRecord, running: Running) -> str | None:
     refused, if a declared digest differs."""
     digests = running.hexdigests()
     record.extra[SHA256] = digests["sha-256"]
+    if "qetag" in digests:
+        record.extra[QETAG] = qetag.of_hex(digests["qetag"])
     for algorithm, want in declared(record).items():
         got = digests.get(algorithm)
         if got is not None and got != want.lower():

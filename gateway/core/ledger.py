@@ -166,9 +166,15 @@ class Ledger:
 
     def digesting(self, record: UploadRecord) -> bool:
         """Is ``record`` hashed as its bytes pass? Its bucket's ``digest``,
-        or a digest its creation declared (``core/digests.py``)."""
+        a digest its creation declared, or a key named by its qetag
+        (``core/digests.py``)."""
         b = self.config.buckets.get(record.bucket)
-        return b is None or b.digest != "off" or bool(digests.declared(record))
+        return (
+            b is None
+            or b.digest != "off"
+            or bool(digests.declared(record))
+            or object_meta.named_by_etag(record)  # its qetag names it
+        )
 
     def expiry(self) -> float:
         """When an upload touched now expires."""
@@ -215,8 +221,13 @@ class Ledger:
         # bytes — but where a pre-finish hook must approve it first or the key
         # must still be free when it finishes (insert-only), no write may make
         # the object before then (S3 makes a small one as its last bytes arrive).
+        # An upload named by its etag has a keyless stream, its key decided once sealed.
         key = None
-        if record.kind is Kind.UPLOAD and record.key is not None:
+        if (
+            record.kind is Kind.UPLOAD
+            and record.key is not None
+            and not object_meta.named_by_etag(record)
+        ):
             key = self.bucket(record.bucket).backend_key(record.key)
         stream = record.stream(key)
         approved = self.approve is None or record.extra.get(APPROVED) is True

@@ -25,6 +25,11 @@ _KEY = "core:object"
 _INSERT_ONLY = "core:insert-only"
 #: ``digests.SHA256`` (not imported: ``digests`` needs more than this module)
 SHA256 = "core:sha256"
+#: record extra: the key names the content (a saveKey with ``$(etag)``): these
+#: texts joined by the object's qetag (``QETAG``, known at its last byte)
+_KEY_BY_ETAG = "core:key-by-etag"
+#: the object's qetag (``digests`` computes it for a record named by it)
+QETAG = "core:qetag"
 
 
 def with_meta(extra: dict[str, Any] | None, meta: ObjectMeta | None) -> dict[str, Any]:
@@ -45,6 +50,27 @@ def insert_only(extra: dict[str, Any] | None) -> dict[str, Any]:
 
 def is_insert_only(record: UploadRecord) -> bool:
     return record.extra.get(_INSERT_ONLY) is True
+
+
+def key_by_etag(extra: dict[str, Any] | None, parts: list[str]) -> dict[str, Any]:
+    """``extra`` (a copy) for a record whose key is ``etag.join(parts)``,
+    decided when its last byte is in: until then it has no key and its
+    stream none (no store makes the object early), and ``digests`` computes
+    its qetag as the bytes pass; then it is approved and committed as any
+    other (``Ledger.committing``)."""
+    return {**(extra or {}), _KEY_BY_ETAG: list(parts)}
+
+
+def named_by_etag(record: UploadRecord) -> bool:
+    return isinstance(record.extra.get(_KEY_BY_ETAG), list)
+
+
+def key_of_etag(record: UploadRecord) -> str | None:
+    """The key of a record named by its etag, once the qetag is known."""
+    parts, etag = record.extra.get(_KEY_BY_ETAG), record.extra.get(QETAG)
+    if not isinstance(parts, list) or not isinstance(etag, str):
+        return None
+    return etag.join(str(p) for p in parts)
 
 
 def put(record: UploadRecord, meta: ObjectMeta | None) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from backends.base import Backend, WriteResult
 from backends.errors import BackendUnavailable
-from gateway.core import digests, stream_digests
+from gateway.core import digests, object_meta, stream_digests
 from gateway.core.body import GuardedBody, Hasher
 from gateway.core.checksums import Checksum
 from gateway.core.digest_index import is_instant
@@ -394,9 +394,21 @@ class Uploads:
         Its digest is checked first: nothing wrong is sealed or committed."""
         ledger = self.ledger
         b = ledger.bucket(record.bucket)
-        running = await stream_digests.hashing(self.ledger, record, b)
+        named = record.kind is Kind.UPLOAD and object_meta.named_by_etag(record)
+        sealed = named and record.key is not None  # sealed and named by an earlier attempt
+        running = None if sealed else await stream_digests.hashing(ledger, record, b)
         if running is not None:
             await stream_digests.conclude(ledger, record, running)
+        if named and not sealed:
+            # its keyless stream makes no object when sealed: sealed first, its qetag names it
+            await self._seal(record, b, running)
+            record.key = object_meta.key_of_etag(record)
+            if record.key is None:  # its bytes could not be read back (logged)
+                await ledger.reject(
+                    record, "the qetag that names this upload could not be computed"
+                )
+            await ledger.save(record)  # a retry (a hook down) seals and hashes no more
+            sealed = True
         if record.kind is Kind.UPLOAD:
             # before the stream is sealed: a store may make the object then
             assert record.key is not None
@@ -406,12 +418,8 @@ class Uploads:
         else:
             committing = contextlib.nullcontext()
         async with committing:
-            with backend_errors():
-                record.backend_state = await b.backend.finish_stream(ledger.stream(record))
-            if running is None and ledger.digesting(record):
-                await stream_digests.conclude_sealed(
-                    ledger, record, b
-                )  # the bytes were not readable before
+            if not sealed:
+                await self._seal(record, b, running)
             if record.kind is Kind.UPLOAD:
                 assert record.key is not None
                 await ledger.commit_stream(b, record, b.backend_key(record.key))
@@ -423,6 +431,13 @@ class Uploads:
         if record.status is Status.FINISHED:
             await ledger.finished(record)
         return record
+
+    async def _seal(self, record: UploadRecord, b: Bucket, running: digests.Running | None) -> None:
+        """``finish_stream``; then the digests its bytes were not readable for before."""
+        with backend_errors():
+            record.backend_state = await b.backend.finish_stream(self.ledger.stream(record))
+        if running is None and self.ledger.digesting(record):
+            await stream_digests.conclude_sealed(self.ledger, record, b)
 
     async def _after_unlock(self, record: UploadRecord) -> UploadRecord:
         """Work that needs other uploads' locks, done once this one is released."""

@@ -151,9 +151,9 @@ def test_scope_key_and_insert_only(agw: GatewayProcess) -> None:
     # a saveKey outside a key scope is refused
     r = tus_create(agw.files_url, 3, uptoken(key="a", saveKey="b", forceSaveKey=True))
     assert r.status_code == 403
-    # $(etag) cannot be known when a tus upload is created
-    r = tus_create(agw.files_url, 3, uptoken(saveKey="$(etag)"))
-    assert r.status_code == 400 and "$(etag)" in r.text
+    # $(key) cannot be known when a tus upload is created ($(etag): test_tus_etag_key.py)
+    r = tus_create(agw.files_url, 3, uptoken(saveKey="k/$(key)"))
+    assert r.status_code == 400 and "$(key)" in r.text
     # nor can a Qiniu callback answer a tus client: refused, not ignored
     r = tus_create(agw.files_url, 3, uptoken(callbackUrl="http://127.0.0.1:9/cb"))
     assert r.status_code == 400 and "callbackUrl" in r.text

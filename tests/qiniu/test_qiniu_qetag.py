@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import qiniu
 
-from gateway.protocols.qiniu import qetag
-from gateway.protocols.qiniu.qetag import BLOCK_SIZE, BlockHasher, Piece
+from gateway.access import qetag
+from gateway.access.qetag import BLOCK_SIZE, BlockHasher, Piece
 
 
 def test_doc_vectors() -> None:
@@ -36,6 +36,25 @@ def test_matches_sdk(tmp_path: Path, size: int) -> None:
         hasher.update(data[i : i + 100_003])
     assert qetag.v1(hasher.digests()) == qiniu.etag(str(path))
     assert hasher.size == size
+
+
+@pytest.mark.parametrize(
+    "size", [0, 1, BLOCK_SIZE - 1, BLOCK_SIZE, BLOCK_SIZE + 1, 2 * BLOCK_SIZE, 3 * BLOCK_SIZE + 7]
+)
+def test_running_state_survives_serialisation(tmp_path: Path, size: int) -> None:
+    """``qetag.Running`` (a tus upload named by ``$(etag)``) continued from
+    its serialised state after every chunk, as across PATCHes and instances."""
+    data = os.urandom(size)
+    path = tmp_path / "f"
+    path.write_bytes(data)
+    running = qetag.Running()
+    for i in range(0, size, 1_048_583):
+        running.update(data[i : i + 1_048_583])
+        running.finalize()  # the hasher goes on
+        running = qetag.Running.deserialize(running.serialize())
+    assert qetag.of_hex(running.finalize()) == qiniu.etag(str(path))
+    with pytest.raises(ValueError):
+        qetag.Running.deserialize(b"{}")
 
 
 def test_pieces_block_aligned_give_v1(tmp_path: Path) -> None:

@@ -24,12 +24,13 @@ import aiohttp
 from aiohttp import BodyPartReader, web
 
 from gateway import core
+from gateway.access import qetag
 from gateway.access.tokens import UploadToken
 from gateway.core import BodyInterrupted, Crc32, HeldBytes, Kind, MemoryBudget, ObjectMeta
 from gateway.numbers import parse_count
 from gateway.protocols.bodies import body_read
 
-from . import pre_create, qetag
+from . import pre_create
 from .errors import BAD_REQUEST, CRC32_MISMATCH, TOO_LARGE
 from .placing import NewFile, place
 from .pre_create import Approved

@@ -24,6 +24,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway import content_types as mime
+from gateway.access import qetag
 from gateway.access.codec import b64encode
 from gateway.access.magic import Mode, Value, build_vars, render
 from gateway.access.ownership import grant_of, owner_of
@@ -31,7 +32,7 @@ from gateway.access.tokens import UploadToken
 from gateway.content_types import OCTET_STREAM, content_type, file_name
 from gateway.core import ObjectMeta
 
-from . import callback, qetag
+from . import callback
 from .errors import BAD_REQUEST, FILE_EXISTS
 from .responses import json_response, raw_json_response
 from .runtime import Call

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import aiohttp
 from aiohttp import web
 
+from gateway.access.qetag import BlockHasher
 from gateway.access.tokens import KeyPair, TokenVerifier, UploadToken, token_from_authorization
 from gateway.app_keys import CONFIG, SERVICE
 from gateway.config import GatewayConfig
@@ -24,7 +25,6 @@ from gateway.urls import base_url
 
 from .ctx import CtxSigner, derive_secret
 from .errors import NO_SUCH_BUCKET
-from .qetag import BlockHasher
 
 _HASHER_CACHE = 4096
 

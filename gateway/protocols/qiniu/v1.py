@@ -15,6 +15,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway import core
+from gateway.access import qetag
 from gateway.access.codec import b64decode_text, b64encode
 from gateway.access.ownership import admits, grant_of, owner_of
 from gateway.access.tokens import UploadToken
@@ -23,7 +24,7 @@ from gateway.core import Crc32, Kind, ObjectMeta, UploadRecord
 from gateway.numbers import parse_count
 from gateway.protocols.bodies import body_read, request_body
 
-from . import pre_create, qetag
+from . import pre_create
 from .ctx import BlockContext
 from .errors import BAD_REQUEST, INVALID_CTX
 from .placing import NewFile, place

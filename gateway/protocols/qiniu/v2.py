@@ -20,6 +20,7 @@ from aiohttp import web
 
 from gateway import content_types as mime
 from gateway import core
+from gateway.access import qetag
 from gateway.access.codec import b64decode_text
 from gateway.access.ownership import admits, grant_of, owner_of
 from gateway.access.tokens import UploadToken
@@ -27,7 +28,7 @@ from gateway.core import MAX_PART_NUMBER, Admit, ObjectMeta, Part, Session
 from gateway.numbers import parse_count
 from gateway.protocols.bodies import body_read, request_body
 
-from . import pre_create, qetag
+from . import pre_create
 from .errors import BAD_REQUEST, CRC32_MISMATCH, FORBIDDEN, TOO_LARGE
 from .placing import NewFile, check_key, place
 from .responses import json_response

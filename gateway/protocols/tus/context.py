@@ -9,6 +9,7 @@ from aiohttp import web
 from gateway import http_trailers
 from gateway.access.credentials import Grant
 from gateway.access.gate import AccessGate
+from gateway.access.placement import KeyByEtag
 from gateway.config import GatewayConfig
 from gateway.core import (
     BadRequest,
@@ -39,6 +40,9 @@ class TusContext:
     #: the upload being created may not replace an object (the policy's
     #: ``insertOnly``, or a scope that does not name its key)
     insert_only: bool = False
+    #: its key names its content (a saveKey with ``$(etag)``): decided when
+    #: it finishes, from these texts joined by its qetag
+    key_by_etag: KeyByEtag | None = None
     #: whether this request may touch the upload it addresses (raises "no
     #: such upload" if not): the ``check`` of the handler's core call
     admit: RecordCheck | None = None

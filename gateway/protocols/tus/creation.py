@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.access import qetag
 from gateway.access.errors import AccessError
 from gateway.access.ownership import owner_of
 from gateway.access.placement import NewUpload, check_content, content_rules, key_for
@@ -21,6 +22,7 @@ from gateway.core import (
     UploadRecord,
     new_upload_id,
     with_insert_only,
+    with_key_by_etag,
     with_object_meta,
 )
 from gateway.digest_fields import declared_extra
@@ -130,6 +132,8 @@ async def _create_final(
     upload_id = new_upload_id()
     key = await _key(ctx, upload_id, None, metadata)
     bucket, key, metadata = await _pre_create(ctx, ctx.bucket, key, None, metadata)
+    if key is None:
+        raise BadRequest("saveKey with $(etag) names plain uploads only, not a concatenation")
     if bucket != ctx.bucket:
         raise BadRequest("a concatenated upload stays in the bucket of its parts")
     return await ctx.service.create_assembly(
@@ -147,10 +151,11 @@ async def _create_final(
 
 async def _key(
     ctx: TusContext, upload_id: str, length: int | None, metadata: dict[str, str]
-) -> str:
+) -> str | None:
     """The object's key: the upload id, or what the credential's policy says
     (size, type and scope checked first; an existing object only replaced
-    where the policy allows it)."""
+    where the policy allows it); None for a key named by the content
+    (``ctx.key_by_etag``), decided when the upload finishes."""
     grant = ctx.grant
     if grant is None:
         return upload_id
@@ -171,6 +176,11 @@ async def _key(
         fallback_key=upload_id,
     )
     key = key_for(policy, new)
+    if not isinstance(key, str):
+        ctx.key_by_etag = key
+        ctx.insert_only = not policy.may_overwrite  # checked when it finishes
+        _check_key(ctx, ctx.bucket, None)
+        return None
     _check_key(ctx, ctx.bucket, key)  # before the store is asked about it
     ctx.insert_only = key != upload_id and not policy.may_overwrite
     if ctx.insert_only and await ctx.service.stat_object(ctx.bucket, key) is not None:
@@ -181,14 +191,15 @@ async def _key(
 async def _pre_create(
     ctx: TusContext,
     bucket: str,
-    key: str,
+    key: str | None,
     length: int | None,
     metadata: dict[str, str],
     protocol: str = "tus",
-) -> tuple[str, str, dict[str, str]]:
+) -> tuple[str, str | None, dict[str, str]]:
     """The pre-create hooks' say: refused (their status), or where the upload
     goes and with what metadata; a size limit they set is checked here (a
-    deferred length: as the bytes arrive)."""
+    deferred length: as the bytes arrive). ``key`` None: named by its
+    content (the hook is told null; a key it names replaces that)."""
     changes = await ctx.gate.pre_create(
         {
             "protocol": protocol,
@@ -204,14 +215,21 @@ async def _pre_create(
             raise TooLarge(f"this upload may be at most {changes.size_limit} bytes")
         ctx.size_limit = changes.size_limit
     bucket, key = changes.bucket or bucket, changes.key or key
+    if changes.key is not None:
+        ctx.key_by_etag = None
     _check_key(ctx, bucket, key)  # a hook's key too
     if changes.key is not None and ctx.grant is not None and not ctx.grant.policy.may_overwrite:
         ctx.insert_only = True  # checked when the upload finishes
     return bucket, key, metadata if changes.metadata is None else changes.metadata
 
 
-def _check_key(ctx: TusContext, bucket: str, key: str) -> None:
-    """400 for a key no URL could serve (``gateway/keys.py``)."""
+def _check_key(ctx: TusContext, bucket: str, key: str | None) -> None:
+    """400 for a key no URL could serve (``gateway/keys.py``); None: the key
+    named by the content, whatever its qetag (one of the same length and
+    alphabet stands for it)."""
+    if key is None:
+        assert ctx.key_by_etag is not None
+        key = ctx.key_by_etag.with_etag(qetag.of_bytes(b""))
     problem = ctx.service.key_problem(bucket, key)
     if problem is not None:
         raise BadRequest(f"invalid key: {problem}")
@@ -226,6 +244,8 @@ def _extra(
     extra = {**owner_of(ctx.grant), **(declared or {})}
     if ctx.insert_only:
         extra = with_insert_only(extra)
+    if ctx.key_by_etag is not None:
+        extra = with_key_by_etag(extra, list(ctx.key_by_etag.parts))
     if ctx.size_limit is not None:
         extra[SIZE_LIMIT] = ctx.size_limit
     if metadata is not None:
@@ -256,7 +276,7 @@ async def _created(ctx: TusContext, record: UploadRecord, *, with_offset: bool) 
 
 async def place(
     ctx: TusContext, upload_id: str, length: int | None, metadata: dict[str, str], protocol: str
-) -> tuple[str, str, dict[str, str], dict[str, Any] | None]:
+) -> tuple[str, str | None, dict[str, str], dict[str, Any] | None]:
     """A new plain upload's bucket, key, metadata and record extra under the
     request's credential and the pre-create hooks, exactly as for a tus
     upload: the IETF protocol on the same path creates its uploads through this

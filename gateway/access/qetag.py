@@ -8,17 +8,26 @@
 Everything is derived from per-block SHA-1 digests taken while the bytes pass
 (``BlockHasher``), so no object is ever re-read to name its hash. A stream's
 digests are kept as a list of hex strings (JSON-able) in its record.
+``Running`` is the v1 etag of one stream as a whole-object digest
+(``core/digests.py``) whose state is kept on its record between requests.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from gateway.access.codec import b64encode
+import rehashes
+
+from .codec import b64encode
 
 BLOCK_SIZE = 4 * 1024 * 1024
+#: characters of an etag (URL-safe base64 of 21 bytes)
+LENGTH = 28
 
 _SINGLE = 0x16
 _MULTI = 0x96
@@ -130,3 +139,74 @@ def to_hex(digests: Iterable[bytes]) -> list[str]:
 
 def from_hex(digests: Iterable[str]) -> tuple[bytes, ...]:
     return tuple(bytes.fromhex(d) for d in digests)
+
+
+class Running:
+    """The v1 etag of one stream as its bytes pass, with a state that
+    serialises (``rehashes``' SHA-1; ``hashlib``'s cannot), so any instance
+    continues it: the current block's SHA-1, and the SHA-1 of the finished
+    blocks' digests (the etag of several blocks) with the first of them (the
+    etag of one). The interface of ``core/digests.py``'s hashers:
+    ``finalize`` is the hex of ``v1_raw`` (``of_hex`` names it)."""
+
+    def __init__(self) -> None:
+        self._outer: Any = rehashes.PySha1()
+        self._current: Any = rehashes.PySha1()
+        self._first = b""
+        self._blocks = 0
+        self._filled = 0
+
+    def update(self, data: bytes, /) -> None:
+        view = memoryview(data)
+        while view:
+            take = min(len(view), BLOCK_SIZE - self._filled)
+            self._current.update(bytes(view[:take]))
+            self._filled += take
+            view = view[take:]
+            if self._filled == BLOCK_SIZE:
+                digest = bytes.fromhex(str(self._current.finalize()))
+                self._outer.update(digest)
+                self._first = self._first or digest
+                self._blocks += 1
+                self._current = rehashes.PySha1()
+                self._filled = 0
+
+    def finalize(self) -> str:
+        """The hex of the etag of the bytes so far (the hasher goes on)."""
+        current = bytes.fromhex(str(self._current.finalize()))
+        if self._blocks == 0 or (self._blocks == 1 and not self._filled):
+            return v1_raw([self._first or current]).hex()
+        outer = rehashes.PySha1.deserialize(self._outer.serialize())
+        if self._filled:
+            outer.update(current)
+        return (bytes([_MULTI]) + bytes.fromhex(str(outer.finalize()))).hex()
+
+    def serialize(self) -> bytes:
+        state = {
+            "outer": base64.b64encode(self._outer.serialize()).decode(),
+            "current": base64.b64encode(self._current.serialize()).decode(),
+            "first": self._first.hex(),
+            "blocks": self._blocks,
+            "filled": self._filled,
+        }
+        return json.dumps(state).encode()
+
+    @classmethod
+    def deserialize(cls, data: bytes) -> Running:
+        """A hasher from ``serialize``'s bytes (``ValueError`` if they are not)."""
+        try:
+            state = json.loads(data)
+            running = cls()
+            running._outer = rehashes.PySha1.deserialize(base64.b64decode(state["outer"]))
+            running._current = rehashes.PySha1.deserialize(base64.b64decode(state["current"]))
+            running._first = bytes.fromhex(state["first"])
+            running._blocks = int(state["blocks"])
+            running._filled = int(state["filled"])
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"not a qetag state: {exc}") from None
+        return running
+
+
+def of_hex(hex_digest: str) -> str:
+    """The etag (``$(etag)``) of ``Running.finalize``'s hex."""
+    return b64encode(bytes.fromhex(hex_digest))
