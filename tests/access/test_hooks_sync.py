@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import pytest
 import qiniu
 import requests
+from qiniu.utils import etag_stream
 from tusclient import client as tus
 from tusclient.exceptions import TusCommunicationError
 
@@ -222,6 +223,30 @@ def test_pre_finish_unavailable_then_approved(hgw: GatewayProcess, hooks: HookSe
     assert r.status_code == 200 and r.headers["Upload-Offset"] == "3"
     assert urlsplit(r.headers["X-Object-Url"]).path.endswith("/" + key)
     assert requests.get(f"{hgw.url}/objects/default/{key}", timeout=30).content == b"abc"
+    assert len([c for c in hooks.events("pre-finish") if c["key"] == key]) == 2
+
+
+def test_pre_finish_asked_about_a_key_named_by_its_qetag(
+    hgw: GatewayProcess, hooks: HookServer
+) -> None:
+    """saveKey with $(etag): the pre-create hook gets no key, the pre-finish
+    hook the one the bytes named; down once, then the HEAD finishes the
+    upload on that key (sealed and named once, asked again)."""
+    data = os.urandom(5 * 1024 * 1024 + 3)
+    prefix = f"named/{os.urandom(4).hex()}/"
+    token = uptoken(saveKey=prefix + "$(etag)")
+    r = _create(hgw, len(data), token, decide="unavailable-finish-once")
+    assert r.status_code == 201, r.text
+    assert hooks.events("pre-create")[-1]["key"] is None
+    url = r.headers["Location"]
+    headers = {**TUS, **OCTET, "Upload-Offset": "0", **auth(token)}
+    r = requests.patch(url, data=data, headers=headers, timeout=60)
+    assert r.status_code == 503, r.text
+    key = prefix + etag_stream(io.BytesIO(data))
+    assert requests.get(f"{hgw.url}/objects/default/{key}", timeout=30).status_code == 404
+    r = requests.head(url, headers={**TUS, **auth(token)}, timeout=30)
+    assert r.status_code == 200 and urlsplit(r.headers["X-Object-Url"]).path.endswith("/" + key)
+    assert requests.get(f"{hgw.url}/objects/default/{key}", timeout=30).content == data
     assert len([c for c in hooks.events("pre-finish") if c["key"] == key]) == 2
 
 

@@ -5,10 +5,12 @@ owner, and Qiniu's records out of reach."""
 from __future__ import annotations
 
 import base64
+import io
 from collections.abc import Iterator
 
 import pytest
 import requests
+from qiniu.utils import etag_stream
 
 from tests.access.support import access_config, auth, bearer, uptoken
 from tests.ietf.helpers import PARTIAL, append, create, fields
@@ -57,6 +59,18 @@ def test_an_upload_answers_only_its_owner(agw: GatewayProcess) -> None:
     assert "/ietf/alice/a.bin" in r.headers["x-object-url"]  # the policy's saveKey
     got = requests.get(url, headers=auth(alice), timeout=30)
     assert got.content == b"0123456789"
+
+
+def test_a_key_named_by_its_qetag(agw: GatewayProcess) -> None:
+    """saveKey with $(etag): the key is decided when the upload completes."""
+    token = uptoken(saveKey="ietf-etag/$(etag)")
+    url = create(agw.files_url, 8, b"01234", complete=False, **_auth(token)).headers["location"]
+    assert "x-object-url" not in request("HEAD", url, fields(8, **_auth(token))).headers
+    r = append(url, 8, 5, b"56789", complete=True, **_auth(token))
+    assert r.status == 200
+    assert r.headers["x-object-url"].endswith(
+        "/ietf-etag/" + etag_stream(io.BytesIO(b"0123456789"))
+    )
 
 
 def test_policy_limits_apply(agw: GatewayProcess) -> None:
