@@ -66,6 +66,9 @@ class Limits:
     max_parts: int = 0  # 0 = unlimited
     #: the largest object the store accepts
     max_object_size: int = 0  # 0 = unlimited
+    #: an object in parts (``Capability.OBJECT_PARTS``) may be made from some
+    #: of the parts written (Ceph RGW 16: only from all of them)
+    partial_complete: bool = True
 
 
 @dataclass

@@ -67,6 +67,7 @@ class S3Backend(Backend):
             min_part_size=self.cfg.min_part_size,
             max_parts=self.cfg.max_parts,
             max_object_size=self.cfg.object_limit,
+            partial_complete=self.integrity.partial_complete,
         )
 
     # -- lifecycle ---------------------------------------------------------------

@@ -59,6 +59,8 @@ class Integrity:
         #: fallbacks by reason (``trailer_refused``, ``etag_mismatch``, ...)
         self.fallbacks: Counter[str] = Counter()
         self.findings: Findings | None = None
+        #: the store makes an object from some of an upload's parts (probed at start)
+        self.partial_complete = True
         #: what protects the bytes now: "CRC32", "Content-MD5" or "nothing"
         self.mode = ""
         self.probes = 0
@@ -117,6 +119,8 @@ class Integrity:
                 f"{found.answers.get('min_part_size')}; set min_part_size: 5MiB",
                 starting,
             )
+        if starting:
+            self._partial_complete(found)
         if not self.store.part_copy and starting:
             log.info(
                 "%s: the store has no UploadPartCopy (%s): parts are copied through the gateway",
@@ -156,6 +160,17 @@ class Integrity:
             found.seconds * 1000,
             "" if starting else ", after the store answered differently",
         )
+
+    def _partial_complete(self, found: Findings) -> None:
+        self.partial_complete = found.partial_complete != REFUSED
+        if not self.partial_complete:
+            log.info(
+                "s3 backend %r: the store makes an object only from every part of its "
+                "multipart upload (%s): Qiniu v2 parts are stored on their own and "
+                "assembled at completion",
+                self.name,
+                found.answers.get("partial_complete"),
+            )
 
     def _part_limits(self, found: Findings, starting: bool) -> S3Config:
         cfg, where = self.config, f"s3 backend {self.name!r}"

@@ -15,8 +15,10 @@ runs in the background (``Probe.cleaned``) rather than delay start-up:
   aws-chunked trailer, on an upload of its own, if the header is refused);
   beside them, on an upload that is aborted, a part with a wrong CRC32 in a
   trailer and an UploadPartCopy;
-* UploadPart numbers ``max_parts`` and 1,000 (Swift s3api's limit) at once,
-  on an upload that is aborted;
+* UploadPart numbers 1, ``max_parts`` and 1,000 (Swift s3api's limit) at once,
+  on an upload then completed from part 1 alone: does the store make an
+  object from some of an upload's parts (Ceph RGW 16: ``InvalidPart`` unless
+  every part is listed)?
 * a presigned GET of the probe object, when URLs are presigned;
 * a part of ``min_part_size`` bytes and a last one, when that is set below
   S3's 5 MiB.
@@ -78,6 +80,8 @@ class Findings:
     upload_part_copy: str = REFUSED
     #: the highest part number the store takes (of those tried)
     max_parts: int = 0
+    #: CompleteMultipartUpload listing some of the upload's parts (None: not tried)
+    partial_complete: str | None = None
     #: a presigned GET of an object works (None: not tried)
     presigned: str | None = None
     #: parts of min_part_size are accepted before a last part (None: not tried)
@@ -269,19 +273,31 @@ class Prober:
 
     async def _part_numbers(self) -> None:
         """The highest of ``max_parts`` and 1,000 the store takes (both at
-        once, on an upload of their own that declares no checksum)."""
+        once, with part 1, on an upload of their own that declares no
+        checksum); then the upload completed from part 1 alone."""
         key = f"{self.base}/part-numbers"
         upload_id = await self._create(key)
 
         async def one(n: int) -> bool:
             async def part() -> None:
-                await self.store.upload_part(key, upload_id, n, [b"x"], None, None)
+                etags[n] = await self.store.upload_part(key, upload_id, n, [b"x"], None, None)
 
-            return await self._attempt(f"max_parts_{n}", part)
+            return await self._attempt(f"max_parts_{n}" if n > 1 else "part_1", part)
 
+        etags: dict[int, str] = {}
         numbers = list(dict.fromkeys((self.config.max_parts, SWIFT_MAX_PARTS)))
-        taken = await asyncio.gather(*(one(n) for n in numbers))
-        self.found.max_parts = next((n for n, ok in zip(numbers, taken, strict=True) if ok), 0)
+        taken = await asyncio.gather(*(one(n) for n in [1, *numbers]))
+        self.found.max_parts = next((n for n, ok in zip(numbers, taken[1:], strict=True) if ok), 0)
+        if not taken[0] or len(etags) < 2:
+            return
+
+        async def partial() -> None:
+            await self.store.complete(key, upload_id, [etags[1]], None, [1])
+
+        accepted = await self._attempt("partial_complete", partial)
+        if accepted:
+            self._uploads.remove((key, upload_id))
+        self.found.partial_complete = ACCEPTED if accepted else REFUSED
 
     async def _presigned(self) -> None:
         await self._object

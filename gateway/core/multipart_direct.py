@@ -82,8 +82,10 @@ async def _then(first: AsyncIterator[bytes], rest: AsyncIterator[bytes]) -> Asyn
 
 
 def parts_capable(b: Bucket) -> bool:
-    """Whether ``b``'s store can write an object as numbered parts."""
-    return Capability.OBJECT_PARTS in b.backend.capabilities
+    """Whether ``b``'s store can write an object as numbered parts, and make
+    it from the parts the client lists, whichever it lists (not Ceph RGW 16:
+    every part of the upload must be listed, ``Limits.partial_complete``)."""
+    return Capability.OBJECT_PARTS in b.backend.capabilities and b.backend.limits.partial_complete
 
 
 def fits_upload(b: Bucket, number: int, length: int | None) -> bool:
