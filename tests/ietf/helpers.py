@@ -9,7 +9,7 @@ import requests
 from tests.ietf.raw import Exchange, request
 
 #: every interop version the gateway speaks; None = no interop header (final-RFC style)
-VERSIONS = [3, 4, 5, 6, 7, 8, 9]
+VERSIONS = [3, 4, 5, 6, 7, 8, 9, 10]
 PARTIAL = "application/partial-upload"
 PROBLEM_TYPES = "https://iana.org/assignments/http-problem-types#"
 

@@ -116,7 +116,7 @@ def _trickling_append(url: str, v: int, data: bytes) -> tuple[threading.Thread, 
 
 
 def test_offset_retrieval_stops_an_append_in_flight(gateway: GatewayProcess) -> None:
-    v = 9
+    v = 10
     data = os.urandom(2 * MiB)
     url = create(gateway.files_url, v, complete=False).headers["location"]
     writer, result = _trickling_append(url, v, data)

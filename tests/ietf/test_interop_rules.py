@@ -327,7 +327,7 @@ def test_cancellation(rules_gateway: GatewayProcess, v: int | None) -> None:
     assert request("HEAD", unknown, fields(v)).status == 404
 
 
-@pytest.mark.parametrize("value", ["2", "10", "abc", "0005x"])
+@pytest.mark.parametrize("value", ["2", "11", "abc", "0005x"])
 def test_unsupported_interop_version_is_400_without_104(
     rules_gateway: GatewayProcess, value: str
 ) -> None:
@@ -335,7 +335,7 @@ def test_unsupported_interop_version_is_400_without_104(
     ex = request("POST", rules_gateway.files_url, h, b"")
     assert ex.status == 400
     assert ex.interim == []
-    assert "3, 4, 5, 6, 7, 8, 9" in str(_problem(ex.final.body if ex.final else b"")["title"])
+    assert "3, 4, 5, 6, 7, 8, 9, 10" in str(_problem(ex.final.body if ex.final else b"")["title"])
 
 
 def test_no_104_to_an_http_1_0_client(rules_gateway: GatewayProcess) -> None:
@@ -344,7 +344,7 @@ def test_no_104_to_an_http_1_0_client(rules_gateway: GatewayProcess) -> None:
     assert ex.interim == []
 
 
-@pytest.mark.parametrize("v", [6, 8, 9, None])
+@pytest.mark.parametrize("v", [6, 8, 9, 10, None])
 def test_options_announces_limits(rules_gateway: GatewayProcess, v: int | None) -> None:
     r = request("OPTIONS", rules_gateway.files_url, fields(v))
     assert r.status == 204
@@ -370,7 +370,7 @@ def test_cors_exposes_the_fields(rules_gateway: GatewayProcess) -> None:
     assert "Tus-Resumable" not in r.headers  # an IETF response
 
 
-@pytest.mark.parametrize("v", [6, 9])
+@pytest.mark.parametrize("v", [6, 9, 10])
 def test_repr_digest_of_a_single_request_upload_is_checked(
     rules_gateway: GatewayProcess, v: int
 ) -> None:
@@ -393,7 +393,7 @@ def test_repr_digest_of_a_single_request_upload_is_checked(
     assert ex.status == 400 and ex.interim == []
 
 
-@pytest.mark.parametrize("v", [4, 5, 6, 7, 8, 9])
+@pytest.mark.parametrize("v", [4, 5, 6, 7, 8, 9, 10])
 def test_node_http_client_parses_the_104(
     rules_gateway: GatewayProcess, tmp_path: Path, v: int
 ) -> None:

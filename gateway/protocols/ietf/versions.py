@@ -10,8 +10,18 @@ Identification" section); a client sends it in ``Upload-Draft-Interop-Version``:
     6  drafts -04, -05 (iOS 18.1+; tus-js-client ``'ietf-draft-05'``)
     7  drafts -06 … -08
     8  drafts -09 … -11
-    9  draft -12 (July 2026; the newest whose text could be read: the
-       working group's source up to its publication)
+    9  draft -12 (July 2026; httpwg/http-extensions PR #3476, "Bump interop
+       version to 9", 2026-07-05)
+   10  draft -13 (6 October 2026). The number is not read in the draft
+       itself (no text past -12's publication is stored here): it comes from
+       a third-party capture of datatracker's -13 render ("draft interop
+       version 10"). The one -13 change read (PR #3493, its changelog
+       "Since -12" entry) is a relaxation: ``Upload-Complete`` and
+       ``Upload-Length`` are no longer required on offset retrieval
+       responses; the gateway still sends them (allowed), so 10 keeps 9's
+       rules. Drafts -14 (October 2026) and -15 (2 November 2026) exist, but
+       neither their interop number nor their changes could be read here;
+       a client naming a later number is refused (400, no 104).
 
 -12 changed nothing a server of -11 must do differently here: it drops the
 requirement of ``Accept-Patch`` in OPTIONS (still sent: harmless), allows a
@@ -109,6 +119,7 @@ VERSIONS: dict[int, Version] = {
     7: Version(7, "-06 … -08"),
     8: Version(8, "-09 … -11"),
     9: Version(9, "-12"),
+    10: Version(10, "-13"),
 }
 NEWEST = VERSIONS[max(VERSIONS)]
 #: the rules for a request without an interop version
