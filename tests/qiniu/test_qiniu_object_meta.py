@@ -162,9 +162,11 @@ def _sweep_days_later(gw: GatewayProcess, record_id: str, days: float) -> None:
     assert swept is None or swept.status is Status.EXPIRED
 
 
-def _swift_delete_at(target: Target, key: str) -> str | None:
+def _swift_delete_at(gw: GatewayProcess, target: Target, key: str) -> str | None:
     assert isinstance(target, SwiftTarget)
-    container = target.containers[0]
+    # the gateway's own container: target.containers names the latest one issued, and this
+    # session-wide gateway was configured before the suites that came after it
+    container = gw.config["backends"]["default"]["container"]
     resp = target.account.request("HEAD", f"{container}/ph/{key}")
     assert resp.status_code == 200, resp.status_code
     return resp.headers.get("X-Delete-At")
@@ -177,7 +179,7 @@ def test_delete_after_days(qgw: GatewayProcess, target: Target) -> None:
     ret = _upload(qgw, key, data, deleteAfterDays=2)
     assert _get(ret["url"]).content == data
     if isinstance(target, SwiftTarget):  # Swift deletes it itself
-        delete_at = _swift_delete_at(target, key)
+        delete_at = _swift_delete_at(qgw, target, key)
         assert delete_at is not None
         assert started + 2 * DAY - 5 <= int(delete_at) <= time.time() + 2 * DAY + 5
         container = target.containers[0]
@@ -201,7 +203,7 @@ def test_delete_after_days_spares_a_newer_upload(qgw: GatewayProcess, target: Ta
     newer = os.urandom(2000)
     ret = _upload(qgw, key, newer)  # same key, no lifetime
     if isinstance(target, SwiftTarget):
-        assert _swift_delete_at(target, key) is None
+        assert _swift_delete_at(qgw, target, key) is None
     else:
         [record] = old
         _sweep_days_later(qgw, record.id, 1.01)
