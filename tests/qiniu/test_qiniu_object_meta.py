@@ -182,7 +182,7 @@ def test_delete_after_days(qgw: GatewayProcess, target: Target) -> None:
         delete_at = _swift_delete_at(qgw, target, key)
         assert delete_at is not None
         assert started + 2 * DAY - 5 <= int(delete_at) <= time.time() + 2 * DAY + 5
-        container = target.containers[0]
+        container = qgw.config["backends"]["default"]["container"]
         pieces = target.account.segments_of(container, f"ph/{key}")
         assert pieces, "expected an SLO"
         for seg_container, name, _ in pieces:
