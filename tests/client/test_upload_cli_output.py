@@ -246,7 +246,7 @@ def test_ctrl_c_says_how_to_resume(local_gateway: GatewayProcess, tmp_path: Path
     resume = tmp_path / "r.json"
     log = tmp_path / "cli.log"
     proc = start(
-        src, "--endpoint", local_gateway.url, "--limit-rate", "4MiB", resume_file=resume, log=log
+        src, "--endpoint", local_gateway.url, "--limit-rate", "2MiB", resume_file=resume, log=log
     )
     wait_until(lambda: percent_sent(log) >= 30, what="a third sent")
     proc.send_signal(signal.SIGINT)
