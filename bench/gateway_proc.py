@@ -53,7 +53,11 @@ class Gateway(GatewayProcess):
 
     def start(self) -> Self:
         super().start()
-        self.warm_up()
+        try:
+            self.warm_up()
+        except BaseException:
+            self.stop()  # a failed warm-up must not leave the gateway running
+            raise
         return self
 
     def _request(
