@@ -158,7 +158,7 @@ class Copier:
             checksum=checksum,
             fallback=self.integrity.part_fallback,
         )
-        try:
+        async with pipe.running():
             async with contextlib.aclosing(self._read_all(sources)) as chunks:
                 async for chunk in chunks:
                     if pipe.failure is not None:
@@ -167,11 +167,6 @@ class Copier:
             if pipe.failure is None and pipe.buffered:
                 await pipe.send()  # the last, short part
             etags, failure = await pipe.results()
-        except BaseException:
-            await pipe.cancel()
-            raise
-        finally:
-            await pipe.close()
         if failure is not None:
             raise failure
         return etags

@@ -69,7 +69,7 @@ class ObjectParts:
             checksum=checksum, fallback=self.integrity.part_fallback,
         )  # fmt: skip
         received = 0
-        try:
+        async with pipe.running():
             async for chunk in body:
                 if pipe.failure is not None:
                     break
@@ -78,11 +78,6 @@ class ObjectParts:
                     raise InvalidState(f"part {number} is longer than {length} bytes")
                 await pipe.feed(chunk)
             parts, failure = await pipe.results()
-        except BaseException:
-            await pipe.cancel()
-            raise
-        finally:
-            await pipe.close()
         if failure is not None:
             raise failure
         if received != length or not parts:

@@ -389,6 +389,18 @@ class PartPipe:
             etags.append(task.result())
         return etags, None
 
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[PartPipe]:
+        """Feed and wait inside: everything is cancelled if that fails, and
+        the pipe is closed either way."""
+        try:
+            yield self
+        except BaseException:
+            await self.cancel()
+            raise
+        finally:
+            await self.close()
+
     async def cancel(self) -> None:
         """Abandon everything (the caller is failing)."""
         for task in self._tasks.values():
