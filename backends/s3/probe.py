@@ -15,10 +15,16 @@ runs in the background (``Probe.cleaned``) rather than delay start-up:
   aws-chunked trailer, on an upload of its own, if the header is refused);
   beside them, on an upload that is aborted, a part with a wrong CRC32 in a
   trailer and an UploadPartCopy;
-* UploadPart numbers 1, ``max_parts`` and 1,000 (Swift s3api's limit) at once,
-  on an upload then completed from part 1 alone: does the store make an
-  object from some of an upload's parts (Ceph RGW 16: ``InvalidPart`` unless
-  every part is listed)?
+* UploadPart numbers 1, 2, ``max_parts`` and 1,000 (Swift s3api's limit) at
+  once, on an upload then completed from parts 1 and 2 alone: does the store
+  make an object from some of an upload's parts? Ceph RGW (16 and later)
+  counts the listed parts first (``InvalidPart`` unless every part is
+  listed); a store that takes a subset goes on to the sizes and refuses the
+  1-byte part 1 that is not the last (``EntityTooSmall``: moto, MinIO, AWS,
+  Swift 2.30 and 2.38). Nothing is completed either way: an accepted subset
+  would leave the parts left out behind, and Swift's s3api keeps them as
+  segments no S3 request reaches (1 byte per start). Only a store that takes
+  1-byte parts makes the object (the answer is then plain).
 * a presigned GET of the probe object, when URLs are presigned;
 * a part of ``min_part_size`` bytes and a last one, when that is set below
   S3's 5 MiB.
@@ -42,11 +48,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+from botocore.exceptions import ClientError
 
 from backends.errors import BackendError, BackendUnavailable
 from backends.s3.config import MiB, S3Config
 from backends.s3.parts import ForwardedBody
-from backends.s3.store import Store, crc32_b64
+from backends.s3.store import Store, crc32_b64, error_code
 
 #: a check's outcome: a right value stored and a wrong one refused ...
 VERIFIED = "verified"
@@ -273,8 +280,8 @@ class Prober:
 
     async def _part_numbers(self) -> None:
         """The highest of ``max_parts`` and 1,000 the store takes (both at
-        once, with part 1, on an upload of their own that declares no
-        checksum); then the upload completed from part 1 alone."""
+        once, with parts 1 and 2, on an upload of their own that declares no
+        checksum); then that upload completed from parts 1 and 2 alone."""
         key = f"{self.base}/part-numbers"
         upload_id = await self._create(key)
 
@@ -282,22 +289,31 @@ class Prober:
             async def part() -> None:
                 etags[n] = await self.store.upload_part(key, upload_id, n, [b"x"], None, None)
 
-            return await self._attempt(f"max_parts_{n}" if n > 1 else "part_1", part)
+            return await self._attempt(f"max_parts_{n}" if n > 2 else f"part_{n}", part)
 
         etags: dict[int, str] = {}
         numbers = list(dict.fromkeys((self.config.max_parts, SWIFT_MAX_PARTS)))
-        taken = await asyncio.gather(*(one(n) for n in [1, *numbers]))
-        self.found.max_parts = next((n for n, ok in zip(numbers, taken[1:], strict=True) if ok), 0)
-        if not taken[0] or len(etags) < 2:
+        taken = await asyncio.gather(*(one(n) for n in [1, 2, *numbers]))
+        self.found.max_parts = next((n for n, ok in zip(numbers, taken[2:], strict=True) if ok), 0)
+        if all(taken[:2]) and len(etags) > 2:
+            await self._partial_complete(key, upload_id, [etags[1], etags[2]])
+
+    async def _partial_complete(self, key: str, upload_id: str, etags: list[str]) -> None:
+        """Parts 1 and 2 of an upload with more: see the module docs."""
+        try:
+            await self.store.complete(key, upload_id, etags, None, [1, 2])
+        except BackendError as exc:
+            answer = _refusal(exc)
+            cause = exc.__cause__
+            code = error_code(cause)[0] if isinstance(cause, ClientError) else ""
+            if code == "EntityTooSmall":  # past the part list, at the sizes
+                self.found.partial_complete = ACCEPTED
+            else:
+                self.found.answers["partial_complete"] = answer
+                self.found.partial_complete = REFUSED
             return
-
-        async def partial() -> None:
-            await self.store.complete(key, upload_id, [etags[1]], None, [1])
-
-        accepted = await self._attempt("partial_complete", partial)
-        if accepted:
-            self._uploads.remove((key, upload_id))
-        self.found.partial_complete = ACCEPTED if accepted else REFUSED
+        self._uploads.remove((key, upload_id))
+        self.found.partial_complete = ACCEPTED
 
     async def _presigned(self) -> None:
         await self._object
