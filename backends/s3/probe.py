@@ -48,12 +48,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
-from botocore.exceptions import ClientError
 
 from backends.errors import BackendError, BackendUnavailable
 from backends.s3.config import MiB, S3Config
 from backends.s3.parts import ForwardedBody
-from backends.s3.store import Store, crc32_b64, error_code
+from backends.s3.store import Store, crc32_b64, s3_code
 
 #: a check's outcome: a right value stored and a wrong one refused ...
 VERIFIED = "verified"
@@ -304,9 +303,7 @@ class Prober:
             await self.store.complete(key, upload_id, etags, None, [1, 2])
         except BackendError as exc:
             answer = _refusal(exc)
-            cause = exc.__cause__
-            code = error_code(cause)[0] if isinstance(cause, ClientError) else ""
-            if code == "EntityTooSmall":  # past the part list, at the sizes
+            if s3_code(exc) == "EntityTooSmall":  # past the part list, at the sizes
                 self.found.partial_complete = ACCEPTED
             else:
                 self.found.answers["partial_complete"] = answer

@@ -13,6 +13,7 @@ import asyncio
 import base64
 import contextlib
 import hashlib
+import logging
 import zlib
 from collections.abc import AsyncGenerator, Iterator, Sequence
 from contextlib import AsyncExitStack
@@ -38,6 +39,11 @@ from backends.s3 import observe
 from backends.s3.config import S3Config
 from backends.telemetry import BackendTelemetry
 
+log = logging.getLogger("backends.s3")
+
+#: how long start-up waits for a bucket it created to be served (``Store.served``)
+NEW_BUCKET_WAIT = 15.0
+
 _NOT_FOUND = {"NoSuchKey", "NoSuchUpload", "NotFound", "404", "InvalidPart"}
 _UNAVAILABLE = {
     "SlowDown",
@@ -57,6 +63,12 @@ def error_code(exc: ClientError) -> tuple[str, int]:
     error = exc.response.get("Error", {})
     status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
     return str(error.get("Code", status)), status
+
+
+def s3_code(exc: BackendError) -> str:
+    """The S3 error code behind a translated error ("" if none)."""
+    cause = exc.__cause__
+    return error_code(cause)[0] if isinstance(cause, ClientError) else ""
 
 
 def translate(exc: BaseException, what: str) -> BackendError:
@@ -302,6 +314,29 @@ class Store:
             except ClientError as exc:
                 if error_code(exc)[0] not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
                     raise
+        log.info("s3: created %s", where)
+        waited = await self.served(NEW_BUCKET_WAIT)
+        if waited:
+            log.warning("s3: %s was created, yet answered NoSuchBucket for %.1f s", where, waited)
+
+    async def served(self, limit: float) -> float:
+        """Wait until multipart requests find the bucket, at most ``limit``
+        seconds; how long it took (0: at once). Some stores answer
+        NoSuchBucket for a moment after creating one (Swift 2.30's s3api
+        under load, from its cached container info)."""
+        loop = asyncio.get_running_loop()
+        started, delay, missed = loop.time(), 0.05, False
+        while True:
+            try:
+                with s3_errors("ListMultipartUploads"):
+                    await self.client.list_multipart_uploads(Bucket=self.bucket, MaxUploads=1)
+                return loop.time() - started if missed else 0.0
+            except NotFound:
+                if loop.time() - started + delay > limit:
+                    raise
+            missed = True
+            await asyncio.sleep(delay)
+            delay = min(2 * delay, 1.0)
 
     async def ping(self) -> None:
         with s3_errors("HeadBucket"):

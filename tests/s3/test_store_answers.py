@@ -12,15 +12,19 @@ and Swift 2.38: Swift 2.30 and Ceph RGW 16 never get part checksums).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import time
 import uuid
 from collections.abc import Iterator
 
 import pytest
 
 from backends.base import StreamInfo
-from backends.s3 import S3Backend
+from backends.errors import NotFound
+from backends.s3 import S3Backend, S3Config
+from backends.s3.store import Store
 from tests.s3.conftest import S3_TARGETS, store_named
 from tests.s3.test_s3_backend import backend_for, finished_stream, read_all, run_with, write_all
 from tests.support.s3proxy import (
@@ -253,3 +257,35 @@ def test_trailers_refused_after_start(
     said = _said(caplog, "trailer_refused")
     assert len(said) == 1 and "XAmzContentSHA256Mismatch" in said[0], said
     assert store.leftovers() == []
+
+
+# -- a bucket the gateway created, not served at once -------------------------------------
+
+
+def test_a_new_bucket_is_waited_for(store: S3Target) -> None:
+    """Start-up waits (bounded) for a bucket it created to be served: Swift
+    2.30's s3api answered NoSuchBucket to the probe's first multipart upload
+    right after creating one, under load. Here the bucket appears 0.5 s late."""
+    config = S3Config.model_validate(store.backend_config())
+
+    async def check() -> None:
+        s = Store(config)
+        await s.open()
+        try:
+            with pytest.raises(NotFound, match="NoSuchBucket"):
+                await s.served(0.3)  # nobody creates it: the wait ends
+            loop = asyncio.get_running_loop()
+            creating = loop.run_in_executor(None, _create_later, store, config.bucket)
+            waited = await s.served(30)
+            await creating
+            assert 0.4 < waited < 30
+            assert await s.served(1) == 0.0  # served at once now
+        finally:
+            await s.close()
+
+    asyncio.run(check())
+
+
+def _create_later(store: S3Target, bucket: str) -> None:
+    time.sleep(0.5)
+    store.client().create_bucket(Bucket=bucket)
