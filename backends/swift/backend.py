@@ -4,6 +4,7 @@ the package docstring (``backends/swift/__init__.py``)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
@@ -170,8 +171,7 @@ class SwiftBackend(Backend):
     ) -> ObjectInfo:
         parts: list[tuple[StreamInfo, list[Segment]]] = []
         copies: dict[str, tuple[StreamInfo, list[Segment]]] = {}
-        copying: list[str] = []  # prefixes of the copies begun
-        try:
+        async with self._copies_dropped_on_failure(key) as copying:
             for stream in streams:  # a stream listed twice is referenced twice, copied once
                 segments = load_segments(stream.state, stream.offset)
                 if stream.id in copies:
@@ -184,10 +184,6 @@ class SwiftBackend(Backend):
                 else:
                     parts.append((stream, segments))
             info, _ = await self._make_object(key, parts, meta)
-        except BaseException:
-            if copying:
-                await asyncio.shield(self._drop_copies(key, copying))
-            raise
         return info
 
     async def _owned_elsewhere(self, stream: StreamInfo, segments: list[Segment], key: str) -> bool:
@@ -226,6 +222,18 @@ class SwiftBackend(Backend):
             return Segment(name, segment.size, segment.etag)
 
         return copy, await bounded(segments, one, self.cfg.concurrency)
+
+    @contextlib.asynccontextmanager
+    async def _copies_dropped_on_failure(self, key: str) -> AsyncIterator[list[str]]:
+        """The prefixes of the copies an assembly into ``key`` begins (the
+        caller appends them); dropped if the assembly fails."""
+        copying: list[str] = []
+        try:
+            yield copying
+        except BaseException:
+            if copying:
+                await asyncio.shield(self._drop_copies(key, copying))
+            raise
 
     async def _drop_copies(self, key: str, prefixes: list[str]) -> None:
         """An assembly failed (a copy, the manifest): delete the copies it made
@@ -335,8 +343,7 @@ class SwiftBackend(Backend):
                 Segment(leaf.name, leaf.size, leaf.etag)
             )
         copied: dict[str, tuple[StreamInfo, Segment]] = {}
-        copying: list[str] = []
-        try:
+        async with self._copies_dropped_on_failure(key) as copying:
             for prefix, segments in by_stream.items():
                 origin = StreamInfo(id=prefix.rstrip("/"), key=None, length=None, offset=0)
                 copy = self._copy_stream(origin, key)
@@ -352,10 +359,6 @@ class SwiftBackend(Backend):
                 else:
                     parts.append((stream, [segment]))
             info, _ = await self._make_object(key, parts, meta)
-        except BaseException:
-            if copying:
-                await asyncio.shield(self._drop_copies(key, copying))
-            raise
         return info
 
     async def _copy_plain(self, source: str, key: str, meta: ObjectMeta | None) -> ObjectInfo:
