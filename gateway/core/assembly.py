@@ -21,7 +21,7 @@ from typing import Any
 
 from backends.base import ObjectMeta
 from backends.concurrency import bounded
-from gateway.core import digests, object_meta
+from gateway.core import digests, object_meta, stream_digests
 from gateway.core.errors import BadRequest, Locked, NotReady, UploadGone, UploadNotFound
 from gateway.core.expiry import schedule_deletion
 from gateway.core.ledger import Ledger, backend_errors
@@ -163,7 +163,8 @@ class Assembly:
             return lambda start, end: backend.read_stream(stream, start, end)
 
         with backend_errors():
-            running = await digests.concatenation(record, parts, reader)
+            running, reread = await digests.concatenation(record, parts, reader)
+        stream_digests.chain_broken(ledger, record, parts, reread)
         reason = digests.conclude(record, running)
         if reason is not None:
             self._release_all(record)

@@ -28,7 +28,9 @@ tombstone whose ``extra[REJECTED]`` says why (its id answers 460 until swept).
 An assembly's digest is over the concatenation. SHA-256 states cannot be
 combined, so ``concatenation`` continues the first part's kept state with
 the bytes of the other parts read back from the store: a final of n parts
-re-reads all but its first part, once, before it is assembled.
+re-reads all but its first part, once, before it is assembled. A multipart
+session's parts that arrived in order carry a state chained through them
+(``digest_chain``): what that chain covers is not read back.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from typing import Any
 import rehashes
 
 from gateway.access import qetag
-from gateway.core import object_meta
+from gateway.core import digest_chain, object_meta
 from gateway.core.errors import BadRequest, ChecksumMismatch, ServiceUnavailable
 from gateway.core.records import UploadRecord
 from gateway.digest_fields import DECLARED
@@ -242,51 +244,61 @@ def complete_sha256(running: Running, length: int | None) -> str | None:
 def forget(record: UploadRecord) -> None:
     """An object's hashers are no longer needed once its digest is known."""
     record.extra.pop(STATE, None)
+    record.extra.pop(digest_chain.CHAIN, None)
+
+
+def _start(parts: Sequence[UploadRecord], wanted: Sequence[str]) -> tuple[Running, int]:
+    """The hashers over the longest leading run of ``parts`` whose state is
+    kept — the session's chain (``digest_chain``), else the first part's
+    own state — and how many parts that run has (0: fresh hashers)."""
+    state, count = digest_chain.prefix(parts)
+    if state is not None:
+        running = Running.load(state, wanted)
+        if running is not None and running.offset == sum(p.offset for p in parts[:count]):
+            return running, count
+    saved = parts[0].extra.get(STATE) if parts else None
+    if isinstance(saved, dict):
+        running = Running.load(saved, wanted)
+        if running is not None and running.offset == parts[0].offset:
+            return running, 1
+    return Running.fresh(wanted), 0
 
 
 async def concatenation(
     assembly: UploadRecord, parts: Sequence[UploadRecord], reader: Callable[[UploadRecord], Reader]
-) -> Running:
-    """The hashers over ``parts`` in order: the first part's kept state
-    continued with the other parts' bytes, read back (``reader(part)``)."""
-    wanted = algorithms(assembly)
-    running = None
-    if parts:
-        first = parts[0]
-        saved = first.extra.get(STATE)
-        if isinstance(saved, dict):
-            running = Running.load(saved, wanted)
-        if running is not None and running.offset != first.offset:
-            running = None
-    rest = parts[1:] if running is not None else parts
-    if running is None:
-        running = Running.fresh(wanted)
-    for part in rest:
+) -> tuple[Running, int]:
+    """The hashers over ``parts`` in order: the kept state of their leading
+    run (``_start``) continued with the other parts' bytes, read back
+    (``reader(part)``); and how many bytes were read back."""
+    running, count = _start(parts, algorithms(assembly))
+    first = running.offset
+    for part in parts[count:]:
         start = running.offset
         async for chunk in reader(part)(0, part.offset):
             running.update(chunk)
         if running.offset - start != part.offset:
             got = running.offset - start
             raise ServiceUnavailable(f"part {part.id} read back {got} of {part.offset} bytes")
-    return running
+    return running, running.offset - first
 
 
-async def continued(record: UploadRecord, first: UploadRecord, read: Reader, size: int) -> Running:
+async def continued(
+    record: UploadRecord, parts: Sequence[UploadRecord], read: Reader, size: int
+) -> tuple[Running, int]:
     """The hashers over an object of ``size`` bytes the store made itself
-    from parts it cannot show before (Qiniu v2 parts written straight into
-    an S3 multipart upload): the first part's kept state continued with the
-    object's other bytes, read back once (``read``: the object's bytes)."""
-    running = None
-    saved = first.extra.get(STATE)
-    if isinstance(saved, dict):
-        running = Running.load(saved, algorithms(record))
-    if running is None or running.offset != first.offset:
-        running = Running.fresh(algorithms(record))
-    async for chunk in read(running.offset, size):
-        running.update(chunk)
+    from ``parts`` it cannot show before (Qiniu v2 parts written straight
+    into an S3 multipart upload): the kept state of their leading run
+    continued with the object's other bytes, read back (``read``: the
+    object's bytes; nothing is read if the run covers them all); and how
+    many bytes were read back."""
+    running, _ = _start(parts, algorithms(record))
+    first = running.offset
+    if first < size:
+        async for chunk in read(first, size):
+            running.update(chunk)
     if running.offset != size:
         raise ServiceUnavailable(f"the object read back {running.offset} of {size} bytes")
-    return running
+    return running, running.offset - first
 
 
 def _b64(hex_digest: str) -> str:

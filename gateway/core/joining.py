@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from backends.base import MemoryBudget
+from gateway.core.held_parts import HeldParts
 
 #: how long a short part waits for the part before it to be stored
 ARRIVAL_WAIT = 10.0
@@ -31,15 +31,6 @@ ARRIVAL_WAIT = 10.0
 HELD_MAX = 64 * 1024 * 1024
 #: how long a held part is kept (its session may be abandoned)
 HELD_TTL = 300.0
-
-
-@dataclass
-class _Held:
-    etag: str
-    budget: MemoryBudget
-    chunks: list[bytes] = field(default_factory=list)
-    size: int = 0
-    since: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -62,8 +53,7 @@ class Collector:
 class Joining:
     def __init__(self) -> None:
         self._arriving: dict[str, _Arrival] = {}
-        self._held: dict[str, _Held] = {}
-        self._held_size = 0
+        self._held = HeldParts(HELD_MAX, HELD_TTL)
 
     # -- parts arriving ------------------------------------------------------------
     @contextlib.asynccontextmanager
@@ -105,42 +95,19 @@ class Joining:
     ) -> None:
         """Keep the bytes ``collector`` saw of the stored part ``part_id``
         (whose MD5 is ``etag``), if memory can be spared now."""
-        self.drop(part_id)
-        self._expire()
-        size = sum(len(c) for c in collector.chunks)
-        if self._held_size + size > HELD_MAX:
-            return
-        try:
-            async with asyncio.timeout(0):  # granted at once, or not at all
-                await budget.acquire(size)
-        except TimeoutError:
-            return
-        self._held[part_id] = _Held(etag, budget, collector.chunks, size)
-        self._held_size += size
+        await self._held.hold(part_id, etag, collector.chunks, budget)
 
     def take(self, part_id: str, etag: str) -> list[bytes] | None:
         """The held bytes of part ``part_id`` if they are those of ``etag``
         (held until ``drop``)."""
-        held = self._held.get(part_id)
-        return held.chunks if held is not None and held.etag == etag else None
+        return self._held.take(part_id, etag)
 
     def drop(self, part_id: str) -> None:
-        held = self._held.pop(part_id, None)
-        if held is not None:
-            self._held_size -= held.size
-            held.budget.release(held.size)
+        self._held.drop(part_id)
 
     def drop_session(self, session_id: str) -> None:
         """Drop the held parts of a session that ended."""
-        prefix = f"{session_id}-"
-        for part_id in [p for p in self._held if p.startswith(prefix)]:
-            self.drop(part_id)
-        self._expire()
-
-    def _expire(self) -> None:
-        limit = time.monotonic() - HELD_TTL
-        for part_id in [p for p, h in self._held.items() if h.since < limit]:
-            self.drop(part_id)
+        self._held.drop_session(session_id)
 
 
 async def from_memory(chunks: list[bytes]) -> AsyncIterator[bytes]:

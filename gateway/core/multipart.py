@@ -9,7 +9,8 @@ its expiry), so every instance sees it and it survives restarts. Its part
 instance finds it without a map, and a part costs the same however many
 there are. Putting a part takes one lock (the part's), two reads (the
 session, the part it replaces) and two saves (the new part, then the part
-sealed with its digests); a re-sent part replaces the old one.
+sealed with its digests); a re-sent part replaces the old one. Where its
+SHA-256 is kept, a part also reads the part before it (``chaining.py``).
 
 When the object's key is known at ``open`` and the store can write an
 object in parts (S3), large parts go straight into an upload of the object
@@ -35,6 +36,7 @@ from backends.errors import BackendError
 from gateway.core import digests, multipart_direct
 from gateway.core.assembly import Assembly
 from gateway.core.body import GuardedBody, Hasher
+from gateway.core.chaining import Chaining, Link
 from gateway.core.checksums import Crc32
 from gateway.core.errors import (
     BadRequest,
@@ -126,6 +128,7 @@ class Multipart:
         self._assembly = assembly
         self._expiry = expiry
         self._joining = Joining()
+        self._chaining = Chaining(ledger.state)
 
     # -- sessions --------------------------------------------------------------------
     async def open(
@@ -231,6 +234,7 @@ class Multipart:
             collector = Collector() if waits and (content_length or 0) < minimum else None
             async with ledger.locks.hold(pid) as lease:
                 self._joining.drop(pid)
+                self._chaining.drop(pid)
                 old = await ledger.state.get(pid)
                 if old is not None and old.status in (Status.ACTIVE, Status.COMPLETE):
                     with backend_errors():
@@ -258,6 +262,10 @@ class Multipart:
                     await ledger.save(record)
                 md5, crc = hashlib.md5(), Crc32()
                 running = digests.Running.fresh(["sha-256"]) if ledger.digesting(record) else None
+                link = None
+                if running is not None:  # the session's SHA-256, chained through its parts
+                    before = part_id(session.id, number - 1) if number > 1 else None
+                    link = await self._chaining.begin(before, content_length)
                 max_size = ledger.config.server.max_upload_size or None
                 guarded = GuardedBody(
                     body,
@@ -267,6 +275,7 @@ class Multipart:
                         md5,
                         crc,
                         *([running] if running else []),
+                        *([link] if link else []),
                         *hashers,
                         *([collector] if collector else []),
                     ],
@@ -309,6 +318,8 @@ class Multipart:
                         # else an assembly reads the part back
                         digests.keep(record, running, written)  # an assembly starts from it
                         digests.conclude(record, running)
+                    if link is not None:
+                        link.seal(record, written)
                     if result is not None:
                         record.backend_state = result.state
                         with backend_errors():  # verified: now sealed
@@ -331,6 +342,8 @@ class Multipart:
                         )
                     for _, joined_record in joined or ():
                         self._joining.drop(joined_record.id)
+                    if link is not None:
+                        await self._chaining.hold(pid, link, b.backend.context.budget)
                 except BaseException:
                     await asyncio.shield(self._drop(record, result))
                     raise
@@ -341,7 +354,17 @@ class Multipart:
                     log.warning("cleanup after part %s failed", pid, exc_info=True)
             part = _part_of(record)
             assert part is not None
-            return part
+        if link is not None:
+            await self._chain(session, number, link)
+        return part
+
+    async def _chain(self, session: Session, number: int, link: Link) -> None:
+        """Carry the session's SHA-256 chain on from part ``number``
+        (``chaining.py``): a failure only leaves it broken."""
+        try:
+            await self._chaining.extend(lambda n: part_id(session.id, n), number, link)
+        except Exception as exc:
+            log.info("session %s: chain after part %d not carried (%s)", session.id, number, exc)
 
     async def _joinable(
         self, session: Session, b: Bucket, number: int, length: int | None
@@ -467,6 +490,7 @@ class Multipart:
         until completed, discarded or expired. Unless ``completed``, the
         object's upload in the store (if any) is dropped with the parts in it."""
         self._joining.drop_session(session.id)
+        self._chaining.drop_session(session.id)
         record = await self.ledger.state.get(session.id)
         if record is not None and record.status is Status.ACTIVE:
             self.ledger.tombstone(record, Status.EXPIRED)
@@ -526,6 +550,7 @@ class Multipart:
         drops what is left at its expiry)."""
         for stream_id in ids:
             self._joining.drop(stream_id)
+            self._chaining.drop(stream_id)
             try:
                 await self._expiry.terminate(stream_id)
             except UploadError as exc:

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from backends.base import JSON, Capability, ObjectMeta
-from gateway.core import digests, object_meta
+from gateway.core import digests, object_meta, stream_digests
 from gateway.core.body import GuardedBody
 from gateway.core.errors import BadRequest, UploadError
 from gateway.core.expiry import schedule_deletion
@@ -184,7 +184,7 @@ async def complete(
     async with ledger.committing(record, session.bucket, key, found):
         with backend_errors():
             await b.backend.complete_object(session.direct, stored, last, meta)
-            await _digest(ledger, record, found[0], b, key)
+            await _digest(ledger, record, found, b, key)
         ledger.mark_finished(record)
         await schedule_deletion(b, record)
         await ledger.create(record)
@@ -246,18 +246,20 @@ def _not_joined(b: Bucket, part: Part, before: Sequence[Part]) -> str:
 
 
 async def _digest(
-    ledger: Ledger, record: UploadRecord, first: UploadRecord, b: Bucket, key: str
+    ledger: Ledger, record: UploadRecord, parts: Sequence[UploadRecord], b: Bucket, key: str
 ) -> None:
-    """The SHA-256 of an object the store made from its parts: parts
-    arrive in any order and the store shows none before it is made, so
-    the first part's state continues over the object's other bytes, read
-    back once (as for a final: ``digests.concatenation``)."""
+    """The SHA-256 of an object the store made from its parts: the state
+    chained through the parts as they arrived (``digest_chain``), or where
+    that chain does not cover them all, the first part's state continued
+    over the object's other bytes, read back once (parts arrive in any
+    order and the store shows none before it is made)."""
     if not ledger.digesting(record):
         return
     backend_key = b.backend_key(key)
-    running = await digests.continued(
-        record, first, lambda start, end: b.backend.read(backend_key, start, end), record.offset
+    running, reread = await digests.continued(
+        record, parts, lambda start, end: b.backend.read(backend_key, start, end), record.offset
     )
+    stream_digests.chain_broken(ledger, record, parts, reread)
     digests.conclude(record, running)  # no digest was declared: nothing to refuse
 
 

@@ -6,8 +6,9 @@ these under the upload's lock)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
-from gateway.core import digests
+from gateway.core import digest_chain, digests
 from gateway.core.ledger import Bucket, Ledger
 from gateway.core.records import Kind, UploadRecord
 
@@ -53,3 +54,20 @@ async def conclude_sealed(ledger: Ledger, record: UploadRecord, b: Bucket) -> No
         await ledger.reject(record, "the declared digest could not be verified")
     else:
         log.error("upload %s: its SHA-256 could not be computed", record.id)
+
+
+def chain_broken(
+    ledger: Ledger, record: UploadRecord, parts: Sequence[UploadRecord], reread: int
+) -> None:
+    """Count an object made of a multipart session's parts whose SHA-256
+    read ``reread`` bytes back: its parts' chain (``digest_chain``) did not
+    cover them (sent out of order across instances, again, or listed in
+    part; a restart)."""
+    if reread and digest_chain.chained(parts):
+        ledger.events.emit("digest-reread", record)
+        log.info(
+            "upload %s: %d of its %d bytes read back for its SHA-256 (its parts' chain was broken)",
+            record.id,
+            reread,
+            record.offset,
+        )

@@ -4,6 +4,7 @@ verification before sealing, replacing, listing past a read batch, abort."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 from collections.abc import AsyncIterator, Callable
@@ -12,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from gateway.core.digests import SHA256
 from gateway.core.errors import ChecksumMismatch, NoSuchSession
 from gateway.core.multipart import Part, Session
 from gateway.core.records import Status
@@ -129,5 +131,65 @@ def test_listing_and_abort(tmp_path: Path, state: dict[str, Any]) -> None:
             record = await service.state.get(f"{session.id}-{number}")
             assert record is not None and record.status is Status.TERMINATED
         assert not [p for p in (tmp_path / "data").rglob("*") if p.is_file()]
+
+    run(tmp_path, state, body)
+
+
+def test_sha256_is_chained_through_the_parts(tmp_path: Path, state: dict[str, Any]) -> None:
+    """The object's SHA-256 without reading it back when its parts came in
+    order, even overlapping (part 1 finishing last); read back, and right,
+    where the chain is broken (a part sent again, a part left out)."""
+
+    async def body(service: UploadService) -> None:
+        mp = service.multipart
+        events: list[tuple[str, str | None]] = []
+        service.ledger.events.listeners.append(
+            lambda event, record: events.append((event, record.extra.get(SHA256)))
+        )
+        p = {n: os.urandom(300_000 + n) for n in (1, 2, 3)}
+        whole = hashlib.sha256(p[1] + p[2] + p[3]).hexdigest()
+        calls = Calls()
+        calls.watch(service.bucket("default").backend, "read_stream")
+        session = await mp.open(protocol="test", bucket="default", key=None, ttl=600)
+        others_done = asyncio.Event()
+
+        async def slow_first() -> AsyncIterator[bytes]:
+            yield p[1][:1000]
+            await others_done.wait()  # parts 2 and 3 are stored meanwhile
+            yield p[1][1000:]
+
+        async def others() -> list[Part]:
+            parts = [await _put(service, session, n, p[n]) for n in (3, 2)]
+            others_done.set()
+            return parts
+
+        first, (third, second) = await asyncio.gather(
+            mp.put_part(session, 1, slow_first(), content_length=len(p[1])), others()
+        )
+        async with mp.completing(session.id, "default", "test") as held:
+            await mp.complete(held, [first, second, third], "chained")
+        assert await _object(service, "chained") == p[1] + p[2] + p[3]
+        assert ("post-finish", whole) in events
+        assert not [e for e in events if e[0] == "digest-reread"]
+        assert calls.take() == {}  # nothing read back for the SHA-256
+
+        events.clear()
+        session = await mp.open(protocol="test", bucket="default", key=None, ttl=600)
+        parts = {n: await _put(service, session, n, p[n]) for n in (1, 2, 3)}
+        parts[2] = await _put(service, session, 2, p[3])  # sent again, other bytes
+        async with mp.completing(session.id, "default", "test") as held:
+            await mp.complete(held, [parts[1], parts[2], parts[3]], "resent")
+        assert ("post-finish", hashlib.sha256(p[1] + p[3] + p[3]).hexdigest()) in events
+        assert [e[0] for e in events].count("digest-reread") == 1
+        assert calls.take() == {"read_stream": 1}  # part 3 read back
+
+        events.clear()
+        session = await mp.open(protocol="test", bucket="default", key=None, ttl=600)
+        parts = {n: await _put(service, session, n, p[n]) for n in (1, 2, 3)}
+        async with mp.completing(session.id, "default", "test") as held:
+            await mp.complete(held, [parts[1], parts[3]], "subset")
+        assert ("post-finish", hashlib.sha256(p[1] + p[3]).hexdigest()) in events
+        assert [e[0] for e in events].count("digest-reread") == 1
+        assert calls.take() == {"read_stream": 1}
 
     run(tmp_path, state, body)

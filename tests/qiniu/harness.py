@@ -6,6 +6,7 @@ import asyncio
 import base64
 import hashlib
 import json
+import sqlite3
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,6 +19,8 @@ from qiniu import Region
 from backends.base import BackendContext
 from backends.registry import backend_class
 from gateway.core.budget import Budget
+from gateway.core.digests import SHA256
+from gateway.core.records import Status, UploadRecord
 from gateway.core.state.sqlite import SQLiteStateStore
 from tests.conftest import gateway_config
 from tests.support.targets import Target
@@ -73,6 +76,17 @@ def v2_etag(path: Path, part_size: int) -> str:
             sha1s = [hashlib.sha1(b).digest() for b in blocks]
             joined += sha1s[0] if len(sha1s) == 1 else hashlib.sha1(b"".join(sha1s)).digest()
     return base64.urlsafe_b64encode(b"\x9e" + hashlib.sha1(joined).digest()).decode()
+
+
+def recorded_sha256(gw: GatewayProcess, key: str) -> str:
+    """The SHA-256 the gateway recorded for the finished object ``key``."""
+    with sqlite3.connect(gw.workdir / "state.db") as db:
+        rows = db.execute("SELECT data FROM uploads").fetchall()
+    records = [UploadRecord.from_json(r[0]) for r in rows]
+    [found] = [
+        r for r in records if r.bucket == BUCKET and r.key == key and r.status is Status.FINISHED
+    ]
+    return str(found.extra[SHA256])
 
 
 def read_back(gw: GatewayProcess, key: str, prefix: str = PREFIX) -> str:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -15,20 +14,8 @@ import qiniu
 from qiniu import UploadProgressRecorder
 from qiniu.utils import etag_stream
 
-from gateway.core.digests import SHA256
-from gateway.core.records import Status, UploadRecord
-from tests.qiniu.harness import BUCKET, MiB, region, token, v2_etag
+from tests.qiniu.harness import MiB, recorded_sha256, region, token, v2_etag
 from testservers.gateway import GatewayProcess
-
-
-def _sha256_of(gw: GatewayProcess, key: str) -> str:
-    with sqlite3.connect(gw.workdir / "state.db") as db:
-        rows = db.execute("SELECT data FROM uploads").fetchall()
-    records = [UploadRecord.from_json(r[0]) for r in rows]
-    [found] = [
-        r for r in records if r.bucket == BUCKET and r.key == key and r.status is Status.FINISHED
-    ]
-    return str(found.extra[SHA256])
 
 
 def test_form_upload_gets_its_sha256(qgw: GatewayProcess) -> None:
@@ -37,7 +24,7 @@ def test_form_upload_gets_its_sha256(qgw: GatewayProcess) -> None:
     ret, info = qiniu.put_data(token(key), key, data, regions=[region(qgw)])
     assert info.status_code == 200, info
     assert ret["hash"] == etag_stream(io.BytesIO(data))
-    assert _sha256_of(qgw, key) == hashlib.sha256(data).hexdigest()
+    assert recorded_sha256(qgw, key) == hashlib.sha256(data).hexdigest()
 
 
 @pytest.mark.parametrize(
@@ -67,4 +54,4 @@ def test_resumable_upload_gets_its_sha256(
     assert info.status_code == 200, info
     qetag = qiniu.etag(str(path)) if part_mib == 4 else v2_etag(path, part_mib * MiB)
     assert ret["hash"] == qetag  # unchanged: the qetag the SDK checks
-    assert _sha256_of(qgw, key) == hashlib.sha256(data).hexdigest()
+    assert recorded_sha256(qgw, key) == hashlib.sha256(data).hexdigest()

@@ -30,13 +30,24 @@ import requests
 from qiniu import UploadProgressRecorder
 
 from tests.observability.scrape import Samples, delta, scrape, scrape_when
-from tests.qiniu.harness import BUCKET, MiB, qiniu_config, read_back, region, sha256, token
+from tests.qiniu.harness import (
+    BUCKET,
+    MiB,
+    qiniu_config,
+    read_back,
+    recorded_sha256,
+    region,
+    sha256,
+    token,
+)
 from tests.qiniu.test_qiniu_raw import multipart, post_form
 from tests.qiniu.test_qiniu_sdk import _StopAfter
 from tests.support.targets import Target
 from testservers.gateway import GatewayProcess
 
 CALLS = "upload_gateway_backend_request_duration_seconds_count"
+#: objects whose SHA-256 read bytes back (the parts' chain did not cover them)
+REREADS = "upload_gateway_digest_rereads_total"
 
 
 def _leftovers(target: Target) -> list[str]:
@@ -205,6 +216,9 @@ def test_sdk_v2_large_parts_are_stored_once(qgw: GatewayProcess, target: Target)
     assert ret["key"] == "direct/v2-8.bin"
     after = _answered(qgw, before, 2)
     assert read_back(qgw, "direct/v2-8.bin") == sha256(data)
+    # the SHA-256 chained through the parts as they came: nothing read back
+    assert recorded_sha256(qgw, "direct/v2-8.bin") == sha256(data)
+    assert delta(before, after, REREADS) == 0
     if _parts_direct(target):
         # two 8 MiB parts into the object's upload, the short last one stored
         # on its own and copied in by the store, one Complete; no copy-through
@@ -214,10 +228,7 @@ def test_sdk_v2_large_parts_are_stored_once(qgw: GatewayProcess, target: Target)
         assert _store_calls(before, after, "upload_part_copy") <= 1
         assert _store_calls(before, after, "complete_multipart_upload") == 1
         assert _store_calls(before, after, "copy_object") == 0
-        # one read of the object's bytes after the first part: its SHA-256
-        # (parts arrive in any order, S3 shows none before the object is
-        # made; README "Whole-file digests")
-        assert _store_calls(before, after, "get_object") <= 1
+        assert _store_calls(before, after, "get_object") == 0
     assert _leftovers(target) == []
 
 
@@ -226,6 +237,7 @@ def test_v2_parts_out_of_order_resent_and_listed_in_part(
 ) -> None:
     size = 5 * MiB + 1
     p = {n: os.urandom(size) for n in (1, 2, 3)}
+    before = scrape(qgw.url)
     session = V2(qgw, "direct/v2-order.bin")
     session.put(3, p[3])
     session.put(1, p[1])
@@ -234,6 +246,8 @@ def test_v2_parts_out_of_order_resent_and_listed_in_part(
     r = session.complete([1, 2, 3])
     assert r.status_code == 200, r.text
     assert read_back(qgw, "direct/v2-order.bin") == sha256(p[1] + p[2] + p[3])
+    # part 3 was chained after the first part 2: read back for the SHA-256
+    assert recorded_sha256(qgw, "direct/v2-order.bin") == sha256(p[1] + p[2] + p[3])
 
     subset = V2(qgw, "direct/v2-subset.bin")
     for n in (1, 2, 3):
@@ -241,6 +255,9 @@ def test_v2_parts_out_of_order_resent_and_listed_in_part(
     r = subset.complete([1, 3])  # the object is exactly the listed parts
     assert r.status_code == 200, r.text
     assert read_back(qgw, "direct/v2-subset.bin") == sha256(p[1] + p[3])
+    assert recorded_sha256(qgw, "direct/v2-subset.bin") == sha256(p[1] + p[3])
+    # each object read back its part 3 (chained after a part 2 it does not list)
+    assert delta(before, _answered(qgw, before, 4), REREADS) == 2
     assert _leftovers(target) == []
 
 
@@ -253,6 +270,8 @@ def test_sdk_v2_4mib_parts_pair_up(qgw: GatewayProcess, target: Target) -> None:
     assert info.status_code == 200, info
     after = _answered(qgw, before, 2)
     assert read_back(qgw, "direct/v2-4.bin") == sha256(data)
+    assert recorded_sha256(qgw, "direct/v2-4.bin") == sha256(data)
+    assert delta(before, after, REREADS) == 0
     if _parts_direct(target):
         # the SDK sends 3 parts at a time; each waits for the one before it
         # to be stored. Mostly parts 1 and 3 (and the short last one) are
@@ -266,21 +285,26 @@ def test_sdk_v2_4mib_parts_pair_up(qgw: GatewayProcess, target: Target) -> None:
         assert _store_calls(before, after, "upload_part_copy") <= 1
         assert _store_calls(before, after, "complete_multipart_upload") == 1
         assert _store_calls(before, after, "copy_object") == 0
-        # no short part read back (one GET: the SHA-256 of the object's
-        # bytes after part 1, as for 8 MiB parts)
-        assert _store_calls(before, after, "get_object") <= 1
+        # nothing read back: neither a short part nor the object (its
+        # SHA-256 was chained through the parts, held until their turn)
+        assert _store_calls(before, after, "get_object") == 0
     assert _leftovers(target) == []
 
 
 def test_v2_short_parts_out_of_order_are_joined(qgw: GatewayProcess, target: Target) -> None:
     p = {n: os.urandom(4 * MiB + n) for n in (1, 2, 3, 4)}
     p[5] = os.urandom(1000)
+    before = scrape(qgw.url)
     session = V2(qgw, "direct/v2-joined.bin")
     for n in (2, 1, 3, 4, 5):  # part 2 first: 1 and 2 wait, 3 takes them along
         session.put(n, p[n])
     r = session.complete([1, 2, 3, 4, 5])
     assert r.status_code == 200, r.text
-    assert read_back(qgw, "direct/v2-joined.bin") == sha256(b"".join(p[n] for n in range(1, 6)))
+    whole = sha256(b"".join(p[n] for n in range(1, 6)))
+    assert read_back(qgw, "direct/v2-joined.bin") == whole
+    # part 2 held until part 1 came: the chain covers them all
+    assert recorded_sha256(qgw, "direct/v2-joined.bin") == whole
+    assert delta(before, _answered(qgw, before, 2), REREADS) == 0
     assert _leftovers(target) == []
 
 
@@ -307,9 +331,11 @@ def test_v2_small_part_before_a_large_one(qgw: GatewayProcess, target: Target) -
         r = session.complete([1, 2])  # the short part last: fine
         assert r.status_code == 200, r.text
         assert read_back(qgw, key) == sha256(big + small)
+        assert recorded_sha256(qgw, key) == sha256(big + small)
     else:
         assert r.status_code == 200, r.text
         assert read_back(qgw, key) == sha256(big + big)
+        assert recorded_sha256(qgw, key) == sha256(big + big)
     assert _leftovers(target) == []
 
 
@@ -337,6 +363,7 @@ def test_v2_joined_part_sent_again(qgw: GatewayProcess, target: Target) -> None:
         r = changed.complete([1, 2])
     assert r.status_code == 200, r.text
     assert read_back(qgw, key) == sha256(other + two)
+    assert recorded_sha256(qgw, key) == sha256(other + two)
     assert _leftovers(target) == []
 
 
@@ -408,4 +435,6 @@ def test_sdk_resumes_after_sigkill_between_parts(
     assert stop.first is not None and stop.first > part_size * MiB, "the SDK did not resume"
     assert ret["key"] == key
     assert read_back(killable, key) == sha256(data)
+    # the chain's links are in the state store; what the crash lost is read back
+    assert recorded_sha256(killable, key) == sha256(data)
     # (a part the SDK sent again after the crash leaves the first copy to the sweeper)
