@@ -261,11 +261,14 @@ class Multipart:
                     record.version = old.version
                     await ledger.save(record)
                 md5, crc = hashlib.md5(), Crc32()
-                running = digests.Running.fresh(["sha-256"]) if ledger.digesting(record) else None
-                link = None
-                if running is not None:  # the session's SHA-256, chained through its parts
+                # the session's SHA-256, chained through its parts; a part's
+                # own is kept for part 1 only (its state starts the chain: a
+                # list that starts elsewhere reads its first part back)
+                link = running = None
+                if ledger.digesting(record):
                     before = part_id(session.id, number - 1) if number > 1 else None
                     link = await self._chaining.begin(before, content_length)
+                    running = link.running if number == 1 else None
                 max_size = ledger.config.server.max_upload_size or None
                 guarded = GuardedBody(
                     body,
@@ -274,7 +277,6 @@ class Multipart:
                     hashers=[
                         md5,
                         crc,
-                        *([running] if running else []),
                         *([link] if link else []),
                         *hashers,
                         *([collector] if collector else []),
