@@ -69,6 +69,11 @@ class Limits:
     #: an object in parts (``Capability.OBJECT_PARTS``) may be made from some
     #: of the parts written (Ceph RGW 16: only from all of them)
     partial_complete: bool = True
+    #: the longest stream, written whole in one ``write`` on its key, that the
+    #: store makes only if the key holds no object (``StreamInfo.if_absent``;
+    #: S3's PutObject with ``If-None-Match: *`` where the store honours it);
+    #: 0: none
+    create_if_absent: int = 0
 
 
 @dataclass
@@ -105,6 +110,11 @@ class StreamInfo:
     #: object in that write and keeps the digest with it (S3's one PutObject
     #: of an early object, ``x-amz-meta-sha256``)
     sha256: Callable[[], str | None] | None = None
+    #: the object at ``key`` is made only if the key holds none (asked only
+    #: for a stream of at most ``Limits.create_if_absent`` bytes written
+    #: whole in one write): else ``write`` raises ``errors.Exists`` and
+    #: stores nothing; a backend that cannot honour it refuses the write
+    if_absent: bool = False
 
 
 @dataclass

@@ -5,6 +5,7 @@ backend's edge (``raise … from exc``) and never reach the core.
     ├── BackendConfigError   bad configuration, missing bucket, bad credentials (start-up)
     ├── BackendUnavailable   the store is down or failing; retry later (HTTP 503)
     ├── NotFound             no such object / stream piece
+    ├── Exists               the key holds an object (``StreamInfo.if_absent``)
     └── InvalidState         the stream's pieces disagree with the recorded state
 """
 
@@ -40,6 +41,10 @@ class BackendUnavailable(BackendError):
 
 class NotFound(BackendError):
     """The object or piece does not exist."""
+
+
+class Exists(BackendError):
+    """A write asked to make an object only if its key held none, and it did."""
 
 
 class InvalidState(BackendError):

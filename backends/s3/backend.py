@@ -68,6 +68,7 @@ class S3Backend(Backend):
             max_parts=self.cfg.max_parts,
             max_object_size=self.cfg.object_limit,
             partial_complete=self.integrity.partial_complete,
+            create_if_absent=self.cfg.part_size if self.integrity.if_none_match else 0,
         )
 
     # -- lifecycle ---------------------------------------------------------------
@@ -148,6 +149,8 @@ class S3Backend(Backend):
     async def write(self, stream: StreamInfo, body: AsyncIterator[bytes]) -> WriteResult:
         old = StreamState.from_json(stream.state)
         old.check_offset(stream.offset)
+        if stream.if_absent and not self._if_absent(stream, old):
+            raise BackendError("this write cannot make its object only where there is none")
         if old.single and self._small(stream):
             if not (stream.early_object or old.temporary):
                 # created on its key (its length unknown then, or its object
@@ -263,6 +266,17 @@ class S3Backend(Backend):
         self._preopen_next(stream, st)
         return self._result(stream.id, old, st)
 
+    def _if_absent(self, stream: StreamInfo, old: StreamState) -> bool:
+        """Whether this write is the one PutObject on the stream's key, on a
+        store that honours If-None-Match: * (``Limits.create_if_absent``)."""
+        return (
+            self.integrity.if_none_match
+            and old.single
+            and self._small(stream)
+            and stream.early_object
+            and not old.temporary
+        )
+
     async def _write_small(
         self, stream: StreamInfo, old: StreamState, body: AsyncIterator[bytes]
     ) -> WriteResult:
@@ -295,7 +309,11 @@ class S3Backend(Backend):
                 sha256 = stream.sha256() if stream.sha256 is not None else None
                 metadata = {"sha256": sha256} if sha256 else None
             await self.store.put(
-                old.key, [*earlier, *chunks], content_type=content_type, metadata=metadata
+                old.key,
+                [*earlier, *chunks],
+                content_type=content_type,
+                metadata=metadata,
+                if_absent=stream.if_absent,
             )
         finally:
             self.context.budget.release(room)

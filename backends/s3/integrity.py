@@ -61,6 +61,8 @@ class Integrity:
         self.findings: Findings | None = None
         #: the store makes an object from some of an upload's parts (probed at start)
         self.partial_complete = True
+        #: the store honours PutObject's If-None-Match: * (probed at start)
+        self.if_none_match = False
         #: what protects the bytes now: "CRC32", "Content-MD5" or "nothing"
         self.mode = ""
         self.probes = 0
@@ -121,6 +123,7 @@ class Integrity:
             )
         if starting:
             self._partial_complete(found)
+            self.if_none_match = found.if_none_match == VERIFIED
         if not self.store.part_copy and starting:
             log.info(
                 "%s: the store has no UploadPartCopy (%s): parts are copied through the gateway",

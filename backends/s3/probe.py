@@ -25,6 +25,10 @@ runs in the background (``Probe.cleaned``) rather than delay start-up:
   would leave the parts left out behind, and Swift's s3api keeps them as
   segments no S3 request reaches (1 byte per start). Only a store that takes
   1-byte parts makes the object (the answer is then plain).
+* PutObject with ``If-None-Match: *`` on a free key (taken), then on the
+  probe object: refused (``PreconditionFailed``), the store can make an
+  object only where none is (``Limits.create_if_absent``); taken (it
+  replaced it) or refused otherwise, it cannot;
 * a presigned GET of the probe object, when URLs are presigned;
 * a part of ``min_part_size`` bytes and a last one, when that is set below
   S3's 5 MiB.
@@ -49,7 +53,7 @@ from typing import Any
 
 import aiohttp
 
-from backends.errors import BackendError, BackendUnavailable
+from backends.errors import BackendError, BackendUnavailable, Exists
 from backends.s3.config import MiB, S3Config
 from backends.s3.parts import ForwardedBody
 from backends.s3.store import Store, crc32_b64, s3_code
@@ -88,6 +92,9 @@ class Findings:
     max_parts: int = 0
     #: CompleteMultipartUpload listing some of the upload's parts (None: not tried)
     partial_complete: str | None = None
+    #: PutObject with If-None-Match: * on an existing key (verified: refused
+    #: with PreconditionFailed; ignored: it replaced the object)
+    if_none_match: str = REFUSED
     #: a presigned GET of an object works (None: not tried)
     presigned: str | None = None
     #: parts of min_part_size are accepted before a last part (None: not tried)
@@ -170,6 +177,7 @@ class Prober:
                 self._object_checks(),
                 self._multipart_checks(),
                 self._part_numbers(),
+                self._if_none_match(),
             ]
             if self.config.url.mode == "presigned":
                 jobs.append(self._presigned())
@@ -311,6 +319,25 @@ class Prober:
             return
         self._uploads.remove((key, upload_id))
         self.found.partial_complete = ACCEPTED
+
+    async def _if_none_match(self) -> None:
+        """If-None-Match: * on a free key (taken), then on the probe object
+        (refused with PreconditionFailed)."""
+        free = f"{self.base}/if-none-match"
+        self._keys.append(free)
+        if not await self._attempt(
+            "if_none_match", lambda: self.store.put(free, [_DATA], if_absent=True)
+        ):
+            return
+        await self._object
+        try:
+            await self.store.put(f"{self.base}/object", [_DATA], if_absent=True)
+        except Exists:
+            self.found.if_none_match = VERIFIED
+        except BackendError as exc:
+            self.found.answers["if_none_match"] = _refusal(exc)
+        else:
+            self.found.if_none_match = IGNORED
 
     async def _presigned(self) -> None:
         await self._object

@@ -34,7 +34,7 @@ from botocore.exceptions import (
 )
 
 from backends.base import ObjectInfo
-from backends.errors import BackendConfigError, BackendError, BackendUnavailable, NotFound
+from backends.errors import BackendConfigError, BackendError, BackendUnavailable, Exists, NotFound
 from backends.s3 import observe
 from backends.s3.config import S3Config
 from backends.telemetry import BackendTelemetry
@@ -481,9 +481,12 @@ class Store:
         md5: bytes | None = None,
         content_type: str | None = None,
         metadata: dict[str, str] | None = None,
+        if_absent: bool = False,
     ) -> str:
+        """The object ``key`` from ``data``; its ETag. With ``if_absent``,
+        only if the key holds none (``If-None-Match: *``): else ``Exists``."""
         # as for parts: a CRC32 the store verifies, cheaper than an MD5
-        extra: dict[str, Any] = {}
+        extra: dict[str, Any] = {"IfNoneMatch": "*"} if if_absent else {}
         if self.checksum:
             extra["ChecksumCRC32"] = await crc32_of(data)
         else:
@@ -492,10 +495,15 @@ class Store:
             extra["ContentType"] = content_type
         if metadata:
             extra["Metadata"] = metadata
-        with s3_errors("PutObject"):
-            resp = await self.client.put_object(
-                Bucket=self.bucket, Key=key, Body=self._body(data), **extra
-            )
+        try:
+            with s3_errors("PutObject"):
+                resp = await self.client.put_object(
+                    Bucket=self.bucket, Key=key, Body=self._body(data), **extra
+                )
+        except BackendError as exc:
+            if if_absent and s3_code(exc) in ("PreconditionFailed", "412"):
+                raise Exists(f"{key} holds an object") from exc
+            raise
         return str(resp.get("ETag", ""))
 
     async def get_bytes(self, key: str, expected: int) -> bytes:

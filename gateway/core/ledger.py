@@ -20,6 +20,7 @@ from typing import Any
 
 from backends.base import Backend, StreamInfo
 from backends.errors import BackendError, BackendUnavailable
+from backends.errors import Exists as BackendExists
 from backends.errors import NotFound as BackendNotFound
 from gateway.config import GatewayConfig
 from gateway.core import digest_index, digests, object_meta
@@ -75,6 +76,8 @@ def backend_errors(missing: UploadError | None = None) -> Iterator[None]:
         raise ServiceUnavailable(str(exc), retry_after=exc.retry_after) from exc
     except BackendNotFound as exc:
         raise (missing or UploadGone(f"the stored data is gone: {exc}")) from exc
+    except BackendExists as exc:  # asked for with ``StreamInfo.if_absent``
+        raise ObjectExists(f"the key holds an object: {exc}") from exc
     except BackendError as exc:
         raise ServiceUnavailable(f"storage error: {exc}") from exc
 
@@ -235,6 +238,7 @@ class Ledger:
         stream.early_object = (
             approved and not object_meta.is_insert_only(record) and not digests.declared(record)
         )
+        stream.if_absent = object_meta.is_if_absent(record)
         if key is not None:
             meta = object_meta.of(record)
             stream.content_type = meta.content_type if meta is not None else None

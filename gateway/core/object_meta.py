@@ -23,6 +23,8 @@ from gateway.core.records import UploadRecord
 _KEY = "core:object"
 #: record extra: the object must not replace one made at its key meanwhile
 _INSERT_ONLY = "core:insert-only"
+#: record extra: the store makes the object only if its key holds none
+_IF_ABSENT = "core:if-absent"
 #: ``digests.SHA256`` (not imported: ``digests`` needs more than this module)
 SHA256 = "core:sha256"
 #: record extra: the key names the content (a saveKey with ``$(etag)``): these
@@ -50,6 +52,16 @@ def insert_only(extra: dict[str, Any] | None) -> dict[str, Any]:
 
 def is_insert_only(record: UploadRecord) -> bool:
     return record.extra.get(_INSERT_ONLY) is True
+
+
+def if_absent(extra: dict[str, Any] | None) -> dict[str, Any]:
+    """``extra`` (a copy) for a stream written whole on its key in one write
+    whose store makes the object only where none is (``Uploads.put``)."""
+    return {**(extra or {}), _IF_ABSENT: True}
+
+
+def is_if_absent(record: UploadRecord) -> bool:
+    return record.extra.get(_IF_ABSENT) is True
 
 
 def key_by_etag(extra: dict[str, Any] | None, parts: list[str]) -> dict[str, Any]:

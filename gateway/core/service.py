@@ -104,6 +104,13 @@ class UploadService:
         key (``put``), charged to ``bucket``'s memory budget."""
         return HeldBytes(self.memory_budget(bucket))
 
+    def creates_if_absent(self, bucket: str, size: int) -> bool:
+        """Whether ``put`` of ``size`` bytes to ``bucket`` can make the object
+        only if its key holds none (``if_absent``: one conditional write
+        instead of a look before it)."""
+        # an empty stream is made without a write: never conditionally
+        return 0 < size <= self.bucket(bucket).backend.limits.create_if_absent
+
     def memory_budget(self, bucket: str) -> MemoryBudget:
         """The memory budget a protocol's read-ahead for ``bucket`` draws on."""
         return self.bucket(bucket).backend.context.budget

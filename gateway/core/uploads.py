@@ -115,15 +115,20 @@ class Uploads:
         metadata: dict[str, str] | None = None,
         extra: dict[str, Any] | None = None,
         hashers: list[Hasher] | None = None,
+        if_absent: bool = False,
     ) -> UploadRecord:
         """The object ``key`` from ``length`` bytes the caller already holds
-        (a small form file), in one write. The pre-finish hook is asked
+        (a small form file), in one write; with ``if_absent`` (only where
+        ``creates_if_absent``) only if the key holds no object, else
+        ``ObjectExists`` and nothing is stored. The pre-finish hook is asked
         before any byte is stored, so the stream is written on its key
         whatever the hooks (S3: one PutObject, no copy); a refusal stores
         nothing; a failed write drops what was stored (its id answers 410)."""
         ledger = self.ledger
         b = ledger.bucket(bucket)
         extra = {**(extra or {}), APPROVED: True}
+        if if_absent:
+            extra = object_meta.if_absent(extra)
         record = self._new(protocol, bucket, key, length, Kind.UPLOAD, metadata, None, extra, None)
         if ledger.approve is not None:
             await ledger.approve(record, bucket, key)

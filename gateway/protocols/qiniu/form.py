@@ -309,6 +309,14 @@ async def _finish(
     async def head() -> bytes:
         return stored.head
 
+    # a token that may not replace an object: the store's conditional write
+    # finds out whether one is there, where it can (no look before it)
+    if_absent = (
+        stored.held is not None
+        and not token.policy.may_overwrite
+        and call.service.creates_if_absent(bucket, stored.size)
+    )
+
     async def store(key: str, extra: dict[str, Any], meta: ObjectMeta) -> None:
         if stored.held is not None:  # checked: now written, once, on its key
             await call.service.put(
@@ -319,6 +327,7 @@ async def _finish(
                 body=stored.held.body(),
                 metadata=metadata,
                 extra=core.with_object_meta({"qiniu": FORM, **extra}, meta),
+                if_absent=if_absent,
             )
             return
         part_id = stored.stream_id
@@ -347,6 +356,7 @@ async def _finish(
         metadata=metadata,
         head=head,
         hook_key=approved.key,
+        if_absent=if_absent,
     )
     return await place(call, token, new, store, discard, accept=fields.get("accept"))
 

@@ -24,6 +24,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway import content_types as mime
+from gateway import core
 from gateway.access import qetag
 from gateway.access.codec import b64encode
 from gateway.access.magic import Mode, Value, build_vars, render
@@ -59,6 +60,9 @@ class NewFile:
     head: Callable[[], Awaitable[bytes]] | None = None
     #: the key a pre-create hook chose (``pre_create.py``): the policy names none
     hook_key: str | None = None
+    #: ``store`` makes the object only if its key holds none, else raises
+    #: ``core.ObjectExists`` (a held form file where the store can)
+    if_absent: bool = False
 
 
 def check_key(call: Call, bucket: str, key: str) -> None:
@@ -136,15 +140,25 @@ async def place(
         extra["customVars"] = dict(new.custom)
     meta = ObjectMeta(content_type=mime_type, delete_at=policy.delete_at(now.timestamp()))
     async with call.service.object_lock(new.bucket, key):
-        # only a token that may not replace an object needs to know of one
-        existing = None if policy.may_overwrite else await call.service.stat_object(new.bucket, key)
+        # only a token that may not replace an object needs to know of one;
+        # where ``store`` makes it only if the key is free, it finds out then
+        existing = None
+        if not policy.may_overwrite and not new.if_absent:
+            existing = await call.service.stat_object(new.bucket, key)
+        if existing is None:
+            try:
+                await store(key, extra, meta)
+            except core.ObjectExists:
+                if not new.if_absent:
+                    raise
+                existing = await call.service.stat_object(new.bucket, key)
+                if existing is None:  # deleted meanwhile: the client tries again
+                    raise core.ServiceUnavailable("the key changed during the upload") from None
         if existing is not None:
             if existing.size != new.size or await _etag_of_object(call, new, key) != new.etag:
                 await discard()
                 raise FILE_EXISTS.error()
             await discard()  # the same content is there already: nothing to write
-        else:
-            await store(key, extra, meta)
     return await respond(call, token, variables(key, url), accept)
 
 
