@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -58,7 +59,14 @@ def start(*args: str | Path, resume_file: Path, log: Path) -> subprocess.Popen[b
             stdout=subprocess.PIPE,
             stderr=out,
             env=env(),
+            preexec_fn=_default_sigint,
         )
+
+
+def _default_sigint() -> None:
+    """Ctrl-C reaches the CLI even when the tests run in a background job
+    (``cmd &`` in a script: SIGINT ignored, and the ignoring is inherited)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def finish(proc: subprocess.Popen[bytes], log: Path, timeout: float = 180) -> list[dict[str, Any]]:
