@@ -178,6 +178,9 @@ class _S3Env(Env):
         if sc.count == 1 and sc.size > 8 << 20:
             # one part in flight, as a client's 8 MiB PATCHes allow
             out.append(("boto3 8M×1", [*argv, "--threads", "1"]))
+        if sc.kind in ("qiniu-v1", "qiniu-v2"):
+            # the Qiniu SDKs' resumable uploads send three blocks / parts at a time
+            out.append(("boto3 8M×3", [*argv, "--threads", "3"]))
         return out
 
     def clean(self) -> None:

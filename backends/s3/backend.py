@@ -29,10 +29,10 @@ from backends.s3.config import PresignedUrls, PublicUrls, S3Config
 from backends.s3.copy import Copier, Source
 from backends.s3.integrity import Integrity
 from backends.s3.object_parts import ObjectParts, is_object_part
-from backends.s3.parts import PartPipe, cancel_forward, fetch_pieces
+from backends.s3.parts import Forward, ForwardedBody, PartPipe, cancel_forward, fetch_pieces
 from backends.s3.preopen import PreOpener
 from backends.s3.state import Piece, StreamState
-from backends.s3.store import Store, crc32_of
+from backends.s3.store import Store, crc32_of, s3_code
 from backends.urls import key_path
 
 _MAX_PRESIGN_TTL = 7 * 86400  # SigV4 presigned URLs live at most a week
@@ -57,6 +57,8 @@ class S3Backend(Backend):
         self.preopen = PreOpener(self.store, config.preopen_parts, config.preopen_timeout)
         self._background: set[asyncio.Task[None]] = set()
         self._background_slots = asyncio.Semaphore(config.max_concurrency)
+        #: short temporary streams go out as they arrive (until the store refuses one)
+        self._forwards_small = True
         self.object_parts = ObjectParts(
             self.store, config, context.budget, self.integrity, self.telemetry
         )
@@ -290,6 +292,7 @@ class S3Backend(Backend):
             return WriteResult(offset=stream.offset, state=stream.state)
         room = stream.length - stream.offset
         await self.context.budget.acquire(room)
+        forward = self._forward_small(stream, old)
         try:
             chunks: list[bytes | memoryview] = []
             received = 0
@@ -298,10 +301,18 @@ class S3Backend(Backend):
                 received += len(chunk)
                 if received > room:
                     raise InvalidState(f"a write past the stream's length {stream.length}")
+                if forward is not None:
+                    forward[0].queue.put_nowait(chunk)
             end = stream.offset + received
             if end < stream.length:
                 tail = await self._store_tail(stream.id, old.tail, chunks, None, end)
                 return self._result(stream.id, old, old.copy(tail=tail))
+            if forward is not None:
+                sent, task = forward
+                forward = None
+                sent.queue.put_nowait(None)
+                if await self._forwarded(task):
+                    return self._small_result(stream, old)
             earlier = await fetch_pieces(self.store, old.tail, self.cfg.max_concurrency)
             content_type, metadata = None, None
             if not old.temporary:  # the object itself: its type, and its digest now known
@@ -316,7 +327,13 @@ class S3Backend(Backend):
                 if_absent=stream.if_absent,
             )
         finally:
+            if forward is not None:  # the body ended short, or failed
+                cancel_forward(forward[1])
             self.context.budget.release(room)
+        return self._small_result(stream, old)
+
+    def _small_result(self, stream: StreamInfo, old: StreamState) -> WriteResult:
+        assert stream.length is not None
         result = self._result(stream.id, old, old.copy(tail=[], sealed=True, size=stream.length))
         if old.temporary:  # not committed: nothing will refer to the object
 
@@ -325,6 +342,39 @@ class S3Backend(Backend):
 
             result.rollback = rollback
         return result
+
+    def _forward_small(self, stream: StreamInfo, old: StreamState) -> Forward | None:
+        """A temporary small stream written whole by one request (a short
+        Qiniu v2 part waiting to be joined) goes to the store as its bytes
+        arrive, its CRC32 in a trailer: stored as soon as received, instead
+        of received and then stored. Cancelled (the store keeps nothing) if
+        the body ends short; the object itself (its digest is metadata,
+        known only at the end) is sent once its bytes are all here."""
+        if not (
+            self._forwards_small
+            and old.temporary
+            and stream.offset == 0
+            and not old.tail
+            and stream.incoming == stream.length
+            and self.store.forwards(True)
+        ):
+            return None
+        assert stream.length is not None
+        body = ForwardedBody(stream.length, trailer=True)
+        task = asyncio.get_running_loop().create_task(self.store.put_streaming(old.key, body))
+        return body, task
+
+    async def _forwarded(self, task: asyncio.Task[str]) -> bool:
+        """Whether the forwarded PutObject stored the object; if not, the
+        fallback is told why and the object is sent from its buffer."""
+        try:
+            await task
+        except BackendError as exc:
+            if not isinstance(exc, BackendUnavailable):  # refused: not again here
+                self._forwards_small = False
+            self.integrity.small_fallback(s3_code(exc))
+            return False
+        return True
 
     def _preopen_next(self, stream: StreamInfo, st: StreamState) -> None:
         """A write that ended on a part boundary: open the next part's

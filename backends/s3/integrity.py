@@ -221,6 +221,12 @@ class Integrity:
         self.doubt()
         return True
 
+    def small_fallback(self, answer: str) -> None:
+        """A forwarded small PutObject failed: sent again from its buffer."""
+        self.fallback(
+            "put_object", "forward_failed", "the object is sent again from its buffer", answer
+        )
+
     def part_fallback(self, reason: str, answer: str) -> None:
         """A forwarded part is sent again from its buffer (``PartPipe``)."""
         self.fallback("upload_part", reason, "the part is sent again from its buffer", answer)

@@ -146,7 +146,7 @@ class TrailedBody(Protocol):
 
 
 def _aws_chunked(request: Any, **_: Any) -> None:
-    """before-sign of UploadPart: a forwarded body that ends with its CRC32
+    """before-sign of UploadPart and PutObject: a forwarded body that ends with its CRC32
     as a trailer goes as one aws-chunked chunk (exact Content-Length, no
     chunked transfer encoding), ``STREAMING-UNSIGNED-PAYLOAD-TRAILER``."""
     body = request.data
@@ -279,6 +279,7 @@ class Store:
         with s3_errors("client"):
             self._client = await self._stack.enter_async_context(creator)
         self._client.meta.events.register("before-sign.s3.UploadPart", _aws_chunked)
+        self._client.meta.events.register("before-sign.s3.PutObject", _aws_chunked)
         if self.telemetry is not None:
             observe.watch(self._client.meta.events, self.telemetry)
 
@@ -414,6 +415,15 @@ class Store:
                 Body=body, ContentLength=body.wire_length,
             )  # fmt: skip
         return str(resp["ETag"])
+
+    async def put_streaming(self, key: str, body: TrailedBody) -> str:
+        """The object ``key`` from an async iterable of ``body.length`` bytes,
+        their CRC32 in a trailer (no metadata, no type: a temporary object)."""
+        with s3_errors("PutObject"):
+            resp = await self.client.put_object(
+                Bucket=self.bucket, Key=key, Body=body, ContentLength=body.wire_length
+            )
+        return str(resp.get("ETag", ""))
 
     async def upload_part_copy(
         self, key: str, upload_id: str, number: int, source: str, first: int, last: int | None
