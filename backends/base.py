@@ -74,6 +74,10 @@ class Limits:
     #: S3's PutObject with ``If-None-Match: *`` where the store honours it);
     #: 0: none
     create_if_absent: int = 0
+    #: ``complete_object`` can make the object only if its key holds none
+    #: (``if_absent``: S3's CompleteMultipartUpload with ``If-None-Match: *``
+    #: where the store honours it)
+    complete_if_absent: bool = False
 
 
 @dataclass
@@ -327,11 +331,15 @@ class Backend(abc.ABC):
         parts: Sequence[tuple[int, JSON]],
         last: tuple[int, StreamInfo] | None = None,
         meta: ObjectMeta | None = None,
+        if_absent: bool = False,
     ) -> ObjectInfo:
         """Make the object of ``upload`` from ``parts`` (number, state),
         ascending, then ``last``: a finished stream stored as the final part
         (its storage stays until ``discard_stream``). ``meta``'s content type
-        replaces the one the upload was opened with if they differ."""
+        replaces the one the upload was opened with if they differ. With
+        ``if_absent`` (only where ``Limits.complete_if_absent``): only if the
+        key holds no object, else ``errors.Exists`` and the upload stays as
+        it was (``abort_object`` drops it)."""
         raise NotImplementedError(f"{self.type_name} cannot write an object in parts")
 
     async def abort_object(self, upload: JSON) -> None:

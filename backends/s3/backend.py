@@ -71,6 +71,7 @@ class S3Backend(Backend):
             max_object_size=self.cfg.object_limit,
             partial_complete=self.integrity.partial_complete,
             create_if_absent=self.cfg.part_size if self.integrity.if_none_match else 0,
+            complete_if_absent=self.integrity.complete_if_none_match,
         )
 
     # -- lifecycle ---------------------------------------------------------------
@@ -593,8 +594,9 @@ class S3Backend(Backend):
         parts: Sequence[tuple[int, JSON]],
         last: tuple[int, StreamInfo] | None = None,
         meta: ObjectMeta | None = None,
+        if_absent: bool = False,
     ) -> ObjectInfo:
-        return await self.object_parts.complete(upload, parts, last, meta)
+        return await self.object_parts.complete(upload, parts, last, meta, if_absent)
 
     async def abort_object(self, upload: JSON) -> None:
         await self.object_parts.abort(upload)

@@ -36,7 +36,13 @@ import logging
 import time
 from collections import Counter
 
-from backends.errors import BackendConfigError, BackendError, BackendUnavailable, NotFound
+from backends.errors import (
+    BackendConfigError,
+    BackendError,
+    BackendUnavailable,
+    Exists,
+    NotFound,
+)
 from backends.s3.config import S3Config
 from backends.s3.probe import ACCEPTED, REFUSED, VERIFIED, Findings, probe
 from backends.s3.store import Store
@@ -63,6 +69,8 @@ class Integrity:
         self.partial_complete = True
         #: the store honours PutObject's If-None-Match: * (probed at start)
         self.if_none_match = False
+        #: ... and CompleteMultipartUpload's (probed at start)
+        self.complete_if_none_match = False
         #: what protects the bytes now: "CRC32", "Content-MD5" or "nothing"
         self.mode = ""
         self.probes = 0
@@ -124,6 +132,7 @@ class Integrity:
         if starting:
             self._partial_complete(found)
             self.if_none_match = found.if_none_match == VERIFIED
+            self.complete_if_none_match = found.complete_if_none_match == VERIFIED
         if not self.store.part_copy and starting:
             log.info(
                 "%s: the store has no UploadPartCopy (%s): parts are copied through the gateway",
@@ -240,19 +249,21 @@ class Integrity:
         etags: list[str],
         checksums: list[str] | None,
         numbers: list[int] | None = None,
+        if_absent: bool = False,
     ) -> None:
         """CompleteMultipartUpload; refused with the parts' checksums (a
-        store that does not know them), once more without."""
+        store that does not know them), once more without. With
+        ``if_absent``: ``Exists`` where the key holds an object."""
         try:
-            await self.store.complete(key, upload_id, etags, checksums, numbers)
-        except (NotFound, BackendUnavailable):
+            await self.store.complete(key, upload_id, etags, checksums, numbers, if_absent)
+        except (NotFound, BackendUnavailable, Exists):
             raise
         except BackendError as exc:
             if not checksums:
                 raise
             self.fallback("complete", "checksums_refused", "completed without checksums", str(exc))
             self.doubt()
-            await self.store.complete(key, upload_id, etags, None, numbers)
+            await self.store.complete(key, upload_id, etags, None, numbers, if_absent)
 
     def doubt(self) -> None:
         """The store answered against the probe: probe again, at once or as

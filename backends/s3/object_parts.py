@@ -91,6 +91,7 @@ class ObjectParts:
         parts: Sequence[tuple[int, JSON]],
         last: tuple[int, StreamInfo] | None,
         meta: ObjectMeta | None,
+        if_absent: bool = False,
     ) -> ObjectInfo:
         key, upload_id = str(upload["key"]), str(upload["upload_id"])
         numbers = [n for n, _ in parts]
@@ -107,7 +108,7 @@ class ObjectParts:
         if not numbers:
             raise InvalidState("an object needs at least one part")
         checksums = crcs if upload.get("checksum") else None
-        await self.integrity.complete(key, upload_id, etags, checksums, numbers)
+        await self.integrity.complete(key, upload_id, etags, checksums, numbers, if_absent)
         wanted = meta.content_type if meta is not None else None
         if wanted and wanted != upload.get("content_type"):
             # S3 fixes a type at CreateMultipartUpload: set the decided one

@@ -29,6 +29,9 @@ runs in the background (``Probe.cleaned``) rather than delay start-up:
   probe object: refused (``PreconditionFailed``), the store can make an
   object only where none is (``Limits.create_if_absent``); taken (it
   replaced it) or refused otherwise, it cannot;
+* the same for CompleteMultipartUpload (a 1-byte part, completed with
+  ``If-None-Match: *`` on a free key, then on the probe object): an object
+  in parts made only where none is (``Limits.complete_if_absent``);
 * a presigned GET of the probe object, when URLs are presigned;
 * a part of ``min_part_size`` bytes and a last one, when that is set below
   S3's 5 MiB.
@@ -95,6 +98,11 @@ class Findings:
     #: PutObject with If-None-Match: * on an existing key (verified: refused
     #: with PreconditionFailed; ignored: it replaced the object)
     if_none_match: str = REFUSED
+    #: the same for CompleteMultipartUpload (verified: refused on the
+    #: existing key with PreconditionFailed, taken on a free one; Ceph RGW
+    #: 16 ignores it, Swift 2.30's s3api refuses it on an existing key with
+    #: InvalidRequest)
+    complete_if_none_match: str = REFUSED
     #: a presigned GET of an object works (None: not tried)
     presigned: str | None = None
     #: parts of min_part_size are accepted before a last part (None: not tried)
@@ -178,6 +186,7 @@ class Prober:
                 self._multipart_checks(),
                 self._part_numbers(),
                 self._if_none_match(),
+                self._complete_if_none_match(),
             ]
             if self.config.url.mode == "presigned":
                 jobs.append(self._presigned())
@@ -338,6 +347,38 @@ class Prober:
             self.found.answers["if_none_match"] = _refusal(exc)
         else:
             self.found.if_none_match = IGNORED
+
+    async def _complete_if_none_match(self) -> None:
+        """CompleteMultipartUpload with If-None-Match: * of an upload on a
+        free key (taken), and of one on the probe object (refused with
+        PreconditionFailed; the upload is then aborted at clean-up)."""
+        free, taken = f"{self.base}/complete-if-none-match", f"{self.base}/object"
+        name = "complete_if_none_match"
+
+        async def conditional(key: str) -> None:
+            upload_id = await self._create(key)
+            etag = await self.store.upload_part(key, upload_id, 1, [_DATA], None, None)
+            if key == taken:
+                await self._object
+            await self.store.complete(key, upload_id, [etag], None, if_absent=True)
+            self._uploads.remove((key, upload_id))
+
+        async def on_taken() -> str:
+            try:
+                await conditional(taken)
+            except Exists:
+                return VERIFIED
+            except BackendError as exc:
+                self.found.answers[name] = _refusal(exc)
+                return REFUSED
+            self.found.answers[name] = "it replaced the object"
+            return IGNORED
+
+        made, outcome = await asyncio.gather(
+            self._attempt(name, lambda: conditional(free)), on_taken()
+        )
+        if made:
+            self.found.complete_if_none_match = outcome
 
     async def _presigned(self) -> None:
         await self._object

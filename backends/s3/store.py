@@ -449,10 +449,13 @@ class Store:
         etags: list[str],
         checksums: list[str] | None = None,
         numbers: list[int] | None = None,
+        if_absent: bool = False,
     ) -> None:
         """Complete with the parts' ETags and, for an upload that declared
         CRC32, their checksums (where known); the parts are numbered 1, 2, …
-        unless ``numbers`` (ascending) says otherwise."""
+        unless ``numbers`` (ascending) says otherwise. With ``if_absent``,
+        only if the key holds no object (``If-None-Match: *``): else
+        ``Exists``, and the upload stays open (abort it)."""
         parts: list[dict[str, Any]] = [
             {"PartNumber": n, "ETag": e}
             for n, e in zip(numbers or range(1, len(etags) + 1), etags, strict=True)
@@ -460,11 +463,17 @@ class Store:
         for part, checksum in zip(parts, checksums or [], strict=False):
             if checksum:
                 part["ChecksumCRC32"] = checksum
-        with s3_errors("CompleteMultipartUpload"):
-            await self.client.complete_multipart_upload(
-                Bucket=self.bucket, Key=key, UploadId=upload_id,
-                MultipartUpload={"Parts": parts},
-            )  # fmt: skip
+        extra: dict[str, Any] = {"IfNoneMatch": "*"} if if_absent else {}
+        try:
+            with s3_errors("CompleteMultipartUpload"):
+                await self.client.complete_multipart_upload(
+                    Bucket=self.bucket, Key=key, UploadId=upload_id,
+                    MultipartUpload={"Parts": parts}, **extra,
+                )  # fmt: skip
+        except BackendError as exc:
+            if if_absent and s3_code(exc) in ("PreconditionFailed", "412"):
+                raise Exists(f"{key} holds an object") from exc
+            raise
 
     async def upload_exists(self, key: str, upload_id: str) -> bool:
         try:

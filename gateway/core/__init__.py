@@ -54,6 +54,7 @@ from gateway.core.records import Kind, RecordCheck, Status, UploadRecord, new_up
 if TYPE_CHECKING:
     from gateway.core.held import HeldBytes
     from gateway.core.multipart import MAX_PART_NUMBER, Admit, Part, Session
+    from gateway.core.object_upload import ObjectUpload
     from gateway.core.service import UploadService
 
 #: names whose modules pull in the whole core (and the access layer): loaded
@@ -62,6 +63,7 @@ _LATER = {
     "MAX_PART_NUMBER": "multipart",
     "Admit": "multipart",
     "HeldBytes": "held",
+    "ObjectUpload": "object_upload",
     "Part": "multipart",
     "Session": "multipart",
     "UploadService": "service",
@@ -98,6 +100,7 @@ __all__ = [
     "NotReady",
     "ObjectExists",
     "ObjectMeta",
+    "ObjectUpload",
     "OffsetMismatch",
     "Part",
     "RangeNotSatisfiable",

@@ -14,6 +14,9 @@ translation) and offers their methods under one name:
   releases its parts);
 * ``reading.py`` — ``stat_object``, ``read``, ``read_stream``, ``object_url``.
 
+* ``object_upload.py`` — ``object_upload``: an object written onto its key
+  in the store's parts as its bytes arrive, made once the caller checked them;
+
 * ``multipart`` (``multipart.py``) — sessions of numbered parts (Qiniu v1 and
   v2 use it): open, put a part, list, complete, abort.
 
@@ -26,6 +29,8 @@ Errors are those of ``gateway.core.errors``; backend errors are translated in
 
 from __future__ import annotations
 
+from typing import Any
+
 from backends.base import MemoryBudget
 from gateway.core.assembly import Assembly
 from gateway.core.events import ASSEMBLY_ABANDONED, PART_COMPLETE
@@ -33,6 +38,7 @@ from gateway.core.expiry import Expiry
 from gateway.core.held import HeldBytes
 from gateway.core.ledger import Bucket, Ledger
 from gateway.core.multipart import Multipart
+from gateway.core.object_upload import ObjectUpload, available
 from gateway.core.reading import Reading
 from gateway.core.records import RecordCheck, UploadRecord
 from gateway.core.uploads import Uploads
@@ -110,6 +116,27 @@ class UploadService:
         instead of a look before it)."""
         # an empty stream is made without a write: never conditionally
         return 0 < size <= self.bucket(bucket).backend.limits.create_if_absent
+
+    def writes_objects_in_parts(self, bucket: str, if_absent: bool) -> bool:
+        """Whether ``object_upload`` can write to ``bucket`` (with
+        ``if_absent``: making the object only where its key holds none)."""
+        return available(self.ledger, bucket, if_absent)
+
+    def object_upload(
+        self,
+        *,
+        protocol: str,
+        bucket: str,
+        key: str,
+        if_absent: bool,
+        extra: dict[str, Any] | None = None,
+    ) -> ObjectUpload:
+        """The object ``key`` written in the store's parts as its bytes
+        arrive, made by ``complete`` once the caller checked them
+        (``object_upload.py``; only where ``writes_objects_in_parts``)."""
+        return ObjectUpload(
+            self.ledger, protocol=protocol, bucket=bucket, key=key, if_absent=if_absent, extra=extra
+        )
 
     def memory_budget(self, bucket: str) -> MemoryBudget:
         """The memory budget a protocol's read-ahead for ``bucket`` draws on."""

@@ -91,6 +91,9 @@ class S3Target(Target):
     #: the store makes an object from some of an upload's parts (probed): Qiniu
     #: v2 parts then go straight into the object's upload
     partial_complete = True
+    #: the store honours If-None-Match: * on CompleteMultipartUpload (probed):
+    #: Qiniu form files for a key that must be free go straight to it
+    complete_if_absent = True
     temp_prefix = ".upload-gateway/"
 
     def __init__(self) -> None:
@@ -186,6 +189,7 @@ class Swift230S3Target(SwiftS3Target):
     name = "s3-swift230"
     integrity = "Content-MD5"
     crc32_usable = False
+    complete_if_absent = False  # InvalidRequest on a taken key
 
     def _start(self) -> Any:
         from testservers.swift import SwiftServer
@@ -208,6 +212,7 @@ class CephTarget(S3Target):
     integrity = "Content-MD5"
     crc32_usable = False
     partial_complete = False  # CompleteMultipartUpload must list every part
+    complete_if_absent = False  # ignored: the object is replaced
 
     def _start(self) -> Any:
         from testservers.ceph import CephServer

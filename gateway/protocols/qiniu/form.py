@@ -6,10 +6,16 @@ the token came before the file (Python, Node SDKs) a file of up to
 every field is in: then the put policy is applied (crc32, size, MIME, key,
 insert-only, the pre-finish hook) and only an accepted file is written, once,
 straight to its key (S3: one PutObject; no copy, nothing to delete). A larger
-file, or one sent before its token (qiniu-js), goes into a core stream while
-it arrives — into the token's bucket, or the staging bucket without a token
-— and becomes the object once checked; if a check fails, the stored bytes are
-deleted. Nothing is held in memory beyond a chunk on that path.
+file whose key is known before its bytes (``placing.planned_key``) goes, where
+the store writes objects in parts (S3), straight into an upload of its key
+(``core.ObjectUpload``: one part buffered at a time), completed only once the
+same checks passed and aborted otherwise — for a key that must be free, only
+where the store makes it conditionally. Any other file (a key named by its
+bytes, a store without parts, one sent before its token: qiniu-js) goes into
+a core stream while it arrives — into the token's bucket, or the staging
+bucket without a token — and becomes the object once checked; if a check
+fails, the stored bytes are deleted. Nothing is held in memory beyond a chunk
+on that path.
 """
 
 from __future__ import annotations
@@ -26,13 +32,21 @@ from aiohttp import BodyPartReader, web
 from gateway import core
 from gateway.access import qetag
 from gateway.access.tokens import UploadToken
-from gateway.core import BodyInterrupted, Crc32, HeldBytes, Kind, MemoryBudget, ObjectMeta
+from gateway.core import (
+    BodyInterrupted,
+    Crc32,
+    HeldBytes,
+    Kind,
+    MemoryBudget,
+    ObjectMeta,
+    ObjectUpload,
+)
 from gateway.numbers import parse_count
 from gateway.protocols.bodies import body_read
 
 from . import pre_create
 from .errors import BAD_REQUEST, CRC32_MISMATCH, TOO_LARGE
-from .placing import NewFile, place
+from .placing import Moment, NewFile, content_type_of, place, planned_key
 from .pre_create import Approved
 from .runtime import Call
 from .shared import Head, custom_vars, empty_body, user_metadata
@@ -61,6 +75,9 @@ class StoredFile:
     #: the stream became the object: never delete it as an abandoned upload
     committed: bool = False
     held: HeldBytes | None = None
+    #: written straight into an upload of its key (``_write_direct``)
+    direct: ObjectUpload | None = None
+    moment: Moment | None = None
 
     def crc(self) -> int:
         """The file's CRC32 (of held bytes: only a client that sends one
@@ -146,10 +163,17 @@ async def _read_field(request: web.Request, part: BodyPartReader, name: str) -> 
         raise BAD_REQUEST.error(f"form field {name!r} is not UTF-8") from None
 
 
-async def _receive_file(call: Call, part: BodyPartReader, token: UploadToken | None) -> StoredFile:
+async def _receive_file(
+    call: Call,
+    part: BodyPartReader,
+    token: UploadToken | None,
+    approved: Approved | None,
+    fields: dict[str, str],
+) -> StoredFile:
     """Hold the file in memory if the token came first and it is small
-    enough; else store it in a stream as it arrives (``_store_file``)."""
-    if token is None:
+    enough; else write it on its key if that is known (``_write_direct``),
+    else store it in a stream as it arrives (``_store_file``)."""
+    if token is None or approved is None:
         return await _store_file(call, part, None)
     bucket = call.check_bucket(token.policy.bucket)
     limit = token.policy.fsize_limit or None
@@ -160,6 +184,9 @@ async def _receive_file(call: Call, part: BodyPartReader, token: UploadToken | N
             if limit is not None and held.size > limit:
                 raise TOO_LARGE.error()
             if held.size > call.config.qiniu.form_buffer:
+                direct = _direct_upload(call, token, approved, fields)
+                if direct is not None:
+                    return await _write_direct(call, part, token, held, *direct, fields)
                 return await _store_file(call, part, token, held)
     except BaseException:
         held.release()
@@ -178,6 +205,76 @@ async def _receive_file(call: Call, part: BodyPartReader, token: UploadToken | N
         filename=part.filename,
         content_type=part.headers.get(aiohttp.hdrs.CONTENT_TYPE),
         held=held,
+    )
+
+
+def _direct_upload(
+    call: Call, token: UploadToken, approved: Approved, fields: dict[str, str]
+) -> tuple[ObjectUpload, Moment] | None:
+    """An upload of the file's object on its key, if the key is known now
+    and allowed, and the store can make the object once the checks passed
+    (only where the key is free, for a token that may not replace one)."""
+    bucket = call.check_bucket(approved.bucket or token.policy.bucket)
+    if_absent = not token.policy.may_overwrite
+    if not call.service.writes_objects_in_parts(bucket, if_absent):
+        return None
+    moment = Moment()
+    key = planned_key(token, bucket, fields.get("key"), approved.key, moment)
+    if key is None or call.service.key_problem(bucket, key) is not None:
+        return None
+    if approved.key is None and not token.policy.covers(key):
+        return None  # refused once the file is in, as on the other paths
+    upload = call.service.object_upload(
+        protocol="qiniu", bucket=bucket, key=key, if_absent=if_absent, extra={"qiniu": FORM}
+    )
+    return upload, moment
+
+
+async def _write_direct(
+    call: Call,
+    part: BodyPartReader,
+    token: UploadToken,
+    held: HeldBytes,
+    upload: ObjectUpload,
+    moment: Moment,
+    fields: dict[str, str],
+) -> StoredFile:
+    """The file (after ``held``, the bytes already read of it) into the
+    upload of its object, which ``_finish`` completes or drops."""
+    limit = token.policy.fsize_limit or None
+    source = _FilePart(call.request, part, limit, call.service.memory_budget(upload.bucket))
+    source.received = held.size
+    hasher, crc, head = qetag.BlockHasher(), Crc32(), Head()
+    client_mime = part.headers.get(aiohttp.hdrs.CONTENT_TYPE)
+
+    def content_type() -> str:
+        fname = fields.get("fname") or part.filename
+        return content_type_of(token, client_mime, fname, fields.get("key"), bytes(head.data))
+
+    async def rest() -> AsyncIterator[bytes]:
+        async for chunk in source.chunks():
+            yield chunk
+        if source.too_large:
+            raise TOO_LARGE.error()
+
+    try:
+        await upload.write(held, rest(), [hasher, crc, head], content_type)
+    except BaseException as exc:
+        await upload.abort()
+        if isinstance(exc, BodyInterrupted):
+            raise BAD_REQUEST.error("the body was cut short") from exc
+        raise
+    return StoredFile(
+        stream_id=None,
+        bucket=upload.bucket,
+        size=upload.size,
+        etag=qetag.v1(hasher.digests()),
+        crc32=crc.value,
+        head=bytes(head.data),
+        filename=part.filename,
+        content_type=client_mime,
+        direct=upload,
+        moment=moment,
     )
 
 
@@ -268,7 +365,7 @@ async def upload(request: web.Request) -> web.Response:
                     if "token" in fields:
                         early_token = call.runtime.verify(fields["token"])
                         approved = await _approve(call, early_token, fields)  # before the bytes
-                    stored = await _receive_file(call, part, early_token)
+                    stored = await _receive_file(call, part, early_token, approved, fields)
                 elif name:
                     if len(fields) >= _MAX_FIELDS:
                         raise BAD_REQUEST.error("too many form fields")
@@ -282,6 +379,8 @@ async def upload(request: web.Request) -> web.Response:
             approved = await _approve(call, token, fields)
         return await _finish(call, token, fields, stored, approved)
     except BaseException:
+        if stored is not None and stored.direct is not None:
+            await stored.direct.abort()  # unless it became the object
         if stored is not None and stored.stream_id is not None and not stored.committed:
             with contextlib.suppress(Exception):
                 await call.service.terminate(stored.stream_id)
@@ -310,14 +409,21 @@ async def _finish(
         return stored.head
 
     # a token that may not replace an object: the store's conditional write
-    # finds out whether one is there, where it can (no look before it)
-    if_absent = (
-        stored.held is not None
-        and not token.policy.may_overwrite
-        and call.service.creates_if_absent(bucket, stored.size)
-    )
+    # (or completion) finds out whether one is there, where it can (no look
+    # before it)
+    if stored.direct is not None:
+        if_absent = stored.direct.if_absent
+    else:
+        if_absent = (
+            stored.held is not None
+            and not token.policy.may_overwrite
+            and call.service.creates_if_absent(bucket, stored.size)
+        )
 
     async def store(key: str, extra: dict[str, Any], meta: ObjectMeta) -> None:
+        if stored.direct is not None:  # checked: now made from the parts written
+            await stored.direct.complete(key, metadata=metadata, extra=extra, meta=meta)
+            return
         if stored.held is not None:  # checked: now written, once, on its key
             await call.service.put(
                 protocol="qiniu",
@@ -340,6 +446,8 @@ async def _finish(
         stored.committed = True
 
     async def discard() -> None:
+        if stored.direct is not None:
+            await stored.direct.abort()
         if stored.stream_id is None:
             return  # held bytes are released when the request ends
         with contextlib.suppress(core.UploadError):
@@ -357,6 +465,7 @@ async def _finish(
         head=head,
         hook_key=approved.key,
         if_absent=if_absent,
+        moment=stored.moment,
     )
     return await place(call, token, new, store, discard, accept=fields.get("accept"))
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -63,6 +64,108 @@ class NewFile:
     #: ``store`` makes the object only if its key holds none, else raises
     #: ``core.ObjectExists`` (a held form file where the store can)
     if_absent: bool = False
+    #: the time and ``$(uuid)`` of the upload, when a key was planned with
+    #: them before the bytes (``planned_key``); else taken in ``place``
+    moment: Moment | None = None
+
+
+@dataclass(frozen=True)
+class Moment:
+    """What a ``saveKey`` may use besides the policy and the bucket: the
+    upload's time and ``$(uuid)``, fixed once."""
+
+    now: datetime = field(default_factory=lambda: datetime.now().astimezone())
+    uuid: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+
+#: the magic variables whose values are known before a form's file: the
+#: others are of its bytes (etag, fsize, mimeType, and ext, found from it
+#: without a name) or of fields that may follow the file (fname, x:…)
+_KNOWN_FIRST = frozenset(
+    {"bucket", "key", "url", "endUser", "uuid", "deadline", "year", "mon", "day", "hour", "min",
+     "sec"}
+)  # fmt: skip
+_VARIABLE = re.compile(r"\$\(([^)]*)\)")
+
+
+def planned_key(
+    token: UploadToken,
+    bucket: str,
+    client_key: str | None,
+    hook_key: str | None,
+    moment: Moment,
+) -> str | None:
+    """The key ``place`` will give a file, decided before its bytes, or
+    None where it may depend on them or on fields after them: a pre-create
+    hook's key; a forced ``saveKey`` of variables known first; the client's
+    ``key``; the scope's key (a ``key`` field after the file can only equal
+    it or be refused). Not an unforced ``saveKey``: a ``key`` field after
+    the file would replace it."""
+    policy = token.policy
+    if hook_key:
+        return hook_key
+    if policy.force_save_key and policy.save_key:
+        names = {m.strip() for m in _VARIABLE.findall(policy.save_key)}
+        if not names <= _KNOWN_FIRST:
+            return None
+        values = _variables(token, bucket, None, None, None, None, None, {}, moment, None)
+        return render(policy.save_key, values, Mode.RAW)
+    if client_key is not None:
+        return client_key
+    if policy.scope_key is not None and not policy.prefixal:
+        return policy.scope_key
+    return None
+
+
+def content_type_of(
+    token: UploadToken,
+    client_mime: str | None,
+    fname: str | None,
+    client_key: str | None,
+    head: bytes,
+) -> str:
+    """The MIME type ``place`` decides for a file (``head``: its first bytes)."""
+    new = NewFile(
+        bucket="", size=0, etag="", client_key=client_key, fname=file_name(fname),
+        client_mime=client_mime,
+    )  # fmt: skip
+    return _decide_mime(token, new, head)
+
+
+def _decide_mime(token: UploadToken, new: NewFile, head: bytes) -> str:
+    sniff = token.policy.sniff_content
+    if not _needs_sniff(new, sniff):
+        head = b""
+    return mime.decide(new.client_mime, new.fname, new.client_key, head, sniff)
+
+
+def _variables(
+    token: UploadToken,
+    bucket: str,
+    key: str | None,
+    etag: str | None,
+    fsize: int | None,
+    mime_type: str | None,
+    url: str | None,
+    custom: dict[str, str],
+    moment: Moment,
+    fname: str | None,
+) -> dict[str, Value]:
+    policy = token.policy
+    return build_vars(
+        bucket=bucket,
+        key=key,
+        etag=etag or None,
+        fsize=fsize,
+        mime_type=mime_type,
+        fname=fname,
+        end_user=policy.end_user,
+        url=url,
+        deadline=policy.deadline or None,
+        custom=custom,
+        now=moment.now,
+        uuid=moment.uuid,
+    )
 
 
 def check_key(call: Call, bucket: str, key: str) -> None:
@@ -99,27 +202,15 @@ async def place(
     head = b""
     if new.head is not None and _needs_sniff(new, policy.sniff_content):
         head = await new.head()
-    mime_type = mime.decide(new.client_mime, new.fname, new.client_key, head, policy.sniff_content)
+    mime_type = _decide_mime(token, new, head)
     policy.check_mime(mime_type)
 
-    now = datetime.now().astimezone()
-    upload_uuid = str(uuid.uuid4())
+    moment = new.moment or Moment()
+    now = moment.now
 
     def variables(key: str | None, url: str | None) -> dict[str, Value]:
-        return build_vars(
-            bucket=new.bucket,
-            key=key,
-            etag=new.etag,
-            fsize=new.size,
-            mime_type=mime_type,
-            fname=new.fname,
-            end_user=policy.end_user,
-            url=url,
-            deadline=policy.deadline or None,
-            custom=new.custom,
-            now=now,
-            uuid=upload_uuid,
-        )
+        return _variables(token, new.bucket, key, new.etag, new.size, mime_type, url,
+                          new.custom, moment, new.fname)  # fmt: skip
 
     key = new.hook_key or policy.resolve_key(
         new.client_key, lambda template: render(template, variables(None, None), Mode.RAW)

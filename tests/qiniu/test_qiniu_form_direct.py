@@ -1,0 +1,202 @@
+"""Form files above ``qiniu.form_buffer`` whose token and key come first go
+straight into a multipart upload of their final key (S3), completed only
+after every check the put policy and the pre-finish hook make once the bytes
+are in, and aborted otherwise: no staging object, no copy, and nothing wrong
+ever visible; a key that must be free is completed with ``If-None-Match: *``
+where the store honours it (moto, Swift s3api 2.38). A file sent before its
+token keeps the staging path. The store's work is read from the gateway's
+own ``/metrics``; open multipart uploads from ``ListMultipartUploads``
+(``Target.leftovers``)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import zlib
+from collections.abc import Iterator
+
+import pytest
+import qiniu
+import requests
+
+from tests.access.hook_server import SECRET, HookServer
+from tests.observability.scrape import Samples, scrape
+from tests.qiniu.harness import (
+    BUCKET,
+    MiB,
+    qiniu_config,
+    read_back,
+    recorded_sha256,
+    region,
+    sha256,
+    token,
+)
+from tests.qiniu.test_qiniu_direct import _answered, _leftovers, _store_calls
+from tests.qiniu.test_qiniu_raw import multipart, post_form
+from tests.support.targets import Target
+from testservers.gateway import GatewayProcess
+
+SIZE = 12 * MiB + 4321
+COPIES = ("copy_object", "upload_part_copy", "copy")
+
+
+@pytest.fixture(scope="module")
+def hooks() -> Iterator[HookServer]:
+    server = HookServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def fgw(target: Target, hooks: HookServer) -> Iterator[GatewayProcess]:
+    """A gateway of this module's own (its store calls are its requests'),
+    with a pre-finish hook that refuses keys under ``reject/``."""
+    config = qiniu_config(target)
+    config["hooks"] = [{"url": hooks.url, "events": ["pre-finish"], "secret": SECRET, "timeout": 5}]
+    with GatewayProcess(config) as gw:
+        yield gw
+
+
+def _direct(target: Target, if_absent: bool = False) -> bool:
+    """Whether a file goes straight to its key here (``if_absent``: a key
+    that must be free, where the store completes on it conditionally)."""
+    if not target.name.startswith("s3"):
+        return False
+    return not if_absent or bool(getattr(target, "complete_if_absent", False))
+
+
+def _object(gw: GatewayProcess, key: str) -> requests.Response:
+    return requests.get(f"{gw.url}/objects/{BUCKET}/{key}", timeout=60)
+
+
+def test_sdk_form_file_is_written_once_on_its_key(fgw: GatewayProcess, target: Target) -> None:
+    key, data = "form-direct/sdk.bin", os.urandom(SIZE)
+    before = scrape(fgw.url)
+    ret, info = qiniu.put_data(token(key), key, data, regions=[region(fgw)])
+    assert info.status_code == 200, info
+    assert ret["key"] == key
+    after = _answered(fgw, before, 1)
+    assert read_back(fgw, key) == sha256(data)
+    assert recorded_sha256(fgw, key) == sha256(data)
+    assert _store_calls(before, after, *COPIES) == 0
+    if _direct(target):
+        assert _store_calls(before, after, "create_multipart_upload") == 1
+        assert _store_calls(before, after, "upload_part") == 2  # 8+ MiB, then the rest
+        assert _store_calls(before, after, "complete_multipart_upload") == 1
+        # no staging object: nothing put, nothing deleted, nothing looked at
+        assert _store_calls(before, after, "put_object", "delete_object", "head_object") == 0
+    assert _leftovers(target) == []
+
+
+def test_bucket_scope_token_completes_only_on_a_free_key(
+    fgw: GatewayProcess, target: Target
+) -> None:
+    """A token that may not replace an object: one conditional completion
+    (no look before it) where the store honours If-None-Match: *; a taken
+    key answers 614 and keeps its object, or 200 for the same content."""
+    key, data = "form-direct/if-absent.bin", os.urandom(SIZE)
+    body = multipart([("token", token()), ("key", key), ("file", data)])
+    before = scrape(fgw.url)
+    r = post_form(fgw, body)
+    assert r.status_code == 200, r.text
+    after = _answered(fgw, before, 1)
+    if _direct(target, if_absent=True):
+        assert _store_calls(before, after, "complete_multipart_upload") == 1
+        assert _store_calls(before, after, "head_object", "put_object", *COPIES) == 0
+    other = multipart([("token", token()), ("key", key), ("file", os.urandom(SIZE))])
+    r = post_form(fgw, other)
+    assert r.status_code == 614, r.text
+    assert read_back(fgw, key) == sha256(data)
+    r = post_form(fgw, body)
+    assert r.status_code == 200, r.text
+    assert read_back(fgw, key) == sha256(data)
+    assert _leftovers(target) == []
+
+
+@pytest.mark.parametrize(
+    "case", ["crc32", "fsizeLimit", "mimeLimit", "pre-finish", "insertOnly", "cut"]
+)
+def test_refused_or_cut_file_never_becomes_visible(
+    fgw: GatewayProcess, target: Target, case: str
+) -> None:
+    data = b"%PDF-1.4 " + os.urandom(SIZE)
+    key = f"{'reject' if case == 'pre-finish' else 'form-direct'}/refused-{case}.bin"
+    fields: list[tuple[str, str | bytes]] = [("key", key)]
+    policy: dict[str, object] = {}
+    old: bytes | None = None
+    if case == "crc32":
+        fields.append(("crc32", str(zlib.crc32(data) ^ 1)))
+    elif case == "fsizeLimit":
+        policy["fsizeLimit"] = 10 * MiB  # exceeded after the first part was stored
+    elif case == "mimeLimit":
+        policy.update(mimeLimit="image/*", detectMime=1)  # sniffed: application/pdf
+    elif case == "insertOnly":
+        old = os.urandom(1000)
+        r = post_form(fgw, multipart([("token", token(key)), ("key", key), ("file", old)]))
+        assert r.status_code == 200, r.text
+        policy["insertOnly"] = 1
+    body = multipart([("token", token(**policy)), *fields, ("file", data)])
+    before = scrape(fgw.url)
+    if case == "cut":
+        _send_cut(fgw, body, len(body) - MiB)
+    else:
+        r = post_form(fgw, body)
+        expected = {"crc32": 406, "fsizeLimit": 413, "mimeLimit": 403, "pre-finish": 422}
+        assert r.status_code == expected.get(case, 614), r.text
+    if _direct(target, if_absent=True):  # a bucket-scope token
+        # the bytes went into an upload of the key, and it was dropped
+        after = _when(fgw, before, "abort_multipart_upload")
+        assert _store_calls(before, after, "create_multipart_upload") == 1
+        assert _store_calls(before, after, "put_object", *COPIES) == 0
+    got = _object(fgw, key)
+    if old is not None:
+        assert got.status_code == 200 and got.content == old
+    else:
+        assert got.status_code == 404
+    assert _leftovers(target) == []
+
+
+def test_file_before_its_token_is_staged(fgw: GatewayProcess, target: Target) -> None:
+    key, data = "form-direct/file-first.bin", os.urandom(SIZE)
+    body = multipart([("file", data), ("key", key), ("token", token(key))])
+    before = scrape(fgw.url)
+    r = post_form(fgw, body)
+    assert r.status_code == 200, r.text
+    after = _answered(fgw, before, 1)
+    assert read_back(fgw, key) == sha256(data)
+    if _direct(target):  # a stream, then made the object at its key
+        assert _store_calls(before, after, "copy_object", "upload_part_copy") >= 1
+    assert _leftovers(target) == []
+
+
+def test_key_named_by_the_bytes_is_staged(fgw: GatewayProcess, target: Target) -> None:
+    """No key before the file (the object is named by its etag): staged."""
+    data = os.urandom(SIZE)
+    r = post_form(fgw, multipart([("token", token()), ("file", data)]))
+    assert r.status_code == 200, r.text
+    assert read_back(fgw, r.json()["key"]) == sha256(data)
+    assert _leftovers(target) == []
+
+
+def _send_cut(gw: GatewayProcess, body: bytes, upto: int) -> None:
+    """A form POST announcing all of ``body``, closed after ``upto`` bytes."""
+    head = (
+        f"POST / HTTP/1.1\r\nHost: 127.0.0.1:{gw.port}\r\n"
+        "Content-Type: multipart/form-data; boundary=b0undary\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", gw.port), timeout=60) as sock:
+        sock.sendall(head + body[:upto])
+        time.sleep(0.5)
+
+
+def _when(gw: GatewayProcess, before: Samples, operation: str) -> Samples:
+    """The gateway's metrics once it made ``operation`` (the clean-up after
+    a refusal or a cut runs as the request ends)."""
+    deadline = time.monotonic() + 20
+    while True:
+        after = scrape(gw.url)
+        if _store_calls(before, after, operation) >= 1 or time.monotonic() > deadline:
+            return after
+        time.sleep(0.2)
