@@ -75,6 +75,8 @@ FULL = [
     Scenario("tus", 1 * MiB, count=200, concurrency=32),
     Scenario("ietf", 1 * MiB, count=200, concurrency=32),
     Scenario("qiniu-form", 1 * MiB, count=200, concurrency=32),
+    # above qiniu.form_buffer: S3 multipart on the final key, no copy
+    Scenario("qiniu-form", 16 * MiB, count=16, concurrency=4),
     Scenario("qiniu-v1", 64 * MiB),
     Scenario("qiniu-v2", 64 * MiB),
     Scenario("qiniu-v2", 64 * MiB, part=8 * MiB),  # parts ≥ S3's minimum: stored once

@@ -3,7 +3,9 @@
 * Form files whose token comes first are written once, straight to their key
   (S3: one PutObject, no copy, no delete), and only after every check the
   put policy makes once the bytes are in: a refused file never reaches the
-  store. A file above ``qiniu.form_buffer`` is streamed and moved as before.
+  store. A file above ``qiniu.form_buffer`` goes into a multipart upload of
+  its key where its key is known first (``test_qiniu_form_direct.py``), else
+  it is streamed and moved as before.
 * v2 parts of at least the store's minimum go straight into an upload of
   the object (S3: UploadPart on the final key, one Complete), in any order,
   re-sent or listed in part; shorter parts (the SDKs' 4 MiB) wait as

@@ -20,6 +20,7 @@ import pytest
 import qiniu
 import requests
 
+from gateway.core.records import Status
 from tests.access.hook_server import SECRET, HookServer
 from tests.observability.scrape import Samples, scrape
 from tests.qiniu.harness import (
@@ -33,8 +34,9 @@ from tests.qiniu.harness import (
     token,
 )
 from tests.qiniu.test_qiniu_direct import _answered, _leftovers, _store_calls
+from tests.qiniu.test_qiniu_object_meta import DAY, _finished_records, _sweep_days_later
 from tests.qiniu.test_qiniu_raw import multipart, post_form
-from tests.support.targets import Target
+from tests.support.targets import SwiftTarget, Target
 from testservers.gateway import GatewayProcess
 
 SIZE = 12 * MiB + 4321
@@ -53,7 +55,8 @@ def fgw(target: Target, hooks: HookServer) -> Iterator[GatewayProcess]:
     """A gateway of this module's own (its store calls are its requests'),
     with a pre-finish hook that refuses keys under ``reject/``."""
     config = qiniu_config(target)
-    config["hooks"] = [{"url": hooks.url, "events": ["pre-finish"], "secret": SECRET, "timeout": 5}]
+    hook = {"url": hooks.url, "events": ["pre-finish", "post-finish"], "secret": SECRET}
+    config["hooks"] = [{**hook, "timeout": 5}]
     with GatewayProcess(config) as gw:
         yield gw
 
@@ -86,6 +89,43 @@ def test_sdk_form_file_is_written_once_on_its_key(fgw: GatewayProcess, target: T
         assert _store_calls(before, after, "complete_multipart_upload") == 1
         # no staging object: nothing put, nothing deleted, nothing looked at
         assert _store_calls(before, after, "put_object", "delete_object", "head_object") == 0
+    assert _leftovers(target) == []
+
+
+def test_the_object_keeps_its_type_metadata_lifetime_and_events(
+    fgw: GatewayProcess, target: Target, hooks: HookServer
+) -> None:
+    """The content type sniffed from the first part is the one the upload is
+    opened with (no copy onto itself at completion); the object's record has
+    its metadata and lifetime, post-finish is sent, and the sweeper deletes
+    the object when its days are over."""
+    key = "form-direct/picture"  # no extension: the type is sniffed
+    data = b"\x89PNG\r\n\x1a\n" + os.urandom(SIZE)
+    upload_token = token(key, deleteAfterDays=1, detectMime=1)
+    body = multipart(
+        [("token", upload_token), ("key", key), ("x-qn-meta-owner", "ann"), ("file", data)]
+    )
+    before = scrape(fgw.url)
+    started = time.time()
+    r = post_form(fgw, body)
+    assert r.status_code == 200, r.text
+    after = _answered(fgw, before, 1)
+    got = _object(fgw, key)
+    assert got.content == data and got.headers["Content-Type"] == "image/png"
+    if _direct(target):
+        assert _store_calls(before, after, *COPIES, "put_object") == 0
+    [record] = [r for r in _finished_records(fgw, key) if r.status is Status.FINISHED]
+    assert record.metadata == {"x-qn-meta-owner": "ann"}
+    assert record.extra["mimeType"] == "image/png"
+    if not isinstance(target, SwiftTarget):  # else the store deletes it itself
+        assert record.expires_at is not None
+        assert started + DAY - 5 <= record.expires_at <= time.time() + DAY + 5
+        _sweep_days_later(fgw, record.id, 1.01)
+        assert _object(fgw, key).status_code == 404
+    deadline = time.monotonic() + 10
+    while not [c for c in hooks.events("post-finish") if c.get("key") == key]:
+        assert time.monotonic() < deadline, "no post-finish"
+        time.sleep(0.1)
     assert _leftovers(target) == []
 
 
@@ -154,6 +194,35 @@ def test_refused_or_cut_file_never_becomes_visible(
         assert got.status_code == 200 and got.content == old
     else:
         assert got.status_code == 404
+    assert _leftovers(target) == []
+
+
+def test_upload_left_by_a_crash_is_aborted_by_the_sweeper(
+    fgw: GatewayProcess, target: Target
+) -> None:
+    """SIGKILL while a file is written on its key: the object never
+    appears, and the sweeper aborts the store's upload at its expiry."""
+    key, data = "form-direct/crash.bin", os.urandom(SIZE)
+    body = multipart([("token", token(key)), ("key", key), ("file", data)])
+    before = scrape(fgw.url)
+    head = (
+        f"POST / HTTP/1.1\r\nHost: 127.0.0.1:{fgw.port}\r\n"
+        "Content-Type: multipart/form-data; boundary=b0undary\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", fgw.port), timeout=60) as sock:
+        sock.sendall(head + body[: 10 * MiB])
+        if _direct(target):
+            _when(fgw, before, "upload_part")  # the first part is stored
+        fgw.kill()
+    fgw.start()
+    assert _object(fgw, key).status_code == 404
+    active = [r for r in _finished_records(fgw, key) if r.status is Status.ACTIVE]
+    if _direct(target):
+        assert len(active) == 1 and target.leftovers()
+    for record in active:
+        _sweep_days_later(fgw, record.id, 1.01)
+    assert _object(fgw, key).status_code == 404
     assert _leftovers(target) == []
 
 
