@@ -119,6 +119,10 @@ class StreamInfo:
     #: whole in one write): else ``write`` raises ``errors.Exists`` and
     #: stores nothing; a backend that cannot honour it refuses the write
     if_absent: bool = False
+    #: every byte came in one write, made by the call that created the
+    #: stream (its id known to nobody before): no earlier write can have
+    #: left pieces behind for ``commit`` to look for
+    one_write: bool = False
 
 
 @dataclass

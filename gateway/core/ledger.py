@@ -239,6 +239,7 @@ class Ledger:
             approved and not object_meta.is_insert_only(record) and not digests.declared(record)
         )
         stream.if_absent = object_meta.is_if_absent(record)
+        stream.one_write = object_meta.is_one_write(record)
         if key is not None:
             meta = object_meta.of(record)
             stream.content_type = meta.content_type if meta is not None else None

@@ -25,6 +25,8 @@ _KEY = "core:object"
 _INSERT_ONLY = "core:insert-only"
 #: record extra: the store makes the object only if its key holds none
 _IF_ABSENT = "core:if-absent"
+#: record extra: written whole by the call that created it (``Uploads.put``)
+_ONE_WRITE = "core:one-write"
 #: ``digests.SHA256`` (not imported: ``digests`` needs more than this module)
 SHA256 = "core:sha256"
 #: record extra: the key names the content (a saveKey with ``$(etag)``): these
@@ -62,6 +64,16 @@ def if_absent(extra: dict[str, Any] | None) -> dict[str, Any]:
 
 def is_if_absent(record: UploadRecord) -> bool:
     return record.extra.get(_IF_ABSENT) is True
+
+
+def one_write(extra: dict[str, Any]) -> dict[str, Any]:
+    """``extra`` (a copy) for a stream written whole by the call that
+    creates it (``StreamInfo.one_write``)."""
+    return {**extra, _ONE_WRITE: True}
+
+
+def is_one_write(record: UploadRecord) -> bool:
+    return record.extra.get(_ONE_WRITE) is True
 
 
 def key_by_etag(extra: dict[str, Any] | None, parts: list[str]) -> dict[str, Any]:

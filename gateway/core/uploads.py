@@ -126,7 +126,7 @@ class Uploads:
         nothing; a failed write drops what was stored (its id answers 410)."""
         ledger = self.ledger
         b = ledger.bucket(bucket)
-        extra = {**(extra or {}), APPROVED: True}
+        extra = object_meta.one_write({**(extra or {}), APPROVED: True})
         if if_absent:
             extra = object_meta.if_absent(extra)
         record = self._new(protocol, bucket, key, length, Kind.UPLOAD, metadata, None, extra, None)
