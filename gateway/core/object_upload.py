@@ -130,6 +130,7 @@ class ObjectUpload:
 
     def _hash(self, chunk: bytes, hashers: Sequence[Hasher]) -> None:
         self.size += len(chunk)
+        self.ledger.received_before += len(chunk)  # the ops view's live bytes
         max_size = self.ledger.config.server.max_upload_size
         if max_size and self.size > max_size:
             raise TooLarge(f"the upload exceeds the maximum size of {max_size} bytes")

@@ -239,6 +239,33 @@ def test_file_before_its_token_is_staged(fgw: GatewayProcess, target: Target) ->
     assert _leftovers(target) == []
 
 
+@pytest.mark.parametrize(
+    ("save_key", "direct"),
+    [
+        ("form-direct/$(year)$(mon)/$(endUser)-$(uuid)", True),  # known before the file
+        ("form-direct/$(fsize)-$(uuid)", False),  # known after it
+        ("form-direct/$(x:name)-$(uuid)", False),  # a field may follow the file
+    ],
+)
+def test_forced_save_key_goes_direct_when_known_first(
+    fgw: GatewayProcess, target: Target, save_key: str, direct: bool
+) -> None:
+    data = os.urandom(SIZE)
+    policy = {"saveKey": save_key, "forceSaveKey": True, "endUser": "ann"}
+    body = multipart([("token", token(**policy)), ("x:name", "n"), ("file", data)])
+    before = scrape(fgw.url)
+    r = post_form(fgw, body)
+    assert r.status_code == 200, r.text
+    after = _answered(fgw, before, 1)
+    key = r.json()["key"]
+    assert key.startswith("form-direct/") and "$(" not in key, key
+    assert read_back(fgw, key) == sha256(data)
+    if _direct(target, if_absent=True):
+        copied = _store_calls(before, after, *COPIES)
+        assert copied == 0 if direct else copied >= 1
+    assert _leftovers(target) == []
+
+
 def test_key_named_by_the_bytes_is_staged(fgw: GatewayProcess, target: Target) -> None:
     """No key before the file (the object is named by its etag): staged."""
     data = os.urandom(SIZE)
