@@ -140,7 +140,7 @@ class ObjectUpload:
             self._running.update(chunk)
 
     async def _send(self, buffer: HeldBytes, content_type: Callable[[], str | None]) -> None:
-        """The buffered bytes as the next part (its buffer released after)."""
+        """The buffered bytes as the next part."""
         number = len(self._parts) + 1
         if self._max_parts and number > self._max_parts:
             raise TooLarge(f"the store takes objects of at most {self._max_parts} parts")
@@ -152,11 +152,11 @@ class ObjectUpload:
             self.record.backend_state = self._upload
             await self.ledger.create(self.record)
             self.ledger.events.emit("post-create", self.record)
-        with backend_errors():
-            state = await backend.write_object_part(
-                self._upload, number, buffer.body(), buffer.size
-            )
+        chunks, size = buffer.chunks, buffer.size
+        # the store's write takes these bytes' budget itself (S3: the part's)
         buffer.release()
+        with backend_errors():
+            state = await backend.write_object_part(self._upload, number, _each(chunks), size)
         self._parts.append((number, state))
 
     async def complete(
@@ -215,3 +215,8 @@ class ObjectUpload:
                 await ledger.state.save(current)
         except Exception as exc:  # the sweeper aborts it at its expiry
             log.warning("could not drop the upload of %s (%s)", record.id, exc)
+
+
+async def _each(chunks: list[bytes]) -> AsyncIterator[bytes]:
+    for chunk in chunks:
+        yield chunk

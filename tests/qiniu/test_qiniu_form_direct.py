@@ -22,7 +22,7 @@ import requests
 
 from gateway.core.records import Status
 from tests.access.hook_server import SECRET, HookServer
-from tests.observability.scrape import Samples, scrape
+from tests.observability.scrape import Samples, scrape, value
 from tests.qiniu.harness import (
     BUCKET,
     MiB,
@@ -195,6 +195,11 @@ def test_refused_or_cut_file_never_becomes_visible(
     else:
         assert got.status_code == 404
     assert _leftovers(target) == []
+    # every part buffer's memory went back to the budget
+    deadline = time.monotonic() + 10
+    while value(scrape(fgw.url), "upload_gateway_memory_budget_bytes", kind="used") > 0:
+        assert time.monotonic() < deadline, "memory budget not given back"
+        time.sleep(0.2)
 
 
 def test_upload_left_by_a_crash_is_aborted_by_the_sweeper(
