@@ -11,10 +11,12 @@ own ``/metrics``; open multipart uploads from ``ListMultipartUploads``
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import time
 import zlib
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import qiniu
@@ -26,6 +28,7 @@ from tests.observability.scrape import Samples, scrape, value
 from tests.qiniu.harness import (
     BUCKET,
     MiB,
+    file_sha256,
     qiniu_config,
     read_back,
     recorded_sha256,
@@ -34,6 +37,7 @@ from tests.qiniu.harness import (
     token,
 )
 from tests.qiniu.test_qiniu_direct import _answered, _leftovers, _store_calls
+from tests.qiniu.test_qiniu_node import NODE_MODULES, _node
 from tests.qiniu.test_qiniu_object_meta import DAY, _finished_records, _sweep_days_later
 from tests.qiniu.test_qiniu_raw import multipart, post_form
 from tests.support.targets import SwiftTarget, Target
@@ -126,6 +130,27 @@ def test_the_object_keeps_its_type_metadata_lifetime_and_events(
     while not [c for c in hooks.events("post-finish") if c.get("key") == key]:
         assert time.monotonic() < deadline, "no post-finish"
         time.sleep(0.1)
+    assert _leftovers(target) == []
+
+
+def test_node_sdk_form_file_crc32_after_it(
+    fgw: GatewayProcess, target: Target, tmp_path: Path
+) -> None:
+    """The Node SDK (chunked body, crc32 after the file, bucket-scope
+    token): written on its key, the crc32 checked before completion."""
+    if shutil.which("node") is None or not (NODE_MODULES / "qiniu").is_dir():
+        pytest.skip("node or tests/js/node_modules/qiniu missing")
+    path = tmp_path / "node.bin"
+    path.write_bytes(os.urandom(SIZE))
+    before = scrape(fgw.url)
+    result = _node(fgw, "form", "form-direct/node.bin", path)
+    assert result["status"] == 200, result
+    assert result["data"]["hash"] == qiniu.etag(str(path))
+    after = _answered(fgw, before, 1)
+    assert read_back(fgw, "form-direct/node.bin") == file_sha256(path)
+    if _direct(target, if_absent=True):
+        assert _store_calls(before, after, "complete_multipart_upload") == 1
+        assert _store_calls(before, after, "put_object", "head_object", *COPIES) == 0
     assert _leftovers(target) == []
 
 
