@@ -44,7 +44,7 @@ from gateway.core import (
 from gateway.numbers import parse_count
 from gateway.protocols.bodies import body_read
 
-from . import pre_create
+from . import form_parts, pre_create
 from .errors import BAD_REQUEST, CRC32_MISMATCH, TOO_LARGE
 from .placing import Moment, NewFile, content_type_of, place, planned_key
 from .pre_create import Approved
@@ -354,7 +354,7 @@ async def upload(request: web.Request) -> web.Response:
     approved: Approved | None = None
     try:
         try:
-            reader = await request.multipart()
+            reader = form_parts.reader(request)
             while (part := await body_read(request, reader.next())) is not None:
                 if not isinstance(part, BodyPartReader):
                     raise BAD_REQUEST.error("nested multipart is not supported")
