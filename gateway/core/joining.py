@@ -36,8 +36,12 @@ HELD_TTL = 300.0
 @dataclass
 class _Arrival:
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    #: its Content-Length
+    length: int | None = None
     #: the part goes into the object's upload (it anchors the parts after it)
     direct: bool = False
+    #: the part waits for the one before it, to go into the upload joined to it
+    joining: bool = False
 
 
 class Collector:
@@ -57,9 +61,10 @@ class Joining:
 
     # -- parts arriving ------------------------------------------------------------
     @contextlib.asynccontextmanager
-    async def arriving(self, part_id: str) -> AsyncIterator[None]:
-        """Part ``part_id`` is being received (by the request holding its lock)."""
-        arrival = _Arrival()
+    async def arriving(self, part_id: str, length: int | None) -> AsyncIterator[None]:
+        """Part ``part_id`` (``length`` bytes) is being received (by the
+        request holding its lock)."""
+        arrival = _Arrival(length=length)
         self._arriving[part_id] = arrival
         try:
             yield
@@ -75,10 +80,24 @@ class Joining:
             arrival.direct = True
 
     def is_going_direct(self, part_id: str) -> bool:
-        """Part ``part_id`` is being received here into the object's upload:
-        the parts after it need not wait for it."""
+        """Part ``part_id`` is being received here into the object's upload,
+        or waits to go there joined to the part before it: the parts after
+        it need not wait for it."""
         arrival = self._arriving.get(part_id)
-        return arrival is not None and arrival.direct
+        return arrival is not None and (arrival.direct or arrival.joining)
+
+    def waits_to_join(self, part_id: str, before: str, minimum: int) -> None:
+        """Part ``part_id``, short, waits for part ``before`` (arriving here):
+        if the two reach ``minimum`` it will most likely go into the upload
+        joined to it, so the part after it need not wait for it (4 MiB parts
+        sent three at a time then pair up side by side, not one after the
+        other). If it does not, the part after it was stored apart: packed
+        at completion, as parts out of order are."""
+        arrival, earlier = self._arriving.get(part_id), self._arriving.get(before)
+        if arrival is None or earlier is None or arrival.length is None:
+            return
+        if earlier.length is not None and arrival.length + earlier.length >= minimum:
+            arrival.joining = True
 
     async def settled(self, part_id: str) -> None:
         """Return once part ``part_id`` is no longer being received here (at

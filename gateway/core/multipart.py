@@ -223,7 +223,7 @@ class Multipart:
         ledger.check_length(content_length, b)
         pid = part_id(session.id, number)
         # announced first: the next part may wait for this one to be stored
-        async with self._joining.arriving(pid):
+        async with self._joining.arriving(pid, content_length):
             joined = await self._joinable(session, b, number, content_length)
             direct = joined is not None
             if direct:
@@ -379,7 +379,8 @@ class Multipart:
         parts are joined to it. A gap (a part missing or still arriving)
         before them keeps them apart: joined, they would strand it. A short
         part first waits for the part before it if this process is
-        receiving that one (the SDKs send three at a time)."""
+        receiving that one (the SDKs send three at a time) — unless that one
+        waits to join the part before it (``Joining.waits_to_join``)."""
         if session.direct is None or length is None:
             return None
         limits = b.backend.limits
@@ -393,6 +394,8 @@ class Multipart:
             if length < minimum:
                 if self._joining.is_going_direct(pid):
                     break  # it will be the upload's last stored part before this one
+                if n == number - 1:
+                    self._joining.waits_to_join(part_id(session.id, number), pid, minimum)
                 await self._joining.settled(pid)
             record = await self.ledger.state.get(pid)
             part = _part_of(record) if record is not None else None

@@ -18,13 +18,18 @@ The store's work is read from the gateway's own ``/metrics``."""
 from __future__ import annotations
 
 import base64
+import http.client
+import json
 import os
 import tempfile
+import threading
 import time
 import zlib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import qiniu
@@ -350,6 +355,55 @@ def test_v2_short_parts_out_of_order_are_joined(qgw: GatewayProcess, target: Tar
     # part 2 held until part 1 came: the chain covers them all
     assert recorded_sha256(qgw, "direct/v2-joined.bin") == whole
     assert delta(before, _answered(qgw, before, 2), REREADS) == 0
+    assert _leftovers(target) == []
+
+
+def test_v2_pairs_of_short_parts_go_side_by_side(qgw: GatewayProcess, target: Target) -> None:
+    """4 MiB parts, three at a time: part 4 waits for part 3 to join it, and
+    part 5 — which will not join part 4 — does not wait for part 4 (it was
+    kept waiting behind the whole chain before)."""
+    if not _parts_direct(target):
+        pytest.skip("parts are joined only where they go into the object's upload")
+    p = {n: os.urandom(4 * MiB + n) for n in range(1, 7)}
+    session = V2(qgw, "direct/v2-side.bin")
+    session.put(1, p[1])
+    session.put(2, p[2])  # joined to part 1
+    release = threading.Event()
+
+    def put_third() -> None:  # its first MiB, then the rest once released
+        url = urlsplit(f"{session.base}/{session.upload_id}/3")
+        conn = http.client.HTTPConnection(url.hostname or "", url.port, timeout=60)
+        try:
+            conn.putrequest("PUT", url.path)
+            for name, value in {**session.headers, "Content-Length": str(len(p[3]))}.items():
+                conn.putheader(name, value)
+            conn.endheaders()
+            conn.send(p[3][:MiB])
+            release.wait(60)  # part 3 is still arriving while parts 4 and 5 come
+            conn.send(p[3][MiB:])
+            r = conn.getresponse()
+            body = r.read()
+        finally:
+            conn.close()
+        assert r.status == 200, body
+        session.etags[3] = json.loads(body)["etag"]
+
+    with ThreadPoolExecutor(2) as pool:
+        third = pool.submit(put_third)
+        time.sleep(0.5)
+        fourth = pool.submit(session.put, 4, p[4])  # waits for part 3: joins it
+        time.sleep(0.5)
+        started = time.monotonic()
+        session.put(5, p[5])  # stored on its own at once
+        assert time.monotonic() - started < 5
+        assert not third.done() and not fourth.done()
+        release.set()
+        third.result(60)
+        fourth.result(60)
+    session.put(6, p[6])
+    r = session.complete([1, 2, 3, 4, 5, 6])
+    assert r.status_code == 200, r.text
+    assert read_back(qgw, "direct/v2-side.bin") == sha256(b"".join(p[n] for n in range(1, 7)))
     assert _leftovers(target) == []
 
 
