@@ -110,6 +110,38 @@ def main_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
+def cpu_table(records: list[Record]) -> str:
+    """Where the CPU goes, per (store, scenario): medians of the client's, the
+    gateway's and the store's CPU seconds per GiB on the gateway path and on
+    the first baseline, beside 2 CPUs × the wall time per GiB — a path whose
+    sum reaches it is CPU-bound, and two CPU-bound paths compare as their sums."""
+    out = [
+        "| store | scenario | path | client CPU s/GiB | gw CPU s/GiB | store CPU s/GiB "
+        "| sum | CPUs × wall s/GiB |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    cpus = os.cpu_count() or 1
+    keys = list(dict.fromkeys((r["env"], r["scenario"]) for r in records))
+    for env, sc in keys:
+        mine = [r for r in records if r["env"] == env and r["scenario"] == sc and r["bytes_ok"]]
+        first = next((r["label"] for r in mine if r["what"] == "baseline"), None)
+        for label, path in ((first, [r for r in mine if r.get("label") == first]),
+                            ("gateway", [r for r in mine if r["what"] == "gateway"])):  # fmt: skip
+            if not path or label is None:
+                continue
+            gib = [r["bytes_ok"] / 2**30 for r in path]
+            client = med([r["client_cpu_s"] / g for r, g in zip(path, gib, strict=True)])
+            gw = med([r.get("cpu_per_gib") or 0.0 for r in path])
+            store = med([r.get("aux_cpu_per_gib") or 0.0 for r in path])
+            wall = med([r["wall_s"] * cpus / g for r, g in zip(path, gib, strict=True)])
+            total = sum(v or 0.0 for v in (client, gw, store))
+            out.append(
+                f"| {env} | {sc} | {label} | {f(client, 2)} | {f(gw, 2)} | {f(store, 2)} "
+                f"| {f(total, 2)} | {f(wall, 2)} |"
+            )
+    return "\n".join(out)
+
+
 def peers_table(rows: list[dict[str, Any]], peers: list[str]) -> str:
     out = [
         "| scenario | server | MiB/s | p50 s | p99 s | CPU s/GiB | peak RSS MiB | errors | "
@@ -202,25 +234,39 @@ def checks(
     else:
         line("gw peak RSS flat in file size", "flat", None, None)
     for env in ("s3-moto", "s3-swift"):
-        v = next(
-            (
-                r["ratio"]
-                for r in rows
-                if r["env"] == env
-                and r["scenario"] == "tus 1x512M"
-                and r["baseline"] == "boto3 8M×10"
-            ),
-            None,
-        )
+        v = _ratio(rows, env, "tus 1x512M", "boto3 8M×10")
         line(f"{env} tus 1x512M: gw ÷ boto3", "≥ 0.9", v, v is not None and v >= 0.9)
         for sdk in ("qiniu-v1 1x64M", "qiniu-v2 1x64M"):
-            v = next(
-                (
-                    r["ratio"]
-                    for r in rows
-                    if r["env"] == env and r["scenario"] == sdk and r["baseline"] == "boto3 8M×10"
-                ),
-                None,
-            )
+            v = _ratio(rows, env, sdk, "boto3 8M×10")
             line(f"{env} {sdk} (SDK): gw ÷ boto3", "≥ 0.8", v, v is not None and v >= 0.8)
+    for env in ("s3-moto", "s3-swift"):  # issue 22
+        for sc, want in (
+            ("qiniu-form 200x1M c32", 0.9),
+            ("qiniu-v2 1x64M", 0.65),
+            ("qiniu-v2 1x64M p8M", 0.9),
+        ):
+            v = _ratio(rows, env, sc, "boto3 8M×10")
+            line(f"{env} {sc}: gw ÷ boto3 ×10", f"≥ {want}", v, v is not None and v >= want)
+        form, tus = (_cpu(rows, env, sc) for sc in ("qiniu-form 200x1M c32", "tus 200x1M c32"))
+        both = form is not None and tus is not None
+        ok = both and form is not None and tus is not None and form <= tus
+        what = f"{env} gw CPU s/GiB: qiniu-form 200x1M ≤ tus 200x1M"
+        line(what, f"≤ {f(tus, 2)}", form if both else None, ok)
     return "\n".join(out)
+
+
+def _ratio(rows: list[dict[str, Any]], env: str, scenario: str, baseline: str) -> float | None:
+    return next(
+        (
+            r["ratio"]
+            for r in rows
+            if r["env"] == env and r["scenario"] == scenario and r["baseline"] == baseline
+        ),
+        None,
+    )
+
+
+def _cpu(rows: list[dict[str, Any]], env: str, scenario: str) -> float | None:
+    return next(
+        (r["cpu_per_gib"] for r in rows if r["env"] == env and r["scenario"] == scenario), None
+    )

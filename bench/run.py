@@ -413,6 +413,10 @@ def main(argv: list[str] | None = None) -> int:
         "### Gateway against the store driven directly",
         "",
         report.main_table(rows),
+        "",
+        "### Where the CPU goes (client, gateway, store; CPU-bound when the sum reaches CPUs × wall)",
+        "",
+        report.cpu_table(bench.records),
     ]
     if peer_rows:
         parts += [
@@ -424,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
     if rss_rows:
         parts += ["", "### Peak RSS against file size", "", report.rss_table(rss_rows)]
     if not a.quick:
-        parts += ["", "### Targets (issue 7)", "", report.checks(rows, peer_rows, rss_rows)]
+        parts += ["", "### Targets (issues 7, 22)", "", report.checks(rows, peer_rows, rss_rows)]
     if bench.notes:
         parts += ["", "Notes:", "", *[f"* {n}" for n in bench.notes]]
     text = "\n".join(parts) + "\n"
