@@ -28,7 +28,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
-from backends.base import JSON, Capability, ObjectMeta
+from backends.base import JSON, Capability, Limits, ObjectMeta
 from gateway.core import digests, object_meta
 from gateway.core.body import Hasher
 from gateway.core.errors import BadRequest, TooLarge
@@ -44,13 +44,21 @@ log = logging.getLogger(__name__)
 _PART = 8 * 1024 * 1024
 
 
-def available(ledger: Ledger, bucket: str, if_absent: bool) -> bool:
-    """Whether ``bucket``'s store can take an object this way (and, with
-    ``if_absent``, make it only where its key holds none)."""
+def _part_size(limits: Limits) -> int:
+    return max(_PART, limits.min_part_size)
+
+
+def available(ledger: Ledger, bucket: str, if_absent: bool, at_most: int | None = None) -> bool:
+    """Whether ``bucket``'s store can take an object of up to ``at_most``
+    bytes (None: unknown) this way (and, with ``if_absent``, make it only
+    where its key holds none)."""
     backend = ledger.bucket(bucket).backend
     if Capability.OBJECT_PARTS not in backend.capabilities:
         return False
-    return not if_absent or backend.limits.complete_if_absent
+    limits = backend.limits
+    if at_most is not None and limits.max_parts and at_most > limits.max_parts * _part_size(limits):
+        return False  # more parts than the store takes
+    return not if_absent or limits.complete_if_absent
 
 
 class ObjectUpload:
@@ -84,7 +92,7 @@ class ObjectUpload:
             extra=dict(extra or {}),
         )
         limits = self.b.backend.limits
-        self._part = max(_PART, limits.min_part_size)
+        self._part = _part_size(limits)
         self._max_parts = limits.max_parts
         self._running = (
             digests.Running.fresh(["sha-256"]) if ledger.digesting(self.record) else None

@@ -117,10 +117,13 @@ class UploadService:
         # an empty stream is made without a write: never conditionally
         return 0 < size <= self.bucket(bucket).backend.limits.create_if_absent
 
-    def writes_objects_in_parts(self, bucket: str, if_absent: bool) -> bool:
-        """Whether ``object_upload`` can write to ``bucket`` (with
-        ``if_absent``: making the object only where its key holds none)."""
-        return available(self.ledger, bucket, if_absent)
+    def writes_objects_in_parts(
+        self, bucket: str, if_absent: bool, at_most: int | None = None
+    ) -> bool:
+        """Whether ``object_upload`` can write an object of up to ``at_most``
+        bytes (None: unknown) to ``bucket`` (with ``if_absent``: making it
+        only where its key holds none)."""
+        return available(self.ledger, bucket, if_absent, at_most)
 
     def object_upload(
         self,

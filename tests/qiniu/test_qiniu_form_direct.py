@@ -296,6 +296,26 @@ def test_forced_save_key_goes_direct_when_known_first(
     assert _leftovers(target) == []
 
 
+def test_file_of_more_parts_than_the_store_takes_is_staged(target: Target) -> None:
+    """A store that takes 2 parts (``max_parts``): a 12 MiB file is two
+    parts on its key; a request longer than two 8 MiB parts is staged."""
+    if not _direct(target):
+        pytest.skip("no multipart uploads on this store")
+    config = qiniu_config(target)
+    config["backends"]["default"]["max_parts"] = 2
+    with GatewayProcess(config) as gw:
+        for size, direct in ((SIZE, True), (20 * MiB, False)):
+            key, data = f"form-direct/parts-{size}.bin", os.urandom(size)
+            before = scrape(gw.url)
+            r = post_form(gw, multipart([("token", token(key)), ("key", key), ("file", data)]))
+            assert r.status_code == 200, r.text
+            after = _answered(gw, before, 1)
+            assert read_back(gw, key) == sha256(data)
+            copied = _store_calls(before, after, *COPIES)
+            assert copied == 0 if direct else copied >= 1
+    assert _leftovers(target) == []
+
+
 def test_key_named_by_the_bytes_is_staged(fgw: GatewayProcess, target: Target) -> None:
     """No key before the file (the object is named by its etag): staged."""
     data = os.urandom(SIZE)

@@ -216,7 +216,10 @@ def _direct_upload(
     (only where the key is free, for a token that may not replace one)."""
     bucket = call.check_bucket(approved.bucket or token.policy.bucket)
     if_absent = not token.policy.may_overwrite
-    if not call.service.writes_objects_in_parts(bucket, if_absent):
+    # the request's length bounds the file's (a file of more parts than the
+    # store takes is staged: its parts are sized to fit)
+    at_most = call.request.content_length
+    if not call.service.writes_objects_in_parts(bucket, if_absent, at_most):
         return None
     moment = Moment()
     key = planned_key(token, bucket, fields.get("key"), approved.key, moment)
