@@ -316,6 +316,23 @@ def test_file_of_more_parts_than_the_store_takes_is_staged(target: Target) -> No
     assert _leftovers(target) == []
 
 
+def test_key_changed_by_a_field_after_the_file_is_refused(
+    fgw: GatewayProcess, target: Target
+) -> None:
+    """A second ``key`` field after the file (its bytes went to the first
+    key's upload): 400 with the reason, nothing made at either key."""
+    first, second = "form-direct/first.bin", "form-direct/second.bin"
+    fields = [("token", token()), ("key", first), ("file", os.urandom(SIZE)), ("key", second)]
+    r = post_form(fgw, multipart(fields))
+    if _direct(target, if_absent=True):
+        assert r.status_code == 400 and "key" in r.text, r.text
+    else:  # staged: the last key field names it, as before
+        assert r.status_code == 200, r.text
+        assert _object(fgw, second).status_code == 200
+    assert _object(fgw, first).status_code == 404
+    assert _leftovers(target) == []
+
+
 def test_key_named_by_the_bytes_is_staged(fgw: GatewayProcess, target: Target) -> None:
     """No key before the file (the object is named by its etag): staged."""
     data = os.urandom(SIZE)
