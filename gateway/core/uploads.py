@@ -318,7 +318,7 @@ class Uploads:
         try:
             with self.ledger.receiving_body(record.id, record.offset, guarded):
                 result = await self._write_backend(
-                    b.backend, record, guarded, content_length, running
+                    b.backend, record, guarded, content_length, running, checksum is None
                 )
         finally:
             guarded.close()  # a backend may stop reading before the body's end
@@ -355,9 +355,14 @@ class Uploads:
         body: GuardedBody,
         incoming: int | None,
         running: digests.Running | None,
+        unchecked: bool,
     ) -> WriteResult:
         stream = self.ledger.stream(record)
         stream.incoming = incoming
+        # bytes checked against a checksum only once they have all passed: a
+        # store must not make the object from them before (S3's PutObject,
+        # Swift's plain PUT of a small stream); a refusal then leaves none
+        stream.early_object = stream.early_object and unchecked
         if running is not None:
             stream.sha256 = functools.partial(digests.complete_sha256, running, record.length)
         with backend_errors():

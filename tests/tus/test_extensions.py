@@ -42,6 +42,24 @@ def test_checksum_accepted_and_mismatch_is_460(gateway: GatewayProcess, algorith
     assert download(url) == data
 
 
+def test_a_refused_last_patch_makes_no_object(gateway: GatewayProcess) -> None:
+    """The whole (small) upload in one PATCH whose checksum does not match:
+    no store may have made the object from those bytes meanwhile (S3's one
+    PutObject, Swift's plain PUT): its key holds nothing until the right
+    bytes come."""
+    data = os.urandom(100_000)
+    url = create(gateway.files_url, len(data))
+    key = url.rstrip("/").rsplit("/", 1)[-1]
+    bad = f"sha256 {_digest('sha256', b'something else')}"
+    assert patch(url, 0, data, **{"Upload-Checksum": bad}).status_code == 460
+    assert offset_of(url) == 0
+    assert requests.get(f"{gateway.url}/objects/default/{key}", timeout=30).status_code == 404
+    good = f"sha256 {_digest('sha256', data)}"
+    assert patch(url, 0, data, **{"Upload-Checksum": good}).status_code == 204
+    got = requests.get(f"{gateway.url}/objects/default/{key}", timeout=30)
+    assert got.status_code == 200 and got.content == data
+
+
 def test_unsupported_checksum_algorithm_is_400(gateway: GatewayProcess) -> None:
     url = create(gateway.files_url, 3)
     r = patch(url, 0, b"abc", **{"Upload-Checksum": "whirlpool AAAA"})
