@@ -101,6 +101,10 @@ class StreamInfo:
     #: ``commit`` to that key moves no bytes; the others get it again in
     #: ``commit``'s ``ObjectMeta``
     content_type: str | None = None
+    #: the unix time the object at ``key`` is to be deleted at, when known at
+    #: creation (``ObjectMeta.delete_at``): for a store that makes the object
+    #: in a write (Swift's plain PUT of a small object, ``X-Delete-At``)
+    delete_at: int | None = None
     #: whether a write may make the object at ``key`` before ``finish_stream``
     #: (S3's one PutObject of a small stream). False when the core must still
     #: approve the object when the stream finishes (a pre-finish hook, a key

@@ -5,10 +5,15 @@ extension is taken from the key when it is 1–6 letters or digits):
 
 * **stream** — one appender file, created empty by ``create_stream``
   (command 23) and grown by appends (24) of ``append_batch_size`` bytes; its
-  id is ``StreamInfo.state["file_id"]``. Every write first asks the file's
-  size (22): bytes past ``stream.offset`` were never acknowledged (a crash
-  between an append and the state commit) and are truncated away (36) before
-  appending, so a repeated write never duplicates bytes; a file shorter than
+  id is ``StreamInfo.state["file_id"]``. A stream of known length up to
+  ``append_batch_size`` gets no file at creation: its first write holds its
+  bytes (from the memory budget) and uploads them — all of them as a normal
+  file (11; ``state["sealed"]``, nothing left to seal: one storage request
+  for a small form file or tus upload), fewer as an appender file with them.
+  Every later write first asks the file's size (22): bytes past
+  ``stream.offset`` were never acknowledged (a crash between an append and
+  the state commit) and are truncated away (36) before appending, so a
+  repeated write never duplicates bytes; a file shorter than
   ``stream.offset`` is ``InvalidState``.
 * **object** — a normal file. ``commit`` renames the stream's appender file
   with "regenerate appender filename" (38, V6.02+): no bytes move, and the
@@ -50,6 +55,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field, field_validator
 
+from backends import bodies
 from backends.base import (
     JSON,
     Backend,
@@ -199,11 +205,23 @@ class FastDFSBackend(Backend):
         raise BackendUnavailable("; ".join(failures))
 
     # -- streams ---------------------------------------------------------------
+    def _deferred(self, stream: StreamInfo) -> bool:
+        """A stream whose file is made by its first write (module docstring)."""
+        return (
+            stream.length is not None
+            and 0 < stream.length <= self.cfg.append_batch_size
+            and "file_id" not in stream.state
+        )
+
     async def create_stream(self, stream: StreamInfo) -> JSON:
+        if self._deferred(stream):
+            return {}
         file_id = await self.client.upload_appender(b"", ext=_ext(stream.key), group=self.cfg.group)
         return {"file_id": file_id}
 
     async def write(self, stream: StreamInfo, body: AsyncIterator[bytes]) -> WriteResult:
+        if self._deferred(stream):
+            return await self._first_write(stream, body)
         file_id = _file_id(stream)
         start = stream.offset
         storage = (await self.client.query_update(file_id)).addr
@@ -221,6 +239,35 @@ class FastDFSBackend(Backend):
                 retry_after=exc.retry_after,
             ) from exc
         return self._result(stream, pipe.stored)
+
+    async def _first_write(self, stream: StreamInfo, body: AsyncIterator[bytes]) -> WriteResult:
+        """The file of a deferred stream, made with the bytes of its first
+        write: a normal file if they are all of them, else an appender."""
+        length = stream.length
+        assert length is not None
+        came = await bodies.arrived(body)
+        if came is None:  # nothing arrived: still no file
+            return WriteResult(offset=stream.offset, state=stream.state)
+        budget = self.context.budget
+        await budget.acquire(length)
+        try:
+            data = bytearray()
+            async for chunk in came:
+                if len(data) + len(chunk) > length:
+                    raise InvalidState(f"a write past the stream's length {length}")
+                data += chunk
+            whole = len(data) == length
+            file_id = await self.client.upload(
+                data, ext=_ext(stream.key), appender=not whole, group=self.cfg.group
+            )
+        finally:
+            budget.release(length)
+
+        async def rollback() -> None:  # the state without it has no file
+            await self._delete_quietly(file_id)
+
+        state: JSON = {"file_id": file_id, "sealed": True} if whole else {"file_id": file_id}
+        return WriteResult(offset=len(data), state=state, rollback=rollback)
 
     async def _pump(self, body: AsyncIterator[bytes], pipe: _AppendPipe) -> None:
         """Cut ``body`` into batches and hand them to ``pipe``; on a short
@@ -281,6 +328,8 @@ class FastDFSBackend(Backend):
             )
 
     async def finish_stream(self, stream: StreamInfo) -> JSON:
+        if stream.state.get("sealed"):  # a normal file of exactly its bytes
+            return stream.state
         file_id = _file_id(stream)
         storage = (await self.client.query_update(file_id)).addr
         await self._trim(file_id, storage, stream.offset)
@@ -293,7 +342,7 @@ class FastDFSBackend(Backend):
         previous = await self._lookup(key)
         if previous is not None and previous.get("source") == file_id:
             return ObjectInfo(key=key, size=stream.offset)  # committed before
-        final = await self._seal(file_id)
+        final = file_id if stream.state.get("sealed") else await self._seal(file_id)
         await self._bind(key, final, file_id, previous, meta)
         return ObjectInfo(key=key, size=stream.offset)
 
@@ -399,6 +448,8 @@ class FastDFSBackend(Backend):
         self, stream: StreamInfo, start: int = 0, end: int | None = None
     ) -> AsyncIterator[bytes]:
         stop = stream.offset if end is None else min(end, stream.offset)
+        if stream.offset == 0:
+            return  # a deferred stream may have no file yet
         async for chunk in self._download(_file_id(stream), stream.id, start, stop):
             yield chunk
 

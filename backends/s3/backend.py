@@ -11,6 +11,7 @@ import contextlib
 from collections.abc import AsyncIterator, Coroutine, Sequence
 from typing import Any, ClassVar
 
+from backends import bodies
 from backends.base import (
     JSON,
     Backend,
@@ -166,7 +167,7 @@ class S3Backend(Backend):
         if not old.single:
             return await self._write_parts(stream, old, body)
         # not a multipart upload yet: open one only if a part's worth arrives
-        arrived = await _arrived(body)
+        arrived = await bodies.arrived(body)
         if arrived is None:
             return WriteResult(offset=stream.offset, state=stream.state)
         limit = old.part_size - old.tail_size
@@ -185,7 +186,7 @@ class S3Backend(Backend):
         upload_id = await self.store.create_multipart(old.key, content_type, checksum)
         opened = old.copy(upload_id=upload_id, checksum=checksum)
         try:
-            result = await self._write_parts(stream, opened, _chain(head, more))
+            result = await self._write_parts(stream, opened, bodies.chain(head, more))
         except BackendUnavailable as exc:
             if exc.partial is None:  # no part stored: nothing refers to the upload
                 await self._abort_quietly(opened)
@@ -288,7 +289,7 @@ class S3Backend(Backend):
         earlier, shorter writes, kept as tail pieces); a shorter write adds a
         tail piece. No multipart upload, no part copied back and forth."""
         assert stream.length is not None
-        arrived = await _arrived(body)
+        arrived = await bodies.arrived(body)
         if arrived is None:
             return WriteResult(offset=stream.offset, state=stream.state)
         room = stream.length - stream.offset
@@ -653,16 +654,6 @@ class S3Backend(Backend):
         return None
 
 
-async def _arrived(body: AsyncIterator[bytes]) -> AsyncIterator[bytes] | None:
-    """``body`` once its first byte is here, or None if it ends first: budget
-    is taken for bytes that came, never for a body that was only announced
-    (idle requests with a large ``Content-Length`` would hold it all)."""
-    async for chunk in body:
-        if chunk:
-            return _chain([chunk], body)
-    return None
-
-
 async def _take(
     body: AsyncIterator[bytes], limit: int
 ) -> tuple[list[bytes | memoryview], AsyncIterator[bytes] | None]:
@@ -676,13 +667,3 @@ async def _take(
         if received >= limit:
             return head, body
     return head, None
-
-
-async def _chain(
-    head: list[bytes | memoryview], rest: AsyncIterator[bytes] | None
-) -> AsyncIterator[bytes]:
-    for chunk in head:
-        yield bytes(chunk)
-    if rest is not None:
-        async for chunk in rest:
-            yield chunk

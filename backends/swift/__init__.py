@@ -9,7 +9,9 @@ once and retries; tokens are renewed shortly before they expire.
 Layout in the account::
 
     <container>/<key>                      a finished object: an SLO manifest
-                                           (an empty plain object for 0 bytes)
+                                           (an empty plain object for 0 bytes; a
+                                           plain object for a small stream
+                                           written whole, ``plain.py``)
     <segments>/<stream>/<start>-<write>    a segment: the stream's bytes from offset
                                            <start>, written by the write that began
                                            at offset <write> (16 hex digits each)
@@ -69,9 +71,13 @@ is deleted:
    their own, ``<stream id>-for-<SHA-256 of the key>``, owned by the new
    object like any stream: deleting either object never breaks the other.
 
-Requests: a 1-segment tus upload committed to its own key costs a segment PUT,
-the manifest PUT (Swift HEADs each segment) and one listing; a stream without
-a key of its own (a Qiniu file, a part) adds the marker PUT. Listings stop at
+Requests: an upload on its own key of at most ``plain_object_size`` whose
+bytes arrive in one write, its object allowed then (no hook, checksum or
+insert-only check still to come), is one plain object PUT (``plain.py``: a
+Qiniu form file, a tus upload sent in one PATCH). Otherwise a 1-segment tus
+upload committed to its own key costs a segment PUT, the manifest PUT (Swift
+HEADs each segment) and one listing; a stream without a key of its own (a
+Qiniu file, a part) adds the marker PUT. Listings stop at
 the first page shorter than the limit.
 
 Object metadata: the manifest's ``Content-Type`` is ``ObjectMeta.content_type``

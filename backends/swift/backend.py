@@ -9,7 +9,6 @@ import hashlib
 import hmac
 import json
 import logging
-import mimetypes
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
@@ -29,7 +28,7 @@ from backends.base import (
     WriteResult,
 )
 from backends.concurrency import bounded
-from backends.errors import BackendConfigError, BackendUnavailable, NotFound
+from backends.errors import BackendConfigError, BackendError, BackendUnavailable, NotFound
 from backends.swift.client import AuthRejected, SwiftClient, etag_of
 from backends.swift.config import SwiftConfig, UrlMode
 from backends.swift.layout import (
@@ -41,6 +40,13 @@ from backends.swift.layout import (
     stream_prefix,
 )
 from backends.swift.manifests import Entry, Manifests, Tree
+from backends.swift.plain import (
+    SHA256_HEADER,
+    PlainObjects,
+    content_type_for,
+    load_plain,
+    object_headers,
+)
 from backends.swift.writer import SegmentWriter
 from backends.urls import key_path
 
@@ -52,8 +58,6 @@ _LIST_LIMIT = 10000
 #: need not be read; at an existing key Swift refuses it (after checking each
 #: segment), and the object is read and written again as before
 _PUT_IF_ABSENT_SEGMENTS = 4
-#: the object metadata that keeps the SHA-256 the gateway computed
-SHA256_HEADER = "X-Object-Meta-Sha256"
 log = logging.getLogger(__name__)
 
 
@@ -72,11 +76,16 @@ class SwiftBackend(Backend):
         self.client = SwiftClient(config, self.telemetry)
         self.manifests = Manifests(self.client, self.segments)
         self.writer = SegmentWriter(self.client, self.segments)
+        self.plain = PlainObjects(
+            self.client, self.container, self.manifests, context.budget, config.plain_object_size
+        )
         self._temp_url_key = config.temp_url_key.get_secret_value() if config.temp_url_key else ""
 
     @property
     def limits(self) -> Limits:
-        return Limits()  # SLO segments may be any size; nesting lifts the count limit
+        # SLO segments may be any size; nesting lifts the count limit. A small
+        # object written whole is one plain PUT, If-None-Match: * if asked
+        return Limits(create_if_absent=self.plain.limit)
 
     # -- lifecycle -------------------------------------------------------------
     async def start(self) -> None:
@@ -149,15 +158,27 @@ class SwiftBackend(Backend):
         return dump_segments([])  # segments appear with the first bytes
 
     async def write(self, stream: StreamInfo, body: AsyncIterator[bytes]) -> WriteResult:
+        if self.plain.fits(stream):
+            return await self.plain.write(stream, body, self.writer.write, self._drop_old)
+        if stream.if_absent:
+            raise BackendError("this write cannot make its object only where there is none")
         return await self.writer.write(stream, body)
 
+    async def _drop_old(self, old: Tree) -> None:
+        """What an object replaced by a plain one referenced."""
+        await self._drop_replaced(old, set(), set())
+
     async def finish_stream(self, stream: StreamInfo) -> JSON:
-        load_segments(stream.state, stream.offset)  # sealed as it is: a short tail is fine
+        if load_plain(stream.state, stream.offset) is None:
+            load_segments(stream.state, stream.offset)  # sealed as it is: a short tail is fine
         return stream.state
 
     async def commit(
         self, stream: StreamInfo, key: str, meta: ObjectMeta | None = None
     ) -> ObjectInfo:
+        plain = load_plain(stream.state, stream.offset)
+        if plain is not None:  # the write made it
+            return await self.plain.commit(plain, key, meta)
         segments = load_segments(stream.state, stream.offset)
         info, referenced = await self._make_object(key, [(stream, segments)], meta)
         # pieces of writes that were never committed (a crash, a failed segment)
@@ -255,13 +276,9 @@ class SwiftBackend(Backend):
         """Write new (markers, sub-manifests, manifest), then delete what the
         replaced object referenced and the new one does not. A stream whose own
         key is ``key`` gets no marker: that key names its owner already."""
-        content_type = (meta and meta.content_type) or mimetypes.guess_type(key)[0]
-        content_type = content_type or "application/octet-stream"
-        headers = {"Content-Type": content_type}
-        if meta is not None and meta.delete_at is not None:
-            headers["X-Delete-At"] = str(meta.delete_at)
-        if meta is not None and meta.sha256:  # on the manifest: no bytes move
-            headers[SHA256_HEADER] = meta.sha256
+        content_type = content_type_for(key, meta.content_type if meta else None)
+        # on the manifest: no bytes move
+        headers = object_headers(content_type, *_lifetime_and_digest(meta))
         size = sum(s.size for _, segs in parts for s in segs)
         owners = {stream_prefix(s.id): s for s, segs in parts if segs}
         marked = [s for s in owners.values() if s.key != key]
@@ -363,16 +380,12 @@ class SwiftBackend(Backend):
 
     async def _copy_plain(self, source: str, key: str, meta: ObjectMeta | None) -> ObjectInfo:
         """Swift's server-side COPY of a plain object (up to ``max_file_size``)."""
-        content_type = (meta and meta.content_type) or mimetypes.guess_type(key)[0]
+        content_type = content_type_for(key, meta.content_type if meta else None)
         headers = {
             "X-Copy-From": f"/{key_path(self.container)}/{key_path(source)}",
             "X-Fresh-Metadata": "true",  # the new object's type and lifetime, not the source's
-            "Content-Type": content_type or "application/octet-stream",
+            **object_headers(content_type, *_lifetime_and_digest(meta)),
         }
-        if meta is not None and meta.delete_at is not None:
-            headers["X-Delete-At"] = str(meta.delete_at)
-        if meta is not None and meta.sha256:
-            headers[SHA256_HEADER] = meta.sha256
         old = await self.manifests.tree(self.container, key)
         reply = await self.client.call(
             "PUT", self.container, key, data=b"", headers=headers, ok=(404,)
@@ -389,6 +402,10 @@ class SwiftBackend(Backend):
     async def discard_stream(self, stream: StreamInfo) -> None:
         prefix = stream_prefix(stream.id)
         names = set(await self._list(prefix))
+        if load_plain(stream.state, stream.offset) is not None:
+            # its object is the committed one: only a crashed write's segments go
+            await self._delete_names(names - {owner_name(stream.id)})
+            return
         names |= {s.name for s in load_segments(stream.state, stream.offset)}
         keep: set[str] = set()
         marker_owner = await self._owner(stream.id)
@@ -417,6 +434,12 @@ class SwiftBackend(Backend):
         self, stream: StreamInfo, start: int = 0, end: int | None = None
     ) -> AsyncIterator[bytes]:
         stop = stream.offset if end is None else min(end, stream.offset)
+        plain = load_plain(stream.state, stream.offset)
+        if plain is not None:
+            if start < stop:
+                async for chunk in self._get(self.container, plain.key, start, stop):
+                    yield chunk
+            return
         position = 0
         for seg in load_segments(stream.state, stream.offset):
             first, position = position, position + seg.size
@@ -541,3 +564,9 @@ class SwiftBackend(Backend):
             await self.client.call("DELETE", self.segments, name, ok=(404, 409))
 
         await bounded(sorted(names), delete, self.cfg.concurrency)
+
+
+def _lifetime_and_digest(meta: ObjectMeta | None) -> tuple[int | None, str | None]:
+    if meta is None:
+        return None, None
+    return meta.delete_at, meta.sha256

@@ -86,6 +86,10 @@ class SwiftConfig(BackendConfig):
     min_segment_size: int = Field(default=1 * MiB, ge=1)
     #: segments are cut at this size (each is streamed, never buffered whole)
     max_segment_size: int = Field(default=64 * MiB, ge=1, le=SWIFT_MAX_OBJECT)
+    #: a stream of at most this many bytes, on its own key, whose bytes all
+    #: arrive in one write is one plain object PUT (``plain.py``: held in
+    #: memory from the budget until the last byte); 0: always segments
+    plain_object_size: int = Field(default=8 * MiB, ge=0, le=SWIFT_MAX_OBJECT)
     #: entries per SLO manifest (lowered to the cluster's
     #: ``max_manifest_segments`` from ``/info``); longer lists are nested
     max_manifest_segments: int = Field(default=1000, ge=2)
@@ -109,7 +113,7 @@ class SwiftConfig(BackendConfig):
     #: Retry-After (seconds) suggested to clients while Swift is unavailable
     retry_after: int = Field(default=5, ge=0)
 
-    @field_validator("min_segment_size", "max_segment_size", mode="before")
+    @field_validator("min_segment_size", "max_segment_size", "plain_object_size", mode="before")
     @classmethod
     def _size(cls, value: Any) -> int:
         return parse_size(value)

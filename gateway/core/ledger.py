@@ -243,6 +243,7 @@ class Ledger:
         if key is not None:
             meta = object_meta.of(record)
             stream.content_type = meta.content_type if meta is not None else None
+            stream.delete_at = meta.delete_at if meta is not None else None
         return stream
 
     def check_length(self, length: int | None, b: Bucket) -> None:

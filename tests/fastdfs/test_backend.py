@@ -16,7 +16,7 @@ from typing import Any
 import pydantic
 import pytest
 
-from backends.base import BackendContext, StreamInfo
+from backends.base import BackendContext, ObjectMeta, StreamInfo
 from backends.errors import BackendConfigError, BackendUnavailable, InvalidState, NotFound
 from backends.fastdfs import backend as backend_module
 from backends.fastdfs.backend import FastDFSBackend, FastDFSConfig
@@ -185,6 +185,88 @@ def test_upload_commit_read_url_delete(server: FastDFSServer) -> None:
             await read_all(backend, key)
 
     with_backend(server, check, http_base_url="http://files.example/")
+
+
+def record_requests(backend: FastDFSBackend) -> list[str]:
+    """Every command the backend sends to a tracker or storage server."""
+    log: list[str] = []
+    real = backend.client._request
+
+    async def request(addr: Any, cmd: Any, *args: Any, **kwargs: Any) -> bytes:
+        log.append(cmd.name.lower())
+        return await real(addr, cmd, *args, **kwargs)
+
+    backend.client._request = request  # type: ignore[method-assign]
+    return log
+
+
+def test_a_small_stream_written_whole_is_one_upload(server: FastDFSServer) -> None:
+    """A stream of known length up to a batch, all of it in one write: no
+    appender file at creation, one upload of a normal file, nothing to seal;
+    replacing an object deletes the old file."""
+    first, second = os.urandom(MiB), os.urandom(300_000)
+
+    async def check(backend: FastDFSBackend) -> None:
+        log = record_requests(backend)
+        stream = await new_stream(backend, "small.png", len(first))
+        assert log == [] and server.files() == []
+        await write(backend, stream, first)
+        stream.state = await backend.finish_stream(stream)
+        await backend.commit(stream, "small.png", ObjectMeta("image/png", sha256=sha(first)))
+        assert log == ["query_store_without_group_one", "upload_file"]
+        file_id = stream.state["file_id"]
+        assert server.files() == [file_id] and server.files(appender=True) == []
+        assert file_id.endswith(".png")
+        info = await backend.stat("small.png")
+        assert info is not None and info.size == len(first) and info.sha256 == sha(first)
+        assert info.content_type == "image/png"
+        assert await read_all(backend, "small.png") == first
+        got = b"".join([c async for c in backend.read_stream(stream, 3, 3000)])
+        assert got == first[3:3000]
+        assert (await backend.commit(stream, "small.png")).size == len(first)  # repeated
+        replacing = await new_stream(backend, "small.png", len(second))
+        await write(backend, replacing, second)
+        replacing.state = await backend.finish_stream(replacing)
+        await backend.commit(replacing, "small.png")
+        assert await read_all(backend, "small.png") == second
+        assert server.files() == [replacing.state["file_id"]]  # the old file went
+        await backend.delete_object("small.png")
+        assert server.files() == []
+
+    with_backend(server, check)
+
+
+def test_a_small_stream_cut_short_keeps_what_arrived(server: FastDFSServer) -> None:
+    """Its first write brings fewer bytes than its length: an appender file
+    with them, grown by the next writes and sealed at commit as any stream;
+    a first write the core refuses (rollback) leaves no file."""
+    data = os.urandom(MiB)
+
+    async def check(backend: FastDFSBackend) -> None:
+        stream = await new_stream(backend, "cut.bin", len(data))
+        assert [c async for c in backend.read_stream(stream)] == []
+        await write(backend, stream, b"")  # nothing arrived: still no file
+        assert stream.state == {} and server.files() == []
+        await write(backend, stream, data[:1000])
+        assert server.files(appender=True) == [stream.state["file_id"]]
+        await write(backend, stream, data[1000:])
+        stream.state = await backend.finish_stream(stream)
+        await backend.commit(stream, "cut.bin")
+        assert await read_all(backend, "cut.bin") == data
+        assert server.files(appender=True) == [] and len(server.files()) == 1
+        await backend.delete_object("cut.bin")
+
+        refused = await new_stream(backend, "refused.bin", len(data))
+        result = await backend.write(refused, chunks(data, 65536))
+        assert result.offset == len(data) and result.rollback is not None
+        assert len(server.files()) == 1
+        await result.rollback()
+        assert server.files() == []
+        with pytest.raises(InvalidState, match="past the stream's length"):
+            await backend.write(refused, chunks(data + b"x", 65536))
+        assert server.files() == []
+
+    with_backend(server, check)
 
 
 def test_no_http_base_url_means_gateway_urls(server: FastDFSServer) -> None:

@@ -8,16 +8,18 @@ import hashlib
 import json
 import os
 import secrets
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from aiohttp import web
 
-from backends.base import BackendContext, StreamInfo
-from backends.errors import BackendConfigError, BackendUnavailable
+from backends.base import BackendContext, ObjectMeta, StreamInfo
+from backends.errors import BackendConfigError, BackendError, BackendUnavailable, Exists
 from backends.swift import SwiftBackend, SwiftConfig
 from backends.swift.client import object_store_url
+from backends.swift.layout import dump_segments
 from gateway.core.budget import Budget
 from tests.support.memkv import MemoryKV
 from tests.swift.account import SwiftAccount
@@ -280,7 +282,8 @@ def record_requests(backend: SwiftBackend) -> list[str]:
 
 
 def test_requests_of_a_small_upload(swift_config: dict[str, Any], account: SwiftAccount) -> None:
-    """A tus upload of one segment committed to its own key: the segment, the
+    """A tus upload of one segment committed to its own key, its object made
+    only at commit (a hook to ask, a checksum to check): the segment, the
     manifest and one listing page; no marker, no read of an old object."""
     container, seg = swift_config["container"], swift_config["container"] + "_segments"
     data = os.urandom(MiB)
@@ -289,6 +292,7 @@ def test_requests_of_a_small_upload(swift_config: dict[str, Any], account: Swift
         async with opened(swift_config) as backend:
             log = record_requests(backend)
             stream = StreamInfo(secrets.token_hex(16), "small.bin", len(data), 0)
+            stream.early_object = False
             stream.state = await backend.create_stream(stream)
             await write(backend, stream, data)
             stream.state = await backend.finish_stream(stream)
@@ -322,6 +326,163 @@ def test_requests_of_a_small_upload(swift_config: dict[str, Any], account: Swift
             assert sorted(account.names(seg)) == sorted([*names(other), f"{other.id}/owner"])
             await backend.delete_object("small.bin")
             assert account.names(seg) == [] and account.names(container) == []
+
+    asyncio.run(main())
+
+
+def plain_stream(key: str, data: bytes, **fields: Any) -> StreamInfo:
+    stream = StreamInfo(secrets.token_hex(16), key, len(data), 0, dump_segments([]), **fields)
+    digest = hashlib.sha256(data).hexdigest()
+    stream.sha256 = lambda: digest  # as the core's, once every byte has passed
+    return stream
+
+
+def test_a_small_object_written_whole_is_one_plain_put(
+    swift_config: dict[str, Any], account: SwiftAccount
+) -> None:
+    """A small upload whose bytes arrive in one write, its object made by
+    that write: one PUT of a plain object (If-None-Match: *), with its type,
+    lifetime and SHA-256; commit moves nothing; no segment, no listing."""
+    container, seg = swift_config["container"], swift_config["container"] + "_segments"
+    data = os.urandom(MiB)
+    delete_at = int(time.time()) + 86400
+
+    async def main() -> None:
+        async with opened(swift_config) as backend:
+            log = record_requests(backend)
+            stream = plain_stream("plain.bin", data, content_type="image/png", delete_at=delete_at)
+            assert backend.limits.create_if_absent == swift_config.get("plain_object_size", 8 * MiB)
+            await write(backend, stream, data)
+            stream.state = await backend.finish_stream(stream)
+            info = await backend.commit(stream, "plain.bin", ObjectMeta("image/png", delete_at))
+            assert log == ["PUT container if-none-match"]
+            assert info.size == len(data) and info.etag == hashlib.md5(data).hexdigest()
+            head = account.request("HEAD", f"{container}/plain.bin").headers
+            assert "X-Static-Large-Object" not in head
+            assert head["Content-Type"] == "image/png"
+            assert head["X-Delete-At"] == str(delete_at)
+            assert head["X-Object-Meta-Sha256"] == hashlib.sha256(data).hexdigest()
+            assert account.names(seg) == []
+            got = b"".join([c async for c in backend.read_stream(stream, 5, 5000)])
+            assert got == data[5:5000]
+            # a late discard (crash before the record was saved) keeps it
+            await backend.discard_stream(stream)
+            assert await read_all(backend, "plain.bin") == data
+            # metadata that changed since the write: one POST at commit
+            del log[:]
+            await backend.commit(stream, "plain.bin", ObjectMeta("text/plain"))
+            assert log == ["POST container"]
+            head = account.request("HEAD", f"{container}/plain.bin").headers
+            assert head["Content-Type"] == "text/plain" and "X-Delete-At" not in head
+            assert head["X-Object-Meta-Sha256"] == hashlib.sha256(data).hexdigest()
+            await backend.delete_object("plain.bin")
+            assert account.names(container) == []
+
+    asyncio.run(main())
+
+
+def test_a_plain_object_replacing_an_slo_leaves_no_segments(
+    swift_config: dict[str, Any], account: SwiftAccount
+) -> None:
+    """Over an SLO object (here with a marker: made from a stream without a
+    key of its own), the conditional PUT is refused, the old manifest read,
+    the PUT sent again and the old segments and marker deleted."""
+    container, seg = swift_config["container"], swift_config["container"] + "_segments"
+    old, new = os.urandom(3 * MiB), os.urandom(200_000)
+
+    async def main() -> None:
+        async with opened(swift_config) as backend:
+            await backend.commit(await finished(backend, old), "k")
+            assert account.manifest(container, "k") is not None and account.names(seg)
+            log = record_requests(backend)
+            stream = plain_stream("k", new)
+            await write(backend, stream, new)
+            assert log[:3] == [
+                "PUT container if-none-match",
+                "GET container?multipart-manifest",
+                "PUT container",
+            ]
+            assert set(log[3:]) == {"DELETE segments", "DELETE segments/owner"}
+            stream.state = await backend.finish_stream(stream)
+            await backend.commit(stream, "k")
+            assert await read_all(backend, "k") == new
+            assert account.manifest(container, "k") is None
+            assert account.names(seg) == []  # nothing orphaned
+            # replacing a plain object: the same three requests, nothing to delete
+            newer = os.urandom(1000)
+            del log[:]
+            stream = plain_stream("k", newer)
+            await write(backend, stream, newer)
+            assert log == [
+                "PUT container if-none-match",
+                "GET container?multipart-manifest",
+                "PUT container",
+            ]
+            assert await read_all(backend, "k") == newer
+            await backend.delete_object("k")
+            assert account.names(container) == [] and account.names(seg) == []
+
+    asyncio.run(main())
+
+
+def test_insert_only_refusal_stores_nothing(
+    swift_config: dict[str, Any], account: SwiftAccount
+) -> None:
+    container, seg = swift_config["container"], swift_config["container"] + "_segments"
+    first, second = os.urandom(100_000), os.urandom(4 * MiB)  # refused before its end
+
+    async def main() -> None:
+        async with opened(swift_config) as backend:
+            stream = plain_stream("taken", first, if_absent=True)
+            await write(backend, stream, first)
+            again = plain_stream("taken", second, if_absent=True)
+            with pytest.raises(Exists):
+                await backend.write(again, chunks(second))
+            assert await read_all(backend, "taken") == first
+            assert account.names(seg) == [] and account.names(container) == ["taken"]
+            # a write that cannot be the one conditional PUT is refused
+            late = plain_stream("taken", second, if_absent=True, early_object=False)
+            with pytest.raises(BackendError):
+                await backend.write(late, chunks(second))
+            assert account.names(seg) == []
+            await backend.delete_object("taken")
+
+    asyncio.run(main())
+
+
+def test_a_short_body_is_kept_as_segments_and_rollback_deletes(
+    swift_config: dict[str, Any], account: SwiftAccount
+) -> None:
+    """A body that ends before the stream's length (a client gone) is
+    written as segments, as any write: what arrived is kept. A plain object
+    the core then refuses (rollback) is deleted."""
+    container, seg = swift_config["container"], swift_config["container"] + "_segments"
+    data = os.urandom(2 * MiB)
+
+    async def main() -> None:
+        async with opened(swift_config) as backend:
+            stream = plain_stream("cut", data)
+            await write(backend, stream, data[:MiB])
+            assert stream.offset == MiB and len(names(stream)) == 1
+            assert account.names(container) == []
+            await write(backend, stream, data[MiB:])  # the rest: segments, then a manifest
+            stream.state = await backend.finish_stream(stream)
+            await backend.commit(stream, "cut")
+            assert account.manifest(container, "cut") is not None
+            assert await read_all(backend, "cut") == data
+            await backend.delete_object("cut")
+
+            announced = plain_stream("announced", data, incoming=MiB)  # fewer bytes: segments
+            log = record_requests(backend)
+            await write(backend, announced, data[:MiB])
+            assert log == ["PUT segments"] and account.names(container) == []
+            await backend.discard_stream(announced)
+
+            refused = plain_stream("refused", data)
+            result = await backend.write(refused, chunks(data))
+            assert result.rollback is not None and account.names(container) == ["refused"]
+            await result.rollback()
+            assert account.names(container) == [] and account.names(seg) == []
 
     asyncio.run(main())
 
