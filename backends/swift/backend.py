@@ -178,9 +178,13 @@ class SwiftBackend(Backend):
     ) -> ObjectInfo:
         plain = load_plain(stream.state, stream.offset)
         if plain is not None:  # the write made it
-            return await self.plain.commit(plain, key, meta)
-        segments = load_segments(stream.state, stream.offset)
-        info, referenced = await self._make_object(key, [(stream, segments)], meta)
+            info = await self.plain.commit(plain, key, meta)
+            referenced: set[str] = set()
+            if stream.one_write:  # no earlier write: nothing of one to look for
+                return info
+        else:
+            segments = load_segments(stream.state, stream.offset)
+            info, referenced = await self._make_object(key, [(stream, segments)], meta)
         # pieces of writes that were never committed (a crash, a failed segment)
         prefix = stream_prefix(stream.id)
         leftovers = set(await self._list(prefix)) - referenced - {owner_name(stream.id)}

@@ -10,10 +10,11 @@ to check), the stream has its own key, nothing was written yet, its length
 is at most ``plain_object_size`` and the request does not announce fewer
 bytes. The body is held (from the memory budget, once its first byte is
 here) until it has all arrived. A body cut short is written as segments
-instead, as any write, so what arrived is kept. Not done here: the listing
-by which the SLO ``commit`` finds segments of a write cut by a gateway crash
-before its state was saved — such a segment under the stream's prefix
-(only if the stream's next write then brought every byte) stays behind.
+instead, as any write, so what arrived is kept. ``commit`` still lists the
+stream's prefix for segments of a write cut by a gateway crash before its
+state was saved, unless the stream was written whole by the call that
+created it (``StreamInfo.one_write``: a Qiniu form file), which no earlier
+write can have touched.
 
 A plain object carries what the manifest would (its type, ``X-Delete-At``,
 the SHA-256); ``commit`` to the same key moves nothing (one POST if the

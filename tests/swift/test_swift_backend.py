@@ -19,7 +19,7 @@ from backends.base import BackendContext, ObjectMeta, StreamInfo
 from backends.errors import BackendConfigError, BackendError, BackendUnavailable, Exists
 from backends.swift import SwiftBackend, SwiftConfig
 from backends.swift.client import object_store_url
-from backends.swift.layout import dump_segments
+from backends.swift.layout import dump_segments, stream_prefix
 from gateway.core.budget import Budget
 from tests.support.memkv import MemoryKV
 from tests.swift.account import SwiftAccount
@@ -350,7 +350,9 @@ def test_a_small_object_written_whole_is_one_plain_put(
     async def main() -> None:
         async with opened(swift_config) as backend:
             log = record_requests(backend)
-            stream = plain_stream("plain.bin", data, content_type="image/png", delete_at=delete_at)
+            stream = plain_stream(  # as a Qiniu form file: written whole by its creator
+                "plain.bin", data, content_type="image/png", delete_at=delete_at, one_write=True
+            )
             assert backend.limits.create_if_absent == swift_config.get("plain_object_size", 8 * MiB)
             await write(backend, stream, data)
             stream.state = await backend.finish_stream(stream)
@@ -377,6 +379,38 @@ def test_a_small_object_written_whole_is_one_plain_put(
             assert head["X-Object-Meta-Sha256"] == hashlib.sha256(data).hexdigest()
             await backend.delete_object("plain.bin")
             assert account.names(container) == []
+
+    asyncio.run(main())
+
+
+def test_a_crashed_writes_segment_is_found_at_a_plain_commit(
+    swift_config: dict[str, Any], account: SwiftAccount
+) -> None:
+    """A write cut by a gateway crash stored a segment, its state never
+    saved; the stream's next write brought every byte (one plain PUT). The
+    commit still lists the stream's prefix and deletes that segment — except
+    for a stream written whole by the call that created it (nothing before)."""
+    seg = swift_config["container"] + "_segments"
+    data = os.urandom(MiB)
+
+    async def main() -> None:
+        async with opened(swift_config) as backend:
+            stream = plain_stream("after-crash.bin", data)
+            ghost = plain_stream("after-crash.bin", data)
+            ghost.id = stream.id
+            await write(backend, ghost, data[: MiB // 2])  # stored, state lost
+            assert [n for n in account.names(seg) if n.startswith(stream_prefix(stream.id))]
+            await write(backend, stream, data)
+            stream.state = await backend.finish_stream(stream)
+            log = record_requests(backend)
+            await backend.commit(stream, "after-crash.bin")
+            assert "GET segments?format,prefix" in log or any(
+                e.startswith("GET segments") for e in log
+            )
+            left = [n for n in account.names(seg) if n.startswith(stream_prefix(stream.id))]
+            assert [n for n in left if not n.endswith("/owner")] == []
+            assert await read_all(backend, "after-crash.bin") == data
+            await backend.delete_object("after-crash.bin")
 
     asyncio.run(main())
 
