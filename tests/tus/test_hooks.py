@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -82,7 +83,8 @@ def test_post_finish_fires_exactly_once(hooked_gateway: GatewayProcess, sink: Ho
     assert finish["size"] == 6 and finish["protocol"] == "tus"
     assert finish["sha256"] == hashlib.sha256(b"abcdef").hexdigest()  # hashed as bytes passed
     assert finish["metadata"] == {"filename": "h.txt"}
-    assert finish["url"].rsplit("/", 1)[1] == object_url.rsplit("/", 1)[1]
+    # the same object: a store's temp URL is signed when made (its query may differ)
+    assert urlsplit(finish["url"]).path == urlsplit(object_url).path
 
 
 def test_post_terminate(hooked_gateway: GatewayProcess, sink: HookSink) -> None:
