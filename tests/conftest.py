@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from tests.access.hook_server import HookServer
 from tests.support.targets import TARGETS, Target, selected_targets
 from testservers.gateway import GatewayProcess
 
@@ -48,3 +49,11 @@ def gateway(target: Target) -> Iterator[GatewayProcess]:
     """One gateway per backend target, shared by the tests that need no special config."""
     with GatewayProcess(gateway_config(target)) as gw:
         yield gw
+
+
+@pytest.fixture(scope="module")
+def hooks() -> Iterator[HookServer]:
+    """A business service's hook endpoint (``tests/access/hook_server.py``)."""
+    server = HookServer()
+    yield server
+    server.close()

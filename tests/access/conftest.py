@@ -1,5 +1,5 @@
-"""A gateway whose tus bucket needs a credential, per backend target; a
-business service's hook endpoint."""
+"""A gateway whose tus bucket needs a credential, per backend target (the
+hook endpoint, ``hooks``, is the root conftest's)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.access.hook_server import HookServer
 from tests.access.support import access_config
 from tests.support.targets import Target
 from testservers.gateway import GatewayProcess
@@ -17,10 +16,3 @@ from testservers.gateway import GatewayProcess
 def agw(target: Target) -> Iterator[GatewayProcess]:
     with GatewayProcess(access_config(target)) as gw:
         yield gw
-
-
-@pytest.fixture(scope="module")
-def hooks() -> Iterator[HookServer]:
-    server = HookServer()
-    yield server
-    server.close()

@@ -18,13 +18,6 @@ from testservers.gateway import GatewayProcess
 
 
 @pytest.fixture(scope="module")
-def hooks() -> Iterator[HookServer]:
-    server = HookServer()
-    yield server
-    server.close()
-
-
-@pytest.fixture(scope="module")
 def hgw(hooks: HookServer) -> Iterator[GatewayProcess]:
     hook = {"url": hooks.url, "events": ["pre-create", "pre-finish"], "secret": SECRET}
     with GatewayProcess(gateway_config(LocalTarget(), hooks=[hook])) as gw:

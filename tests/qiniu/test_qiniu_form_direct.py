@@ -48,13 +48,6 @@ COPIES = ("copy_object", "upload_part_copy", "copy")
 
 
 @pytest.fixture(scope="module")
-def hooks() -> Iterator[HookServer]:
-    server = HookServer()
-    yield server
-    server.close()
-
-
-@pytest.fixture(scope="module")
 def fgw(target: Target, hooks: HookServer) -> Iterator[GatewayProcess]:
     """A gateway of this module's own (its store calls are its requests'),
     with a pre-finish hook that refuses keys under ``reject/``."""
@@ -235,13 +228,8 @@ def test_upload_left_by_a_crash_is_aborted_by_the_sweeper(
     key, data = "form-direct/crash.bin", os.urandom(SIZE)
     body = multipart([("token", token(key)), ("key", key), ("file", data)])
     before = scrape(fgw.url)
-    head = (
-        f"POST / HTTP/1.1\r\nHost: 127.0.0.1:{fgw.port}\r\n"
-        "Content-Type: multipart/form-data; boundary=b0undary\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
-    ).encode()
     with socket.create_connection(("127.0.0.1", fgw.port), timeout=60) as sock:
-        sock.sendall(head + body[: 10 * MiB])
+        sock.sendall(_form_head(fgw, body) + body[: 10 * MiB])
         if _direct(target):
             _when(fgw, before, "upload_part")  # the first part is stored
         fgw.kill()
@@ -342,15 +330,19 @@ def test_key_named_by_the_bytes_is_staged(fgw: GatewayProcess, target: Target) -
     assert _leftovers(target) == []
 
 
-def _send_cut(gw: GatewayProcess, body: bytes, upto: int) -> None:
-    """A form POST announcing all of ``body``, closed after ``upto`` bytes."""
-    head = (
+def _form_head(gw: GatewayProcess, body: bytes) -> bytes:
+    """The head of a raw form POST announcing all of ``body`` (``multipart``'s)."""
+    return (
         f"POST / HTTP/1.1\r\nHost: 127.0.0.1:{gw.port}\r\n"
         "Content-Type: multipart/form-data; boundary=b0undary\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
     ).encode()
+
+
+def _send_cut(gw: GatewayProcess, body: bytes, upto: int) -> None:
+    """A form POST announcing all of ``body``, closed after ``upto`` bytes."""
     with socket.create_connection(("127.0.0.1", gw.port), timeout=60) as sock:
-        sock.sendall(head + body[:upto])
+        sock.sendall(_form_head(gw, body) + body[:upto])
         time.sleep(0.5)
 
 
