@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import pytest
 
-from tests.access.conftest import hooks  # noqa: F401  (the hook server, for the hooks module)
 from tests.client.conftest import client_targets
 from tests.conftest import get_target
 from tests.support.targets import Target
