@@ -37,6 +37,7 @@ def _both(
         'attachment; name="a"',
         'form-data; name="a"; other="b"',
         'form-data;name="a"',
+        'form-data; name=";;"',  # aiohttp: no name (Hypothesis found it)
         "",
         None,
     ],

@@ -16,9 +16,10 @@ from functools import cached_property
 
 from aiohttp import BodyPartReader, MultipartReader, hdrs, web
 
-#: no quote, backslash, percent sign or slash inside the values (aiohttp
-#: unescapes the first ones, and reads a lone "/" as an empty value)
-_PLAIN = re.compile(r'form-data; name="([^"\\%/]*)"(?:; filename="([^"\\%/]*)")?')
+#: no quote, backslash, percent sign, slash or semicolon inside the values
+#: (aiohttp unescapes the first ones, reads a lone "/" as an empty value and
+#: a quoted value holding ";;" as none)
+_PLAIN = re.compile(r'form-data; name="([^"\\%/;]*)"(?:; filename="([^"\\%/;]*)")?')
 #: bounds of a part's header block (aiohttp's defaults, said here)
 _MAX_HEADER_LINE = 8190
 _MAX_HEADERS = 128
