@@ -57,12 +57,20 @@ class Link:
         elif self.collector is not None:
             self.collector.update(data)
 
+    def settle(self, size: int) -> dict[str, Any] | None:
+        """The part's link once its ``size`` bytes have all passed (before it
+        is stored: the next part may continue it at once), if they continued
+        the chain; ``seal`` writes this same link."""
+        running = self.running
+        if self.written is None and running is not None and running.offset == self.start + size:
+            self.written = digest_chain.link(running.saved(), self.prev)
+        return self.written
+
     def seal(self, record: UploadRecord, written: int) -> None:
         """Before the part's record is saved with its ``written`` bytes: its
         link if they continued the chain, else which request stored it."""
         if self.running is not None:
-            if self.running.offset == self.start + written:
-                self.written = digest_chain.link(self.running.saved(), self.prev)
+            if self.settle(written) is not None:
                 record.extra[digest_chain.CHAIN] = self.written
         else:
             record.extra[_PUT] = self.put
@@ -73,12 +81,15 @@ class Chaining:
         self._state = state
         self._held = HeldParts(PENDING_MAX, PENDING_TTL)
 
-    async def begin(self, before: str | None, length: int | None) -> Link:
+    async def begin(
+        self, before: str | None, length: int | None, tip: dict[str, Any] | None = None
+    ) -> Link:
         """The link of a part arriving after part ``before`` (None: it is
-        part 1, and starts the chain)."""
+        part 1, and starts the chain); ``tip``: ``before``'s link, known
+        before it is stored (``Link.settle``)."""
         if before is None:
             return Link(digests.Running.fresh(_ALGORITHMS), None, False)
-        found = digest_chain.of(await self._state.get(before))
+        found = tip or digest_chain.of(await self._state.get(before))
         running = digests.Running.load(found["state"], _ALGORITHMS) if found else None
         if found is None or running is None:
             return Link(None, None, self._held.room(length))

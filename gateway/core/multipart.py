@@ -46,7 +46,7 @@ from gateway.core.errors import (
     UploadError,
 )
 from gateway.core.expiry import Expiry
-from gateway.core.joining import Collector, Joining
+from gateway.core.joining import Collector, Joining, Received
 from gateway.core.ledger import Bucket, Ledger, backend_errors
 from gateway.core.records import Kind, Status, UploadRecord, new_upload_id
 from gateway.core.uploads import Uploads, refusal
@@ -229,9 +229,10 @@ class Multipart:
             if direct:
                 self._joining.going_direct(pid)
             # a short part that may wait to be joined: its bytes, kept in memory
+            # (and offered to the next part as soon as they are all in)
             minimum = b.backend.limits.min_part_size
             waits = session.direct is not None and joined is None and content_length is not None
-            collector = Collector() if waits and (content_length or 0) < minimum else None
+            keeps = waits and (content_length or 0) < minimum
             async with ledger.locks.hold(pid) as lease:
                 self._joining.drop(pid)
                 self._chaining.drop(pid)
@@ -268,8 +269,22 @@ class Multipart:
                 link = running = None
                 if ledger.digesting(record):
                     before = part_id(session.id, number - 1) if number > 1 else None
-                    link = await self._chaining.begin(before, content_length)
+                    tip = self._joining.chain_of(before) if before is not None else None
+                    link = await self._chaining.begin(before, content_length, tip)
                     running = link.running if number == 1 else None
+
+                def received() -> None:
+                    """Every byte is in: if they check out, the next part may join them."""
+                    if content_md5 is not None and md5.digest() != content_md5:
+                        return
+                    if crc is not None and crc.value != crc32:
+                        return
+                    assert collector is not None and content_length is not None
+                    chain = link.settle(content_length) if link is not None else None
+                    early = Received(md5.hexdigest(), content_length, collector.chunks, chain)
+                    self._joining.received(pid, early)
+
+                collector = Collector(content_length, received) if keeps else None
                 max_size = ledger.config.server.max_upload_size or None
                 guarded = GuardedBody(
                     body,
@@ -291,12 +306,7 @@ class Multipart:
                             if joined is not None:
                                 assert session.direct is not None and content_length is not None
                                 part_state = await multipart_direct.write_part(
-                                    b,
-                                    session.direct,
-                                    number,
-                                    guarded,
-                                    content_length,
-                                    multipart_direct.Earlier(self.ledger, self._joining, b, joined),
+                                    b, session.direct, number, guarded, content_length, joined
                                 )
                                 written = content_length
                             else:
@@ -336,15 +346,15 @@ class Multipart:
                     mark: dict[str, Any] = {"etag": md5.hexdigest(), "putTime": int(ledger.now())}
                     if joined is not None:
                         mark["direct"] = True
-                        mark["joins"] = [[p.number, p.etag] for p, _ in joined]
+                        mark["joins"] = [[p.number, p.etag] for p, _ in joined.parts]
                     record.extra[_MARK].update(mark)
                     await ledger.save(record)
                     if collector is not None:
                         await self._joining.hold(
                             pid, mark["etag"], collector, b.backend.context.budget
                         )
-                    for _, joined_record in joined or ():
-                        self._joining.drop(joined_record.id)
+                    for _, joined_record in joined.parts if joined is not None else ():
+                        self._joining.joined(joined_record.id)
                     if link is not None:
                         await self._chaining.hold(pid, link, b.backend.context.budget)
                 except BaseException:
@@ -371,16 +381,18 @@ class Multipart:
 
     async def _joinable(
         self, session: Session, b: Bucket, number: int, length: int | None
-    ) -> list[tuple[Part, UploadRecord]] | None:
+    ) -> multipart_direct.Earlier | None:
         """Whether part ``number`` goes into the object's upload, and joined
         to which earlier parts (None: it is a stream of its own). It goes
         there when, with the short parts before it back to the upload's last
         stored part (or part 1), it reaches the store's minimum part: those
         parts are joined to it. A gap (a part missing or still arriving)
         before them keeps them apart: joined, they would strand it. A short
-        part first waits for the part before it if this process is
-        receiving that one (the SDKs send three at a time) — unless that one
-        waits to join the part before it (``Joining.waits_to_join``)."""
+        part first waits for the part before it to be received if this
+        process is receiving that one (the SDKs send three at a time) —
+        unless that one waits to join the part before it
+        (``Joining.waits_to_join``); a part received and still being stored
+        is joined from its bytes in memory."""
         if session.direct is None or length is None:
             return None
         limits = b.backend.limits
@@ -389,16 +401,21 @@ class Multipart:
         minimum = max(1, limits.min_part_size)
         joined: list[tuple[Part, UploadRecord]] = []
         anchored = True
+        received: dict[str, list[bytes]] = {}
         for n in range(number - 1, max(0, number - 1 - _MAX_JOINED), -1):
             pid = part_id(session.id, n)
+            early = None
             if length < minimum:
                 if self._joining.is_going_direct(pid):
                     break  # it will be the upload's last stored part before this one
                 if n == number - 1:
                     self._joining.waits_to_join(part_id(session.id, number), pid, minimum)
-                await self._joining.settled(pid)
+                early = await self._joining.settled(pid)
             record = await self.ledger.state.get(pid)
             part = _part_of(record) if record is not None else None
+            if early is not None and record is not None:  # received, still being stored
+                part = Part(n, pid, early.size, early.etag, int(self.ledger.now()), {})
+                received[pid] = early.chunks
             if part is None:  # missing, or still arriving
                 anchored = False
                 break
@@ -409,11 +426,19 @@ class Multipart:
         else:  # part 1 reached (or too many short parts before it)
             anchored = number - 1 <= _MAX_JOINED
         if not anchored:
-            return [] if length >= minimum and not joined else None
+            return self._earlier(b, []) if length >= minimum and not joined else None
         earlier = sum(p.size for p, _ in joined)
         if earlier + length < minimum or earlier > _MAX_JOINED_BYTES:
             return None
-        return joined
+        return self._earlier(b, joined, received)
+
+    def _earlier(
+        self,
+        b: Bucket,
+        joined: list[tuple[Part, UploadRecord]],
+        received: dict[str, list[bytes]] | None = None,
+    ) -> multipart_direct.Earlier:
+        return multipart_direct.Earlier(self.ledger, self._joining, b, joined, received or {})
 
     async def _drop(self, record: UploadRecord, result: WriteResult | None) -> None:
         """A part that failed: its bytes go, its id answers as gone. If the

@@ -8,9 +8,10 @@ straight into it as the same-numbered part: stored once, never copied.
 ``complete`` then makes the object with one request. A part below the
 minimum is a stream of its own, as on every store, until the parts after it
 reach the minimum: the part that does is written into the upload *joined*
-to them (``Earlier``: their bytes, held in memory by ``joining.py`` or read
-back from their streams, then its own as they arrive; the store's part has
-the number of the last client part in it). So 4 MiB parts sent in order
+to them (``Earlier``: their bytes, in memory — received and still being
+stored, or held by ``joining.py`` — or read back from their streams, then
+its own as they arrive; the store's part has the number of the last client
+part in it). So 4 MiB parts sent in order
 pair up: every odd part is stored twice, every even part once, nothing is
 copied at completion. Short parts after the last stored one are packed into
 the final parts at completion (a single one copied in by the store). A list
@@ -26,8 +27,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from backends.base import JSON, Capability, ObjectMeta
@@ -57,15 +58,17 @@ class Earlier:
     joining: Joining
     b: Bucket
     parts: Sequence[tuple[Part, UploadRecord]]
+    #: the bytes of parts received here and still being stored, by id
+    received: Mapping[str, list[bytes]] = field(default_factory=dict)
 
     @property
     def size(self) -> int:
         return sum(p.size for p, _ in self.parts)
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        """Their bytes: held in this process's memory, else read back."""
+        """Their bytes: in this process's memory, else read back."""
         for part, record in self.parts:
-            held = self.joining.take(record.id, part.etag)
+            held = self.received.get(record.id) or self.joining.take(record.id, part.etag)
             if held is not None:
                 source = from_memory(held)
             else:

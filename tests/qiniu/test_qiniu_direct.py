@@ -49,7 +49,8 @@ from tests.qiniu.harness import (
 )
 from tests.qiniu.test_qiniu_raw import multipart, post_form
 from tests.qiniu.test_qiniu_sdk import _StopAfter
-from tests.support.targets import Target
+from tests.support.s3proxy import S3Proxy, Seen
+from tests.support.targets import S3Target, Target
 from testservers.gateway import GatewayProcess
 
 CALLS = "upload_gateway_backend_request_duration_seconds_count"
@@ -512,6 +513,78 @@ def test_v2_abort_and_refusal_leave_nothing(qgw: GatewayProcess, target: Target)
     for key in ("direct/v2-aborted.bin", "direct/v2-refused.bin"):
         assert requests.get(f"{qgw.url}/objects/{BUCKET}/{key}", timeout=30).status_code == 404
     assert _leftovers(target) == []
+
+
+def _temporary_put(r: Seen) -> bool:
+    """A short part stored as a temporary object of its own (a PutObject)."""
+    return r.method == "PUT" and "partNumber" not in r.query and ".upload-gateway/" in r.path
+
+
+@pytest.fixture(scope="module")
+def slow_store(target: Target) -> Iterator[tuple[S3Proxy, GatewayProcess]]:
+    """A gateway whose S3 store answers through a proxy that can hold a
+    request (a slow store)."""
+    if not _parts_direct(target):
+        pytest.skip("parts are joined only where they go into the object's upload")
+    assert isinstance(target, S3Target)
+    with S3Proxy(target.endpoint) as proxy:
+        config = qiniu_config(target)
+        config["backends"]["default"]["endpoint_url"] = proxy.url
+        with GatewayProcess(config) as gw:
+            yield proxy, gw
+
+
+def _held(proxy: S3Proxy, name: str, count: int) -> None:
+    deadline = time.monotonic() + 30
+    while proxy.held[name] < count:
+        assert time.monotonic() < deadline, "the request never reached the store"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("store_fails", [False, True])
+def test_v2_part_joins_its_predecessor_while_that_one_is_stored(
+    slow_store: tuple[S3Proxy, GatewayProcess], store_fails: bool
+) -> None:
+    """Part 2 goes into the object's upload joined to part 1 as soon as part
+    1's bytes are in and verified — not once part 1 is stored (the store
+    writes overlap). If part 1's store write then fails, the client sends it
+    again, and the object is still exactly the parts."""
+    proxy, gw = slow_store
+    p1, p2 = os.urandom(4 * MiB + 1), os.urandom(4 * MiB + 2)
+    key = f"direct/v2-early-{store_fails}.bin"
+    session = V2(gw, key)
+    held = f"held-{store_fails}"
+    proxy.hold(held, _temporary_put)
+    with ThreadPoolExecutor(2) as pool:
+        try:
+            first = pool.submit(
+                requests.put,
+                f"{session.base}/{session.upload_id}/1",
+                data=p1,
+                headers=session.headers,
+                timeout=60,
+            )
+            _held(proxy, held, 1)  # part 1 received, its store write waiting
+            before = scrape(gw.url)
+            pool.submit(session.put, 2, p2).result(timeout=8)
+            assert not first.done()
+            assert _store_calls(before, scrape(gw.url), "upload_part") == 1
+            if store_fails:
+                proxy.refuse(held, _temporary_put, 403, "AccessDenied", "Access Denied")
+        finally:
+            proxy.release(held)
+        answer = first.result(60)
+    if store_fails:
+        proxy.allow(held)
+        assert answer.status_code == 503, answer.text  # the store refused it
+        session.put(1, p1)  # the client sends it again
+    else:
+        assert answer.status_code == 200, answer.text
+        session.etags[1] = answer.json()["etag"]
+    r = session.complete([1, 2])
+    assert r.status_code == 200, r.text
+    assert read_back(gw, key) == sha256(p1 + p2)
+    assert recorded_sha256(gw, key) == sha256(p1 + p2)
 
 
 @pytest.fixture(scope="module")

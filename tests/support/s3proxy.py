@@ -2,8 +2,9 @@
 itself, as a store without a feature does: UploadPartCopy ``NotImplemented``
 (a store without it), CompleteMultipartUpload listing checksums
 ``MalformedXML`` (Swift 2.30's s3api), an aws-chunked part
-``XAmzContentSHA256Mismatch`` (Ceph RGW 16). Everything else goes to the
-store unchanged — the same headers, Host included, so signatures still
+``XAmzContentSHA256Mismatch`` (Ceph RGW 16); or holds chosen requests, body
+received, until the test releases them (a slow store). Everything else goes
+to the store unchanged — the same headers, Host included, so signatures still
 hold — and its answer comes back as it was.
 
 Bodies are held whole on their way through: keep test objects small.
@@ -85,6 +86,9 @@ class S3Proxy:
         self.upstream = upstream.rstrip("/")
         self.port = free_port()
         self._refusals: dict[str, Refusal] = {}
+        self._holds: dict[str, tuple[Match, asyncio.Event]] = {}
+        #: hold name → requests held (so far)
+        self.held: Counter[str] = Counter()
         #: refusal name → requests the proxy answered itself
         self.refused: Counter[str] = Counter()
         self._loop = asyncio.new_event_loop()
@@ -104,9 +108,23 @@ class S3Proxy:
     def allow(self, name: str) -> None:
         self._refusals.pop(name, None)
 
+    def hold(self, name: str, match: Match) -> None:
+        """From now on, keep requests that ``match`` (their bodies read)
+        unanswered until ``release(name)``."""
+        self._holds[name] = (match, asyncio.Event())
+
+    def release(self, name: str) -> None:
+        """Let the requests held under ``name`` go on (and hold no more)."""
+        _, event = self._holds.pop(name)
+        self._loop.call_soon_threadsafe(event.set)
+
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
         seen = Seen(request.method, request.path, request.query, request.headers, body)
+        for name, (match, event) in list(self._holds.items()):
+            if match(seen):
+                self.held[name] += 1
+                await event.wait()
         for name, refusal in list(self._refusals.items()):
             if refusal.match(seen):
                 self.refused[name] += 1
