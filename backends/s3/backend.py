@@ -58,8 +58,6 @@ class S3Backend(Backend):
         self.preopen = PreOpener(self.store, config.preopen_parts, config.preopen_timeout)
         self._background: set[asyncio.Task[None]] = set()
         self._background_slots = asyncio.Semaphore(config.max_concurrency)
-        #: short temporary streams go out as they arrive (until the store refuses one)
-        self._forwards_small = True
         self.object_parts = ObjectParts(
             self.store, config, context.budget, self.integrity, self.telemetry
         )
@@ -353,8 +351,7 @@ class S3Backend(Backend):
         the body ends short; the object itself (its digest is metadata,
         known only at the end) is sent once its bytes are all here."""
         if not (
-            self._forwards_small
-            and old.temporary
+            old.temporary
             and stream.offset == 0
             and not old.tail
             and stream.incoming == stream.length
@@ -368,13 +365,14 @@ class S3Backend(Backend):
 
     async def _forwarded(self, task: asyncio.Task[str]) -> bool:
         """Whether the forwarded PutObject stored the object; if not, the
-        fallback is told why and the object is sent from its buffer."""
+        fallback is told why (as a forwarded part's: a refusal is the
+        trailer's until the re-probe says otherwise) and the object is sent
+        from its buffer."""
         try:
             await task
         except BackendError as exc:
-            if not isinstance(exc, BackendUnavailable):  # refused: not again here
-                self._forwards_small = False
-            self.integrity.small_fallback(s3_code(exc))
+            why = "forward_failed" if isinstance(exc, BackendUnavailable) else "trailer_refused"
+            self.integrity.forward_fallback("put_object", why, s3_code(exc))
             return False
         return True
 

@@ -230,17 +230,19 @@ class Integrity:
         self.doubt()
         return True
 
-    def small_fallback(self, answer: str) -> None:
-        """A forwarded small PutObject failed: sent again from its buffer."""
-        self.fallback(
-            "put_object", "forward_failed", "the object is sent again from its buffer", answer
-        )
+    def forward_fallback(self, operation: str, reason: str, answer: str) -> None:
+        """A forwarded PutObject or UploadPart (``PartPipe``) failed: it is sent
+        again from its buffer. A refused checksum trailer (``trailer_refused``)
+        also stops forwarding with checksums and probes again: the re-probe
+        says whether trailers work after all."""
+        self.fallback(operation, reason, "sent again from its buffer", answer)
+        if reason == "trailer_refused":
+            self.store.trailers = False
+            self.doubt()
 
     def part_fallback(self, reason: str, answer: str) -> None:
         """A forwarded part is sent again from its buffer (``PartPipe``)."""
-        self.fallback("upload_part", reason, "the part is sent again from its buffer", answer)
-        if reason == "trailer_refused":
-            self.doubt()
+        self.forward_fallback("upload_part", reason, answer)
 
     async def complete(
         self,

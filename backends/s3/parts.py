@@ -174,7 +174,6 @@ class PartPipe:
         #: the upload declared CRC32: every part is sent with its CRC32
         self._checksum = checksum
         self._fallback = fallback
-        self._trailer_refused = False
         #: where the bytes are announced to end (offsets count from part 1's start)
         self._expected_end = expected_end
         self._slots = asyncio.Semaphore(concurrency)
@@ -231,9 +230,9 @@ class PartPipe:
         end = self.number * self.part_size
         if self._expected_end is None or end > self._expected_end:
             return False
-        # once the store refused a trailer here (or trailers are off since this
-        # write began), the write's next parts are buffered and sent once
-        return not self._trailer_refused and self.store.forwards(self._checksum)
+        # once the store refused a trailer (``Integrity.forward_fallback``),
+        # parts are buffered and sent once until the re-probe says otherwise
+        return self.store.forwards(self._checksum)
 
     async def _start_forward(self) -> None:
         await self._slots.acquire()
@@ -304,7 +303,6 @@ class PartPipe:
                 if etag is not None:
                     return etag, forward[0].checksum
                 # failed or garbled: send it again from the buffer (with retries)
-                self._trailer_refused |= why == "trailer_refused"
                 if self._fallback is not None:
                     self._fallback(why, answer)
             head = await fetch_pieces(self.store, prefix, self.concurrency) if prefix else []
