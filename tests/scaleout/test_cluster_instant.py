@@ -28,7 +28,8 @@ from tests.conftest import get_target
 from tests.observability.scrape import scrape, value
 from tests.scaleout.clients import TUS, fetch
 from tests.scaleout.cluster import Cluster
-from tests.support.targets import Target
+from tests.support.s3proxy import S3Proxy, Seen
+from tests.support.targets import S3Target, Target
 from testservers.redis import RedisServer
 
 OCTET = {"Content-Type": "application/offset+octet-stream"}
@@ -47,8 +48,21 @@ def redis_server(target: Target) -> Iterator[RedisServer]:
 
 
 @pytest.fixture(scope="module")
-def cluster(redis_server: RedisServer, target: Target) -> Iterator[Cluster]:
-    c = Cluster(redis_server.url, backend=target.backend_config()).start()
+def proxy(target: Target) -> Iterator[S3Proxy | None]:
+    """On S3, the store answers through a proxy that can hold its copies."""
+    if not isinstance(target, S3Target):
+        yield None
+        return
+    with S3Proxy(target.endpoint) as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def cluster(redis_server: RedisServer, target: Target, proxy: S3Proxy | None) -> Iterator[Cluster]:
+    backend = target.backend_config()
+    if proxy is not None:
+        backend["endpoint_url"] = proxy.url
+    c = Cluster(redis_server.url, backend=backend).start()
     try:
         yield c
     finally:
@@ -149,13 +163,15 @@ def _long_lock_waits(cluster: Cluster) -> float:
 
 
 def test_a_source_deleted_while_it_is_copied(
-    cluster: Cluster, redis_server: RedisServer, target: Target
+    cluster: Cluster, redis_server: RedisServer, target: Target, proxy: S3Proxy | None
 ) -> None:
     """The one object holding some bytes is deleted (tus DELETE, one
     instance) while an instant upload copies it (another): the deletion
     waits for the copy (the source's lock), the copy is whole, and the index
-    then names the copy only. Or the deletion came first: the creation is
-    an ordinary upload."""
+    then names the copy only. On S3 the store holds the copy until the
+    deletion has been seen waiting; elsewhere the deletion is sent a third
+    of a copy's time in, or it comes first and the creation is an ordinary
+    upload."""
     data = os.urandom(24 * 1024 * 1024 + 1)
     first = _create(cluster, data)
     _finish(first.headers["Location"], data)
@@ -168,22 +184,48 @@ def test_a_source_deleted_while_it_is_copied(
     source = first.headers["Location"]
     overlapped = 0
     with ThreadPoolExecutor(2) as pool:
-        for _attempt in range(3):
+        for attempt in range(3):
             waits = _long_lock_waits(cluster)
+            held = f"copy-{attempt}"
+            if proxy is not None:
+                proxy.hold(held, _copy)
             creation = pool.submit(_create, cluster, data)
-            time.sleep(copy_s / 3)  # the copy is under way
-            deletion = requests.delete(source, headers=TUS, timeout=60)
+            if proxy is not None:
+                _held(proxy, held)
+                pending = pool.submit(requests.delete, source, headers=TUS, timeout=60)
+                time.sleep(0.5)
+                assert not pending.done(), "the deletion did not wait for the copy"
+                proxy.release(held)
+                deletion = pending.result()
+            else:
+                time.sleep(copy_s / 3)  # the copy is under way
+                deletion = requests.delete(source, headers=TUS, timeout=60)
             assert deletion.status_code == 204, deletion.text
             r = creation.result()
             if r.headers["Upload-Offset"] == str(len(data)):
                 object_url = r.headers["X-Object-Url"]
                 overlapped += _long_lock_waits(cluster) > waits  # the deletion waited
             else:  # the deletion came first: nothing to copy, the bytes are sent
+                assert proxy is None, "the copy was held, yet the deletion came first"
                 object_url = _finish(r.headers["Location"], data)
             assert hashlib.sha256(fetch(object_url)).digest() == hashlib.sha256(data).digest()
             [entry] = _index(redis_server, data)
             # (the store's own URL on Swift and FastDFS: compare the key)
             assert urlsplit(object_url).path.endswith("/" + entry["key"]), (entry, object_url)
             source = r.headers["Location"]
-    if target.name != "local":  # a hard link leaves no time to delete during it
+    if proxy is not None:
+        assert overlapped == 3
+    elif target.name != "local":  # a hard link leaves no time to delete during it
         assert overlapped >= 1, f"no deletion met a copy in 3 attempts (copy {copy_s:.2f} s)"
+
+
+def _copy(r: Seen) -> bool:
+    """A store-side copy: CopyObject or UploadPartCopy."""
+    return r.method == "PUT" and "x-amz-copy-source" in r.headers
+
+
+def _held(proxy: S3Proxy, name: str) -> None:
+    deadline = time.monotonic() + 30
+    while proxy.held[name] < 1:
+        assert time.monotonic() < deadline, "the copy never reached the store"
+        time.sleep(0.05)
