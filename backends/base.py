@@ -78,6 +78,9 @@ class Limits:
     #: (``if_absent``: S3's CompleteMultipartUpload with ``If-None-Match: *``
     #: where the store honours it)
     complete_if_absent: bool = False
+    #: ``write_object_part`` checks a part against the MD5 it is given, so
+    #: the caller need not hash it (S3 where a part's ETag is its MD5)
+    checks_part_md5: bool = False
 
 
 @dataclass
@@ -324,13 +327,20 @@ class Backend(abc.ABC):
         raise NotImplementedError(f"{self.type_name} cannot write an object in parts")
 
     async def write_object_part(
-        self, upload: JSON, number: int, body: AsyncIterator[bytes], length: int
+        self,
+        upload: JSON,
+        number: int,
+        body: AsyncIterator[bytes],
+        length: int,
+        md5: bytes | None = None,
     ) -> JSON:
         """Store part ``number`` (1..``limits.max_parts``) of ``upload``: all
         ``length`` bytes of ``body`` or ``InvalidState``. Return the part's
         state (a ``StreamInfo.state`` that ``discard_stream`` takes as
         holding nothing: the part goes with its upload). A part written
-        again replaces the earlier one."""
+        again replaces the earlier one. With ``md5`` where
+        ``limits.checks_part_md5``: ``DigestMismatch`` unless the stored
+        bytes have that MD5 (the part then holds nothing usable)."""
         raise NotImplementedError(f"{self.type_name} cannot write an object in parts")
 
     async def complete_object(

@@ -47,5 +47,9 @@ class Exists(BackendError):
     """A write asked to make an object only if its key held none, and it did."""
 
 
+class DigestMismatch(BackendError):
+    """The bytes the store received are not those of the digest the write was given."""
+
+
 class InvalidState(BackendError):
     """Recorded state and stored pieces disagree (e.g. a lost tail)."""

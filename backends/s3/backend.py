@@ -71,6 +71,7 @@ class S3Backend(Backend):
             partial_complete=self.integrity.partial_complete,
             create_if_absent=self.cfg.part_size if self.integrity.if_none_match else 0,
             complete_if_absent=self.integrity.complete_if_none_match,
+            checks_part_md5=self.integrity.part_etag_md5,
         )
 
     # -- lifecycle ---------------------------------------------------------------
@@ -586,9 +587,14 @@ class S3Backend(Backend):
         return await self.object_parts.open(key, meta)
 
     async def write_object_part(
-        self, upload: JSON, number: int, body: AsyncIterator[bytes], length: int
+        self,
+        upload: JSON,
+        number: int,
+        body: AsyncIterator[bytes],
+        length: int,
+        md5: bytes | None = None,
     ) -> JSON:
-        return await self.object_parts.write_part(upload, number, body, length)
+        return await self.object_parts.write_part(upload, number, body, length, md5)
 
     async def complete_object(
         self,

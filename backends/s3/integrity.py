@@ -71,6 +71,9 @@ class Integrity:
         self.if_none_match = False
         #: ... and CompleteMultipartUpload's (probed at start)
         self.complete_if_none_match = False
+        #: a part's ETag is the MD5 of its bytes (probed): parts written with
+        #: the client's MD5 are checked by it (``ObjectParts.write_part``)
+        self.part_etag_md5 = False
         #: what protects the bytes now: "CRC32", "Content-MD5" or "nothing"
         self.mode = ""
         self.probes = 0
@@ -114,6 +117,7 @@ class Integrity:
         # uploads that declared CRC32 earlier stay forwarded only where trailers work
         self.store.trailers = found.crc32_trailer != REFUSED
         self.store.part_copy = found.upload_part_copy == ACCEPTED
+        self.part_etag_md5 = found.part_etag_md5
         self._log_mode(found, use_crc32, gap, starting)
         # streams in flight have their part sizes: limits change at start only
         cfg = self._part_limits(found, starting) if starting else self.config
@@ -239,6 +243,19 @@ class Integrity:
         if reason == "trailer_refused":
             self.store.trailers = False
             self.doubt()
+
+    def part_digest_mismatch(self, key: str, number: int, etag: str, md5: str) -> None:
+        """A part's ETag is not the MD5 its client sent: the bytes changed on
+        their way, or the store's ETags are no longer MD5s (its encryption
+        changed). Refused either way; counted, logged, and probed again —
+        until the re-probe finds ETags are MD5s, parts are hashed here."""
+        self.fallback(
+            "upload_part",
+            "etag_mismatch",
+            f"part {number} of {key} refused as a digest mismatch",
+            f"ETag {etag}, the client's MD5 {md5}",
+        )
+        self.doubt()
 
     def part_fallback(self, reason: str, answer: str) -> None:
         """A forwarded part is sent again from its buffer (``PartPipe``)."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 
 from backends.base import JSON, MemoryBudget, ObjectInfo, ObjectMeta, StreamInfo
-from backends.errors import InvalidState
+from backends.errors import DigestMismatch, InvalidState
 from backends.s3.config import S3Config
 from backends.s3.integrity import Integrity
 from backends.s3.parts import PartPipe, fetch_pieces
@@ -56,15 +56,22 @@ class ObjectParts:
         }
 
     async def write_part(
-        self, upload: JSON, number: int, body: AsyncIterator[bytes], length: int
+        self,
+        upload: JSON,
+        number: int,
+        body: AsyncIterator[bytes],
+        length: int,
+        md5: bytes | None = None,
     ) -> JSON:
         if not 1 <= number <= (self.config.max_parts or 10000) or length <= 0:
             raise InvalidState(f"part {number} of {length} bytes cannot be a part of the upload")
         checksum = upload.get("checksum") is not None
+        # checked by the part's ETag against the client's MD5, not hashed here
+        by_etag = md5 is not None and self.integrity.part_etag_md5
         pipe = PartPipe(
             self.store, str(upload["key"]), str(upload["upload_id"]), length,
             first_number=number, concurrency=1, budget=self.budget,
-            hashing=self.config.content_md5,
+            hashing=self.config.content_md5 and not by_etag,
             expected_end=length if self.store.forwards(checksum) else None,
             checksum=checksum, fallback=self.integrity.part_fallback,
         )  # fmt: skip
@@ -83,6 +90,9 @@ class ObjectParts:
         if received != length or not parts:
             raise InvalidState(f"part {number} ended at {received} of {length} bytes")
         etag, crc = parts[0]
+        if by_etag and md5 is not None and etag.strip('"') != md5.hex():
+            self.integrity.part_digest_mismatch(str(upload["key"]), number, etag, md5.hex())
+            raise DigestMismatch(f"part {number}: the store's ETag {etag} is not the MD5 sent")
         return {MARK: number, "etag": etag, "crc": crc, "size": length}
 
     async def complete(

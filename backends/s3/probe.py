@@ -91,6 +91,9 @@ class Findings:
     crc32_complete: str = REFUSED
     content_md5: str = IGNORED
     upload_part_copy: str = REFUSED
+    #: the ETag of a part the store took is the MD5 of its bytes (header
+    #: and trailer forms alike; not with SSE-KMS on AWS)
+    part_etag_md5: bool = False
     #: the highest part number the store takes (of those tried)
     max_parts: int = 0
     #: CompleteMultipartUpload listing some of the upload's parts (None: not tried)
@@ -277,6 +280,9 @@ class Prober:
             f.crc32_part_header = ACCEPTED
         if stored:
             f.crc32_trailer = IGNORED if wrong_taken else VERIFIED
+        f.part_etag_md5 = bool(etags) and all(
+            etag.strip('"') == hashlib.md5(_DATA).hexdigest() for etag in etags.values()
+        )
         key, upload_id = (main, main_id) if main in etags else (trailed, trailed_id)
         if key not in etags:
             return  # no part to complete with

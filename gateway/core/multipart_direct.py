@@ -32,9 +32,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from backends.base import JSON, Capability, ObjectMeta
+from backends.errors import DigestMismatch
 from gateway.core import digests, object_meta, stream_digests
 from gateway.core.body import GuardedBody
-from gateway.core.errors import BadRequest, UploadError
+from gateway.core.errors import BadRequest, ChecksumMismatch, UploadError
 from gateway.core.expiry import schedule_deletion
 from gateway.core.joining import Joining, from_memory
 from gateway.core.ledger import Bucket, Ledger, backend_errors
@@ -91,6 +92,14 @@ def parts_capable(b: Bucket) -> bool:
     return Capability.OBJECT_PARTS in b.backend.capabilities and b.backend.limits.partial_complete
 
 
+def checks_md5(b: Bucket, earlier: Earlier, md5: bytes | None) -> bool:
+    """Whether a part going into the object's upload alone (no ``earlier``
+    parts' bytes before its own) is checked against the client's ``md5`` by
+    the store's write, so that the gateway need not hash it (S3: the part's
+    ETag is its MD5)."""
+    return md5 is not None and not earlier.parts and b.backend.limits.checks_part_md5
+
+
 def fits_upload(b: Bucket, number: int, length: int | None) -> bool:
     """Whether a part of ``length`` bytes goes into the object's upload: it
     must be at least the store's minimum part (so that any part may follow
@@ -108,16 +117,22 @@ async def write_part(
     body: GuardedBody,
     length: int,
     earlier: Earlier | None = None,
+    md5: bytes | None = None,
 ) -> JSON:
     """Part ``number`` into the object's upload (after the ``earlier``
     parts' bytes); a body the client cut short or overran is its refusal,
-    not the store's failure."""
+    not the store's failure. With ``md5`` (a part alone, where
+    ``checks_md5``), the store's part is checked against it:
+    ``ChecksumMismatch``."""
     source: AsyncIterator[bytes] = aiter(body)
     if earlier is not None and earlier.parts:
         source, length = _then(earlier.chunks(), source), length + earlier.size
     try:
         with backend_errors():
-            return await b.backend.write_object_part(upload, number, source, length)
+            try:
+                return await b.backend.write_object_part(upload, number, source, length, md5)
+            except DigestMismatch:
+                raise ChecksumMismatch("Content-MD5 mismatch") from None
     except UploadError:
         body.close()
         refuse = refusal(body, None, require_complete=True)

@@ -18,6 +18,7 @@ The store's work is read from the gateway's own ``/metrics``."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import http.client
 import json
 import os
@@ -633,3 +634,77 @@ def test_sdk_resumes_after_sigkill_between_parts(
     # the chain's links are in the state store; what the crash lost is read back
     assert recorded_sha256(killable, key) == sha256(data)
     # (a part the SDK sent again after the crash leaves the first copy to the sweeper)
+
+
+def _store_part(r: Seen) -> bool:
+    """An UploadPart with the bytes in its body (no server-side copy)."""
+    return r.method == "PUT" and "partNumber" in r.query and "x-amz-copy-source" not in r.headers
+
+
+def _put_part(session: V2, number: int, data: bytes, md5: str) -> requests.Response:
+    headers = {**session.headers, "Content-MD5": md5}
+    url = f"{session.base}/{session.upload_id}/{number}"
+    return requests.put(url, data=data, headers=headers, timeout=60)
+
+
+def test_v2_part_alone_is_checked_against_its_content_md5(
+    qgw: GatewayProcess, target: Target
+) -> None:
+    """A part of at least the store's minimum goes alone into the object's
+    upload; where the store's ETag of a part is its MD5 (probed), that ETag —
+    what the store received — is checked against the client's Content-MD5
+    instead of the gateway hashing the part: a wrong one is refused (406),
+    the part is not listed, and the right one makes the object."""
+    if not _parts_direct(target):
+        pytest.skip("parts are joined only where they go into the object's upload")
+    data = os.urandom(6 * MiB + 7)
+    key = "direct/v2-md5-checked.bin"
+    session = V2(qgw, key)
+    before = scrape(qgw.url)
+    wrong = _put_part(session, 1, data, hashlib.md5(data[1:]).hexdigest())
+    assert wrong.status_code == 406, wrong.text
+    assert "Content-MD5" in wrong.text
+    assert _store_calls(before, scrape(qgw.url), "upload_part") == 1  # it went to the store
+    listed = requests.get(
+        f"{session.base}/{session.upload_id}", headers=session.headers, timeout=30
+    )
+    assert listed.json()["parts"] == []
+    right = _put_part(session, 1, data, base64.b64encode(hashlib.md5(data).digest()).decode())
+    assert right.status_code == 200, right.text
+    assert right.json()["md5"] == hashlib.md5(data).hexdigest()
+    session.etags[1] = right.json()["etag"]
+    r = session.complete([1])
+    assert r.status_code == 200, r.text
+    assert read_back(qgw, key) == sha256(data)
+
+
+def test_v2_part_whose_store_etag_is_not_its_md5_is_refused(
+    slow_store: tuple[S3Proxy, GatewayProcess],
+) -> None:
+    """The store's ETags stop being MD5s after start-up (AWS with SSE-KMS
+    turned on): a part checked by its ETag cannot be told from one changed on
+    its way, so it is refused (406, the client sends it again), counted as a
+    fallback and logged, never committed; the re-probe then has the gateway
+    hash parts itself."""
+    proxy, gw = slow_store
+    data = os.urandom(6 * MiB + 11)
+    md5 = hashlib.md5(data).hexdigest()
+    key = "direct/v2-etag-not-md5.bin"
+    session = V2(gw, key)
+    before = scrape(gw.url)
+    proxy.set_header("kms", _store_part, "ETag", '"' + "ab" * 16 + '"')
+    try:
+        refused = _put_part(session, 1, data, md5)
+    finally:
+        proxy.unset("kms")
+    assert refused.status_code == 406, refused.text
+    after = scrape(gw.url)
+    fallbacks = "upload_gateway_backend_fallbacks_total"
+    assert delta(before, after, fallbacks, operation="upload_part", reason="etag_mismatch") == 1
+    assert "etag_mismatch" in gw.log() and md5 in gw.log()
+    right = _put_part(session, 1, data, md5)
+    assert right.status_code == 200, right.text
+    session.etags[1] = right.json()["etag"]
+    r = session.complete([1])
+    assert r.status_code == 200, r.text
+    assert read_back(gw, key) == sha256(data)

@@ -59,6 +59,7 @@ def test_the_probe_picks_what_the_store_checks(
     # moto and Swift 2.38 refuse a conditional Complete on a taken key;
     # Swift 2.30 refuses the form, Ceph RGW 16 replaces the object
     assert backend.limits.complete_if_absent is store.complete_if_absent, found
+    assert backend.limits.checks_part_md5 is store.part_etag_md5, found
     said = [r.getMessage() for r in caplog.records]
     if store.integrity == "nothing":
         assert any("checks no bytes" in line for line in said), said

@@ -3,7 +3,9 @@ itself, as a store without a feature does: UploadPartCopy ``NotImplemented``
 (a store without it), CompleteMultipartUpload listing checksums
 ``MalformedXML`` (Swift 2.30's s3api), an aws-chunked part
 ``XAmzContentSHA256Mismatch`` (Ceph RGW 16); or holds chosen requests, body
-received, until the test releases them (a slow store). Everything else goes
+received, until the test releases them (a slow store); or changes a header
+of the store's answer to chosen requests (an ETag that is not the MD5, as
+AWS gives with SSE-KMS). Everything else goes
 to the store unchanged — the same headers, Host included, so signatures still
 hold — and its answer comes back as it was.
 
@@ -87,6 +89,7 @@ class S3Proxy:
         self.port = free_port()
         self._refusals: dict[str, Refusal] = {}
         self._holds: dict[str, tuple[Match, asyncio.Event]] = {}
+        self._headers: dict[str, tuple[Match, str, str]] = {}
         #: hold name → requests held (so far)
         self.held: Counter[str] = Counter()
         #: refusal name → requests the proxy answered itself
@@ -107,6 +110,14 @@ class S3Proxy:
 
     def allow(self, name: str) -> None:
         self._refusals.pop(name, None)
+
+    def set_header(self, name: str, match: Match, header: str, value: str) -> None:
+        """From now on, answer requests that ``match`` with ``header: value``
+        in place of the store's (``unset(name)`` stops it)."""
+        self._headers[name] = (match, header, value)
+
+    def unset(self, name: str) -> None:
+        self._headers.pop(name, None)
 
     def hold(self, name: str, match: Match) -> None:
         """From now on, keep requests that ``match`` (their bodies read)
@@ -148,6 +159,9 @@ class S3Proxy:
             for k, v in upstream.headers.items():
                 if k.lower() not in _HOP_BY_HOP:
                     response.headers.add(k, v)
+            for match, header, value in list(self._headers.values()):
+                if match(seen):
+                    response.headers[header] = value
             length = upstream.headers.get("Content-Length")
             if length is not None:  # a HEAD's too, which has no body here
                 response.headers["Content-Length"] = length

@@ -94,6 +94,9 @@ class S3Target(Target):
     #: the store honours If-None-Match: * on CompleteMultipartUpload (probed):
     #: Qiniu form files for a key that must be free go straight to it
     complete_if_absent = True
+    #: a part's ETag is the MD5 of its bytes (probed): a Qiniu v2 part that
+    #: goes alone into the object's upload is checked by it, not hashed
+    part_etag_md5 = True
     temp_prefix = ".upload-gateway/"
 
     def __init__(self) -> None:
