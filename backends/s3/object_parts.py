@@ -72,7 +72,8 @@ class ObjectParts:
             self.store, str(upload["key"]), str(upload["upload_id"]), length,
             first_number=number, concurrency=1, budget=self.budget,
             hashing=self.config.content_md5 and not by_etag,
-            expected_end=length if self.store.forwards(checksum) else None,
+            # (the pipe counts offsets from part 1's start, parts of ``length``)
+            expected_end=number * length if self.store.forwards(checksum) else None,
             checksum=checksum, fallback=self.integrity.part_fallback,
         )  # fmt: skip
         received = 0

@@ -624,6 +624,33 @@ def test_a_short_temporary_stream_is_stored_as_it_arrives(
     assert s3_target.leftovers() == []
 
 
+@pytest.mark.parametrize("number", [1, 3])
+def test_a_part_of_the_objects_upload_is_forwarded_as_it_arrives(
+    s3_target: S3Target, monkeypatch: pytest.MonkeyPatch, number: int
+) -> None:
+    """A Qiniu v2 part going into the object's upload, whatever its number,
+    is forwarded to UploadPart as its bytes arrive where the store takes
+    forwarded parts — not buffered whole and sent after its last byte (parts
+    after the first were, until the pipe's offsets counted from part 1)."""
+    backend = backend_for(s3_target)
+    forwarded = _spy(monkeypatch, backend.store, "upload_part_streaming")
+    buffered = _spy(monkeypatch, backend.store, "upload_part")
+    data = os.urandom(5 * MiB + 3)
+
+    async def check() -> bool:
+        upload = await backend.open_object(f"quirks/{os.urandom(4).hex()}")
+        try:
+            part = await backend.write_object_part(upload, number, chunks(data), len(data))
+            assert part["size"] == len(data)
+        finally:
+            await backend.abort_object(upload)
+        return backend.store.forwards(upload.get("checksum") is not None)
+
+    forwards = run_with(backend, check)
+    assert (len(forwarded), len(buffered)) == ((1, 0) if forwards else (0, 1))
+    assert s3_target.leftovers() == []
+
+
 def test_read_stream_serves_tails_and_finished_streams(s3_target: S3Target) -> None:
     backend = backend_for(s3_target)
     data = os.urandom(10 * MiB + 3)
