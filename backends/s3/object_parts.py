@@ -66,12 +66,13 @@ class ObjectParts:
         if not 1 <= number <= (self.config.max_parts or 10000) or length <= 0:
             raise InvalidState(f"part {number} of {length} bytes cannot be a part of the upload")
         checksum = upload.get("checksum") is not None
-        # checked by the part's ETag against the client's MD5, not hashed here
-        by_etag = md5 is not None and self.integrity.part_etag_md5
         pipe = PartPipe(
             self.store, str(upload["key"]), str(upload["upload_id"]), length,
             first_number=number, concurrency=1, budget=self.budget,
-            hashing=self.config.content_md5 and not by_etag,
+            # given the client's MD5, the part's ETag is checked against it,
+            # not hashed here (even if a re-probe found since that ETags are
+            # no MD5s: the part is then refused, never taken unchecked)
+            hashing=self.config.content_md5 and md5 is None,
             # (the pipe counts offsets from part 1's start, parts of ``length``)
             expected_end=number * length if self.store.forwards(checksum) else None,
             checksum=checksum, fallback=self.integrity.part_fallback,
@@ -91,7 +92,7 @@ class ObjectParts:
         if received != length or not parts:
             raise InvalidState(f"part {number} ended at {received} of {length} bytes")
         etag, crc = parts[0]
-        if by_etag and md5 is not None and etag.strip('"') != md5.hex():
+        if md5 is not None and etag.strip('"') != md5.hex():
             self.integrity.part_digest_mismatch(str(upload["key"]), number, etag, md5.hex())
             raise DigestMismatch(f"part {number}: the store's ETag {etag} is not the MD5 sent")
         return {MARK: number, "etag": etag, "crc": crc, "size": length}
