@@ -137,10 +137,13 @@ class Uploads:
         await ledger.create(record)
         ledger.events.emit("post-create", record)
         try:
-            return await self.write(
-                record.id, 0, body, content_length=length, hashers=hashers,
-                require_complete_body=True,
-            )  # fmt: skip
+            async with ledger.locks.hold(record.id) as lease:
+                # the record just created, not read back (a state-store read saved)
+                written = await self._write_locked(
+                    record.id, 0, body, lease, None, None, length, hashers, True, None, None,
+                    known=record,
+                )  # fmt: skip
+            return await self._after_unlock(written)
         except BaseException:
             await asyncio.shield(self._abandon(record.id))
             raise
@@ -270,8 +273,9 @@ class Uploads:
         require_complete_body: bool,
         check: RecordCheck | None,
         declare_digests: dict[str, str] | None,
+        known: UploadRecord | None = None,
     ) -> UploadRecord:
-        record = await self.ledger.get(upload_id)
+        record = known if known is not None else await self.ledger.get(upload_id)
         if check is not None:
             await check(record)
         if record.kind is Kind.ASSEMBLY:
