@@ -350,8 +350,11 @@ class Multipart:
                         record.backend_state = part_state
                     record.status = Status.COMPLETE
                     record.extra.update(info() if info is not None else {})
-                    # checked by the store against the client's: the same MD5
-                    etag = md5.hexdigest() if md5 is not None else (content_md5 or b"").hex()
+                    if md5 is not None:
+                        etag = md5.hexdigest()
+                    else:  # checked by the store against the client's: the same MD5
+                        assert content_md5 is not None
+                        etag = content_md5.hex()
                     mark: dict[str, Any] = {"etag": etag, "putTime": int(ledger.now())}
                     if joined is not None:
                         mark["direct"] = True

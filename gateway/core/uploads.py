@@ -137,13 +137,10 @@ class Uploads:
         await ledger.create(record)
         ledger.events.emit("post-create", record)
         try:
-            async with ledger.locks.hold(record.id) as lease:
-                # the record just created, not read back (a state-store read saved)
-                written = await self._write_locked(
-                    record.id, 0, body, lease, None, None, length, hashers, True, None, None,
-                    known=record,
-                )  # fmt: skip
-            return await self._after_unlock(written)
+            return await self.write(
+                record.id, 0, body, content_length=length, hashers=hashers,
+                require_complete_body=True, known=record,
+            )  # fmt: skip
         except BaseException:
             await asyncio.shield(self._abandon(record.id))
             raise
@@ -234,6 +231,7 @@ class Uploads:
         require_complete_body: bool = False,
         check: RecordCheck | None = None,
         declare_digests: dict[str, str] | None = None,
+        known: UploadRecord | None = None,
     ) -> UploadRecord:
         """Append ``body`` at ``offset``; return the saved record.
 
@@ -243,7 +241,8 @@ class Uploads:
         instead of keeping its bytes. ``check`` judges the record (read under
         the lock) before anything else. ``declare_digests`` ({algorithm: hex},
         an IETF append's ``Repr-Digest``) declares the whole upload's digests
-        (``digests.declare``), checked when its last byte arrives."""
+        (``digests.declare``), checked when its last byte arrives. ``known``:
+        the record as its caller just created it (``put``), not read back."""
         async with self.ledger.locks.hold(upload_id) as lease:
             record = await self._write_locked(
                 upload_id,
@@ -257,6 +256,7 @@ class Uploads:
                 require_complete_body,
                 check,
                 declare_digests,
+                known,
             )
         return await self._after_unlock(record)
 
@@ -273,7 +273,7 @@ class Uploads:
         require_complete_body: bool,
         check: RecordCheck | None,
         declare_digests: dict[str, str] | None,
-        known: UploadRecord | None = None,
+        known: UploadRecord | None,
     ) -> UploadRecord:
         record = known if known is not None else await self.ledger.get(upload_id)
         if check is not None:

@@ -50,7 +50,7 @@ from tests.qiniu.harness import (
 )
 from tests.qiniu.test_qiniu_raw import multipart, post_form
 from tests.qiniu.test_qiniu_sdk import _StopAfter
-from tests.support.s3proxy import S3Proxy, Seen
+from tests.support.s3proxy import S3Proxy, Seen, upload_part
 from tests.support.targets import S3Target, Target
 from testservers.gateway import GatewayProcess
 
@@ -535,13 +535,6 @@ def slow_store(target: Target) -> Iterator[tuple[S3Proxy, GatewayProcess]]:
             yield proxy, gw
 
 
-def _held(proxy: S3Proxy, name: str, count: int) -> None:
-    deadline = time.monotonic() + 30
-    while proxy.held[name] < count:
-        assert time.monotonic() < deadline, "the request never reached the store"
-        time.sleep(0.05)
-
-
 @pytest.mark.parametrize("store_fails", [False, True])
 def test_v2_part_joins_its_predecessor_while_that_one_is_stored(
     slow_store: tuple[S3Proxy, GatewayProcess], store_fails: bool
@@ -565,7 +558,7 @@ def test_v2_part_joins_its_predecessor_while_that_one_is_stored(
                 headers=session.headers,
                 timeout=60,
             )
-            _held(proxy, held, 1)  # part 1 received, its store write waiting
+            proxy.wait_held(held)  # part 1 received, its store write waiting
             before = scrape(gw.url)
             pool.submit(session.put, 2, p2).result(timeout=8)
             assert not first.done()
@@ -636,11 +629,6 @@ def test_sdk_resumes_after_sigkill_between_parts(
     # (a part the SDK sent again after the crash leaves the first copy to the sweeper)
 
 
-def _store_part(r: Seen) -> bool:
-    """An UploadPart with the bytes in its body (no server-side copy)."""
-    return r.method == "PUT" and "partNumber" in r.query and "x-amz-copy-source" not in r.headers
-
-
 def _put_part(session: V2, number: int, data: bytes, md5: str) -> requests.Response:
     headers = {**session.headers, "Content-MD5": md5}
     url = f"{session.base}/{session.upload_id}/{number}"
@@ -692,7 +680,7 @@ def test_v2_part_whose_store_etag_is_not_its_md5_is_refused(
     key = "direct/v2-etag-not-md5.bin"
     session = V2(gw, key)
     before = scrape(gw.url)
-    proxy.set_header("kms", _store_part, "ETag", '"' + "ab" * 16 + '"')
+    proxy.set_header("kms", upload_part, "ETag", '"' + "ab" * 16 + '"')
     try:
         refused = _put_part(session, 1, data, md5)
     finally:

@@ -28,7 +28,7 @@ from tests.conftest import get_target
 from tests.observability.scrape import scrape, value
 from tests.scaleout.clients import TUS, fetch
 from tests.scaleout.cluster import Cluster
-from tests.support.s3proxy import S3Proxy, Seen
+from tests.support.s3proxy import S3Proxy, server_side_copy
 from tests.support.targets import S3Target, Target
 from testservers.redis import RedisServer
 
@@ -188,10 +188,10 @@ def test_a_source_deleted_while_it_is_copied(
             waits = _long_lock_waits(cluster)
             held = f"copy-{attempt}"
             if proxy is not None:
-                proxy.hold(held, _copy)
+                proxy.hold(held, server_side_copy)
             creation = pool.submit(_create, cluster, data)
             if proxy is not None:
-                _held(proxy, held)
+                proxy.wait_held(held)
                 pending = pool.submit(requests.delete, source, headers=TUS, timeout=60)
                 time.sleep(0.5)
                 assert not pending.done(), "the deletion did not wait for the copy"
@@ -217,15 +217,3 @@ def test_a_source_deleted_while_it_is_copied(
         assert overlapped == 3
     elif target.name != "local":  # a hard link leaves no time to delete during it
         assert overlapped >= 1, f"no deletion met a copy in 3 attempts (copy {copy_s:.2f} s)"
-
-
-def _copy(r: Seen) -> bool:
-    """A store-side copy: CopyObject or UploadPartCopy."""
-    return r.method == "PUT" and "x-amz-copy-source" in r.headers
-
-
-def _held(proxy: S3Proxy, name: str) -> None:
-    deadline = time.monotonic() + 30
-    while proxy.held[name] < 1:
-        assert time.monotonic() < deadline, "the copy never reached the store"
-        time.sleep(0.05)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -55,6 +56,16 @@ Match = Callable[[Seen], bool]
 
 def upload_part_copy(r: Seen) -> bool:
     return r.method == "PUT" and "partNumber" in r.query and "x-amz-copy-source" in r.headers
+
+
+def upload_part(r: Seen) -> bool:
+    """An UploadPart with the bytes in its body (no server-side copy)."""
+    return r.method == "PUT" and "partNumber" in r.query and "x-amz-copy-source" not in r.headers
+
+
+def server_side_copy(r: Seen) -> bool:
+    """CopyObject or UploadPartCopy."""
+    return r.method == "PUT" and "x-amz-copy-source" in r.headers
 
 
 def complete_with_checksums(r: Seen) -> bool:
@@ -123,6 +134,14 @@ class S3Proxy:
         """From now on, keep requests that ``match`` (their bodies read)
         unanswered until ``release(name)``."""
         self._holds[name] = (match, asyncio.Event())
+
+    def wait_held(self, name: str, count: int = 1, timeout: float = 30) -> None:
+        """Until ``count`` requests are held under ``name`` (AssertionError
+        if they do not reach the store in ``timeout`` seconds)."""
+        deadline = time.monotonic() + timeout
+        while self.held[name] < count:
+            assert time.monotonic() < deadline, f"{name}: the request never reached the store"
+            time.sleep(0.05)
 
     def release(self, name: str) -> None:
         """Let the requests held under ``name`` go on (and hold no more)."""
