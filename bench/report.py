@@ -9,6 +9,8 @@ import statistics
 import subprocess
 from typing import Any
 
+from bench.floor import Model
+
 Record = dict[str, Any]
 
 
@@ -129,16 +131,67 @@ def cpu_table(records: list[Record]) -> str:
                             ("gateway", [r for r in mine if r["what"] == "gateway"])):  # fmt: skip
             if not path or label is None:
                 continue
-            gib = [r["bytes_ok"] / 2**30 for r in path]
-            client = med([r["client_cpu_s"] / g for r, g in zip(path, gib, strict=True)])
-            gw = med([r.get("cpu_per_gib") or 0.0 for r in path])
-            store = med([r.get("aux_cpu_per_gib") or 0.0 for r in path])
-            wall = med([r["wall_s"] * cpus / g for r, g in zip(path, gib, strict=True)])
+            client, gw, store, wall = _path_cpu(path, cpus)
             total = sum(v or 0.0 for v in (client, gw, store))
             out.append(
                 f"| {env} | {sc} | {label} | {f(client, 2)} | {f(gw, 2)} | {f(store, 2)} "
                 f"| {f(total, 2)} | {f(wall, 2)} |"
             )
+    return "\n".join(out)
+
+
+def _path_cpu(path: list[Record], cpus: int) -> tuple[float | None, ...]:
+    """Medians over a path's runs: client, gateway and store CPU s/GiB, and
+    CPUs × wall s/GiB."""
+    gib = [r["bytes_ok"] / 2**30 for r in path]
+    client = med([r["client_cpu_s"] / g for r, g in zip(path, gib, strict=True)])
+    gw = med([r.get("cpu_per_gib") or 0.0 for r in path])
+    store = med([r.get("aux_cpu_per_gib") or 0.0 for r in path])
+    wall = med([r["wall_s"] * cpus / g for r, g in zip(path, gib, strict=True)])
+    return client, gw, store, wall
+
+
+def ceiling_table(
+    records: list[Record], rows: list[dict[str, Any]], floors: dict[str, float],
+    models: dict[str, Model],
+) -> str:  # fmt: skip
+    """Per (store, scenario) with a model (``bench.floor``): the best ratio
+    against boto3 ×10 a gateway spending only the floor could reach in this
+    run — boto3's CPUs × wall ÷ (client + store × (1 + resent) + floor)."""
+    out = [
+        "| store | scenario | gw floor s/GiB | client CPU s/GiB (gw path) "
+        "| store CPU s/GiB (boto3) × taken | boto3 CPUs × wall s/GiB | ceiling | measured "
+        "| gw CPU s/GiB |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    cpus = os.cpu_count() or 1
+    for env, sc in dict.fromkeys((r["env"], r["scenario"]) for r in records):
+        model = models.get(sc)
+        floor = model.floor(floors) if model is not None else None
+        mine = [r for r in records if r["env"] == env and r["scenario"] == sc and r["bytes_ok"]]
+        gateway = [r for r in mine if r["what"] == "gateway"]
+        base = [r for r in mine if r.get("label") == "boto3 8M×10"]
+        if model is None or floor is None or not gateway or not base:
+            continue
+        client, gw, _, _ = _path_cpu(gateway, cpus)
+        _, _, store, wall = _path_cpu(base, cpus)
+        if client is None or store is None or wall is None:
+            continue
+        taken = 1 + model.resent
+        ceiling = wall / (client + store * taken + floor)
+        out.append(
+            f"| {env} | {sc} | {f(floor, 2)} ({model.hashes}) | {f(client, 2)} "
+            f"| {f(store, 2)} × {taken:g} | {f(wall, 2)} | {f(ceiling, 2)} "
+            f"| {f(_ratio(rows, env, sc, 'boto3 8M×10'), 2)} | {f(gw, 2)} |"
+        )
+    return "\n".join(out)
+
+
+def floor_table(floors: dict[str, float]) -> str:
+    out = ["| relay | hashes | relay CPU s/GiB |", "|---|---|---|"]
+    for key, value in floors.items():
+        kind, _, hashes = key.partition("+")
+        out.append(f"| {kind} | {hashes or '–'} | {f(value, 2)} |")
     return "\n".join(out)
 
 

@@ -29,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from bench import peers, report
+from bench import floor, peers, report
 from bench.envs import ENVS, Env, LocalEnv
 from bench.gateway_proc import (
     QINIU_AK,
@@ -330,6 +330,11 @@ def main(argv: list[str] | None = None) -> int:
         ".venv/bin/pip install py-spy)",
     )
     ap.add_argument(
+        "--no-floor",
+        action="store_true",
+        help="skip measuring the floor and the ceiling it sets (bench/floor.py)",
+    )
+    ap.add_argument(
         "--set",
         action="append",
         default=[],
@@ -372,7 +377,13 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     rss_rows: list[dict[str, Any]] = []
     peer_rows: list[dict[str, Any]] = []
+    models = {s.name: m for s in scenarios if (m := floor.model_of(s)) is not None}
+    floors: dict[str, float] = {}
     try:
+        if models and stores and not (a.no_floor or a.quick):
+            bench.settle()
+            floors = floor.floors()
+            print(f"[floor] relay CPU s/GiB: {json.dumps(floors)}", flush=True)
         for name in stores:
             env = ENVS[name](workdir)
             reason = env.skip_reason()
@@ -418,6 +429,24 @@ def main(argv: list[str] | None = None) -> int:
         "",
         report.cpu_table(bench.records),
     ]
+    if floors:
+        parts += [
+            "",
+            "### The floor and the ceiling it sets (bench/floor.py)",
+            "",
+            "The least CPU a relay of 8 MiB parts spends here (its own process, 3 parts at a "
+            "time, the hashes named):",
+            "",
+            report.floor_table(floors),
+            "",
+            "The best ratio against boto3 ×10 a gateway spending only the socket floor could "
+            "reach in this run, with the client's and the store's CPU as measured: "
+            "boto3 CPUs × wall ÷ (client + store × taken + floor); 4 MiB v2 parts: the store "
+            "takes the odd parts twice, the gateway sends them twice and checks the even "
+            "parts' MD5.",
+            "",
+            report.ceiling_table(bench.records, rows, floors, models),
+        ]
     if peer_rows:
         parts += [
             "",
