@@ -289,6 +289,12 @@ class Backend(abc.ABC):
         """Delete everything a stream holds (terminate, expiry, after
         assembly). Idempotent: a missing piece is not an error."""
 
+    async def discard_streams(self, streams: Sequence[StreamInfo]) -> None:
+        """``discard_stream`` of each (a session's parts once its object is
+        made); a store may do it in fewer requests."""
+        for stream in streams:
+            await self.discard_stream(stream)
+
     # -- objects -----------------------------------------------------------
     @abc.abstractmethod
     async def stat(self, key: str) -> ObjectInfo | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator, Coroutine, Sequence
 from typing import Any, ClassVar
 
@@ -37,6 +38,8 @@ from backends.s3.store import Store, crc32_of, s3_code
 from backends.urls import key_path
 
 _MAX_PRESIGN_TTL = 7 * 86400  # SigV4 presigned URLs live at most a week
+#: characters of their ids streams share for one listing of their tails (64 random bits)
+_SHARED_ID = 16
 
 
 def _type_and_sha256(meta: ObjectMeta | None) -> tuple[str | None, str | None]:
@@ -561,23 +564,47 @@ class S3Backend(Backend):
         return ObjectInfo(key=key, size=info.size)
 
     async def discard_stream(self, stream: StreamInfo) -> None:
-        self.preopen.drop(stream.id)
-        if is_object_part(stream.state):
-            return  # it goes with its object's upload (``object_parts.py``)
-        st = StreamState.from_json(stream.state) if stream.state else None
-        if st is not None:
-            if not st.sealed:
-                if not st.single:
-                    await self.store.abort(st.key, st.upload_id)
-            elif st.temporary:
-                await self.store.delete(st.key)
-        await self._delete_tails(stream.id, st)
+        await self.discard_streams([stream])
+
+    async def discard_streams(self, streams: Sequence[StreamInfo]) -> None:
+        """Their uploads aborted, their temporary objects and tail pieces
+        deleted — the pieces no saved state names found by listing, once for
+        streams whose ids share a prefix (a session's parts), not once each
+        (a listing costs the store more than a 1 MiB PutObject)."""
+        keys: set[str] = set()
+        listed: list[str] = []
+        for stream in streams:
+            self.preopen.drop(stream.id)
+            if is_object_part(stream.state):
+                continue  # it goes with its object's upload (``object_parts.py``)
+            st = StreamState.from_json(stream.state) if stream.state else None
+            if st is not None:
+                if not st.sealed:
+                    if not st.single:
+                        await self.store.abort(st.key, st.upload_id)
+                elif st.temporary:
+                    keys.add(st.key)
+                keys.update(p.key for p in st.tail)
+            listed.append(stream.id)
+        keys.update(await self._stray_tails(listed))
+        await self._delete_keys(sorted(keys))
 
     async def _delete_tails(self, stream_id: str, st: StreamState | None) -> None:
-        keys = set(await self.store.list_keys(self._tail_prefix(stream_id)))
+        keys = set(await self._stray_tails([stream_id]))
         if st is not None:
             keys.update(p.key for p in st.tail)
         await self._delete_keys(sorted(keys))
+
+    async def _stray_tails(self, stream_ids: Sequence[str]) -> list[str]:
+        """The tail pieces stored for these streams: one listing of the
+        prefix their ids share if they share ``_SHARED_ID`` characters (ids
+        of one session: little else is under it), else one per stream."""
+        prefixes = [self._tail_prefix(i) for i in stream_ids]
+        shared = os.path.commonprefix(prefixes)  # noqa: RUF071 (characters of ids, not paths)
+        if len(prefixes) > 1 and len(shared) >= len(self._tail_prefix("")) - 1 + _SHARED_ID:
+            wanted = tuple(prefixes)
+            return [k for k in await self.store.list_keys(shared) if k.startswith(wanted)]
+        return [k for prefix in prefixes for k in await self.store.list_keys(prefix)]
 
     async def _delete_keys(self, keys: list[str]) -> None:
         await bounded(keys, self.store.delete, self.cfg.max_concurrency)

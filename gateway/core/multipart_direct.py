@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 
 #: parts of the store's upload written at once from short parts at completion
 _GROUPS_AT_ONCE = 4
+#: parts released together once the object is made (their locks held at once)
+_RELEASED_AT_ONCE = 64
 
 
 @dataclass
@@ -282,10 +284,15 @@ async def _digest(
 
 
 async def release(ledger: Ledger, parts: Sequence[UploadRecord]) -> None:
-    """Parts made into the object: their records end (410); a last part
-    that was a stream of its own is dropped (the sweeper does what fails)."""
-    for part in parts:
+    """Parts made into the object: their records end (410); the short parts
+    that were streams of their own are dropped, ``_RELEASED_AT_ONCE`` at a
+    time (the sweeper does what fails)."""
+    ids = [p.id for p in parts]
+    for start in range(0, len(ids), _RELEASED_AT_ONCE):
+        group = ids[start : start + _RELEASED_AT_ONCE]
         try:
-            await ledger.drop_complete(part.id)
+            await ledger.drop_completes(group)
         except Exception as exc:
-            log.warning("could not release part %s of an object (%s)", part.id, exc)
+            log.warning(
+                "could not release parts %s to %s of an object (%s)", group[0], group[-1], exc
+            )

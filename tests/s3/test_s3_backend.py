@@ -924,3 +924,48 @@ def test_put_object_carries_its_crc32(s3_target: S3Target, monkeypatch: pytest.M
 
     run_with(backend, check)
     assert s3_target.leftovers() == []
+
+
+def test_a_sessions_streams_are_discarded_with_one_listing(
+    s3_target: S3Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Streams whose ids share a session's prefix (its short parts, released
+    once the object is made) are discarded with one listing of their stray
+    pieces, not one per stream; a stray piece of a stream not discarded
+    stays. Streams of unrelated ids are listed one by one."""
+    backend = backend_for(s3_target)
+    session = os.urandom(16).hex()
+    s3, bucket = s3_target.client(), backend.store.bucket
+
+    def ours() -> set[str]:
+        found = s3.list_objects_v2(Bucket=bucket, Prefix=backend.cfg.temp_prefix)
+        return {o["Key"] for o in found.get("Contents", []) if session in o["Key"]}
+
+    async def stream(stream_id: str) -> StreamInfo:
+        info = StreamInfo(stream_id, None, 100 * 1024, 0)
+        info.state = await backend.create_stream(info)
+        await write_all(backend, info, os.urandom(100 * 1024), 64 * 1024)
+        info.state = await backend.finish_stream(info)
+        return info
+
+    async def check() -> None:
+        streams = [await stream(f"{session}-{n}") for n in range(1, 10)]
+        for n in (3, 9):  # pieces no saved state names (a write whose state was lost)
+            stray = backend._piece(f"{session}-{n}", 0, 10).key
+            await backend.store.put(stray, [b"0123456789"])
+        assert len(ours()) == 11
+        listed = _spy(monkeypatch, backend.store, "list_keys")
+        await backend.discard_streams(streams[:8])
+        assert len(listed) == 1
+        assert ours() == {
+            StreamState.from_json(streams[8].state).key,
+            backend._piece(f"{session}-9", 0, 10).key,
+        }
+        await backend.discard_streams([streams[8]])
+        listed.clear()
+        unrelated = [await stream(os.urandom(16).hex()) for _ in range(2)]
+        await backend.discard_streams(unrelated)
+        assert len(listed) == 2
+
+    run_with(backend, check)
+    assert s3_target.leftovers() == []
