@@ -130,6 +130,11 @@ class StreamInfo:
     #: stream (its id known to nobody before): no earlier write can have
     #: left pieces behind for ``commit`` to look for
     one_write: bool = False
+    #: the MD5 its client sent for the whole stream, given to the one write
+    #: that brings all of it where ``checks_write_md5`` says the store checks
+    #: it: ``write`` then raises ``errors.DigestMismatch`` (keeping nothing)
+    #: if the stored bytes are not those, and the caller need not hash them
+    md5: bytes | None = None
 
 
 @dataclass
@@ -288,6 +293,12 @@ class Backend(abc.ABC):
     async def discard_stream(self, stream: StreamInfo) -> None:
         """Delete everything a stream holds (terminate, expiry, after
         assembly). Idempotent: a missing piece is not an error."""
+
+    def checks_write_md5(self, stream: StreamInfo) -> bool:
+        """Whether a write of all of ``stream`` (``incoming`` its length,
+        from its first byte) is checked by the store against ``stream.md5``
+        (S3: a short temporary stream's one PutObject, where ETags are MD5s)."""
+        return False
 
     async def discard_streams(self, streams: Sequence[StreamInfo]) -> None:
         """``discard_stream`` of each (a session's parts once its object is

@@ -26,7 +26,13 @@ from backends.base import (
     WriteResult,
 )
 from backends.concurrency import bounded
-from backends.errors import BackendError, BackendUnavailable, InvalidState, NotFound
+from backends.errors import (
+    BackendError,
+    BackendUnavailable,
+    DigestMismatch,
+    InvalidState,
+    NotFound,
+)
 from backends.s3.config import PresignedUrls, PublicUrls, S3Config
 from backends.s3.copy import Copier, Source
 from backends.s3.integrity import Integrity
@@ -125,6 +131,22 @@ class S3Backend(Backend):
         return Piece(f"{self._tail_prefix(stream_id)}{start:015d}-{end:015d}", start, end)
 
     # -- streams -------------------------------------------------------------------
+    def checks_write_md5(self, stream: StreamInfo) -> bool:
+        """A temporary small stream written whole by one write is one
+        PutObject (forwarded as it arrives): its ETag is compared with the
+        client's MD5 where ETags are MD5s (``Findings.part_etag_md5``)."""
+        return self.integrity.part_etag_md5 and self._one_put(stream)
+
+    def _one_put(self, stream: StreamInfo) -> bool:
+        """A temporary small stream written whole by this write: one PutObject."""
+        return (
+            stream.key is None
+            and stream.offset == 0
+            and stream.incoming is not None
+            and stream.incoming == stream.length
+            and self._small(stream)
+        )
+
     def _small(self, stream: StreamInfo) -> bool:
         """A stream no longer than a part is one PutObject (``_write_small``):
         it would only ever be one part, and a multipart upload costs two more
@@ -157,6 +179,8 @@ class S3Backend(Backend):
         old.check_offset(stream.offset)
         if stream.if_absent and not self._if_absent(stream, old):
             raise BackendError("this write cannot make its object only where there is none")
+        if stream.md5 is not None and not (self._one_put(stream) and old.temporary):
+            raise BackendError("this write cannot check the MD5 it is given")
         if old.single and self._small(stream):
             if not (stream.early_object or old.temporary):
                 # created on its key (its length unknown then, or its object
@@ -311,29 +335,36 @@ class S3Backend(Backend):
             if end < stream.length:
                 tail = await self._store_tail(stream.id, old.tail, chunks, None, end)
                 return self._result(stream.id, old, old.copy(tail=tail))
+            etag = None
             if forward is not None:
                 sent, task = forward
                 forward = None
                 sent.queue.put_nowait(None)
-                if await self._forwarded(task):
-                    return self._small_result(stream, old)
-            earlier = await fetch_pieces(self.store, old.tail, self.cfg.max_concurrency)
-            content_type, metadata = None, None
-            if not old.temporary:  # the object itself: its type, and its digest now known
-                content_type = stream.content_type
-                sha256 = stream.sha256() if stream.sha256 is not None else None
-                metadata = {"sha256": sha256} if sha256 else None
-            await self.store.put(
-                old.key,
-                [*earlier, *chunks],
-                content_type=content_type,
-                metadata=metadata,
-                if_absent=stream.if_absent,
-            )
+                etag = await self._forwarded(task)
+            if etag is None:
+                earlier = await fetch_pieces(self.store, old.tail, self.cfg.max_concurrency)
+                content_type, metadata = None, None
+                if not old.temporary:  # the object itself: its type, and its digest now known
+                    content_type = stream.content_type
+                    sha256 = stream.sha256() if stream.sha256 is not None else None
+                    metadata = {"sha256": sha256} if sha256 else None
+                etag = await self.store.put(
+                    old.key,
+                    [*earlier, *chunks],
+                    content_type=content_type,
+                    metadata=metadata,
+                    if_absent=stream.if_absent,
+                )
         finally:
             if forward is not None:  # the body ended short, or failed
                 cancel_forward(forward[1])
             self.context.budget.release(room)
+        if stream.md5 is not None and etag.strip('"') != stream.md5.hex():
+            # (refused even if a re-probe found since that ETags are no MD5s)
+            self.integrity.part_digest_mismatch(old.key, 1, etag, stream.md5.hex())
+            with contextlib.suppress(BackendError):
+                await self.store.delete(old.key)
+            raise DigestMismatch(f"{old.key}: the store's ETag {etag} is not the MD5 sent")
         return self._small_result(stream, old)
 
     def _small_result(self, stream: StreamInfo, old: StreamState) -> WriteResult:
@@ -367,18 +398,17 @@ class S3Backend(Backend):
         task = asyncio.get_running_loop().create_task(self.store.put_streaming(old.key, body))
         return body, task
 
-    async def _forwarded(self, task: asyncio.Task[str]) -> bool:
-        """Whether the forwarded PutObject stored the object; if not, the
-        fallback is told why (as a forwarded part's: a refusal is the
+    async def _forwarded(self, task: asyncio.Task[str]) -> str | None:
+        """The ETag of the object the forwarded PutObject stored; if none,
+        the fallback is told why (as a forwarded part's: a refusal is the
         trailer's until the re-probe says otherwise) and the object is sent
         from its buffer."""
         try:
-            await task
+            return await task
         except BackendError as exc:
             why = "forward_failed" if isinstance(exc, BackendUnavailable) else "trailer_refused"
             self.integrity.forward_fallback("put_object", why, s3_code(exc))
-            return False
-        return True
+            return None
 
     def _preopen_next(self, stream: StreamInfo, st: StreamState) -> None:
         """A write that ended on a part boundary: open the next part's

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from backends.base import JSON, ObjectMeta, WriteResult
-from backends.errors import BackendError
+from backends.errors import BackendError, DigestMismatch
 from gateway.core import digests, multipart_direct
 from gateway.core.assembly import Assembly
 from gateway.core.body import GuardedBody, Hasher
@@ -262,10 +262,16 @@ class Multipart:
                     record.version = old.version
                     await ledger.save(record)
                 # the CRC only where the client sent one to check (0.3 s/GiB);
-                # the MD5 not where the store's write checks it (1.6 s/GiB)
-                by_store = joined is not None and multipart_direct.checks_md5(
-                    b, joined, content_md5
-                )
+                # the MD5 not where the store's write checks it (1.6 s/GiB):
+                # a part going alone into the object's upload, or written
+                # whole as a short stream's one PutObject
+                stream = ledger.stream(record)
+                stream.incoming = content_length
+                if joined is not None:
+                    by_store = multipart_direct.checks_md5(b, joined, content_md5)
+                else:
+                    by_store = content_md5 is not None and b.backend.checks_write_md5(stream)
+                    stream.md5 = content_md5 if by_store else None
                 md5 = None if by_store else hashlib.md5()
                 crc = Crc32() if crc32 is not None else None
                 # the session's SHA-256, chained through its parts; a part's
@@ -278,19 +284,25 @@ class Multipart:
                     link = await self._chaining.begin(before, content_length, tip)
                     running = link.running if number == 1 else None
 
+                def offer(etag: str) -> None:
+                    """The part's bytes checked out: the next part may join them."""
+                    assert collector is not None and content_length is not None
+                    chain = link.settle(content_length) if link is not None else None
+                    early = Received(etag, content_length, collector.chunks, chain)
+                    self._joining.received(pid, early)
+
                 def received() -> None:
-                    """Every byte is in: if they check out, the next part may join them."""
-                    assert md5 is not None  # a part kept is hashed here
+                    """Every byte is in: if they check out here, offer them
+                    (checked by the store instead: once it has answered)."""
+                    assert md5 is not None
                     if content_md5 is not None and md5.digest() != content_md5:
                         return
                     if crc is not None and crc.value != crc32:
                         return
-                    assert collector is not None and content_length is not None
-                    chain = link.settle(content_length) if link is not None else None
-                    early = Received(md5.hexdigest(), content_length, collector.chunks, chain)
-                    self._joining.received(pid, early)
+                    offer(md5.hexdigest())
 
-                collector = Collector(content_length, received) if keeps else None
+                full = received if md5 is not None else None
+                collector = Collector(content_length, full) if keeps else None
                 max_size = ledger.config.server.max_upload_size or None
                 guarded = GuardedBody(
                     body,
@@ -317,10 +329,11 @@ class Multipart:
                                 )  # fmt: skip
                                 written = content_length
                             else:
-                                stream = ledger.stream(record)
-                                stream.incoming = content_length
                                 with backend_errors():
-                                    result = await b.backend.write(stream, aiter(guarded))
+                                    try:
+                                        result = await b.backend.write(stream, aiter(guarded))
+                                    except DigestMismatch:
+                                        raise ChecksumMismatch("Content-MD5 mismatch") from None
                                 written = result.offset
                     finally:
                         guarded.close()  # a backend may stop reading before the body's end
@@ -333,6 +346,9 @@ class Multipart:
                         raise ChecksumMismatch("Content-MD5 mismatch")
                     if crc is not None and crc.value != crc32:
                         raise ChecksumMismatch("CRC32 mismatch")
+                    if collector is not None and md5 is None:
+                        assert content_md5 is not None  # checked by the store's write
+                        offer(content_md5.hex())
                     record.length = record.offset = written
                     if running is not None and running.offset == written:
                         # else an assembly reads the part back
