@@ -43,7 +43,6 @@ import subprocess
 import sys
 import threading
 import time
-import zlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -51,6 +50,7 @@ from typing import Any
 
 from bench.procstat import cpu_seconds
 from bench.scenarios import Scenario
+from gateway.core.checksums import Crc32
 from testservers.ports import LOOPBACK, free_ports
 
 MiB = 1 << 20
@@ -70,18 +70,10 @@ _BUFFER = MiB
 _HEAD_MAX = 64 * 1024
 
 
-class _Crc32:
-    def __init__(self) -> None:
-        self.value = 0
-
-    def update(self, data: bytes | memoryview) -> None:
-        self.value = zlib.crc32(data, self.value)
-
-
 def _hashers(names: str) -> list[Any]:
     out: list[Any] = []
     for name in filter(None, names.split(",")):
-        out.append(_Crc32() if name == "crc32" else hashlib.new(name))
+        out.append(Crc32() if name == "crc32" else hashlib.new(name))
     return out
 
 

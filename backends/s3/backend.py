@@ -359,12 +359,14 @@ class S3Backend(Backend):
             if forward is not None:  # the body ended short, or failed
                 cancel_forward(forward[1])
             self.context.budget.release(room)
-        if stream.md5 is not None and etag.strip('"') != stream.md5.hex():
+        if stream.md5 is not None:
             # (refused even if a re-probe found since that ETags are no MD5s)
-            self.integrity.part_digest_mismatch(old.key, 1, etag, stream.md5.hex())
-            with contextlib.suppress(BackendError):
-                await self.store.delete(old.key)
-            raise DigestMismatch(f"{old.key}: the store's ETag {etag} is not the MD5 sent")
+            try:
+                self.integrity.check_etag("put_object", old.key, etag, stream.md5)
+            except DigestMismatch:
+                with contextlib.suppress(BackendError):
+                    await self.store.delete(old.key)
+                raise
         return self._small_result(stream, old)
 
     def _small_result(self, stream: StreamInfo, old: StreamState) -> WriteResult:
@@ -551,7 +553,7 @@ class S3Backend(Backend):
         # the answer: on Ceph RGW a listing costs more than storing a 1 MiB
         # part (measured in commit 76cf32e); a form file's listing was 11 %
         # of the gateway's CPU on moto
-        self._in_background(self._delete_tails(stream.id, None), "deleting tail pieces")
+        self._in_background(self._delete_tails(stream.id), "deleting tail pieces")
         return ObjectInfo(key=key, size=st.size)
 
     def _in_background(self, job: Coroutine[Any, Any, None], what: str) -> None:
@@ -619,11 +621,8 @@ class S3Backend(Backend):
         keys.update(await self._stray_tails(listed))
         await self._delete_keys(sorted(keys))
 
-    async def _delete_tails(self, stream_id: str, st: StreamState | None) -> None:
-        keys = set(await self._stray_tails([stream_id]))
-        if st is not None:
-            keys.update(p.key for p in st.tail)
-        await self._delete_keys(sorted(keys))
+    async def _delete_tails(self, stream_id: str) -> None:
+        await self._delete_keys(sorted(set(await self._stray_tails([stream_id]))))
 
     async def _stray_tails(self, stream_ids: Sequence[str]) -> list[str]:
         """The tail pieces stored for these streams: one listing of the

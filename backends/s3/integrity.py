@@ -40,6 +40,7 @@ from backends.errors import (
     BackendConfigError,
     BackendError,
     BackendUnavailable,
+    DigestMismatch,
     Exists,
     NotFound,
 )
@@ -244,18 +245,22 @@ class Integrity:
             self.store.trailers = False
             self.doubt()
 
-    def part_digest_mismatch(self, key: str, number: int, etag: str, md5: str) -> None:
-        """A part's ETag is not the MD5 its client sent: the bytes changed on
-        their way, or the store's ETags are no longer MD5s (its encryption
-        changed). Refused either way; counted, logged, and probed again —
-        until the re-probe finds ETags are MD5s, parts are hashed here."""
+    def check_etag(self, operation: str, what: str, etag: str, md5: bytes) -> None:
+        """``DigestMismatch`` if the ETag ``operation`` stored ``what`` with
+        is not the MD5 its client sent: the bytes changed on their way, or
+        the store's ETags are no longer MD5s (its encryption changed).
+        Refused either way; counted, logged, and probed again — until the
+        re-probe finds ETags are MD5s, such writes are hashed here."""
+        if etag.strip('"') == md5.hex():
+            return
         self.fallback(
-            "upload_part",
+            operation,
             "etag_mismatch",
-            f"part {number} of {key} refused as a digest mismatch",
-            f"ETag {etag}, the client's MD5 {md5}",
+            f"{what} refused as a digest mismatch",
+            f"ETag {etag}, the client's MD5 {md5.hex()}",
         )
         self.doubt()
+        raise DigestMismatch(f"{what}: the store's ETag {etag} is not the MD5 sent")
 
     def part_fallback(self, reason: str, answer: str) -> None:
         """A forwarded part is sent again from its buffer (``PartPipe``)."""

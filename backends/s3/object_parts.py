@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 
 from backends.base import JSON, MemoryBudget, ObjectInfo, ObjectMeta, StreamInfo
-from backends.errors import DigestMismatch, InvalidState
+from backends.errors import InvalidState
 from backends.s3.config import S3Config
 from backends.s3.integrity import Integrity
 from backends.s3.parts import PartPipe, fetch_pieces
@@ -92,9 +92,8 @@ class ObjectParts:
         if received != length or not parts:
             raise InvalidState(f"part {number} ended at {received} of {length} bytes")
         etag, crc = parts[0]
-        if md5 is not None and etag.strip('"') != md5.hex():
-            self.integrity.part_digest_mismatch(str(upload["key"]), number, etag, md5.hex())
-            raise DigestMismatch(f"part {number}: the store's ETag {etag} is not the MD5 sent")
+        if md5 is not None:
+            self.integrity.check_etag("upload_part", f"part {number} of {upload['key']}", etag, md5)
         return {MARK: number, "etag": etag, "crc": crc, "size": length}
 
     async def complete(

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from backends.base import Backend, StreamInfo
-from backends.errors import BackendError, BackendUnavailable
+from backends.errors import BackendError, BackendUnavailable, DigestMismatch
 from backends.errors import Exists as BackendExists
 from backends.errors import NotFound as BackendNotFound
 from gateway.config import GatewayConfig
@@ -27,6 +27,7 @@ from gateway.core import digest_index, digests, object_meta
 from gateway.core.body import GuardedBody
 from gateway.core.errors import (
     BadRequest,
+    ChecksumMismatch,
     HookRejected,
     ObjectExists,
     ServiceUnavailable,
@@ -69,7 +70,8 @@ class Bucket:
 def backend_errors(missing: UploadError | None = None) -> Iterator[None]:
     """Translate a backend failure at the core's edge: the store down → 503
     with its Retry-After; the bytes not there → ``missing`` (by default
-    ``UploadGone``: an upload's stored data vanished); any other → 503."""
+    ``UploadGone``: an upload's stored data vanished); the stored bytes not
+    those the client's MD5 names → 406; any other → 503."""
     try:
         yield
     except BackendUnavailable as exc:
@@ -78,6 +80,8 @@ def backend_errors(missing: UploadError | None = None) -> Iterator[None]:
         raise (missing or UploadGone(f"the stored data is gone: {exc}")) from exc
     except BackendExists as exc:  # asked for with ``StreamInfo.if_absent``
         raise ObjectExists(f"the key holds an object: {exc}") from exc
+    except DigestMismatch:  # the store's check of a client's Content-MD5
+        raise ChecksumMismatch("Content-MD5 mismatch") from None
     except BackendError as exc:
         raise ServiceUnavailable(f"storage error: {exc}") from exc
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from backends.base import JSON, ObjectMeta, WriteResult
-from backends.errors import BackendError, DigestMismatch
+from backends.errors import BackendError
 from gateway.core import digests, multipart_direct
 from gateway.core.assembly import Assembly
 from gateway.core.body import GuardedBody, Hasher
@@ -330,10 +330,7 @@ class Multipart:
                                 written = content_length
                             else:
                                 with backend_errors():
-                                    try:
-                                        result = await b.backend.write(stream, aiter(guarded))
-                                    except DigestMismatch:
-                                        raise ChecksumMismatch("Content-MD5 mismatch") from None
+                                    result = await b.backend.write(stream, aiter(guarded))
                                 written = result.offset
                     finally:
                         guarded.close()  # a backend may stop reading before the body's end

@@ -32,10 +32,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from backends.base import JSON, Capability, ObjectMeta
-from backends.errors import DigestMismatch
 from gateway.core import digests, object_meta, stream_digests
 from gateway.core.body import GuardedBody
-from gateway.core.errors import BadRequest, ChecksumMismatch, UploadError
+from gateway.core.errors import BadRequest, UploadError
 from gateway.core.expiry import schedule_deletion
 from gateway.core.joining import Joining, from_memory
 from gateway.core.ledger import Bucket, Ledger, backend_errors
@@ -131,10 +130,7 @@ async def write_part(
         source, length = _then(earlier.chunks(), source), length + earlier.size
     try:
         with backend_errors():
-            try:
-                return await b.backend.write_object_part(upload, number, source, length, md5)
-            except DigestMismatch:
-                raise ChecksumMismatch("Content-MD5 mismatch") from None
+            return await b.backend.write_object_part(upload, number, source, length, md5)
     except UploadError:
         body.close()
         refuse = refusal(body, None, require_complete=True)
