@@ -340,7 +340,7 @@ class S3Backend(Backend):
                 sent, task = forward
                 forward = None
                 sent.queue.put_nowait(None)
-                etag = await self._forwarded(task)
+                etag = await self._forwarded(task, sent.trailer)
             if etag is None:
                 earlier = await fetch_pieces(self.store, old.tail, self.cfg.max_concurrency)
                 content_type, metadata = None, None
@@ -383,32 +383,36 @@ class S3Backend(Backend):
     def _forward_small(self, stream: StreamInfo, old: StreamState) -> Forward | None:
         """A temporary small stream written whole by one request (a short
         Qiniu v2 part waiting to be joined) goes to the store as its bytes
-        arrive, its CRC32 in a trailer: stored as soon as received, instead
-        of received and then stored. Cancelled (the store keeps nothing) if
-        the body ends short; the object itself (its digest is metadata,
-        known only at the end) is sent once its bytes are all here."""
+        arrive: stored as soon as received, instead of received and then
+        stored. Its CRC32 goes in a trailer — unless its ETag is checked
+        against the client's MD5 (``stream.md5``), which checks the same
+        bytes end to end. Cancelled (the store keeps nothing) if the body
+        ends short; the object itself (its digest is metadata, known only
+        at the end) is sent once its bytes are all here."""
+        trailer = stream.md5 is None
         if not (
             old.temporary
             and stream.offset == 0
             and not old.tail
             and stream.incoming == stream.length
-            and self.store.forwards(True)
+            and self.store.forwards(trailer)
         ):
             return None
         assert stream.length is not None
-        body = ForwardedBody(stream.length, trailer=True)
+        body = ForwardedBody(stream.length, trailer=trailer)
         task = asyncio.get_running_loop().create_task(self.store.put_streaming(old.key, body))
         return body, task
 
-    async def _forwarded(self, task: asyncio.Task[str]) -> str | None:
+    async def _forwarded(self, task: asyncio.Task[str], trailer: bool) -> str | None:
         """The ETag of the object the forwarded PutObject stored; if none,
-        the fallback is told why (as a forwarded part's: a refusal is the
-        trailer's until the re-probe says otherwise) and the object is sent
-        from its buffer."""
+        the fallback is told why (as a forwarded part's: a refusal of a body
+        with a trailer is the trailer's until the re-probe says otherwise)
+        and the object is sent from its buffer."""
         try:
             return await task
         except BackendError as exc:
-            why = "forward_failed" if isinstance(exc, BackendUnavailable) else "trailer_refused"
+            refused = trailer and not isinstance(exc, BackendUnavailable)
+            why = "trailer_refused" if refused else "forward_failed"
             self.integrity.forward_fallback("put_object", why, s3_code(exc))
             return None
 
@@ -524,7 +528,7 @@ class S3Backend(Backend):
         await self.context.budget.acquire(size)
         try:
             data = await fetch_pieces(self.store, st.tail, self.cfg.max_concurrency)
-            crc = await crc32_of(data) if st.checksum else None
+            crc = crc32_of(data) if st.checksum else None
             etag = await self.store.upload_part(st.key, st.upload_id, number, data, None, crc)
             return etag, crc or ""
         finally:

@@ -27,13 +27,13 @@ import contextlib
 import hashlib
 import os
 import threading
-import zlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from backends.base import MemoryBudget
 from backends.concurrency import bounded
+from backends.crc import crc32
 from backends.errors import BackendError, BackendUnavailable
 from backends.s3.state import Piece
 from backends.s3.store import Store, crc32_b64, crc32_of, md5_digest
@@ -88,7 +88,7 @@ class ForwardedBody:
             yield self._size_line
         while (chunk := await self.queue.get()) is not None:
             if self.trailer:
-                self.crc = zlib.crc32(chunk, self.crc)
+                self.crc = crc32(chunk, self.crc)
             yield chunk
         if self.trailer:
             yield b"\r\n0\r\n" + _TRAILER + self.checksum.encode() + b"\r\n\r\n"
@@ -217,7 +217,7 @@ class PartPipe:
             if self._md5 is not None:
                 self._md5.update(piece)
             if self._crc is not None:
-                self._crc = zlib.crc32(piece, self._crc)
+                self._crc = crc32(piece, self._crc)
             if self._forward is not None:
                 self._forward[0].queue.put_nowait(piece)
             self._filled += take
@@ -308,7 +308,7 @@ class PartPipe:
             head = await fetch_pieces(self.store, prefix, self.concurrency) if prefix else []
             data = [*head, *chunks]
             if self._checksum and crc is None:
-                crc = await crc32_of(data)
+                crc = crc32_of(data)
             etag = await self.store.upload_part(self.key, self.upload_id, number, data, md5, crc)
             return etag, crc or ""
         finally:

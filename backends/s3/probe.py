@@ -49,13 +49,13 @@ import base64
 import hashlib
 import logging
 import uuid
-import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 
+from backends.crc import crc32
 from backends.errors import BackendError, BackendUnavailable, Exists
 from backends.s3.config import MiB, S3Config
 from backends.s3.parts import ForwardedBody
@@ -437,7 +437,7 @@ class Prober:
 
 
 def _crc(data: bytes, wrong: bool = False) -> str:
-    crc = zlib.crc32(data)
+    crc = crc32(data)
     return crc32_b64(crc ^ 1 if wrong else crc)
 
 

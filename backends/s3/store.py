@@ -14,7 +14,6 @@ import base64
 import contextlib
 import hashlib
 import logging
-import zlib
 from collections.abc import AsyncGenerator, Iterator, Sequence
 from contextlib import AsyncExitStack
 from typing import Any, Protocol
@@ -34,6 +33,7 @@ from botocore.exceptions import (
 )
 
 from backends.base import ObjectInfo
+from backends.crc import crc32
 from backends.errors import BackendConfigError, BackendError, BackendUnavailable, Exists, NotFound
 from backends.s3 import observe
 from backends.s3.config import S3Config
@@ -55,7 +55,7 @@ _UNAVAILABLE = {
     "503",
     "500",
 }
-_HASH_INLINE = 256 * 1024  # hash smaller bodies in the loop, larger in a thread
+_HASH_INLINE = 256 * 1024  # MD5 smaller bodies in the loop, larger in a thread
 _READ_CHUNK = 1024 * 1024
 
 
@@ -111,7 +111,7 @@ Chunks = Sequence[bytes | memoryview]
 def _crc32(chunks: Chunks) -> int:
     crc = 0
     for chunk in chunks:
-        crc = zlib.crc32(chunk, crc)
+        crc = crc32(chunk, crc)
     return crc
 
 
@@ -126,10 +126,9 @@ def _size(chunks: Chunks) -> int:
     return sum(len(c) for c in chunks)
 
 
-async def crc32_of(chunks: Chunks) -> str:
-    if _size(chunks) <= _HASH_INLINE:
-        return crc32_b64(_crc32(chunks))
-    return crc32_b64(await asyncio.to_thread(_crc32, chunks))  # zlib releases the GIL
+def crc32_of(chunks: Chunks) -> str:
+    """The CRC32 of a body, as S3 writes it (in the loop: 1 MiB takes ~20 µs)."""
+    return crc32_b64(_crc32(chunks))
 
 
 class TrailedBody(Protocol):
@@ -507,7 +506,7 @@ class Store:
         # as for parts: a CRC32 the store verifies, cheaper than an MD5
         extra: dict[str, Any] = {"IfNoneMatch": "*"} if if_absent else {}
         if self.checksum:
-            extra["ChecksumCRC32"] = await crc32_of(data)
+            extra["ChecksumCRC32"] = crc32_of(data)
         else:
             extra.update(await self._md5(data, md5))
         if content_type:

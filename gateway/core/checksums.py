@@ -5,11 +5,11 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from backends.crc import crc32
 from gateway.core.errors import BadRequest, UnsupportedChecksum
 
 
@@ -20,7 +20,7 @@ class Crc32:
         self.value = 0
 
     def update(self, data: bytes, /) -> None:
-        self.value = zlib.crc32(data, self.value)
+        self.value = crc32(data, self.value)
 
     def digest(self) -> bytes:
         return self.value.to_bytes(4, "big")

@@ -719,6 +719,36 @@ def test_v2_short_part_is_checked_by_the_etag_of_its_one_put(
     assert _leftovers(target, earlier) == []
 
 
+def test_v2_short_part_checked_by_its_etag_goes_without_a_trailer(
+    slow_store: tuple[S3Proxy, GatewayProcess],
+) -> None:
+    """The short part's one PutObject is checked by its ETag against the
+    client's MD5, end to end: it goes as its plain bytes, as they arrive,
+    without the CRC32 trailer (aws-chunked) a forwarded body carries
+    otherwise — nothing more for the gateway to hash."""
+    proxy, gw = slow_store
+    data = os.urandom(4 * MiB + 5)
+    key = "direct/v2-short-no-trailer.bin"
+    session = V2(gw, key)
+    proxy.hold("short-put", _temporary_put)
+    with ThreadPoolExecutor(1) as pool:
+        try:
+            sent = pool.submit(_put_part, session, 1, data, hashlib.md5(data).hexdigest())
+            proxy.wait_held("short-put")
+        finally:
+            proxy.release("short-put")
+        answer = sent.result(timeout=60)
+    assert answer.status_code == 200, answer.text
+    put = proxy.held_seen["short-put"][0]
+    assert "x-amz-trailer" not in put.headers
+    assert "aws-chunked" not in put.headers.get("Content-Encoding", "")
+    assert put.body == data
+    session.etags[1] = answer.json()["etag"]
+    r = session.complete([1])
+    assert r.status_code == 200, r.text
+    assert read_back(gw, key) == sha256(data)
+
+
 def test_v2_part_whose_store_etag_is_not_its_md5_is_refused(
     slow_store: tuple[S3Proxy, GatewayProcess],
 ) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -103,6 +103,8 @@ class S3Proxy:
         self._headers: dict[str, tuple[Match, str, str]] = {}
         #: hold name → requests held (so far)
         self.held: Counter[str] = Counter()
+        #: hold name → the requests held, as received
+        self.held_seen: dict[str, list[Seen]] = defaultdict(list)
         #: refusal name → requests the proxy answered itself
         self.refused: Counter[str] = Counter()
         self._loop = asyncio.new_event_loop()
@@ -154,6 +156,7 @@ class S3Proxy:
         for name, (match, event) in list(self._holds.items()):
             if match(seen):
                 self.held[name] += 1
+                self.held_seen[name].append(seen)
                 await event.wait()
         for name, refusal in list(self._refusals.items()):
             if refusal.match(seen):
