@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 
 from aiohttp import web
@@ -37,6 +38,27 @@ def _limit_socket_reads() -> None:
         transport.max_size = SOCKET_READ_SIZE
 
 
+#: allocations between collections of the young generation (Python's: 700).
+#: A request allocates hundreds of short-lived containers, so at 700 the
+#: collector ran about once per 1 MiB tus upload; at 10,000, with the objects
+#: of start-up frozen (never traversed again), its time fell from ~0.22 to
+#: ~0.10 s per 400 such uploads (gc.callbacks, 2026-12-04).
+GC_YOUNG_THRESHOLD = 10_000
+
+
+def _tune_collector(app: web.Application) -> None:
+    """Collect the young generation less often; once started, freeze what
+    start-up made (configuration, the S3 client's models): it lives as long
+    as the process, and full collections need not traverse it."""
+    gc.set_threshold(GC_YOUNG_THRESHOLD, 10, 10)
+
+    async def freeze(_app: web.Application) -> None:
+        gc.collect()
+        gc.freeze()
+
+    app.on_startup.append(freeze)
+
+
 def serve(args: argparse.Namespace) -> int:
     from gateway.app import SHUTDOWN_TIMEOUT, create_app
 
@@ -52,6 +74,7 @@ def serve(args: argparse.Namespace) -> int:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
     _limit_socket_reads()
+    _tune_collector(app)
     try:
         web.run_app(
             app,
