@@ -896,7 +896,7 @@ def test_put_object_carries_its_crc32(s3_target: S3Target, monkeypatch: pytest.M
     data = os.urandom(MiB + 3)
     key = f"quirks/{os.urandom(4).hex()}"
 
-    async def wrong(_: Any) -> str:
+    def wrong(_: Any) -> str:
         return crc32_b64(zlib.crc32(data) ^ 1)
 
     sent: list[dict[str, str]] = []
