@@ -16,8 +16,10 @@ import hashlib
 import logging
 from collections.abc import AsyncGenerator, Iterator, Sequence
 from contextlib import AsyncExitStack
+from importlib import metadata
 from typing import Any, Protocol
 
+import aiobotocore
 import aiohttp
 import aiohttp.payload
 from aiobotocore.config import AioConfig
@@ -55,6 +57,19 @@ _UNAVAILABLE = {
     "503",
     "500",
 }
+
+
+def _package_version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:  # run from a source tree
+        return "unknown"
+
+
+#: what the store's logs see
+_USER_AGENT = (
+    f"upload-gateway/{_package_version('upload-gateway')} aiobotocore/{aiobotocore.__version__}"
+)
 _HASH_INLINE = 256 * 1024  # MD5 smaller bodies in the loop, larger in a thread
 _READ_CHUNK = 1024 * 1024
 
@@ -257,6 +272,10 @@ class Store:
         if not c.payload_signing:
             s3_options["payload_signing_enabled"] = False
         boto_config = AioConfig(
+            # a fixed string: the store's logs name the gateway, and botocore
+            # no longer rebuilds its user agent from a dozen parts on every
+            # request (0.05–0.1 ms of the ~1.4 ms of CPU a call costs here)
+            user_agent=_USER_AGENT,
             region_name=c.region,
             signature_version="s3v4",
             connect_timeout=c.connect_timeout,

@@ -885,6 +885,27 @@ def test_part_checksums_are_sent_and_checked(s3_target: S3Target) -> None:
     assert s3_target.leftovers() == []
 
 
+def test_requests_name_the_gateway(s3_target: S3Target) -> None:
+    """Every request to the store carries a fixed user agent naming the
+    gateway (botocore's own is rebuilt from a dozen parts per request)."""
+    backend = backend_for(s3_target)
+    key = f"quirks/{os.urandom(4).hex()}"
+    agents: list[str] = []
+
+    def capture(request: Any, **_: Any) -> None:
+        value = request.headers.get("User-Agent", b"")
+        agents.append(value.decode() if isinstance(value, bytes) else str(value))
+
+    async def check() -> None:
+        backend.store.client.meta.events.register("before-send.s3", capture)
+        await backend.store.put(key, [b"named"])
+        await backend.delete_object(key)
+
+    run_with(backend, check)
+    assert len(agents) == 2
+    assert all(a.startswith("upload-gateway/") and "aiobotocore/" in a for a in agents), agents
+
+
 def test_put_object_carries_its_crc32(s3_target: S3Target, monkeypatch: pytest.MonkeyPatch) -> None:
     """A whole object (a short stream, a tail piece) goes with its CRC32, not
     an MD5, and Swift refuses a wrong one."""
