@@ -222,6 +222,9 @@ class Multipart:
         b = ledger.bucket(session.bucket)
         ledger.check_length(content_length, b)
         pid = part_id(session.id, number)
+        unchanged = await self._sent_again_unchanged(pid, body, content_length, content_md5, crc32)
+        if unchanged is not None:
+            return unchanged
         # announced first: the next part may wait for this one to be stored
         async with self._joining.arriving(pid, content_length):
             joined = await self._joinable(session, b, number, content_length)
@@ -394,6 +397,48 @@ class Multipart:
             assert part is not None
         if link is not None:
             await self._chain(session, number, link)
+        return part
+
+    async def _sent_again_unchanged(
+        self,
+        pid: str,
+        body: AsyncIterator[bytes],
+        content_length: int | None,
+        content_md5: bytes | None,
+        crc32: int | None,
+    ) -> Part | None:
+        """A stored part sent again with the bytes it has (its Content-MD5 and
+        length the stored part's, its body matching them: an SDK resuming
+        after an answer it did not get) is answered from its record, not
+        stored again: a later part may hold its bytes already (joined to
+        them), and a second copy in another grouping would leave the session
+        with store parts no completion can use. None: not such a part (its
+        body unread)."""
+        if content_md5 is None or content_length is None or crc32 is not None:
+            return None
+        old = await self.ledger.state.get(pid)
+        part = _part_of(old) if old is not None else None
+        if part is None or part.etag != content_md5.hex() or part.size != content_length:
+            return None
+        assert old is not None
+        async with self.ledger.locks.hold(pid) as lease:
+            current = await self.ledger.state.get(pid)
+            if current is None or current.version != old.version:
+                return None  # replaced meanwhile: stored as any part
+            md5 = hashlib.md5()
+            guarded = GuardedBody(body, limit=content_length, lease=lease, hashers=[md5])
+            try:
+                async for _ in guarded:
+                    pass
+            finally:
+                guarded.close()
+            refuse = refusal(guarded, None, require_complete=True)
+            if refuse is not None:
+                raise refuse
+            if guarded.received != content_length:
+                raise BadRequest("the body was cut short")
+            if md5.digest() != content_md5:
+                raise ChecksumMismatch("Content-MD5 mismatch")
         return part
 
     async def _chain(self, session: Session, number: int, link: Link) -> None:
