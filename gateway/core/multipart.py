@@ -121,6 +121,25 @@ def _part_of(record: UploadRecord) -> Part | None:
     )
 
 
+def _check_received(
+    body: GuardedBody,
+    written: int,
+    content_length: int | None,
+    md5: hashlib._Hash | None,
+    content_md5: bytes | None,
+) -> None:
+    """Refuse a part's body that did not arrive whole (``written`` of its
+    ``content_length`` bytes stored) or, hashed here (``md5``), is not what
+    the client's Content-MD5 names."""
+    refuse = refusal(body, None, require_complete=True)
+    if refuse is not None:
+        raise refuse
+    if content_length is not None and written != content_length:
+        raise BadRequest("the body was cut short")
+    if md5 is not None and content_md5 is not None and md5.digest() != content_md5:
+        raise ChecksumMismatch("Content-MD5 mismatch")
+
+
 class Multipart:
     def __init__(self, ledger: Ledger, uploads: Uploads, assembly: Assembly, expiry: Expiry):
         self.ledger = ledger
@@ -337,13 +356,7 @@ class Multipart:
                                 written = result.offset
                     finally:
                         guarded.close()  # a backend may stop reading before the body's end
-                    refuse = refusal(guarded, None, require_complete=True)
-                    if refuse is not None:
-                        raise refuse
-                    if content_length is not None and written != content_length:
-                        raise BadRequest("the body was cut short")
-                    if md5 is not None and content_md5 is not None and md5.digest() != content_md5:
-                        raise ChecksumMismatch("Content-MD5 mismatch")
+                    _check_received(guarded, written, content_length, md5, content_md5)
                     if crc is not None and crc.value != crc32:
                         raise ChecksumMismatch("CRC32 mismatch")
                     if collector is not None and md5 is None:
@@ -432,13 +445,7 @@ class Multipart:
                     pass
             finally:
                 guarded.close()
-            refuse = refusal(guarded, None, require_complete=True)
-            if refuse is not None:
-                raise refuse
-            if guarded.received != content_length:
-                raise BadRequest("the body was cut short")
-            if md5.digest() != content_md5:
-                raise ChecksumMismatch("Content-MD5 mismatch")
+            _check_received(guarded, guarded.received, content_length, md5, content_md5)
         return part
 
     async def _chain(self, session: Session, number: int, link: Link) -> None:
