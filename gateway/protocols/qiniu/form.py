@@ -24,30 +24,29 @@ import contextlib
 from typing import Any
 
 import aiohttp
-from aiohttp import BodyPartReader, web
+from aiohttp import web
 
 from gateway import core
 from gateway.access.tokens import UploadToken
 from gateway.core import Kind, ObjectMeta
 from gateway.numbers import parse_count
-from gateway.protocols.bodies import body_read
 
-from . import form_parts, pre_create
+from . import pre_create
 from .errors import BAD_REQUEST, CRC32_MISMATCH
 from .form_file import FORM, StoredFile, receive_file
+from .form_parts import FormPart, FormParts
 from .placing import NewFile, place
 from .pre_create import Approved
 from .runtime import Call
 from .shared import custom_vars, user_metadata
 
-_CHUNK = 256 * 1024
 _MAX_FIELD = 64 * 1024
 _MAX_FIELDS = 1000
 
 
-async def _read_field(request: web.Request, part: BodyPartReader, name: str) -> str:
+async def _read_field(part: FormPart, name: str) -> str:
     data = bytearray()
-    while chunk := await body_read(request, part.read_chunk(_CHUNK)):
+    while chunk := await part.read_chunk():
         data += chunk
         if len(data) > _MAX_FIELD:
             raise BAD_REQUEST.error(f"form field {name!r} is too large")
@@ -74,11 +73,11 @@ async def upload(request: web.Request) -> web.Response:
     approved: Approved | None = None
     try:
         try:
-            reader = form_parts.reader(request)
-            while (part := await body_read(request, reader.next())) is not None:
-                if not isinstance(part, BodyPartReader):
+            parts = FormParts(request)
+            while (part := await parts.next()) is not None:
+                if part.nested:
                     raise BAD_REQUEST.error("nested multipart is not supported")
-                name = part.name  # parsed again at every access
+                name = part.name
                 if name == "file":
                     if stored is not None:
                         raise BAD_REQUEST.error("more than one file")
@@ -89,7 +88,7 @@ async def upload(request: web.Request) -> web.Response:
                 elif name:
                     if len(fields) >= _MAX_FIELDS:
                         raise BAD_REQUEST.error("too many form fields")
-                    fields[name] = await _read_field(request, part, name)
+                    fields[name] = await _read_field(part, name)
         except (ValueError, AssertionError, aiohttp.ClientPayloadError) as exc:
             raise BAD_REQUEST.error("invalid multipart format") from exc
         token = early_token or call.runtime.verify(fields.get("token"))

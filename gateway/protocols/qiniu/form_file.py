@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import aiohttp
-from aiohttp import BodyPartReader, web
+from aiohttp import web
 
 from gateway.access import qetag
 from gateway.access.tokens import UploadToken
@@ -26,14 +26,15 @@ from gateway.core import (
     MemoryBudget,
     ObjectUpload,
 )
-from gateway.protocols.bodies import body_read
 
 from .errors import BAD_REQUEST, TOO_LARGE
+from .form_parts import FormPart
 from .placing import Moment, content_type_of, planned_key
 from .pre_create import Approved
 from .runtime import Call
 from .shared import Head, empty_body
 
+#: the largest chunk a part hands out (one socket read: asyncio's at most)
 _CHUNK = 256 * 1024
 _READ_AHEAD = 4 * 1024 * 1024
 FORM = "form"
@@ -83,7 +84,7 @@ class FilePart:
     its socket pushed back, never sending the fields that follow the file."""
 
     def __init__(
-        self, request: web.Request, part: BodyPartReader, limit: int | None, budget: MemoryBudget
+        self, request: web.Request, part: FormPart, limit: int | None, budget: MemoryBudget
     ) -> None:
         self.request = request
         self.part = part
@@ -94,7 +95,7 @@ class FilePart:
 
     async def _fill(self, queue: asyncio.Queue[bytes | BaseException | None]) -> None:
         try:
-            while chunk := await body_read(self.request, self.part.read_chunk(_CHUNK)):
+            while chunk := await self.part.read_chunk():
                 self.received += len(chunk)
                 if self.limit is not None and self.received > self.limit:
                     self.too_large = True
@@ -134,7 +135,7 @@ class FilePart:
 
 async def receive_file(
     call: Call,
-    part: BodyPartReader,
+    part: FormPart,
     token: UploadToken | None,
     approved: Approved | None,
     fields: dict[str, str],
@@ -148,7 +149,7 @@ async def receive_file(
     limit = token.policy.fsize_limit or None
     held = call.service.hold(bucket)
     try:
-        while chunk := await body_read(call.request, part.read_chunk(_CHUNK)):
+        while chunk := await part.read_chunk():
             await held.add(chunk)
             if limit is not None and held.size > limit:
                 raise TOO_LARGE.error()
@@ -172,7 +173,7 @@ async def receive_file(
         crc32=None,
         head=bytes(head.data),
         filename=part.filename,
-        content_type=part.headers.get(aiohttp.hdrs.CONTENT_TYPE),
+        content_type=part.content_type,
         held=held,
     )
 
@@ -204,7 +205,7 @@ def _direct_upload(
 
 async def _write_direct(
     call: Call,
-    part: BodyPartReader,
+    part: FormPart,
     token: UploadToken,
     held: HeldBytes,
     upload: ObjectUpload,
@@ -217,7 +218,7 @@ async def _write_direct(
     source = FilePart(call.request, part, limit, call.service.memory_budget(upload.bucket))
     source.received = held.size
     hasher, crc, head = qetag.BlockHasher(), Crc32(), Head()
-    client_mime = part.headers.get(aiohttp.hdrs.CONTENT_TYPE)
+    client_mime = part.content_type
 
     def content_type() -> str:
         fname = fields.get("fname") or part.filename
@@ -264,7 +265,7 @@ async def _chain(held: HeldBytes, rest: AsyncIterator[bytes]) -> AsyncIterator[b
 
 
 async def _store_file(
-    call: Call, part: BodyPartReader, token: UploadToken | None, held: HeldBytes | None = None
+    call: Call, part: FormPart, token: UploadToken | None, held: HeldBytes | None = None
 ) -> StoredFile:
     """The file into a new stream as it arrives (after ``held``, the bytes
     already read of it)."""
@@ -305,5 +306,5 @@ async def _store_file(
         crc32=crc.value,
         head=bytes(head.data),
         filename=part.filename,
-        content_type=part.headers.get(aiohttp.hdrs.CONTENT_TYPE),
+        content_type=part.content_type,
     )
