@@ -181,6 +181,12 @@ class _S3Env(Env):
         if sc.kind in ("qiniu-v1", "qiniu-v2"):
             # the Qiniu SDKs' resumable uploads send three blocks / parts at a time
             out.append(("boto3 8M×3", [*argv, "--threads", "3"]))
+        if sc.kind == "qiniu-v2" and sc.part >= 5 << 20:
+            # the SDK through the thinnest v2 server: the most any gateway reaches with it
+            relay = [PY, "-m", "bench.sdk_pace", "once", "--endpoint", endpoint,
+                     "--bucket", self.bucket, "--ak", ak, "--sk", sk,
+                     "--part-size", str(sc.part), *sc.size_args()]  # fmt: skip
+            out.append(("SDK via bare relay", relay))
         return out
 
     def clean(self) -> None:
