@@ -147,7 +147,7 @@ def _median(runs: list[dict[str, Any]], variant: str, key: str, **match: Any) ->
         for r in runs
         if r["variant"] == variant and all(r.get(k) == v for k, v in match.items())
     ]
-    return statistics.median(values)
+    return float(statistics.median(values))
 
 
 def main(argv: list[str] | None = None) -> int:

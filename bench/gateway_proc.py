@@ -45,7 +45,7 @@ def gateway_config(backend: dict[str, Any], workdir: Path, qiniu: bool) -> dict[
 class Gateway(GatewayProcess):
     """The tests' gateway process, quieter, warmed up once it answers."""
 
-    extra_args = ("--log-level", "warning")
+    extra_args: tuple[str, ...] = ("--log-level", "warning")
 
     @property
     def base_url(self) -> str:
