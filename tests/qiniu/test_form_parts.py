@@ -137,6 +137,8 @@ def test_a_read_holding_no_boundary_is_handed_on_as_it_came() -> None:
         ([b"--" + BOUNDARY.encode() + b"\r\n" + b"X-A: b\r\n" * 33 + b"\r\n"], None),
         ([b"--" + BOUNDARY.encode() + b"\r\nX-A: " + b"a" * 9000], None),
         ([b"--" + BOUNDARY.encode() + b"\r\nContent-Type: text/plain\r\n\r\nx\r\n"], None),
+        ([b"x" * 300_000, b"y" * 300_000, body_of([("a", None, None, b"1")])], None),  # preamble
+        ([body_of([("a", None, None, b"1")]), b"z" * 300_000, b"z" * 300_000], None),  # epilogue
         ([body_of([("a", None, None, b"1")])], "multipart/form-data"),  # no boundary
         (
             [body_of([("a", None, None, b"1")], "b" * 71)],

@@ -13,7 +13,10 @@ read the same parts, whatever the chunking).
 
 Bounded: a part's header lines (``_MAX_HEADER_LINE``) and their number
 (``_MAX_HEADERS``); the parser keeps at most a header line or a boundary's
-length of what it was given. A part's size is its reader's to bound.
+length of what it was given; a preamble or an epilogue is read up to
+``_MAX_SILENT`` (then 400: aiohttp's reader stopped at the last boundary, this
+one would read an epilogue to the body's end). A part's size is its reader's
+to bound.
 """
 
 from __future__ import annotations
@@ -32,6 +35,10 @@ _MAX_HEADER_LINE = 8190
 _MAX_HEADERS = 32
 #: RFC 2046 §5.1.1: 1 to 70 characters
 _MAX_BOUNDARY = 70
+#: bytes the parser may take without a part, a part's bytes or its end coming
+#: of them: a part's header block is at most 32 × 8,190; beyond, the body is a
+#: preamble, an epilogue or garbage that would otherwise be read to its end
+_MAX_SILENT = 512 * 1024
 
 _Event: TypeAlias = "MultipartSegment | bytes | None"
 
@@ -90,16 +97,22 @@ class FormParts:
         )
         self._events: Iterator[_Event] = iter(())
         self._part: FormPart | None = None
+        #: bytes given to the parser since its last event
+        self._silent = 0
 
     async def event(self) -> _Event | _End:
         """The parser's next event, reading the body as it needs."""
         while True:
             event = next(self._events, _END)
             if event is not _END:
+                self._silent = 0
                 return event
             if self._parser.closed:
                 return _END
             chunk = await body_read(self._request, self._read())
+            self._silent += len(chunk)
+            if self._silent > _MAX_SILENT:
+                raise ValueError(f"no multipart part in {_MAX_SILENT // 1024} KiB of the body")
             # b"" (the body's end) closes the parser: an error unless complete
             self._events = self._parser.parse(chunk)
 
