@@ -47,7 +47,7 @@ REPO = Path(__file__).resolve().parents[1]
 GiB = 1 << 30
 
 
-def _client(argv: list[str], timeout: float) -> dict[str, Any]:
+def client_result(argv: list[str], timeout: float) -> dict[str, Any]:
     """Run a load generator / baseline process; its last line is JSON."""
     r = subprocess.run(
         argv,
@@ -189,7 +189,7 @@ class Bench:
             aux0 = sum(cpu_seconds(p) for p in aux)
             m0, ch0, me0 = machine_busy_seconds(), _children_cpu(), _self_cpu()
             with self.profiled(gw.pid, f"{env.name}-{sc.name}-rep{rep}"), Meter(gw.pid) as meter:
-                res = _client(
+                res = client_result(
                     [
                         sys.executable,
                         "-m",
@@ -233,7 +233,7 @@ class Bench:
         aux = env.aux_pids()
         aux0 = sum(cpu_seconds(p) for p in aux)
         m0, ch0 = machine_busy_seconds(), _children_cpu()
-        res = _client(argv, self.a.timeout)
+        res = client_result(argv, self.a.timeout)
         aux_cpu = sum(cpu_seconds(p) for p in aux) - aux0
         other = machine_busy_seconds() - m0 - (_children_cpu() - ch0) - aux_cpu
         env.clean()

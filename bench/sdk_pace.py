@@ -34,6 +34,7 @@ from typing import Any
 from urllib.parse import quote
 
 from bench.envs import MotoEnv, SwiftS3Env, s3_client
+from bench.run import client_result
 from bench.sizes import human, parse_size
 from testservers.ports import LOOPBACK, free_port, wait_for_http
 
@@ -121,13 +122,7 @@ def _relay(port: int, endpoint: str, bucket: str, ak: str, sk: str) -> None:
 
 # -- the measurement ----------------------------------------------------------------
 def _run(argv: list[str]) -> dict[str, Any]:
-    out = subprocess.run(
-        [sys.executable, *argv], capture_output=True, text=True, check=False, timeout=600
-    )
-    lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
-    if not lines:
-        raise RuntimeError(f"{argv[:2]} printed no result: {out.stderr[-500:]}")
-    result: dict[str, Any] = json.loads(lines[-1])
+    result = client_result([sys.executable, *argv], timeout=600)
     if result["errors"]:
         raise RuntimeError(f"{argv[:2]}: {result['err_samples']}")
     return result
