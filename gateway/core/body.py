@@ -54,6 +54,7 @@ class GuardedBody:
         self._reading: asyncio.Task[object] | None = None  # a read waiting for the client
         self._stopping = False  # the watcher cancelled that read
         self._watcher: asyncio.Task[None] | None = None
+        self._closed = False
 
     @property
     def complete(self) -> bool:
@@ -64,12 +65,17 @@ class GuardedBody:
         return self._iterate()
 
     def close(self) -> None:
-        """Stop watching the lease (the write is over, read to its end or not)."""
-        if self._watcher is not None:
-            self._watcher.cancel()
+        """Stop watching the lease (the write is over, read to its end or not).
+        The watcher is let go too: cancelled, its traceback holds its frame,
+        which holds this body and its hashers (a part's collected bytes) — a
+        cycle through the task that only the collector would break."""
+        self._closed = True
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.cancel()
 
     async def _iterate(self) -> AsyncIterator[bytes]:
-        if self._lease is not None and self._watcher is None:
+        if self._lease is not None and self._watcher is None and not self._closed:
             self._watcher = asyncio.get_running_loop().create_task(self._watch(self._lease))
         try:
             while True:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
+import weakref
 from collections.abc import AsyncIterator
 
 from gateway.core.body import GuardedBody
@@ -103,3 +105,42 @@ def test_close_stops_watching_when_the_backend_stopped_early() -> None:
         assert watching == []
 
     asyncio.run(main())
+
+
+class _Keeper:
+    """A hasher that keeps what passes (as a part's collector does)."""
+
+    def __init__(self) -> None:
+        self.kept: list[bytes] = []
+
+    def update(self, data: bytes, /) -> None:
+        self.kept.append(data)
+
+
+async def _chunks(n: int) -> AsyncIterator[bytes]:
+    for _ in range(n):
+        yield bytes(64 * 1024)
+
+
+def test_a_finished_body_lets_its_hashers_go_without_the_collector() -> None:
+    """Once a body is over, its hashers (a part's collected bytes) are freed
+    by reference counting: the cancelled lease watcher's traceback holds its
+    frame, which holds the body — had the body kept the watcher, every part's
+    bytes would have waited in a cycle for a full collection (seen: 40 MB a
+    64 MiB upload in 8 MiB parts, RSS 960 MB after 17 uploads)."""
+
+    async def main() -> weakref.ref[_Keeper]:
+        keeper = _Keeper()
+        body = GuardedBody(_chunks(16), limit=None, lease=Lease("u"), hashers=[keeper])
+        assert len(await _drain(body)) == 16 * 64 * 1024
+        for _ in range(3):
+            await asyncio.sleep(0)  # the watcher takes its cancellation
+        assert not [t for t in asyncio.all_tasks() if "GuardedBody._watch" in repr(t.get_coro())]
+        return weakref.ref(keeper)
+
+    gc.disable()
+    try:
+        kept = asyncio.run(main())
+        assert kept() is None, gc.get_referrers(kept())
+    finally:
+        gc.enable()
