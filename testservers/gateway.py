@@ -25,6 +25,9 @@ class GatewayProcess:
 
     #: more ``gateway serve`` arguments
     extra_args: tuple[str, ...] = ()
+    #: folders put on the process's ``PYTHONPATH`` before the project
+    #: (a test's ``sitecustomize``)
+    extra_path: tuple[str, ...] = ()
 
     def __init__(
         self, config: dict[str, Any], workdir: Path | None = None, log_path: Path | None = None
@@ -83,7 +86,7 @@ class GatewayProcess:
                 cwd=self.workdir,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONPATH": str(ROOT)},
+                env={**os.environ, "PYTHONPATH": os.pathsep.join([*self.extra_path, str(ROOT)])},
             )
         try:
             wait_for_http(f"{self.url}/healthz", timeout=30, procs=[self.proc])
