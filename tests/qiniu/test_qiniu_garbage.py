@@ -5,7 +5,8 @@ The gateway collects its young generation rarely (``cli.GC_YOUNG_THRESHOLD``)
 and freezes what start-up made, so bytes caught in a cycle wait long for a
 full collection: a cancelled task's traceback holding a part's collected
 bytes once kept about 40 MB per 64 MiB SDK upload (8 MiB parts) — 955 MB of
-RSS after 17 uploads. The official SDK drives the three Qiniu upload kinds."""
+RSS after 17 uploads. The official SDK drives the three Qiniu upload kinds (tus:
+``tests/tus/test_tus_garbage.py``)."""
 
 from __future__ import annotations
 
@@ -17,28 +18,14 @@ import pytest
 import qiniu
 
 from tests.qiniu.harness import MiB, qiniu_config, region, token
+from tests.support.no_collector import GROWTH_MAX, collector_off, rss
 from tests.support.targets import Target
 from testservers.gateway import GatewayProcess
-
-#: what a run of uploads may leave behind (allocator slack, caches warming)
-GROWTH_MAX = 48 * MiB
-
-
-def _rss(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS")
 
 
 @pytest.fixture
 def no_collector_gw(target: Target, tmp_path: Path) -> Iterator[GatewayProcess]:
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "sitecustomize.py").write_text("import gc\ngc.disable()\n")
-    gw = GatewayProcess(qiniu_config(target), workdir=tmp_path / "gw")
-    gw.extra_path = (str(site),)
-    with gw:
+    with collector_off(qiniu_config(target), tmp_path) as gw:
         yield gw
 
 
@@ -64,11 +51,11 @@ def test_uploads_leave_no_cycles_holding_bytes(
     path.write_bytes(os.urandom(size))
     for n in range(2):  # the first uploads warm caches and pools up
         _upload(gw, kind, path, n)
-    before = _rss(gw.pid)
+    before = rss(gw.pid)
     uploads = max(6, (256 * MiB) // size)
     for n in range(2, 2 + uploads):
         _upload(gw, kind, path, n)
-    grown = _rss(gw.pid) - before
+    grown = rss(gw.pid) - before
     assert grown < GROWTH_MAX, (
         f"{uploads} {kind} uploads of {size >> 20} MiB left the gateway "
         f"{grown >> 20} MiB larger with the cyclic collector off"
