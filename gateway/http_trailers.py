@@ -13,6 +13,7 @@ aiohttp alone and reports that trailers are unavailable.
 from __future__ import annotations
 
 import logging
+import weakref
 from collections import OrderedDict
 from typing import Any
 
@@ -35,11 +36,14 @@ class _RecordingHeadersParser(http_parser.HeadersParser):
         super().__init__(
             template.max_line_size, template.max_headers, template.max_field_size, template._lax
         )
-        self._owner = owner
+        # weakly: the owner holds this parser, and a body cut short leaves
+        # the owner's payload parser holding the body's unread bytes — a
+        # cycle only a full collection would free (ARCHITECTURE.md, §1)
+        self._owner = weakref.ref(owner)
 
     def parse_headers(self, lines: list[bytes]) -> Any:
         result = super().parse_headers(lines)
-        payload_parser = getattr(self._owner, "_payload_parser", None)
+        payload_parser = getattr(self._owner(), "_payload_parser", None)
         if payload_parser is not None and len(result[0]):
             payload = payload_parser.payload
             _TRAILERS[id(payload)] = (payload, result[0])

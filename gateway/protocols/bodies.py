@@ -20,6 +20,7 @@ from gateway.core import BadRequest, BodyInterrupted, RequestTimeout, TooLarge, 
 from gateway.rejection_logs import one_line
 
 T = TypeVar("T")
+E = TypeVar("E", bound=BaseException)
 
 
 def malformed_reason(exc: BaseException) -> str:
@@ -27,6 +28,15 @@ def malformed_reason(exc: BaseException) -> str:
     too long, bad hex, a broken compressed stream), without the bytes it
     quotes at length."""
     return f"malformed request body: {one_line(exc)}"
+
+
+def untraced(exc: E) -> E:
+    """``exc`` without its traceback. aiohttp keeps a body's read error in its
+    reader and in the read's future, and the traceback holds every frame the
+    error passed — the reader's own and ours, with the chunk each had in hand:
+    a cycle that only a full collection frees (``ARCHITECTURE.md``, §1)."""
+    exc.__traceback__ = None
+    return exc
 
 
 async def body_read(request: web.Request, read: Awaitable[T]) -> T:
@@ -82,13 +92,13 @@ class RequestBody:
                 self.received += len(chunk)
                 yield chunk
         except RequestTimeout as exc:
-            self.failure = exc
+            self.failure = untraced(exc)
             raise BodyInterrupted(exc.message) from exc
         except RequestPayloadError as exc:
             self.failure = BadRequest(malformed_reason(exc))
-            raise BodyInterrupted(self.failure.message) from exc
+            raise BodyInterrupted(self.failure.message) from untraced(exc)
         except (aiohttp.ClientPayloadError, ConnectionError, aiohttp.ClientConnectionError) as exc:
-            raise BodyInterrupted(str(exc)) from exc
+            raise BodyInterrupted(str(exc)) from untraced(exc)
 
     def limit(self, room: int) -> None:
         """From now on the body may bring at most ``room`` bytes in all, those

@@ -26,6 +26,7 @@ from gateway.core import (
     MemoryBudget,
     ObjectUpload,
 )
+from gateway.protocols.bodies import untraced
 
 from .errors import BAD_REQUEST, TOO_LARGE
 from .form_parts import FormPart
@@ -108,7 +109,7 @@ class FilePart:
                     raise
             await queue.put(None)
         except (aiohttp.ClientPayloadError, ConnectionError, aiohttp.ClientConnectionError) as exc:
-            await queue.put(BodyInterrupted(str(exc)))
+            await queue.put(BodyInterrupted(str(untraced(exc))))
         except Exception as exc:
             await queue.put(exc)
 

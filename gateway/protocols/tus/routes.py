@@ -157,7 +157,12 @@ async def _dispatch(request: web.Request, upload_id: str | None) -> web.StreamRe
         _admit(ctx, method, record)
 
     ctx.admit = admit  # judged on the record the handler's core call reads anyway
-    return await handler(ctx, upload_id)
+    try:
+        return await handler(ctx, upload_id)
+    finally:
+        # the closure holds ctx, which holds the request: let both go by
+        # reference counting (ARCHITECTURE.md, §1)
+        ctx.admit = None
 
 
 async def _handle(request: web.Request, upload_id: str | None) -> web.StreamResponse:
