@@ -40,7 +40,7 @@ from bench.gateway_proc import (
     qiniu_available,
 )
 from bench.procstat import Meter, cpu_seconds, machine_busy_seconds, wait_quiet
-from bench.scenarios import FULL, QUICK, RSS_SIZES, Scenario
+from bench.scenarios import FULL, QUICK, RSS_SIZES, RSS_SUSTAINED, Scenario
 from bench.sizes import human
 
 REPO = Path(__file__).resolve().parents[1]
@@ -274,7 +274,8 @@ class Bench:
             env.stop()
 
     def rss_check(self) -> list[dict[str, Any]]:
-        """Single uploads of growing size on a fresh gateway each: peak RSS must stay flat."""
+        """Single uploads of growing size on a fresh gateway each: peak RSS must
+        stay flat; so must it over SDK uploads one after another."""
         print("[rss] peak RSS against file size (local disk)", flush=True)
         env = LocalEnv(self.workdir)
         rows = []
@@ -282,6 +283,9 @@ class Bench:
             sc = Scenario("tus", size)
             rec = self.gateway_run(env, sc, 0, label=f"1 × {human(size)}")
             rows.append(rec)
+        if self.qiniu:
+            for sc in RSS_SUSTAINED:
+                rows.append(self.gateway_run(env, sc, 0))
         return rows
 
 
