@@ -6,10 +6,8 @@ must hold nothing of the gateway's."""
 
 from __future__ import annotations
 
-import asyncio
-import gc
 import os
-import types
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +16,7 @@ from yarl import URL
 
 from gateway.app import create_app
 from gateway.config import load_config
-from gateway.core.body import GuardedBody
-from gateway.http_trailers import _RecordingHeadersParser, _TrailerRequestParser
-from gateway.protocols.bodies import RequestBody
-from gateway.protocols.tus.context import TusContext
+from tests.support.cycles import cut_request, left_in_cycles
 from tests.tus.helpers import OCTET, TUS
 
 
@@ -35,36 +30,14 @@ def _config(tmp_path: Path) -> Any:
     )
 
 
-async def _cut_patch(port: int, path: str, offset: int, sent: bytes, pause: float) -> None:
-    """A PATCH announcing 1 GiB whose client vanishes ``pause`` seconds after
-    ``sent`` (0: before the gateway reads them; later: while it waits for more)."""
-    _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+def _cut_patch(port: int, path: str, offset: int, sent: bytes, pause: float) -> Awaitable[None]:
+    """A PATCH announcing 1 GiB whose client vanishes after ``sent``."""
     head = (
         f"PATCH {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nTus-Resumable: 1.0.0\r\n"
         f"Upload-Offset: {offset}\r\nContent-Type: {OCTET['Content-Type']}\r\n"
-        f"Content-Length: {1 << 30}\r\n\r\n"
+        f"Content-Length: {1 << 30}\r\n"
     )
-    writer.write(head.encode() + sent)
-    await writer.drain()
-    await asyncio.sleep(pause)
-    writer.transport.abort()
-
-
-def _the_gateways(o: object) -> bool:
-    """An object of the gateway's request path, or a frame of its code
-    (holding what its locals held). Not aiohttp's own: a request whose client
-    vanished while its handler waited stays in a cycle of aiohttp 3.14's
-    (``RequestHandler.start``'s frame in its CancelledError's traceback)."""
-    ours = (TusContext, RequestBody, GuardedBody, _TrailerRequestParser, _RecordingHeadersParser)
-    if isinstance(o, ours):
-        return True
-    return isinstance(o, types.FrameType) and f"{os.sep}gateway{os.sep}" in o.f_code.co_filename
-
-
-def _name(o: object) -> str:
-    if isinstance(o, types.FrameType):
-        return f"frame of {o.f_code.co_name} ({o.f_code.co_filename.rsplit(os.sep, 2)[-1]}:{o.f_lineno})"
-    return type(o).__name__
+    return cut_request(port, head, sent, pause)
 
 
 def test_requests_leave_nothing_in_cycles(tmp_path: Path) -> None:
@@ -86,15 +59,5 @@ def test_requests_leave_nothing_in_cycles(tmp_path: Path) -> None:
             r = await client.head(path, headers=TUS)  # the cut PATCHes are over
             assert r.status == 200
 
-    gc.collect()
-    gc.disable()
-    try:
-        asyncio.run(main())
-        gc.set_debug(gc.DEBUG_SAVEALL)
-        gc.collect()
-        caught = [o for o in gc.garbage if _the_gateways(o)]
-    finally:
-        gc.set_debug(0)
-        gc.garbage.clear()
-        gc.enable()
-    assert not caught, f"left in reference cycles: {[_name(o) for o in caught]}"
+    caught = left_in_cycles(main)
+    assert not caught, f"left in reference cycles: {caught}"
