@@ -1,4 +1,4 @@
-"""No tus request leaves its objects in reference cycles: the gateway
+"""No tus (or IETF draft) request leaves its objects in reference cycles: the gateway
 collects rarely (``ARCHITECTURE.md``, §1), and a request caught in one keeps
 its body's unread bytes until a full collection. In-process (local disk), the
 collector off while requests run; what a collection then finds unreachable
@@ -58,6 +58,27 @@ def test_requests_leave_nothing_in_cycles(tmp_path: Path) -> None:
                 await _cut_patch(port, path, int(r.headers["Upload-Offset"]), sent, pause)
             r = await client.head(path, headers=TUS)  # the cut PATCHes are over
             assert r.status == 200
+            # creation with upload
+            r = await client.post(
+                "/files/", data=sent, headers={**TUS, **OCTET, "Upload-Length": str(1 << 30)}
+            )
+            assert r.status == 201
+            # the IETF draft (interop version 7): created with bytes, appends cut
+            ietf = {"Upload-Draft-Interop-Version": "7", "Upload-Complete": "?0"}
+            r = await client.post("/files/", data=sent, headers=ietf)
+            assert r.status == 201, await r.text()
+            path = URL(r.headers["Location"]).path
+            for pause in (0, 0.1):
+                r = await client.head(path, headers=ietf)
+                head = (
+                    f"PATCH {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                    "Upload-Draft-Interop-Version: 7\r\nUpload-Complete: ?0\r\n"
+                    f"Upload-Offset: {r.headers['Upload-Offset']}\r\n"
+                    f"Content-Type: application/partial-upload\r\nContent-Length: {1 << 30}\r\n"
+                )
+                await cut_request(port, head, sent, pause)
+            r = await client.head(path, headers=ietf)
+            assert r.status == 204
 
     caught = left_in_cycles(main)
     assert not caught, f"left in reference cycles: {caught}"
