@@ -1,5 +1,6 @@
 """Uploads leave no bytes in reference cycles: with the cyclic collector off
-in the gateway, the memory a run of uploads takes is back once they end.
+in the gateway, the memory a run of uploads takes is back once they end, and
+a collection would find nothing of the gateway's unreachable.
 
 The gateway collects its young generation rarely (``cli.GC_YOUNG_THRESHOLD``)
 and freezes what start-up made, so bytes caught in a cycle wait long for a
@@ -18,7 +19,7 @@ import pytest
 import qiniu
 
 from tests.qiniu.harness import MiB, qiniu_config, region, token
-from tests.support.no_collector import GROWTH_MAX, collector_off, rss
+from tests.support.no_collector import GROWTH_MAX, collector_off, rss, unreachable_in
 from tests.support.targets import Target
 from testservers.gateway import GatewayProcess
 
@@ -56,6 +57,8 @@ def test_uploads_leave_no_cycles_holding_bytes(
     for n in range(2, 2 + uploads):
         _upload(gw, kind, path, n)
     grown = rss(gw.pid) - before
+    found = unreachable_in(gw)
+    assert not found, f"left in reference cycles: {found}"
     assert grown < GROWTH_MAX, (
         f"{uploads} {kind} uploads of {size >> 20} MiB left the gateway "
         f"{grown >> 20} MiB larger with the cyclic collector off"

@@ -36,19 +36,26 @@ def _name(o: object) -> str:
     return type(o).__name__
 
 
-def left_in_cycles(run: Callable[[], Coroutine[Any, Any, None]]) -> list[str]:
-    """``run()`` with the collector off; then what a collection finds
-    unreachable that is the gateway's, named."""
-    gc.collect()
-    gc.disable()
+def unreachable() -> list[str]:
+    """What a collection finds unreachable that is the gateway's, named (the
+    collector stays as it was)."""
+    gc.set_debug(gc.DEBUG_SAVEALL)
     try:
-        asyncio.run(run())
-        gc.set_debug(gc.DEBUG_SAVEALL)
         gc.collect()
         return [_name(o) for o in gc.garbage if _the_gateways(o)]
     finally:
         gc.set_debug(0)
         gc.garbage.clear()
+
+
+def left_in_cycles(run: Callable[[], Coroutine[Any, Any, None]]) -> list[str]:
+    """``run()`` with the collector off; then ``unreachable()``."""
+    gc.collect()
+    gc.disable()
+    try:
+        asyncio.run(run())
+        return unreachable()
+    finally:
         gc.enable()
 
 
