@@ -275,30 +275,19 @@ def checks(
         line(
             f"gw peak RSS MiB, local 64x8M c64 ({where})", "≤ 100", v, v is not None and v <= 100, 0
         )
-    sizes = [r for r in rss_rows if r["scenario"].startswith("1 × ")]
-    if len(sizes) >= 2 and all(r["peak_rss_mib"] for r in sizes):
-        growth = sizes[-1]["peak_rss_mib"] - sizes[0]["peak_rss_mib"]
-        line(
-            f"gw peak RSS growth {sizes[0]['scenario']} → {sizes[-1]['scenario']} (MiB)",
-            "flat (≤ 8)",
-            growth,
-            growth <= 8,
-            0,
-        )
-    else:
-        line("gw peak RSS flat in file size", "flat", None, None)
-    sustained = [r for r in rss_rows if r["scenario"].startswith("qiniu-v2")]
-    if len(sustained) == 2 and all(r["peak_rss_mib"] for r in sustained):
-        growth = sustained[1]["peak_rss_mib"] - sustained[0]["peak_rss_mib"]
-        line(
-            f"gw peak RSS growth {sustained[0]['scenario']} → {sustained[1]['scenario']} (MiB)",
-            "flat (≤ 16)",
-            growth,
-            growth <= 16,
-            0,
-        )
-    else:
-        line("gw peak RSS flat over uploads one after another", "flat", None, None)
+
+    def flat(prefix: str, bound: int, unmeasured: str) -> None:
+        """Peak RSS growth from the first to the last RSS row named ``prefix…``."""
+        some = [r for r in rss_rows if r["scenario"].startswith(prefix)]
+        if len(some) < 2 or not all(r["peak_rss_mib"] for r in some):
+            line(unmeasured, "flat", None, None)
+            return
+        growth = some[-1]["peak_rss_mib"] - some[0]["peak_rss_mib"]
+        where = f"{some[0]['scenario']} → {some[-1]['scenario']}"
+        line(f"gw peak RSS growth {where} (MiB)", f"flat (≤ {bound})", growth, growth <= bound, 0)
+
+    flat("1 × ", 8, "gw peak RSS flat in file size")
+    flat("qiniu-v2", 16, "gw peak RSS flat over uploads one after another")
     for env in ("s3-moto", "s3-swift"):
         v = _ratio(rows, env, "tus 1x512M", "boto3 8M×10")
         line(f"{env} tus 1x512M: gw ÷ boto3", "≥ 0.9", v, v is not None and v >= 0.9)
