@@ -11,6 +11,7 @@ RSS after 17 uploads. The official SDK drives the three Qiniu upload kinds (tus:
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +20,7 @@ import pytest
 import qiniu
 
 from tests.qiniu.harness import MiB, qiniu_config, region, token
-from tests.support.no_collector import GROWTH_MAX, collector_off, rss, unreachable_in
+from tests.support.no_collector import assert_uploads_leave_nothing, collector_off
 from tests.support.targets import Target
 from testservers.gateway import GatewayProcess
 
@@ -50,16 +51,10 @@ def test_uploads_leave_no_cycles_holding_bytes(
     gw = no_collector_gw
     path = tmp_path / "src.bin"
     path.write_bytes(os.urandom(size))
-    for n in range(2):  # the first uploads warm caches and pools up
-        _upload(gw, kind, path, n)
-    before = rss(gw.pid)
-    uploads = max(6, (256 * MiB) // size)
-    for n in range(2, 2 + uploads):
-        _upload(gw, kind, path, n)
-    grown = rss(gw.pid) - before
-    found = unreachable_in(gw)
-    assert not found, f"left in reference cycles: {found}"
-    assert grown < GROWTH_MAX, (
-        f"{uploads} {kind} uploads of {size >> 20} MiB left the gateway "
-        f"{grown >> 20} MiB larger with the cyclic collector off"
+    numbers = itertools.count()
+    assert_uploads_leave_nothing(
+        gw,
+        lambda: _upload(gw, kind, path, next(numbers)),
+        max(6, (256 * MiB) // size),
+        f"{kind} uploads of {size >> 20} MiB",
     )

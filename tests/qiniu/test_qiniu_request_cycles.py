@@ -33,12 +33,6 @@ def _config(tmp_path: Path) -> Any:
     )
 
 
-def _head(method: str, path: str, length: int, **headers: str) -> str:
-    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", f"Content-Length: {length}"]
-    lines += [f"{k}: {v}" for k, v in headers.items()]
-    return "".join(f"{line}\r\n" for line in lines)
-
-
 def test_qiniu_requests_leave_nothing_in_cycles(tmp_path: Path) -> None:
     data = os.urandom(4 * MiB)
     token = auth(uptoken("default"))
@@ -54,18 +48,14 @@ def test_qiniu_requests_leave_nothing_in_cycles(tmp_path: Path) -> None:
             r = await client.post("/", data=body, headers=form)
             assert r.status == 200, await r.text()
             for pause in _PAUSES:
-                head = _head("POST", "/", len(body), **form)
-                await cut_request(port, head, body[: 2 * MiB], pause)
+                cut = body[: 2 * MiB]
+                await cut_request(port, "POST", "/", form, cut, pause, announced=len(body))
             # v1: a block whole, then cut
             r = await client.post(f"/mkblk/{len(data)}", data=data, headers=token)
             assert r.status == 200, await r.text()
             for pause in _PAUSES:
-                await cut_request(
-                    port,
-                    _head("POST", f"/mkblk/{len(data)}", len(data), **token),
-                    data[:MiB],
-                    pause,
-                )
+                mkblk = f"/mkblk/{len(data)}"
+                await cut_request(port, "POST", mkblk, token, data[:MiB], pause, len(data))
             # v2: a part whole, then cut
             obj = base64.urlsafe_b64encode(b"c/v2").decode()
             r = await client.post(f"/buckets/default/objects/{obj}/uploads", headers=token)
@@ -74,8 +64,8 @@ def test_qiniu_requests_leave_nothing_in_cycles(tmp_path: Path) -> None:
             r = await client.put(f"{parts}/1", data=data, headers=token)
             assert r.status == 200, await r.text()
             for number, pause in enumerate(_PAUSES, start=2):
-                head = _head("PUT", f"{parts}/{number}", len(data), **token)
-                await cut_request(port, head, data[:MiB], pause)
+                part = f"{parts}/{number}"
+                await cut_request(port, "PUT", part, token, data[:MiB], pause, len(data))
             r = await client.get(parts, headers=token)  # the cut parts are over
             assert r.status == 200, await r.text()
 

@@ -59,10 +59,20 @@ def left_in_cycles(run: Callable[[], Coroutine[Any, Any, None]]) -> list[str]:
         gc.enable()
 
 
-async def cut_request(port: int, head: str, sent: bytes, pause: float) -> None:
-    """A request (``head``: its request line and headers, announcing more
-    than ``sent``) whose client vanishes ``pause`` seconds after sending
-    ``sent`` (0: before the gateway reads it; later: while it waits)."""
+async def cut_request(
+    port: int,
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    sent: bytes,
+    pause: float,
+    announced: int = 1 << 30,
+) -> None:
+    """A request announcing ``announced`` body bytes whose client vanishes
+    ``pause`` seconds after sending ``sent`` of them (0: before the gateway
+    reads them; later: while it waits for more)."""
+    fields = {"Host": "127.0.0.1", "Content-Length": str(announced), **headers}
+    head = f"{method} {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in fields.items())
     _reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(head.encode() + b"\r\n" + sent)
     await writer.drain()

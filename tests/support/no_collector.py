@@ -9,7 +9,7 @@ import json
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ signal.signal(signal.SIGUSR2, _dump)
 """
 
 #: what a run of uploads may leave behind (allocator slack, caches warming)
-GROWTH_MAX = 48 * 1024 * 1024
+_GROWTH_MAX = 48 * 1024 * 1024
 
 
 @contextmanager
@@ -65,3 +65,22 @@ def unreachable_in(gw: GatewayProcess) -> list[str]:
         time.sleep(0.05)
     found: list[str] = json.loads(out.read_text())
     return found
+
+
+def assert_uploads_leave_nothing(
+    gw: GatewayProcess, upload: Callable[[], None], uploads: int, what: str
+) -> None:
+    """``upload()`` twice (caches and pools warm up), then ``uploads`` times
+    more: nothing of the gateway's is then unreachable, and its RSS grew less
+    than ``_GROWTH_MAX``; ``what`` names one upload in the message."""
+    for _ in range(2):
+        upload()
+    before = rss(gw.pid)
+    for _ in range(uploads):
+        upload()
+    grown = rss(gw.pid) - before
+    found = unreachable_in(gw)
+    assert not found, f"left in reference cycles: {found}"
+    assert grown < _GROWTH_MAX, (
+        f"{uploads} {what} left the gateway {grown >> 20} MiB larger with the cyclic collector off"
+    )
